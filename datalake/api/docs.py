@@ -1,0 +1,96 @@
+"""OpenAPI descriptions and examples of the catalog endpoints."""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter
+
+ROWS_DESCRIPTION = (
+    "The records of a resource (needs `read`), at most 10 a page. Projection with "
+    "`fields`, ordering with `ordering` (default: the key), filters `col`, `col__gt`, "
+    "`col__gte`, `col__lt`, `col__lte`, `col__in` on the columns whose catalog entry "
+    "lists the operator. Walk deep with `cursor=<next_cursor>` (constant time at any "
+    "depth); `page=N` is an offset. Unknown parameters, columns or badly typed values "
+    "are a 400 naming the parameter; a page past the end is a 404. Above "
+    "10,000 matching rows `count` is the planner's estimate and `count_is_estimate` is "
+    "true. The per-table filters are listed under each `/resources/<table>/rows/` path."
+)
+
+PAGE_PARAMETERS = [
+    OpenApiParameter("page", OpenApiTypes.INT, description="Page number (1-based)."),
+    OpenApiParameter("page_size", OpenApiTypes.INT, description="Items per page, at most 10."),
+]
+
+ROWS_PARAMETERS = [
+    *PAGE_PARAMETERS,
+    OpenApiParameter("cursor", OpenApiTypes.STR, description="`next_cursor` of the previous page."),
+    OpenApiParameter(
+        "fields",
+        OpenApiTypes.STR,
+        description="Comma-separated columns to return.",
+        examples=[OpenApiExample("Projection", value="transaction_id,amount,country")],
+    ),
+    OpenApiParameter(
+        "ordering",
+        OpenApiTypes.STR,
+        description="Comma-separated columns, `-` for descending; the key breaks ties.",
+        examples=[OpenApiExample("Ordering", value="-amount,timestamp")],
+    ),
+]
+
+TRANSACTION_ROW = {
+    "transaction_id": "TX-20261120-000123",
+    "user_id": "U00042",
+    "timestamp": "2026-11-20T13:45:12Z",
+    "transaction_type": "online",
+    "payment_method": "card",
+    "country": "FR",
+    "product_id": "P0007",
+    "product_category": "books",
+    "quantity": 2,
+    "amount": "59.90",
+    "currency": "EUR",
+    "amount_eur": "59.90",
+    "status": "completed",
+    "customer_rating": 5,
+}
+
+ROWS_EXAMPLE = OpenApiExample(
+    "A page of transactions",
+    value={
+        "count": 157342,
+        "count_is_estimate": True,
+        "next": "http://localhost:8000/api/v1/resources/transactions/rows/?country=FR&page=2",
+        "previous": None,
+        "next_cursor": "WyJUWC0yMDI2MTEyMC0wMDAxMjMiXQ",
+        "results": [TRANSACTION_ROW],
+    },
+    response_only=True,
+)
+
+RESOURCE_EXAMPLE = OpenApiExample(
+    "The transactions table",
+    value={
+        "name": "transactions",
+        "kind": "table",
+        "description": "Transactions from the daily files and the live pipeline, with amount_eur.",
+        "columns": [
+            {"name": "transaction_id", "type": "string", "filters": ["eq", "in"]},
+            {
+                "name": "amount",
+                "type": "decimal",
+                "filters": ["eq", "gt", "gte", "lt", "lte", "in"],
+            },
+        ],
+        "versioning": True,
+        "current_version": 3,
+        "row_count": 10000000,
+        "access": ["read"],
+        "url": "http://localhost:8000/api/v1/resources/transactions/",
+    },
+    response_only=True,
+)
+
+RESOURCE_EXAMPLE_LIST = OpenApiExample(
+    "The catalog",
+    value={"count": 12, "next": None, "previous": None, "results": [RESOURCE_EXAMPLE.value]},
+    response_only=True,
+)

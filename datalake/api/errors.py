@@ -1,0 +1,48 @@
+"""Errors as JSON with `detail` (a sentence) and `code` (a stable string)."""
+
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the state of the resource."
+    default_code = "conflict"
+
+    def __init__(self, detail=None, code=None):
+        super().__init__(detail, code)
+        self.code = code or self.default_code
+
+
+def _flatten(detail) -> dict:
+    """Per-field messages as {field: [str, ...]}."""
+    if isinstance(detail, dict):
+        return {k: [str(m) for m in (v if isinstance(v, list) else [v])] for k, v in detail.items()}
+    return {
+        "non_field_errors": [str(m) for m in (detail if isinstance(detail, list) else [detail])]
+    }
+
+
+def exception_handler(exc, context):
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        errors = _flatten(exc.detail)
+        names = ", ".join(k for k in errors if k != "non_field_errors")
+        first = next(iter(errors.values()))[0]
+        sentence = f"Invalid {names}: {first}" if names else first
+        response.data = {"detail": sentence, "code": "invalid", "errors": errors}
+        return response
+    code = getattr(exc, "code", None) or getattr(exc, "default_code", "error")
+    detail = getattr(exc, "detail", str(exc))
+    if isinstance(detail, (dict, list)):
+        response.data = {"detail": str(detail), "code": code}
+    else:
+        response.data = {"detail": str(detail), "code": getattr(detail, "code", code) or code}
+    return response
+
+
+def error_response(detail: str, code: str, status_code: int) -> Response:
+    return Response({"detail": detail, "code": code}, status=status_code)

@@ -1,0 +1,25 @@
+"""`GET /api/v1/`: the entry point of the browsable API."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.response import Response
+from rest_framework.reverse import reverse
+from rest_framework.views import APIView
+
+
+class ApiRootView(APIView):
+    """Links to the catalog, the token endpoint and the docs."""
+
+    @extend_schema(
+        description="Links to the API's main collections and its documentation.",
+        responses={200: dict},
+        tags=["catalog"],
+    )
+    def get(self, request):
+        links = {
+            "resources": "resource-list",
+            "token": "auth-token",
+            "schema": "schema",
+            "docs": "swagger-ui",
+            "redoc": "redoc",
+        }
+        return Response({k: reverse(v, request=request) for k, v in links.items()})

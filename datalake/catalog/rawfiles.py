@@ -1,0 +1,176 @@
+"""Reading a landing folder in place: every file parsed once into an Arrow table.
+
+The table is cached per process and keyed by each file's name, size and mtime, so
+a new or replaced file is seen on the next request. DuckDB then runs the query
+grammar's SQL over it (see `datalake.api.filequery`).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import threading
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+from django.utils.dateparse import parse_datetime
+
+from . import files
+
+ARROW_TYPES = {
+    "string": pa.string(),
+    "integer": pa.int64(),
+    "decimal": pa.float64(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+    "array": pa.list_(pa.string()),
+}
+
+_cache: dict[str, tuple[tuple, pa.Table]] = {}
+_lock = threading.Lock()
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    if path.name.endswith(".gz"):
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
+    return open(path, encoding="utf-8", errors="replace", newline="")
+
+
+def iter_records(path: Path):
+    """(line number, dict) for every record of a JSON-lines or CSV file that parses."""
+    with _open_text(path) as handle:
+        if ".csv" in path.name:
+            reader = csv.reader(handle)
+            header = next(reader, None) or []
+            names = [(i, h.strip()) for i, h in enumerate(header) if h.strip()]
+            for row in reader:
+                if row:
+                    yield reader.line_num, {n: row[i] if i < len(row) else None for i, n in names}
+            return
+        for number, line in enumerate(handle, start=1):
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(record, dict):
+                yield number, record
+
+
+def _to_int(value):
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def _to_float(value):
+    if isinstance(value, bool) or value is None or value == "":
+        return None
+    try:
+        return float(Decimal(str(value)))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def _to_timestamp(value):
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = parse_datetime(value)
+    except ValueError:
+        return None
+    return parsed if parsed is not None and parsed.tzinfo is not None else None
+
+
+def _to_array(value):
+    return [str(v) for v in value] if isinstance(value, list) else None
+
+
+def _to_string(value):
+    if value is None or isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode() if isinstance(value, (dict, list)) else str(value)
+
+
+CONVERTERS = {
+    "string": _to_string,
+    "integer": _to_int,
+    "decimal": _to_float,
+    "timestamp": _to_timestamp,
+    "array": _to_array,
+}
+
+
+def _signature(paths: list[Path]) -> tuple:
+    stats = []
+    for p in paths:
+        st = p.stat()
+        stats.append((p.name, st.st_size, st.st_mtime_ns))
+    return tuple(stats)
+
+
+def _build(paths: list[Path], schema) -> pa.Table:
+    names = [n for n, _ in schema]
+    convert = [CONVERTERS[t] for _, t in schema]
+    cols: dict[str, list] = {"_file": [], "_line": [], **{n: [] for n in names}}
+    for path in paths:
+        for line, record in iter_records(path):
+            cols["_file"].append(path.name)
+            cols["_line"].append(line)
+            for name, conv in zip(names, convert, strict=True):
+                cols[name].append(conv(record.get(name)))
+    arrow_schema = pa.schema(
+        [("_file", pa.string()), ("_line", pa.int64())] + [(n, ARROW_TYPES[t]) for n, t in schema]
+    )
+    return pa.table(cols, schema=arrow_schema)
+
+
+def load_folder(source: str) -> pa.Table:
+    """The whole folder as one Arrow table (`_file`, `_line` and the schema's columns)."""
+    paths = files.folder_files(source)
+    signature = _signature(paths)
+    cached = _cache.get(source)
+    if cached and cached[0] == signature:
+        return cached[1]
+    with _lock:
+        table = _build(paths, files.folder_schema(source))
+        _cache[source] = (signature, table)
+    return table
+
+
+_inferred: dict[str, tuple[tuple, list[str]]] = {}
+
+
+def inferred_columns(source: str, sample: int = 1000) -> list[str]:
+    """Column names of an undeclared folder: the keys seen in the first records of each file."""
+    paths = files.folder_files(source)
+    signature = _signature(paths)
+    cached = _inferred.get(source)
+    if cached and cached[0] == signature:
+        return cached[1]
+    names = _scan_keys(paths, sample)
+    _inferred[source] = (signature, names)
+    return names
+
+
+def _scan_keys(paths: list[Path], sample: int) -> list[str]:
+    seen: dict[str, None] = {}
+    for path in paths:
+        for count, (_line, record) in enumerate(iter_records(path)):
+            seen.update(dict.fromkeys(record))
+            if count >= sample:
+                break
+    return [n for n in seen if n and not n.startswith("_")]
+
+
+def file_row_count(source: str) -> int | None:
+    """Records in the folder if already loaded, else None (the catalog will not parse for it)."""
+    cached = _cache.get(source)
+    if cached and cached[0] == _signature(files.folder_files(source)):
+        return cached[1].num_rows
+    return None

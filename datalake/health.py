@@ -1,0 +1,48 @@
+"""`GET /healthz`: 200 when PostgreSQL, Redis and the pipeline broker answer, else 503."""
+
+from __future__ import annotations
+
+import redis
+from confluent_kafka.admin import AdminClient
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+
+
+def check_database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+def check_redis() -> None:
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+def check_broker() -> None:
+    admin = AdminClient(
+        {"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS, "socket.timeout.ms": 2000}
+    )
+    admin.list_topics(timeout=3)
+
+
+CHECKS = {"database": check_database, "redis": check_redis, "broker": check_broker}
+
+
+def healthz(request):
+    """Each dependency's state; the failing ones are named with their error."""
+    checks, failing = {}, []
+    for name, check in CHECKS.items():
+        try:
+            check()
+            checks[name] = "ok"
+        except Exception as exc:  # any failure of a dependency is a 503, never a 500
+            checks[name] = f"error: {type(exc).__name__}: {exc}"[:300]
+            failing.append(name)
+    if failing:
+        body = {"status": "unavailable", "failing": failing, "checks": checks}
+        return JsonResponse(body, status=503)
+    return JsonResponse({"status": "ok", "checks": checks})

@@ -1,0 +1,24 @@
+"""URLs: the API under /api/v1/, its docs, the admin, the browsable API's login, /healthz."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from .api.root import ApiRootView
+from .health import healthz
+
+api_v1 = [
+    path("", ApiRootView.as_view(), name="api-root"),
+    path("", include("accounts.api.urls")),
+    path("", include("datalake.api.urls")),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    path("api-auth/", include("rest_framework.urls")),
+    path("admin/", admin.site.urls),
+    path("healthz", healthz, name="healthz"),
+]
