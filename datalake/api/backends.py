@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 
 import duckdb
 from django.conf import settings
@@ -76,12 +77,19 @@ _local = threading.local()
 
 def _duck() -> duckdb.DuckDBPyConnection:
     if not hasattr(_local, "con"):
-        _local.con = duckdb.connect(":memory:", config={"TimeZone": "UTC", "threads": 1})
+        _local.con = duckdb.connect(":memory:", config={"threads": 1})
     return _local.con
 
 
 def ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _naive_utc(value):
+    """Raw timestamps are stored as naive UTC; compare them with naive UTC values."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
 
 
 def _sql_condition(conjuncts) -> tuple[str, list]:
@@ -94,10 +102,10 @@ def _sql_condition(conjuncts) -> tuple[str, list]:
             parts.append(f"{col} IS NOT NULL")
         elif op == "in":
             parts.append(f"{col} IN ({', '.join('?' * len(value))})")
-            params += list(value)
+            params += [_naive_utc(v) for v in value]
         else:
             parts.append(f"{col} {SQL_OPS[op]} ?")
-            params.append(value)
+            params.append(_naive_utc(value))
     return " AND ".join(parts) or "TRUE", params
 
 
@@ -126,7 +134,13 @@ class FileBackend:
         sql = f"SELECT {cols} FROM t WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"
         result = self._run(sql, [*params, limit, offset])
         names = [d[0] for d in result.description]
-        return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+        rows = [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+        stamps = [n for n in names if self.query.entry.column(n).type == "timestamp"]
+        for row in rows if stamps else ():
+            for name in stamps:
+                if row[name] is not None:
+                    row[name] = row[name].replace(tzinfo=UTC)
+        return rows
 
     def count(self) -> tuple[int, bool]:
         result = self._run(f"SELECT count(*) FROM t WHERE {self.where}", list(self.params))

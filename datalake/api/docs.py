@@ -14,12 +14,20 @@ ROWS_DESCRIPTION = (
     "true. The per-table filters are listed under each `/resources/<table>/rows/` path."
 )
 
+NAME_PARAMETER = OpenApiParameter(
+    "name",
+    OpenApiTypes.STR,
+    OpenApiParameter.PATH,
+    description="Resource name, e.g. `transactions` or `raw_transactions`.",
+)
+
 PAGE_PARAMETERS = [
     OpenApiParameter("page", OpenApiTypes.INT, description="Page number (1-based)."),
     OpenApiParameter("page_size", OpenApiTypes.INT, description="Items per page, at most 10."),
 ]
 
 ROWS_PARAMETERS = [
+    NAME_PARAMETER,
     *PAGE_PARAMETERS,
     OpenApiParameter("cursor", OpenApiTypes.STR, description="`next_cursor` of the previous page."),
     OpenApiParameter(

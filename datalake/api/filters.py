@@ -72,7 +72,12 @@ def _make_filter(column, op: str) -> df.Filter:
     help_text = f"`{column.name}` {op} ({column.type})" + (
         ", comma-separated" if op == "in" else ""
     )
-    return filter_class(field_name=column.name, lookup_expr=LOOKUPS[op], help_text=help_text)
+    return filter_class(
+        field_name=column.name,
+        lookup_expr=LOOKUPS[op],
+        label=param_name(column.name, op),
+        help_text=help_text,
+    )
 
 
 @lru_cache(maxsize=256)

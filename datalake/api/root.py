@@ -1,6 +1,6 @@
 """`GET /api/v1/`: the entry point of the browsable API."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
@@ -12,6 +12,13 @@ class ApiRootView(APIView):
     @extend_schema(
         description="Links to the API's main collections and its documentation.",
         responses={200: dict},
+        examples=[
+            OpenApiExample(
+                "Links",
+                value={"resources": "http://localhost:8000/api/v1/resources/"},
+                response_only=True,
+            )
+        ],
         tags=["catalog"],
     )
     def get(self, request):

@@ -50,6 +50,7 @@ class ResourceViewSet(viewsets.ViewSet):
 
     @extend_schema(
         description="One resource of the catalog.",
+        parameters=[docs.NAME_PARAMETER],
         responses=ResourceSerializer,
         examples=[docs.RESOURCE_EXAMPLE],
         tags=["catalog"],

@@ -67,9 +67,13 @@ def _files_entry(source: str) -> Entry:
     )
 
 
+def list_table_entries() -> list[Entry]:
+    return [_table_entry(spec) for spec in tables.TABLES]
+
+
 def list_entries() -> list[Entry]:
     """Every resource: the built-in tables, then one `raw_<source>` per landing folder."""
-    entries = [_table_entry(spec) for spec in tables.TABLES]
+    entries = list_table_entries()
     entries += [_files_entry(source) for source in files.landing_sources()]
     return sorted(entries, key=lambda e: e.name)
 

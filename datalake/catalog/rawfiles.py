@@ -11,6 +11,7 @@ import csv
 import gzip
 import io
 import threading
+from datetime import UTC
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -24,7 +25,7 @@ ARROW_TYPES = {
     "string": pa.string(),
     "integer": pa.int64(),
     "decimal": pa.float64(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
+    "timestamp": pa.timestamp("us"),  # naive UTC: DuckDB without ICU has no time zones
     "array": pa.list_(pa.string()),
 }
 
@@ -84,7 +85,9 @@ def _to_timestamp(value):
         parsed = parse_datetime(value)
     except ValueError:
         return None
-    return parsed if parsed is not None and parsed.tzinfo is not None else None
+    if parsed is None or parsed.tzinfo is None:
+        return None
+    return parsed.astimezone(UTC).replace(tzinfo=None)
 
 
 def _to_array(value):

@@ -1,0 +1,80 @@
+"""Shared fixtures: users and API clients, a lake folder, the local broker.
+
+Everything here is real: the PostgreSQL test database, Redis, the Tansu broker.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from django.conf import settings as django_settings
+from django.contrib.auth.models import User
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from datalake.devbroker import start_broker, stop_broker
+
+
+def pytest_configure(config):
+    # Hashing with PBKDF2 costs ~0.5 s per user: the tests need users, not strong hashes.
+    django_settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def broker():
+    """A real Kafka-protocol broker on a free local port, for the whole session."""
+    port = free_port()
+    process = start_broker(port)
+    previous = django_settings.KAFKA_BOOTSTRAP_SERVERS
+    django_settings.KAFKA_BOOTSTRAP_SERVERS = f"127.0.0.1:{port}"
+    yield f"127.0.0.1:{port}"
+    django_settings.KAFKA_BOOTSTRAP_SERVERS = previous
+    stop_broker(process)
+
+
+@pytest.fixture
+def lake(tmp_path, settings):
+    """An empty lake root; `landing/` is where delivered files go."""
+    settings.LAKE_ROOT = tmp_path
+    (tmp_path / "landing").mkdir()
+    return tmp_path
+
+
+def make_user(username: str, **extra) -> User:
+    return User.objects.create_user(username=username, password=f"{username}-pw-123", **extra)
+
+
+def client_for(user: User | None) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        token, _ = Token.objects.get_or_create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def alice(db) -> User:
+    return make_user("alice")
+
+
+@pytest.fixture
+def staff(db) -> User:
+    return make_user("root", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def api(alice) -> APIClient:
+    """An authenticated client (alice, no staff rights)."""
+    return client_for(alice)
+
+
+@pytest.fixture
+def anon() -> APIClient:
+    return APIClient()
