@@ -1,0 +1,38 @@
+# Common tasks. `make demo` installs everything and runs the portal with demo data;
+# `make test` runs the whole test suite (what CI runs).
+PY := .venv/bin/python
+
+.PHONY: install demo run test lint format migrate bench clean
+
+install:
+	bash scripts/bootstrap.sh
+
+demo: install
+	$(PY) scripts/demo_setup.py
+	$(PY) scripts/run_local.py
+
+run: install
+	$(PY) scripts/run_local.py
+
+migrate: install
+	$(PY) manage.py migrate
+
+test: install
+	$(PY) manage.py makemigrations --check --dry-run
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	$(PY) -m pytest --create-db -p no:cacheprovider
+
+lint:
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+format:
+	.venv/bin/ruff check --fix .
+	.venv/bin/ruff format .
+
+bench: install
+	$(PY) bench/rows_http.py
+
+clean:
+	rm -rf run staticfiles .pytest_cache .ruff_cache

@@ -1,0 +1,55 @@
+"""Prepare the demo: schema, an admin and an analyst with tokens, demo files in the lake.
+
+Idempotent; prints the credentials and tokens to use.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "datalake.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.contrib.auth.models import User  # noqa: E402
+from django.core.management import call_command, get_commands  # noqa: E402
+from rest_framework.authtoken.models import Token  # noqa: E402
+
+DEMO_USERS = {"admin": True, "analyst": False}
+
+
+def ensure_user(username: str, staff: bool) -> str:
+    user, created = User.objects.get_or_create(
+        username=username, defaults={"is_staff": staff, "is_superuser": staff}
+    )
+    if created:
+        user.set_password(f"{username}-demo-pw")
+        user.save()
+    return Token.objects.get_or_create(user=user)[0].key
+
+
+def main() -> None:
+    call_command("migrate", interactive=False, verbosity=0)
+    call_command("collectstatic", interactive=False, verbosity=0)
+    tokens = {name: ensure_user(name, staff) for name, staff in DEMO_USERS.items()}
+    landing = Path(settings.LAKE_ROOT) / "landing"
+    if "generate_sample_data" in get_commands():
+        call_command("generate_sample_data", out=str(landing))
+    if "ingest_landing" in get_commands():
+        call_command("ingest_landing", sync=True)
+    print(f"\nLake: {settings.LAKE_ROOT}")
+    for name, key in tokens.items():
+        print(f"  user {name!r} password {name + '-demo-pw'!r} token {key}")
+    header = f"Authorization: Token {tokens['analyst']}"
+    print(f"  try: curl -H '{header}' http://127.0.0.1:8000/api/v1/resources/")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Run the whole portal on this machine: broker, web, worker, scheduler, pipeline consumer.
+
+`make demo` calls this after installing and loading the demo data. Every process
+logs to run/<name>.log; Ctrl-C (or SIGTERM) stops them all. If one dies, the
+others are stopped too and the exit code says so.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BIN = ROOT / ".venv" / "bin"
+RUN = ROOT / "run"
+
+
+def django_commands() -> set[str]:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "datalake.settings")
+    import django
+    from django.core.management import get_commands
+
+    django.setup()
+    return set(get_commands())
+
+
+def processes(web_port: int) -> dict[str, list[str]]:
+    python = str(BIN / "python")
+    procs = {
+        "web": [
+            str(BIN / "gunicorn"),
+            "datalake.wsgi",
+            "--bind",
+            f"127.0.0.1:{web_port}",
+            "--workers",
+            "2",
+            "--access-logfile",
+            "-",
+        ],
+        "worker": [str(BIN / "celery"), "-A", "datalake", "worker", "-l", "info", "-c", "2"],
+        "beat": [
+            str(BIN / "celery"),
+            "-A",
+            "datalake",
+            "beat",
+            "-l",
+            "info",
+            "--schedule",
+            str(RUN / "celerybeat-schedule"),
+        ],
+    }
+    if "run_pipeline" in django_commands():
+        procs["pipeline"] = [python, "manage.py", "run_pipeline"]
+    return procs
+
+
+def start_broker():
+    from django.conf import settings
+
+    from datalake.devbroker import port_open, start_broker
+
+    host, _, port = settings.KAFKA_BOOTSTRAP_SERVERS.split(",")[0].rpartition(":")
+    if port_open(host or "127.0.0.1", int(port)):
+        print(f"broker: already listening on {host}:{port}")
+        return None
+    print(f"broker: starting Tansu on 127.0.0.1:{port}")
+    return start_broker(int(port), log_path=str(RUN / "broker.log"))
+
+
+def main() -> int:
+    RUN.mkdir(exist_ok=True)
+    web_port = int(os.environ.get("PORT", "8000"))
+    children = {}
+    broker = start_broker()
+    if broker is not None:
+        children["broker"] = broker
+    for name, command in processes(web_port).items():
+        log = open(RUN / f"{name}.log", "ab")  # noqa: SIM115
+        children[name] = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        print(f"{name}: pid {children[name].pid}, log run/{name}.log")
+    print(f"\nThe portal: http://127.0.0.1:{web_port}/api/v1/  (docs: /api/v1/docs/)")
+    print("Ctrl-C stops everything.\n")
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    code = 0
+    try:
+        while not stopping:
+            dead = [n for n, p in children.items() if p.poll() is not None]
+            if dead:
+                print(f"stopped unexpectedly: {', '.join(dead)} (see run/<name>.log)")
+                code = 1
+                break
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    for process in children.values():
+        if process.poll() is None:
+            process.terminate()
+    for process in children.values():
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
