@@ -20,28 +20,49 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.contrib.auth.models import User  # noqa: E402
 from django.core.management import call_command, get_commands  # noqa: E402
-from rest_framework.authtoken.models import Token  # noqa: E402
+
+from accounts.models import ApiToken  # noqa: E402
+from datalake.catalog.sync import sync_resources  # noqa: E402
+from datalake.models import Resource  # noqa: E402
 
 DEMO_USERS = {"admin": True, "analyst": False}
 
 
-def ensure_user(username: str, staff: bool) -> str:
+def ensure_user(username: str, staff: bool) -> tuple[User, str]:
+    """The demo user, with a fresh token (only hashes are stored, so a new key each run)."""
     user, created = User.objects.get_or_create(
         username=username, defaults={"is_staff": staff, "is_superuser": staff}
     )
     if created:
         user.set_password(f"{username}-demo-pw")
         user.save()
-    return Token.objects.get_or_create(user=user)[0].key
+    return user, ApiToken.issue(user)[1]
+
+
+def grant_analyst(analyst: User, admin: User) -> None:
+    """The analyst reads every resource and may re-push/ingest transactions."""
+    from accounts.services import grant_give
+
+    for resource in Resource.objects.all():
+        grant_give(by=admin, resource=resource, privilege="read", user=analyst)
+    grant_give(
+        by=admin,
+        resource=Resource.objects.get(name="transactions"),
+        privilege="write",
+        user=analyst,
+    )
 
 
 def main() -> None:
     call_command("migrate", interactive=False, verbosity=0)
     call_command("collectstatic", interactive=False, verbosity=0)
-    tokens = {name: ensure_user(name, staff) for name, staff in DEMO_USERS.items()}
+    users = {name: ensure_user(name, staff) for name, staff in DEMO_USERS.items()}
+    tokens = {name: key for name, (_user, key) in users.items()}
     landing = Path(settings.LAKE_ROOT) / "landing"
     if "generate_sample_data" in get_commands():
         call_command("generate_sample_data", out=str(landing))
+    sync_resources()
+    grant_analyst(users["analyst"][0], users["admin"][0])
     if "ingest_landing" in get_commands():
         call_command("ingest_landing", sync=True)
     print(f"\nLake: {settings.LAKE_ROOT}")

@@ -10,10 +10,11 @@ import socket
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth.models import User
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from accounts.models import ApiToken, Grant
 from datalake.devbroker import start_broker, stop_broker
+from datalake.models import Resource
 
 
 def pytest_configure(config):
@@ -54,9 +55,28 @@ def make_user(username: str, **extra) -> User:
 def client_for(user: User | None) -> APIClient:
     client = APIClient()
     if user is not None:
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        _token, key = ApiToken.issue(user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
+
+
+def give(user_or_group, resource: str, privilege: str = "read", **extra) -> Grant:
+    """A grant made directly in the database (the API's own path is tested elsewhere)."""
+    field = "user" if isinstance(user_or_group, User) else "group"
+    return Grant.objects.create(
+        **{field: user_or_group},
+        resource=Resource.objects.get(name=resource),
+        privilege=privilege,
+        **extra,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    """The cache (Redis db 1) holds login-failure counters; each test starts clean."""
+    from django.core.cache import cache
+
+    cache.clear()
 
 
 @pytest.fixture
@@ -71,8 +91,22 @@ def staff(db) -> User:
 
 @pytest.fixture
 def api(alice) -> APIClient:
-    """An authenticated client (alice, no staff rights)."""
+    """An authenticated client: alice, no staff rights, no grants."""
     return client_for(alice)
+
+
+@pytest.fixture
+def reader(db) -> User:
+    """bob, who holds `read` on every table."""
+    bob = make_user("bob")
+    for resource in Resource.objects.filter(kind="table"):
+        give(bob, resource.name, "read")
+    return bob
+
+
+@pytest.fixture
+def read_api(reader) -> APIClient:
+    return client_for(reader)
 
 
 @pytest.fixture

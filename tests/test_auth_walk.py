@@ -36,6 +36,7 @@ def _concrete(route: str) -> str:
     route = re.sub(r"\(\?P<format>[^)]*\)\??", "", route)
     route = re.sub(r"\(\?P<(\w+)>[^)]*\)", _value, route)
     route = re.sub(r"<(?:\w+:)?(\w+)>", _value, route)
+    route = route.replace("[^/.]+", "x")
     return "/" + route.replace("\\", "")
 
 

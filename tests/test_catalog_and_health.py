@@ -6,6 +6,7 @@ import pytest
 from django.test import Client
 
 from datalake.models import Resource
+from tests.conftest import client_for, give
 
 TABLES = {
     "transactions",
@@ -38,7 +39,7 @@ def test_catalog_lists_tables_with_columns_versioning_and_access(api, lake):
     assert set(resources) == TABLES
     tx = resources["transactions"]
     assert tx["kind"] == "table" and tx["versioning"] is True
-    assert tx["access"] == ["read"]
+    assert tx["access"] == []
     assert tx["url"].endswith("/api/v1/resources/transactions/")
     assert "amount_eur" in [c["name"] for c in tx["columns"]]
     assert "valid_to" not in [c["name"] for c in tx["columns"]]
@@ -46,15 +47,20 @@ def test_catalog_lists_tables_with_columns_versioning_and_access(api, lake):
     assert resources["exchange_rates"]["current_version"] is None
 
 
-def test_staff_hold_every_privilege(staff, lake):
-    from tests.conftest import client_for
+def test_access_shows_the_callers_own_privileges(alice, lake):
+    give(alice, "sales", "read")
+    give(alice, "sales", "grant")
+    body = client_for(alice).get("/api/v1/resources/sales/").json()
+    assert body["access"] == ["read", "grant"]
 
+
+def test_staff_hold_every_privilege(staff, lake):
     body = client_for(staff).get("/api/v1/resources/sales/").json()
     assert body["access"] == ["read", "write", "grant"]
 
 
-def test_empty_table_page_one_is_an_empty_page(api, lake):
-    body = api.get("/api/v1/resources/sales/rows/").json()
+def test_empty_table_page_one_is_an_empty_page(read_api, lake):
+    body = read_api.get("/api/v1/resources/sales/rows/").json()
     assert body == {
         "count": 0,
         "count_is_estimate": False,

@@ -7,6 +7,9 @@ import json
 
 import pytest
 
+from datalake.catalog.sync import sync_resources
+from tests.conftest import client_for, give
+
 TX = [
     {
         "transaction_id": f"TX-{i:03d}",
@@ -46,6 +49,15 @@ def landing(lake):
     (lake / "landing" / "partner_feed").mkdir()
     (lake / "landing" / "partner_feed" / "a.csv").write_text("sku,label\nA1,one\nB2,two\n")
     return lake / "landing"
+
+
+@pytest.fixture
+def api(alice, landing):
+    """alice with `read` on every raw folder."""
+    sync_resources()
+    for name in ("raw_transactions", "raw_retail", "raw_partner_feed"):
+        give(alice, name, "read")
+    return client_for(alice)
 
 
 def walk(api, url, params) -> list[dict]:

@@ -16,6 +16,7 @@ from django.db import connection
 
 from datalake.catalog import get_entry
 from datalake.models import Transaction
+from tests.conftest import client_for, give
 
 URL = "/api/v1/resources/transactions/rows/"
 T0 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
@@ -39,6 +40,13 @@ def _row(i: int, rng: random.Random) -> dict:
         "status": rng.choice(["completed", "pending", "failed"]),
         "customer_rating": rng.choice([1, 2, 3, 4, 5, None]),
     }
+
+
+@pytest.fixture
+def api(alice):
+    """alice with `read` on transactions."""
+    give(alice, "transactions", "read")
+    return client_for(alice)
 
 
 @pytest.fixture

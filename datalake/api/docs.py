@@ -26,6 +26,16 @@ PAGE_PARAMETERS = [
     OpenApiParameter("page_size", OpenApiTypes.INT, description="Items per page, at most 10."),
 ]
 
+ACCESS_LOG_PARAMETERS = [
+    OpenApiParameter("user", OpenApiTypes.STR, description="Only this username's requests."),
+    OpenApiParameter(
+        "since", OpenApiTypes.STR, description="From this date or timestamp (inclusive)."
+    ),
+    OpenApiParameter(
+        "until", OpenApiTypes.STR, description="Up to this date or timestamp (inclusive)."
+    ),
+]
+
 ROWS_PARAMETERS = [
     NAME_PARAMETER,
     *PAGE_PARAMETERS,
@@ -100,5 +110,25 @@ RESOURCE_EXAMPLE = OpenApiExample(
 RESOURCE_EXAMPLE_LIST = OpenApiExample(
     "The catalog",
     value={"count": 12, "next": None, "previous": None, "results": [RESOURCE_EXAMPLE.value]},
+    response_only=True,
+)
+
+ACCESS_LOG_EXAMPLE = OpenApiExample(
+    "Who accessed transactions",
+    value={
+        "count": 1,
+        "next": None,
+        "previous": None,
+        "results": [
+            {
+                "user": "alice",
+                "at": "2026-11-23T10:00:00.123456Z",
+                "method": "GET",
+                "path": "/api/v1/resources/transactions/rows/",
+                "query": {"country": "FR"},
+                "status_code": 200,
+            }
+        ],
+    },
     response_only=True,
 )

@@ -2,6 +2,8 @@
 
 from rest_framework import serializers
 
+from accounts.models import Privilege
+
 
 class ColumnSerializer(serializers.Serializer):
     name = serializers.CharField(help_text="Column name, as used in `fields`, filters, ordering.")
@@ -30,7 +32,7 @@ class ResourceSerializer(serializers.Serializer):
         help_text="Rows (an estimate on large tables); null for a folder not read yet.",
     )
     access = serializers.ListField(
-        child=serializers.ChoiceField(choices=["read", "write", "grant"]),
+        child=serializers.ChoiceField(choices=Privilege.choices),
         help_text="The caller's own privileges on this resource.",
     )
     url = serializers.URLField()

@@ -5,12 +5,17 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
-from accounts.selectors import has_privilege
+from accounts.permissions import ResourcePrivilege
+from datalake.models import Resource
+from lineage.api.serializers import AccessLogSerializer
+from lineage.filters import AccessLogFilter
+from lineage.models import RequestLog
 
 from . import docs
+from .filtering import PAGING_PARAMS, reject_unknown_params
 from .grammar import parse_row_query
 from .pagination import PagePagination
 from .rows import rows_page
@@ -18,22 +23,27 @@ from .selectors import all_resources, describe_resources, resource_entry
 from .serializers import ResourceSerializer, RowsPageSerializer
 
 
-class ResourceViewSet(viewsets.ViewSet):
+class ResourceViewSet(viewsets.GenericViewSet):
     """Every resource of the lake: PostgreSQL tables and folders of raw files."""
 
     lookup_field = "name"
     lookup_value_regex = r"[A-Za-z0-9_\-]+"
-    pagination_class = None
+    permission_classes = [ResourcePrivilege]
+    required_privileges = {"rows": "read", "access_log": "grant"}
+    filter_backends = []  # the rows grammar and access-log filters are applied explicitly
+    queryset = Resource.objects.none()  # for the schema; entries come from the catalog
 
-    def _entry(self, name: str):
-        entry = resource_entry(name)
-        if entry is None:
-            raise NotFound(f"No resource named {name!r}; GET /api/v1/resources/ lists them.")
-        return entry
+    def get_resource_name(self) -> str:
+        return self._entry().name
 
-    def _require(self, entry, privilege: str) -> None:
-        if not has_privilege(self.request.user, entry.name, privilege):
-            raise PermissionDenied(f"You need `{privilege}` on {entry.name!r}.")
+    def _entry(self):
+        if not hasattr(self, "_cached_entry"):
+            name = self.kwargs["name"]
+            entry = resource_entry(name)
+            if entry is None:
+                raise NotFound(f"No resource named {name!r}; GET /api/v1/resources/ lists them.")
+            self._cached_entry = entry
+        return self._cached_entry
 
     @extend_schema(
         description="Every resource of the lake (tables and raw-file folders) with its columns, "
@@ -44,6 +54,7 @@ class ResourceViewSet(viewsets.ViewSet):
         tags=["catalog"],
     )
     def list(self, request):
+        reject_unknown_params(request, PAGING_PARAMS)
         paginator = PagePagination()
         page = paginator.paginate_queryset(all_resources(), request, view=self)
         return paginator.get_paginated_response(describe_resources(request, page))
@@ -56,7 +67,7 @@ class ResourceViewSet(viewsets.ViewSet):
         tags=["catalog"],
     )
     def retrieve(self, request, name=None):
-        return Response(describe_resources(request, [self._entry(name)])[0])
+        return Response(describe_resources(request, [self._entry()])[0])
 
     @extend_schema(
         description=docs.ROWS_DESCRIPTION,
@@ -67,7 +78,24 @@ class ResourceViewSet(viewsets.ViewSet):
     )
     @action(detail=True, methods=["get"])
     def rows(self, request, name=None):
-        entry = self._entry(name)
-        self._require(entry, "read")
-        query = parse_row_query(entry, request.query_params)
+        query = parse_row_query(self._entry(), request.query_params)
         return Response(rows_page(query, request))
+
+    @extend_schema(
+        description="Who accessed this resource (needs `grant`): the stored requests that "
+        "touched it, newest first, filtered by `user`, `since`, `until`.",
+        parameters=[docs.NAME_PARAMETER, *docs.PAGE_PARAMETERS, *docs.ACCESS_LOG_PARAMETERS],
+        responses=AccessLogSerializer(many=True),
+        examples=[docs.ACCESS_LOG_EXAMPLE],
+        tags=["audit"],
+    )
+    @action(detail=True, methods=["get"], url_path="access-log")
+    def access_log(self, request, name=None):
+        reject_unknown_params(request, set(AccessLogFilter.base_filters) | PAGING_PARAMS)
+        queryset = RequestLog.objects.filter(resource=self._entry().name)
+        filterset = AccessLogFilter(request.query_params, queryset=queryset)
+        if not filterset.is_valid():
+            raise ValidationError(filterset.errors)
+        paginator = PagePagination()
+        page = paginator.paginate_queryset(filterset.qs, request, view=self)
+        return paginator.get_paginated_response(AccessLogSerializer(page, many=True).data)

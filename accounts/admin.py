@@ -1,0 +1,56 @@
+"""Admin for grants and tokens: usable without reading code."""
+
+from django.contrib import admin
+from django.utils import timezone
+
+from .models import ApiToken, Grant
+
+
+@admin.register(Grant)
+class GrantAdmin(admin.ModelAdmin):
+    list_display = (
+        "resource",
+        "privilege",
+        "user",
+        "group",
+        "granted_by",
+        "created_at",
+        "expires_at",
+        "live",
+    )
+    list_filter = ("privilege", "resource", "group", "granted_by")
+    search_fields = ("user__username", "group__name", "resource__name", "granted_by__username")
+    autocomplete_fields = ("user", "group", "resource")
+    readonly_fields = ("granted_by", "created_at")
+    date_hierarchy = "created_at"
+
+    @admin.display(boolean=True, description="live")
+    def live(self, obj):
+        return obj.is_live
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.granted_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are issued through the API (the key is shown once); here they are revoked."""
+
+    list_display = ("prefix", "user", "created_at", "expires_at", "last_used_at", "live")
+    list_filter = ("created_at",)
+    search_fields = ("user__username", "prefix")
+    readonly_fields = ("user", "prefix", "created_at", "last_used_at")
+    actions = ["expire_now"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(boolean=True, description="live")
+    def live(self, obj):
+        return obj.is_live
+
+    @admin.action(description="Revoke the selected tokens now")
+    def expire_now(self, request, queryset):
+        queryset.update(expires_at=timezone.now())

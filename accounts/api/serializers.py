@@ -1,0 +1,90 @@
+"""Serializers of the accounts API: credentials, tokens and grants (read and write apart)."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from rest_framework import serializers
+
+from accounts.models import ApiToken, Grant, Privilege
+from datalake.models import Resource
+
+
+class CredentialsSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=256, style={"input_type": "password"})
+
+
+class TokenResponseSerializer(serializers.Serializer):
+    token = serializers.CharField(help_text="Send as `Authorization: Token <token>`; shown once.")
+    expires_at = serializers.DateTimeField(allow_null=True)
+
+
+class ApiTokenSerializer(serializers.ModelSerializer):
+    user = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = ApiToken
+        fields = ["id", "user", "prefix", "created_at", "expires_at", "last_used_at"]
+        read_only_fields = fields
+
+
+class GrantSerializer(serializers.ModelSerializer):
+    """A grant as the API shows it."""
+
+    user = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    group = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    resource = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    granted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    url = serializers.HyperlinkedIdentityField(view_name="grant-detail")
+
+    class Meta:
+        model = Grant
+        fields = [
+            "id",
+            "url",
+            "user",
+            "group",
+            "resource",
+            "privilege",
+            "granted_by",
+            "created_at",
+            "expires_at",
+        ]
+        read_only_fields = fields
+
+
+class GrantCreateSerializer(serializers.Serializer):
+    """`{"user" or "group", "resource", "privilege", "expires_at"?}`."""
+
+    user = serializers.SlugRelatedField(
+        slug_field="username",
+        queryset=get_user_model().objects.all(),
+        required=False,
+        help_text="Username of the grantee (or give `group`).",
+    )
+    group = serializers.SlugRelatedField(
+        slug_field="name",
+        queryset=Group.objects.all(),
+        required=False,
+        help_text="Group name of the grantee (or give `user`).",
+    )
+    resource = serializers.SlugRelatedField(
+        slug_field="name", queryset=Resource.objects.all(), help_text="Resource name."
+    )
+    privilege = serializers.ChoiceField(choices=Privilege.choices)
+    expires_at = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="ISO 8601 with a time zone; in the future."
+    )
+
+    def validate(self, attrs):
+        if bool(attrs.get("user")) == bool(attrs.get("group")):
+            raise serializers.ValidationError("Give exactly one of `user` and `group`.")
+        return attrs
+
+    def validate_expires_at(self, value):
+        from django.utils import timezone
+
+        if value is not None and value <= timezone.now():
+            raise serializers.ValidationError("Must be in the future.")
+        return value

@@ -1,0 +1,120 @@
+"""Grants of privileges on resources, and API tokens stored as hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Privilege(models.TextChoices):
+    READ = "read", "read: query the resource's data"
+    WRITE = "write", "write: re-push, ingest, create retail objects"
+    GRANT = "grant", "grant: give/revoke privileges, see who accessed it"
+
+
+class GrantQuerySet(models.QuerySet):
+    def live(self, at=None):
+        """Grants not expired at `at` (default: now)."""
+        at = at or timezone.now()
+        return self.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=at))
+
+    def held_by(self, user):
+        """Grants given to the user directly or to one of their groups."""
+        return self.filter(Q(user_id=user.pk) | Q(group__user=user.pk)).distinct()
+
+
+class Grant(models.Model):
+    """One privilege on one resource for one user or one group, optionally until a date."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="grants",
+    )
+    group = models.ForeignKey(
+        "auth.Group", null=True, blank=True, on_delete=models.CASCADE, related_name="grants"
+    )
+    resource = models.ForeignKey(
+        "datalake.Resource", on_delete=models.CASCADE, related_name="grants"
+    )
+    privilege = models.CharField(max_length=8, choices=Privilege.choices)
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="The grant gives nothing from this time on."
+    )
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="grants_given",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = GrantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(user__isnull=False, group__isnull=True)
+                | Q(user__isnull=True, group__isnull=False),
+                name="grant_user_xor_group",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["user", "resource", "privilege"], name="grant_user_lookup"),
+            models.Index(fields=["group", "resource", "privilege"], name="grant_group_lookup"),
+        ]
+
+    def __str__(self):
+        who = f"user {self.user}" if self.user_id else f"group {self.group}"
+        return f"{self.privilege} on {self.resource} for {who}"
+
+    @property
+    def is_live(self) -> bool:
+        return self.expires_at is None or self.expires_at > timezone.now()
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ApiToken(models.Model):
+    """An API token. Only the SHA-256 of the key is stored: a copy of the database
+    yields no working token. The key is shown once, when the token is made."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(
+        max_length=8, editable=False, help_text="First characters of the key."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.prefix}… ({self.user})"
+
+    @classmethod
+    def issue(cls, user, expires_at=None) -> tuple[ApiToken, str]:
+        """A new token for `user`; returns it with the clear key (never stored)."""
+        key = secrets.token_hex(20)
+        token = cls.objects.create(
+            user=user, key_hash=hash_key(key), prefix=key[:8], expires_at=expires_at
+        )
+        return token, key
+
+    @property
+    def is_live(self) -> bool:
+        return self.expires_at is None or self.expires_at > timezone.now()

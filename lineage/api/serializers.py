@@ -1,0 +1,44 @@
+from rest_framework import serializers
+
+from lineage.models import RequestLog
+
+
+class RequestLogSerializer(serializers.ModelSerializer):
+    """A stored request (`user` is the username, null when anonymous)."""
+
+    user = serializers.SerializerMethodField()
+
+    class Meta:
+        model = RequestLog
+        fields = [
+            "id",
+            "user",
+            "at",
+            "method",
+            "path",
+            "query",
+            "body",
+            "status_code",
+            "duration_ms",
+            "resource",
+            "ip",
+            "restrictions",
+        ]
+        read_only_fields = fields
+
+    def get_user(self, obj) -> str | None:
+        return obj.username or None
+
+
+class AccessLogSerializer(serializers.ModelSerializer):
+    """Who accessed a resource: one stored request."""
+
+    user = serializers.SerializerMethodField()
+
+    class Meta:
+        model = RequestLog
+        fields = ["user", "at", "method", "path", "query", "status_code"]
+        read_only_fields = fields
+
+    def get_user(self, obj) -> str | None:
+        return obj.username or None

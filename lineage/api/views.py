@@ -1,0 +1,51 @@
+"""The audit endpoint: the stored requests, newest first (staff only, read only)."""
+
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
+from rest_framework import mixins, viewsets
+from rest_framework.permissions import IsAdminUser
+
+from lineage.filters import RequestLogFilter
+from lineage.models import RequestLog
+
+from .serializers import RequestLogSerializer
+
+ENTRY = {
+    "id": 981,
+    "user": "alice",
+    "at": "2026-11-23T10:00:00.123456Z",
+    "method": "GET",
+    "path": "/api/v1/resources/transactions/rows/",
+    "query": {"country": "FR"},
+    "body": None,
+    "status_code": 200,
+    "duration_ms": 4.2,
+    "resource": "transactions",
+    "ip": "127.0.0.1",
+    "restrictions": None,
+}
+
+
+@extend_schema_view(
+    list=extend_schema(
+        description="Every request that reached `/api/` (refused, failed and anonymous ones "
+        "too), newest first. Staff only. Secrets in bodies are stored as `***`.",
+        examples=[
+            OpenApiExample(
+                "Stored requests",
+                value={"count": 1, "next": None, "previous": None, "results": [ENTRY]},
+                response_only=True,
+            )
+        ],
+        tags=["audit"],
+    ),
+    retrieve=extend_schema(
+        description="One stored request.",
+        examples=[OpenApiExample("A stored request", value=ENTRY, response_only=True)],
+        tags=["audit"],
+    ),
+)
+class RequestLogViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    queryset = RequestLog.objects.all()
+    serializer_class = RequestLogSerializer
+    permission_classes = [IsAdminUser]
+    filterset_class = RequestLogFilter

@@ -1,0 +1,69 @@
+"""What the request log stores of a request: masked, truncated, JSON-friendly."""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+
+SECRET_KEYS = re.compile(r"pass|token|secret|key|authorization|credential|cookie", re.I)
+MASK = "***"
+MAX_BODY = 16_384  # bytes kept of a body before it is truncated
+MAX_VALUE = 2_000  # characters kept of any one string value
+
+
+def note_resource(request, name: str) -> None:
+    """Record on the request which resource it touched (read by the middleware)."""
+    getattr(request, "_request", request).audit_resource = name
+
+
+def mask(value):
+    """Replace the values of secret-looking keys by "***", recursively."""
+    if isinstance(value, dict):
+        return {k: MASK if SECRET_KEYS.search(str(k)) else mask(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask(v) for v in value]
+    if isinstance(value, str) and len(value) > MAX_VALUE:
+        return value[:MAX_VALUE] + "…[truncated]"
+    return value
+
+
+def query_of(request) -> dict:
+    return mask({k: v[0] if len(v) == 1 else v for k, v in request.GET.lists()})
+
+
+def body_of(request):
+    """The request body as JSON: parsed and masked, or a truncated marker when large."""
+    try:
+        raw = request.body
+    except Exception:  # an unreadable body (e.g. over DATA_UPLOAD_MAX_MEMORY_SIZE)
+        return {"_unreadable": True}
+    if not raw:
+        return None
+    if len(raw) > MAX_BODY:
+        head = raw[:2000].decode("utf-8", "replace")
+        return {"_truncated": True, "_size": len(raw), "_head": _mask_text(head)}
+    content_type = request.content_type or ""
+    if "json" in content_type or raw[:1] in (b"{", b"["):
+        try:
+            return mask(orjson.loads(raw))
+        except orjson.JSONDecodeError:
+            return {"_invalid_json": _mask_text(raw.decode("utf-8", "replace"))}
+    if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        try:
+            form = {k: v[0] if len(v) == 1 else v for k, v in request.POST.lists()}
+            form.update({k: f"<file {f.name}>" for k, f in request.FILES.items()})
+        except Exception:  # a malformed form: keep a masked trace, never fail the request
+            return {"_malformed_form": True}
+        return mask(form)
+    return {"_text": _mask_text(raw.decode("utf-8", "replace"))}
+
+
+def _mask_text(text: str) -> str:
+    """Best effort on text that is not JSON: hide `secret=value` and `"secret": "value"`."""
+    text = re.sub(
+        r'(?i)("?[\w-]*(?:pass|token|secret|key|authorization)[\w-]*"?\s*[:=]\s*)("[^"]*"|[^&\s,}]*)',
+        rf'\1"{MASK}"',
+        text,
+    )
+    return text[:MAX_VALUE]

@@ -1,0 +1,36 @@
+"""The request log: every request that reached `/api/`, append-only."""
+
+from django.db import models
+
+
+class RequestLog(models.Model):
+    """Who called what, when, with what body, and how it ended.
+
+    Append-only: no API changes or deletes an entry, and a database trigger
+    refuses UPDATE and DELETE on the table (migration 0002). `user_id` carries no
+    foreign key so that deleting a user never touches the log; `username` keeps
+    the name as it was.
+    """
+
+    at = models.DateTimeField(db_index=True)
+    user_id = models.BigIntegerField(null=True, blank=True)
+    username = models.CharField(max_length=150, blank=True)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=2000)
+    query = models.JSONField(default=dict, blank=True)
+    body = models.JSONField(null=True, blank=True)
+    status_code = models.PositiveSmallIntegerField()
+    duration_ms = models.FloatField()
+    resource = models.CharField(max_length=100, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    restrictions = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["resource", "-at"], name="reqlog_resource_at"),
+            models.Index(fields=["username", "-at"], name="reqlog_user_at"),
+        ]
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.username or '-'} {self.method} {self.path}"

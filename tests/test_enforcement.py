@@ -1,0 +1,62 @@
+"""Without a grant, a user gets nothing of the data from any endpoint.
+
+Every /api/v1/ route is walked from the URL resolver. Routes that serve no
+resource data are listed here with what a user without grants must get; every
+other route must answer 403 to alice, who holds no grant. An endpoint added later
+without the grant check fails this test until it is either checked or listed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from lineage.models import RequestLog
+from tests.conftest import client_for
+from tests.test_auth_walk import api_routes
+
+# route -> status for a user with no grant (GET, or POST where GET is not allowed)
+NO_RESOURCE_DATA = {
+    "/api/v1/": 200,
+    "/api/v1/resources/": 200,  # the catalog lists every resource to every user
+    "/api/v1/resources/x/": 404,  # (x is unknown; a real name is tested below)
+    "/api/v1/grants/": 200,  # the caller's own grants only
+    "/api/v1/grants/1/": 404,
+    "/api/v1/auth/tokens/": 200,  # the caller's own tokens only
+    "/api/v1/auth/tokens/1/": 405,  # DELETE only
+    "/api/v1/auth/tokens/rotate/": 405,  # POST only; rotating one's own token
+    "/api/v1/audit/requests/": 403,  # staff only
+    "/api/v1/audit/requests/1/": 403,
+}
+
+
+def data_routes() -> list[str]:
+    return [r for r in api_routes() if r not in NO_RESOURCE_DATA]
+
+
+def test_routes_serving_no_data_are_still_routes():
+    assert set(NO_RESOURCE_DATA) <= set(api_routes())
+
+
+@pytest.mark.parametrize("route", sorted(NO_RESOURCE_DATA))
+def test_routes_serving_no_resource_data(alice, route):
+    assert client_for(alice).get(route).status_code == NO_RESOURCE_DATA[route]
+
+
+@pytest.mark.parametrize("route", data_routes())
+@pytest.mark.parametrize("resource", ["transactions", "sales"])
+def test_every_data_endpoint_refuses_a_user_without_grant(alice, route, resource):
+    path = route.replace("/x/", f"/{resource}/")
+    client = client_for(alice)
+    response = client.get(path)
+    if response.status_code == 405:
+        response = client.post(path, {"resource": resource}, format="json")
+    assert response.status_code == 403, (path, response.status_code, response.content[:300])
+    body = response.json()
+    assert set(body) == {"detail", "code"}  # nothing of the data, no counts
+    entry = RequestLog.objects.order_by("-id").first()
+    assert (entry.username, entry.path, entry.status_code) == ("alice", path, 403)
+
+
+def test_the_catalog_entry_of_a_real_resource_shows_no_data(alice):
+    body = client_for(alice).get("/api/v1/resources/transactions/").json()
+    assert body["access"] == []
