@@ -8,6 +8,7 @@ clone runs against the PostgreSQL and Redis of the developer's machine.
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -29,6 +30,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 LAKE_ROOT = Path(env("LAKE_ROOT", default=str(BASE_DIR / "lake"))).resolve()
 SPARK_MASTER = env("SPARK_MASTER", default="local[*]")
+SPARK_DRIVER_MEMORY = env("SPARK_DRIVER_MEMORY", default="2g")
+SPARK_JOB_TIMEOUT = env.int("SPARK_JOB_TIMEOUT", default=3600)
 KAFKA_BOOTSTRAP_SERVERS = env("KAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:9092")
 
 INSTALLED_APPS = [
@@ -156,6 +159,15 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=4 * 3600)
+# The daily schedule: look for new files in every landing folder (INGEST_SCAN_CRON, UTC).
+_scan = env("INGEST_SCAN_CRON", default="0 2 * * *").split()
+CELERY_BEAT_SCHEDULE = {
+    "scan-landing": {
+        "task": "ingestion.scan_landing",
+        "schedule": crontab(*_scan),
+    },
+}
 
 CACHES = {
     "default": {

@@ -34,3 +34,26 @@ class RequestLog(models.Model):
 
     def __str__(self):
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.username or '-'} {self.method} {self.path}"
+
+
+class Version(models.Model):
+    """One version of a versioned resource: what made it and how many rows it touched."""
+
+    resource = models.ForeignKey(
+        "datalake.Resource", on_delete=models.CASCADE, related_name="versions"
+    )
+    version = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    source = models.CharField(max_length=100, help_text="e.g. `ingestion:42`, `repush:7`.")
+    rows_added = models.BigIntegerField(default=0)
+    rows_changed = models.BigIntegerField(default=0)
+    rows_removed = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["resource", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["resource", "version"], name="version_unique")
+        ]
+
+    def __str__(self):
+        return f"{self.resource} v{self.version} ({self.source})"

@@ -21,6 +21,10 @@ NAME_PARAMETER = OpenApiParameter(
     description="Resource name, e.g. `transactions` or `raw_transactions`.",
 )
 
+VERSION_PARAMETER = OpenApiParameter(
+    "n", OpenApiTypes.INT, OpenApiParameter.PATH, description="The version number."
+)
+
 PAGE_PARAMETERS = [
     OpenApiParameter("page", OpenApiTypes.INT, description="Page number (1-based)."),
     OpenApiParameter("page_size", OpenApiTypes.INT, description="Items per page, at most 10."),
@@ -128,6 +132,34 @@ ACCESS_LOG_EXAMPLE = OpenApiExample(
                 "query": {"country": "FR"},
                 "status_code": 200,
             }
+        ],
+    },
+    response_only=True,
+)
+
+VERSIONS_EXAMPLE = OpenApiExample(
+    "Versions of transactions",
+    value={
+        "count": 2,
+        "next": None,
+        "previous": None,
+        "results": [
+            {
+                "version": 2,
+                "created_at": "2026-11-21T02:00:19Z",
+                "source": "ingestion:42",
+                "rows_added": 9997,
+                "rows_changed": 3,
+                "rows_removed": 0,
+            },
+            {
+                "version": 1,
+                "created_at": "2026-11-20T02:00:17Z",
+                "source": "ingestion:41",
+                "rows_added": 10000,
+                "rows_changed": 0,
+                "rows_removed": 0,
+            },
         ],
     },
     response_only=True,

@@ -1,6 +1,6 @@
 """Errors as JSON with `detail` (a sentence) and `code` (a stable string)."""
 
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -46,3 +46,10 @@ def exception_handler(exc, context):
 
 def error_response(detail: str, code: str, status_code: int) -> Response:
     return Response({"detail": detail, "code": code}, status=status_code)
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error body: a sentence to act on, and a stable code."""
+
+    detail = serializers.CharField()
+    code = serializers.CharField()

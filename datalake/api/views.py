@@ -10,11 +10,12 @@ from rest_framework.response import Response
 
 from accounts.permissions import ResourcePrivilege
 from datalake.models import Resource
-from lineage.api.serializers import AccessLogSerializer
+from lineage.api.serializers import AccessLogSerializer, VersionSerializer
 from lineage.filters import AccessLogFilter
-from lineage.models import RequestLog
+from lineage.models import RequestLog, Version
 
 from . import docs
+from .errors import Conflict, ErrorSerializer
 from .filtering import PAGING_PARAMS, reject_unknown_params
 from .grammar import parse_row_query
 from .pagination import PagePagination
@@ -29,7 +30,12 @@ class ResourceViewSet(viewsets.GenericViewSet):
     lookup_field = "name"
     lookup_value_regex = r"[A-Za-z0-9_\-]+"
     permission_classes = [ResourcePrivilege]
-    required_privileges = {"rows": "read", "access_log": "grant"}
+    required_privileges = {
+        "rows": "read",
+        "versions": "read",
+        "version_rows": "read",
+        "access_log": "grant",
+    }
     filter_backends = []  # the rows grammar and access-log filters are applied explicitly
     queryset = Resource.objects.none()  # for the schema; entries come from the catalog
 
@@ -80,6 +86,49 @@ class ResourceViewSet(viewsets.GenericViewSet):
     def rows(self, request, name=None):
         query = parse_row_query(self._entry(), request.query_params)
         return Response(rows_page(query, request))
+
+    def _versioned(self):
+        entry = self._entry()
+        if not entry.versioning:
+            raise Conflict(
+                f"{entry.name!r} is not versioned: only its current state is kept.",
+                code="versioning_disabled",
+            )
+        return entry
+
+    @extend_schema(
+        description="The versions of a versioned resource, newest first: what made each "
+        "(`ingestion:42`, `repush:7`, ...) and how many rows it added and changed. "
+        "409 `versioning_disabled` where versioning is off.",
+        parameters=[docs.NAME_PARAMETER, *docs.PAGE_PARAMETERS],
+        responses={200: VersionSerializer(many=True), 409: ErrorSerializer},
+        examples=[docs.VERSIONS_EXAMPLE],
+        tags=["versions"],
+    )
+    @action(detail=True, methods=["get"])
+    def versions(self, request, name=None):
+        entry = self._versioned()
+        reject_unknown_params(request, PAGING_PARAMS)
+        queryset = Version.objects.filter(resource__name=entry.name).order_by("-version")
+        paginator = PagePagination()
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        return paginator.get_paginated_response(VersionSerializer(page, many=True).data)
+
+    @extend_schema(
+        description="The records exactly as they were at version `n`, with the same "
+        "parameters as `rows/`. Unknown `n`: 404; versioning off: 409.",
+        parameters=[docs.NAME_PARAMETER, docs.VERSION_PARAMETER, *docs.ROWS_PARAMETERS[1:]],
+        responses={200: RowsPageSerializer, 409: ErrorSerializer},
+        examples=[docs.ROWS_EXAMPLE],
+        tags=["versions"],
+    )
+    @action(detail=True, methods=["get"], url_path=r"versions/(?P<n>[0-9]+)/rows")
+    def version_rows(self, request, name=None, n=None):
+        entry = self._versioned()
+        if not Version.objects.filter(resource__name=entry.name, version=int(n)).exists():
+            raise NotFound(f"{entry.name!r} has no version {n}.")
+        query = parse_row_query(entry, request.query_params)
+        return Response(rows_page(query, request, version=int(n)))
 
     @extend_schema(
         description="Who accessed this resource (needs `grant`): the stored requests that "

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from lineage.models import RequestLog
+from lineage.models import RequestLog, Version
 
 
 class RequestLogSerializer(serializers.ModelSerializer):
@@ -42,3 +42,12 @@ class AccessLogSerializer(serializers.ModelSerializer):
 
     def get_user(self, obj) -> str | None:
         return obj.username or None
+
+
+class VersionSerializer(serializers.ModelSerializer):
+    """One version of a resource."""
+
+    class Meta:
+        model = Version
+        fields = ["version", "created_at", "source", "rows_added", "rows_changed", "rows_removed"]
+        read_only_fields = fields

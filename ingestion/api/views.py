@@ -1,0 +1,145 @@
+"""Ingestion runs: start one, follow it, read its rejects."""
+
+from __future__ import annotations
+
+import django_filters as df
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.response import Response
+
+from accounts.selectors import has_privilege, resources_with
+from datalake.api.pagination import PagePagination
+from ingestion import services
+from ingestion.merge import MAIN_TABLE
+from ingestion.models import IngestionRun, RunStatus
+from lineage.audit import note_resource
+
+from .serializers import IngestionRunCreateSerializer, IngestionRunSerializer, RejectSerializer
+
+RUN_EXAMPLE = {
+    "id": 42,
+    "url": "http://localhost:8000/api/v1/ingestion/runs/42/",
+    "source": "transactions",
+    "path": "landing/transactions/2026-11-20.jsonl",
+    "status": "succeeded",
+    "rows_read": 10012,
+    "rows_loaded": 10000,
+    "rows_rejected": 12,
+    "rows_added": 9997,
+    "rows_changed": 3,
+    "version": 7,
+    "progress": {"phase": "done"},
+    "checksum": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    "created_at": "2026-11-21T02:00:00Z",
+    "started_at": "2026-11-21T02:00:01Z",
+    "finished_at": "2026-11-21T02:00:19Z",
+    "error": "",
+    "rejects_url": "http://localhost:8000/api/v1/ingestion/runs/42/rejects/",
+}
+
+
+def table_of(source: str) -> str:
+    return MAIN_TABLE[source]
+
+
+class RunFilter(df.FilterSet):
+    source = df.CharFilter(help_text="Source name, e.g. `transactions`.")
+    status = df.ChoiceFilter(choices=RunStatus.choices, help_text="Run status.")
+
+    class Meta:
+        model = IngestionRun
+        fields = []
+
+
+@extend_schema_view(
+    list=extend_schema(
+        description="Ingestion runs of the sources whose table you can read, newest first.",
+        examples=[
+            OpenApiExample(
+                "Runs",
+                value={"count": 1, "next": None, "previous": None, "results": [RUN_EXAMPLE]},
+                response_only=True,
+            )
+        ],
+        tags=["ingestion"],
+    ),
+    retrieve=extend_schema(
+        description="One run, with its progress while it runs.",
+        examples=[OpenApiExample("A run", value=RUN_EXAMPLE, response_only=True)],
+        tags=["ingestion"],
+    ),
+)
+class IngestionRunViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    serializer_class = IngestionRunSerializer
+    filterset_class = RunFilter
+    queryset = IngestionRun.objects.none()
+
+    def get_queryset(self):
+        """Runs are data about a table: visible with `read` on the source's table."""
+        readable = resources_with(self.request.user, "read")
+        qs = IngestionRun.objects.all()
+        if readable is None:
+            return qs
+        return qs.filter(source__in=[s for s, t in MAIN_TABLE.items() if t in readable])
+
+    @extend_schema(
+        description="Ingest one file of a source (`path` relative to the lake root). Needs "
+        "`write` on the source's table. 202 with the queued run; the same file again is "
+        "a `skipped` run.",
+        request=IngestionRunCreateSerializer,
+        responses={202: IngestionRunSerializer},
+        examples=[
+            OpenApiExample(
+                "Ingest a day",
+                value={"source": "transactions", "path": "landing/transactions/2026-11-20.jsonl"},
+                request_only=True,
+            ),
+            OpenApiExample("Queued", value={**RUN_EXAMPLE, "status": "queued"}, response_only=True),
+        ],
+        tags=["ingestion"],
+    )
+    def create(self, request):
+        data = IngestionRunCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        table = table_of(data.validated_data["source"])
+        note_resource(request, table)
+        if not has_privilege(request.user, table, "write"):
+            raise PermissionDenied(f"You need the `write` privilege on {table!r}.")
+        run = services.ingestion_run_start(requested_by=request.user, **data.validated_data)
+        body = IngestionRunSerializer(run, context={"request": request}).data
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        description="The lines of a run that were rejected: line number, raw text, reason.",
+        responses=RejectSerializer(many=True),
+        examples=[
+            OpenApiExample(
+                "Rejects",
+                value={
+                    "count": 1,
+                    "next": None,
+                    "previous": None,
+                    "results": [
+                        {
+                            "line": 17,
+                            "raw": '{"transaction_id": "TX-1", "quantity": 0}',
+                            "reason": "bad_quantity: quantity must be 1 or more, got 0",
+                        }
+                    ],
+                },
+                response_only=True,
+            )
+        ],
+        tags=["ingestion"],
+    )
+    @action(detail=True, methods=["get"], filter_backends=[])
+    def rejects(self, request, pk=None):
+        run = self.get_object()
+        note_resource(request, table_of(run.source))
+        paginator = PagePagination()
+        page = paginator.paginate_queryset(run.rejects.all(), request, view=self)
+        return paginator.get_paginated_response(RejectSerializer(page, many=True).data)

@@ -1,0 +1,239 @@
+"""The PySpark job of one ingestion run, launched by `spark-submit` (never in the worker).
+
+    spark-submit --master local[*] ingestion/jobs/spark_job.py \
+        --source transactions --input /lake/landing/transactions/2026-11-20.jsonl \
+        --stage ingest_stage_42 --dsn postgresql://... --rates rates.json --run-id 42
+
+It reads every line with its number, validates it with the source's parser (the
+same code the Kafka consumer uses), drops in-file duplicates (the last one wins),
+and COPYs, from each partition, the good rows into `<stage>` and the rejected
+lines into `<stage>_rejects`. It prints one JSON line with the counts. The merge
+into the real table happens afterwards, in one transaction, in the worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+ARROW = {
+    "varchar": pa.string(),
+    "text": pa.string(),
+    "timestamptz": pa.timestamp("us", tz="UTC"),
+    "integer": pa.int64(),
+    "smallint": pa.int64(),
+    "date": pa.date32(),
+}
+
+
+def arrow_type(pg_type: str) -> pa.DataType:
+    if pg_type.endswith("[]"):
+        return pa.list_(pa.string())
+    if pg_type.startswith("numeric"):
+        precision, scale = pg_type[8:-1].split(",")
+        return pa.decimal128(int(precision), int(scale))
+    return ARROW[pg_type.split("(")[0]]
+
+
+def out_schema(source) -> pa.Schema:
+    fields = [(n, arrow_type(t)) for n, t in source.columns]
+    return pa.schema([("line", pa.int64()), ("raw", pa.string()), ("reason", pa.string()), *fields])
+
+
+def validate_batches(source, ctx, batches):
+    """mapInArrow: (line, value) batches in, staged rows or rejects out."""
+    from ingestion.validation import Rejected
+
+    schema = out_schema(source)
+    names = [n for n, _ in source.columns]
+    for batch in batches:
+        cols = {name: [] for name in schema.names}
+        for line, raw in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
+            try:
+                rows = source.parse(raw, ctx) if raw.strip() else None
+                if rows is None:
+                    raise Rejected("empty_line", "the line is empty")
+            except Rejected as rejected:
+                rows, reason = [dict.fromkeys(names)], rejected.reason
+            else:
+                reason = None
+            for row in rows:
+                cols["line"].append(line)
+                cols["raw"].append(raw)
+                cols["reason"].append(reason)
+                for name in names:
+                    cols[name].append(row[name])
+        yield pa.record_batch(
+            [pa.array(cols[n], type=schema.field(n).type) for n in schema.names], schema=schema
+        )
+
+
+def _pg_array(values) -> str | None:
+    if values is None:
+        return None
+    inner = ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
+    return "{" + inner + "}"
+
+
+def copy_batches(source, dsn: str, stage: str, batches):
+    """mapInArrow: COPY good rows into the stage and rejects into <stage>_rejects."""
+    import psycopg
+
+    names = [n for n, _ in source.columns]
+    arrays = [n for n, t in source.columns if t.endswith("[]")]
+    good = bad = 0
+    with psycopg.connect(dsn) as conn:
+        for batch in batches:
+            table = pa.Table.from_batches([batch])
+            ok = pc.is_null(table.column("reason"))
+            rows = table.filter(ok).select(["line", *names])
+            for name in arrays:
+                index = rows.schema.get_field_index(name)
+                literal = pa.array(
+                    [_pg_array(v) for v in rows.column(name).to_pylist()], pa.string()
+                )
+                rows = rows.set_column(index, name, literal)
+            rejects = table.filter(pc.invert(ok)).select(["line", "raw", "reason"])
+            _copy(conn, f'"{stage}"', ["line", *names], rows)
+            _copy(conn, f'"{stage}_rejects"', ["line", "raw", "reason"], rejects)
+            good, bad = good + rows.num_rows, bad + rejects.num_rows
+        conn.commit()
+    yield pa.record_batch([pa.array([good]), pa.array([bad])], names=["good", "bad"])
+
+
+def _copy(conn, table: str, columns: list[str], data: pa.Table) -> None:
+    if data.num_rows == 0:
+        return
+    buffer = io.BytesIO()
+    pacsv.write_csv(data, buffer, pacsv.WriteOptions(include_header=False))
+    cols = ", ".join(f'"{c}"' for c in columns)
+    with (
+        conn.cursor() as cursor,
+        cursor.copy(f"COPY {table} ({cols}) FROM STDIN (FORMAT csv)") as cp,
+    ):
+        cp.write(buffer.getvalue())
+
+
+def numbered_lines(spark, path: str):
+    """(line, value) for every line of the file, numbered from 1 in file order."""
+    from pyspark.sql import functions as F
+
+    lines = spark.read.text(path).select(
+        F.spark_partition_id().alias("pid"),
+        F.monotonically_increasing_id().alias("mid"),
+        F.col("value"),
+    )
+    sizes = dict(lines.groupBy("pid").count().collect())
+    offsets, total = {}, 0
+    for pid in sorted(sizes):
+        offsets[pid] = total
+        total += sizes[pid]
+    offset = F.element_at(
+        F.create_map(*[F.lit(x) for kv in offsets.items() for x in kv]), F.col("pid")
+    )
+    local = F.col("mid") - F.shiftleft(F.col("pid").cast("long"), 33)
+    numbered = lines.select((offset + local + 1).alias("line"), "value")
+    return numbered, total
+
+
+def dedup_last_wins(df, key: str):
+    """In-file duplicates: the last line wins; the earlier ones become rejects."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    last = F.max(F.when(F.col("reason").isNull(), F.col("line"))).over(Window.partitionBy(key))
+    duplicate = F.col("reason").isNull() & (F.col("line") < last)
+    reason = F.concat(
+        F.lit(f"duplicate_id: {key} "),
+        F.col(key),
+        F.lit(" appears again on line "),
+        last.cast("string"),
+        F.lit("; the last one wins"),
+    )
+    return df.withColumn("reason", F.when(duplicate, reason).otherwise(F.col("reason")))
+
+
+def run(args) -> dict:
+    from pyspark.sql import SparkSession
+
+    from ingestion.rates import RateTable
+    from ingestion.sources import SOURCES, Context, file_date
+
+    source = SOURCES[args.source]
+    spark = (
+        SparkSession.builder.appName(f"ingest-{args.source}-{args.run_id}")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", str(args.partitions))
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    with open(args.rates) as handle:
+        rates = RateTable(json.load(handle))
+    header = json.loads(args.header) if args.header else None
+    ctx = Context(header=header, rates=rates, file_date=file_date(args.input))
+    lines, total = numbered_lines(spark, args.input)
+    if source.has_header:
+        lines = lines.where("line > 1")
+    staged = lines.mapInArrow(
+        lambda it: validate_batches(source, ctx, it), _spark_schema(out_schema(source))
+    )
+    if source.dedup_key:
+        staged = dedup_last_wins(staged, source.dedup_key)
+    counts = (
+        staged.mapInArrow(
+            lambda it: copy_batches(source, args.dsn, args.stage, it), "good long, bad long"
+        )
+        .groupBy()
+        .sum("good", "bad")
+        .collect()[0]
+    )
+    spark.stop()
+    read = total - (1 if source.has_header else 0)
+    rejected = int(counts[1] or 0)
+    return {
+        "rows_read": read,
+        "rows_loaded": read - rejected,
+        "rows_rejected": rejected,
+        "rows_staged": int(counts[0] or 0),
+    }
+
+
+def _spark_schema(schema: pa.Schema) -> str:
+    names = {
+        pa.string(): "string",
+        pa.int64(): "long",
+        pa.date32(): "date",
+        pa.timestamp("us", tz="UTC"): "timestamp",
+    }
+    parts = []
+    for f in schema:
+        if pa.types.is_decimal(f.type):
+            spark_type = f"decimal({f.type.precision},{f.type.scale})"
+        elif pa.types.is_list(f.type):
+            spark_type = "array<string>"
+        else:
+            spark_type = names[f.type]
+        parts.append(f"`{f.name}` {spark_type}")
+    return ", ".join(parts)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for name in ("source", "input", "stage", "dsn", "rates", "run-id"):
+        parser.add_argument(f"--{name}", required=True)
+    parser.add_argument("--header", default="")
+    parser.add_argument("--partitions", type=int, default=4)
+    result = run(parser.parse_args(argv))
+    print("INGEST_RESULT " + json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""Merging a run's staging table into the lake's tables, as the next version.
+
+Everything here runs inside the one transaction of a run's merge: a crash or a
+kill at any point leaves the tables as they were. A row whose business columns
+are unchanged is left alone, so loading the same data again creates no version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import connection
+
+from lineage.services import version_commit, version_lock
+
+
+@dataclass
+class MergeResult:
+    version: int | None = None
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+
+
+def _cols(names, prefix: str) -> str:
+    return ", ".join(f'{prefix}."{n}"' for n in names)
+
+
+def _execute(sql: str, params=None) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params or {})
+        return cursor.rowcount
+
+
+def merge_versioned(
+    resource: str,
+    *,
+    table: str,
+    key: list[str],
+    columns: list[str],
+    source: str,
+    stage_sql: str | None = None,
+    stage_table: str | None = None,
+    scope_sql: str | None = None,
+) -> MergeResult:
+    """Close the current rows that differ and insert the new versions of them.
+
+    The stage (`stage_table`, or `stage_sql` materialised as a temporary table)
+    has one row per key with `key + columns`. With `scope_sql` (a
+    condition on the table's rows, alias `t`), current rows in that scope whose
+    key is absent from the stage are closed too (a day's file replaced whole).
+    """
+    res, version = version_lock(resource)
+    match = " AND ".join(f't."{k}" = s."{k}"' for k in key)
+    stage = f'"{stage_table}"' if stage_table else f"_stage_{table}"
+    if stage_sql:
+        _execute(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS {stage_sql}")
+    changed = _execute(
+        f"UPDATE {table} t SET valid_to = %(v)s FROM {stage} s "
+        f"WHERE {match} AND t.valid_to IS NULL "
+        f"AND ROW({_cols(columns, 't')}) IS DISTINCT FROM ROW({_cols(columns, 's')})",
+        {"v": version},
+    )
+    inserted = _execute(
+        f"INSERT INTO {table} ({', '.join(f'{chr(34)}{c}{chr(34)}' for c in key + columns)}, "
+        f"valid_from) SELECT {_cols(key + columns, 's')}, %(v)s FROM {stage} s "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {match} AND t.valid_to IS NULL)",
+        {"v": version},
+    )
+    removed = 0
+    if scope_sql:
+        removed = _execute(
+            f"UPDATE {table} t SET valid_to = %(v)s WHERE t.valid_to IS NULL AND {scope_sql} "
+            f"AND NOT EXISTS (SELECT 1 FROM {stage} s WHERE {match})",
+            {"v": version},
+        )
+    if stage_sql:
+        _execute(f"DROP TABLE {stage}")
+    added = inserted - changed
+    current = version_commit(
+        res, version, source=source, added=added, changed=changed, removed=removed
+    )
+    return MergeResult(current, added, changed, removed)
+
+
+TX_COLUMNS = [
+    "user_id",
+    "timestamp",
+    "transaction_type",
+    "payment_method",
+    "country",
+    "product_id",
+    "product_category",
+    "quantity",
+    "amount",
+    "currency",
+    "amount_eur",
+    "status",
+    "customer_rating",
+]
+
+
+def merge_transactions(stage: str, source: str) -> dict[str, MergeResult]:
+    return {
+        "transactions": merge_versioned(
+            "transactions",
+            table="transactions",
+            key=["transaction_id"],
+            columns=TX_COLUMNS,
+            stage_table=stage,
+            source=source,
+        )
+    }
+
+
+def merge_sales(stage: str, source: str) -> dict[str, MergeResult]:
+    """A day's file replaces the day: changed lines are new versions, missing ones closed."""
+    result = merge_versioned(
+        "sales",
+        table="sales",
+        key=["sale_date", "line"],
+        columns=["customer_id", "products"],
+        stage_sql=f'SELECT sale_date, line, customer_id, products FROM "{stage}"',
+        source=source,
+        scope_sql=f't.sale_date IN (SELECT DISTINCT sale_date FROM "{stage}")',
+    )
+    _execute(
+        f'DELETE FROM product_daily_sales WHERE date IN (SELECT DISTINCT sale_date FROM "{stage}")'
+    )
+    _execute(
+        "INSERT INTO product_daily_sales (product_id, date, times_sold) "
+        "SELECT p, s.sale_date, count(*) FROM sales s, unnest(s.products) p "
+        f'WHERE s.valid_to IS NULL AND s.sale_date IN (SELECT DISTINCT sale_date FROM "{stage}") '
+        "GROUP BY p, s.sale_date"
+    )
+    return {"sales": result}
+
+
+def merge_retail(stage: str, source: str) -> dict[str, MergeResult]:
+    """One retail file fills four tables; each gets its own next version."""
+    s = f'"{stage}"'
+    return {
+        "retail_invoice_items": merge_versioned(
+            "retail_invoice_items",
+            table="retail_invoice_items",
+            key=["invoice_no", "line"],
+            columns=["stock_code", "description", "quantity", "unit_price"],
+            stage_sql="SELECT invoice_no, row_number() OVER (PARTITION BY invoice_no ORDER BY line)"
+            f"::integer AS line, stock_code, description, quantity, unit_price FROM {s}",
+            source=source,
+        ),
+        "retail_invoices": merge_versioned(
+            "retail_invoices",
+            table="retail_invoices",
+            key=["invoice_no"],
+            columns=["invoice_date", "customer_id", "country", "cancelled"],
+            stage_sql="SELECT invoice_no, min(invoice_date) AS invoice_date, "
+            "(array_agg(customer_id ORDER BY line))[1] AS customer_id, "
+            "(array_agg(country ORDER BY line))[1] AS country, "
+            f"invoice_no LIKE 'C%%' AS cancelled FROM {s} GROUP BY invoice_no",
+            source=source,
+        ),
+        "retail_customers": merge_versioned(
+            "retail_customers",
+            table="retail_customers",
+            key=["customer_id"],
+            columns=["country"],
+            stage_sql="SELECT customer_id, (array_agg(country ORDER BY line DESC))[1] AS country "
+            f"FROM {s} WHERE customer_id IS NOT NULL GROUP BY customer_id",
+            source=source,
+        ),
+        "retail_stock_codes": merge_versioned(
+            "retail_stock_codes",
+            table="retail_stock_codes",
+            key=["stock_code"],
+            columns=["description"],
+            stage_sql="SELECT stock_code, (array_agg(description ORDER BY line DESC) "
+            f"FILTER (WHERE description IS NOT NULL))[1] AS description FROM {s} "
+            "GROUP BY stock_code",
+            source=source,
+        ),
+    }
+
+
+def merge_exchange_rates(stage: str, source: str) -> dict[str, MergeResult]:
+    """Not versioned: upsert; the last line of a (currency, date) wins."""
+    changed = _execute(
+        "INSERT INTO exchange_rates (date, currency, rate) "
+        f'SELECT DISTINCT ON (currency, date) date, currency, rate FROM "{stage}" '
+        "ORDER BY currency, date, line DESC "
+        "ON CONFLICT (currency, date) DO UPDATE SET rate = EXCLUDED.rate "
+        "WHERE exchange_rates.rate IS DISTINCT FROM EXCLUDED.rate"
+    )
+    return {"exchange_rates": MergeResult(None, changed, 0, 0)}
+
+
+MERGES = {
+    "transactions": merge_transactions,
+    "sales": merge_sales,
+    "retail": merge_retail,
+    "exchange_rates": merge_exchange_rates,
+}
+MAIN_TABLE = {
+    "transactions": "transactions",
+    "sales": "sales",
+    "retail": "retail_invoice_items",
+    "exchange_rates": "exchange_rates",
+}

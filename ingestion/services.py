@@ -1,0 +1,255 @@
+"""Ingestion runs: start one, and execute it (checksum, Spark job, one-transaction merge)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import traceback
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+from rest_framework.exceptions import ValidationError
+
+from .merge import MAIN_TABLE, MERGES
+from .models import IngestionRun, RunStatus
+from .rates import RateTable
+from .sources import SOURCES
+from .spark import run_spark_job
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_path(path: str, *, allow_outside: bool = False) -> Path:
+    """The file a run reads: relative to LAKE_ROOT (or absolute, for the command line)."""
+    root = Path(settings.LAKE_ROOT).resolve()
+    candidate = Path(path)
+    if candidate.is_absolute() and not allow_outside:
+        raise ValidationError({"path": ["Give a path relative to the lake root."]})
+    resolved = (candidate if candidate.is_absolute() else root / candidate).resolve()
+    if not allow_outside and not resolved.is_relative_to(root):
+        raise ValidationError({"path": ["The path leaves the lake root."]})
+    if not resolved.is_file():
+        raise ValidationError({"path": [f"No file at {path!r}."]})
+    return resolved
+
+
+def display_path(path: Path) -> str:
+    root = Path(settings.LAKE_ROOT).resolve()
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+def ingestion_run_start(*, source: str, path: str, requested_by=None, cli: bool = False):
+    """Queue a run of `source` on the file at `path`; the task starts after commit."""
+    if source not in SOURCES:
+        raise ValidationError({"source": [f"Unknown source; one of {sorted(SOURCES)}."]})
+    resolved = resolve_path(path, allow_outside=cli)
+    if not resolved.name.endswith(SOURCES[source].suffixes):
+        raise ValidationError({"path": [f"A {source} file ends with {SOURCES[source].suffixes}."]})
+    run = IngestionRun.objects.create(
+        source=source, path=display_path(resolved), requested_by=requested_by
+    )
+    from .tasks import run_ingestion
+
+    transaction.on_commit(lambda: run_ingestion.delay(run.pk))
+    return run
+
+
+def file_checksum(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _progress(run: IngestionRun, **progress) -> None:
+    run.progress = {**run.progress, **progress, "at": timezone.now().isoformat()}
+    IngestionRun.objects.filter(pk=run.pk).update(progress=run.progress)
+
+
+def _finish(run: IngestionRun, status: str, **fields) -> None:
+    for name, value in {"status": status, "finished_at": timezone.now(), **fields}.items():
+        setattr(run, name, value)
+    run.save()
+
+
+def _already_loaded(run: IngestionRun) -> bool:
+    return (
+        IngestionRun.objects.filter(
+            source=run.source, checksum=run.checksum, status=RunStatus.SUCCEEDED
+        )
+        .exclude(pk=run.pk)
+        .exists()
+    )
+
+
+def ingestion_run_execute(run_id: int, task_id: str = "") -> IngestionRun:
+    """Execute a run; safe to call again after a crash (the stage is per attempt).
+
+    A failure at any point leaves the tables as they were: the merge is one
+    transaction, and everything before it writes only to this attempt's stage.
+    """
+    run = IngestionRun.objects.get(pk=run_id)
+    if run.status in (RunStatus.SUCCEEDED, RunStatus.SKIPPED):
+        return run
+    run.status, run.started_at, run.task_id, run.error = (
+        RunStatus.RUNNING,
+        timezone.now(),
+        task_id,
+        "",
+    )
+    run.save()
+    stage = f"ingest_stage_{run.pk}_{secrets.token_hex(4)}"
+    try:
+        path = resolve_path(run.path, allow_outside=True)
+        _progress(run, phase="checksum")
+        run.checksum = file_checksum(path)
+        run.save(update_fields=["checksum"])
+        if _already_loaded(run):
+            _finish(run, RunStatus.SKIPPED, rows_read=0, rows_loaded=0, rows_rejected=0)
+            return run
+        result = _spark(run, path, stage)
+        _progress(run, phase="merging", **result)
+        _merge(run, stage, result)
+    except Exception as exc:
+        logger.exception("Ingestion run %s failed", run.pk)
+        _finish(run, RunStatus.FAILED, error=_error_text(exc))
+    finally:
+        _drop_stage(stage)
+    return run
+
+
+def _error_text(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    if not isinstance(exc, (ValidationError,)) and "Spark job" not in text:
+        text += "\n" + "".join(traceback.format_exception_only(exc)).strip()
+    return text[:4000]
+
+
+def _spark(run: IngestionRun, path: Path, stage: str) -> dict:
+    source = SOURCES[run.source]
+    _create_stage(stage, source)
+    work = Path(settings.LAKE_ROOT) / "work" / "runs"
+    work.mkdir(parents=True, exist_ok=True)
+    rates = work / f"{run.pk}-rates.json"
+    import json
+
+    rates.write_text(json.dumps(RateTable.from_database().as_data()))
+    header = _header(path) if source.has_header else None
+    _progress(run, phase="spark")
+    args = {
+        "source": run.source,
+        "input": str(path),
+        "stage": stage,
+        "dsn": _dsn(),
+        "rates": str(rates),
+        "run-id": run.pk,
+        "header": json.dumps(header) if header else "",
+    }
+    try:
+        return run_spark_job(args, work / f"{run.pk}-spark.log")
+    finally:
+        rates.unlink(missing_ok=True)
+
+
+def _header(path: Path) -> list[str]:
+    import csv
+    import gzip
+
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8", newline="") as handle:
+        return next(csv.reader(handle), [])
+
+
+def _merge(run: IngestionRun, stage: str, result: dict) -> None:
+    with transaction.atomic():
+        locked = IngestionRun.objects.select_for_update().get(pk=run.pk)
+        if _already_loaded(locked):  # an identical file merged while this one ran
+            _finish(run, RunStatus.SKIPPED, rows_read=0, rows_loaded=0, rows_rejected=0)
+            return
+        results = MERGES[run.source](stage, f"ingestion:{run.pk}")
+        main = results[MAIN_TABLE[run.source]]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO ingestion_reject (run_id, line, raw, reason) "
+                f'SELECT %s, line, raw, reason FROM "{stage}_rejects" ORDER BY line',
+                [run.pk],
+            )
+        _finish(
+            run,
+            RunStatus.SUCCEEDED,
+            rows_read=result["rows_read"],
+            rows_loaded=result["rows_loaded"],
+            rows_rejected=result["rows_rejected"],
+            rows_added=main.added,
+            rows_changed=main.changed,
+            version=main.version,
+            progress={**run.progress, "phase": "done"},
+        )
+
+
+def _create_stage(stage: str, source) -> None:
+    columns = ", ".join(f'"{n}" {t}' for n, t in source.columns)
+    with connection.cursor() as cursor:
+        cursor.execute(f'CREATE UNLOGGED TABLE "{stage}" (line bigint, {columns})')
+        cursor.execute(
+            f'CREATE UNLOGGED TABLE "{stage}_rejects" (line bigint, raw text, reason text)'
+        )
+
+
+def _drop_stage(stage: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP TABLE IF EXISTS "{stage}", "{stage}_rejects"')
+
+
+def _dsn() -> str:
+    db = settings.DATABASES["default"]
+    parts = [
+        f"host={db.get('HOST') or '127.0.0.1'}",
+        f"port={db.get('PORT') or 5432}",
+        f"dbname={connection.settings_dict['NAME']}",
+        f"user={db.get('USER') or 'postgres'}",
+    ]
+    if db.get("PASSWORD"):
+        parts.append(f"password={db['PASSWORD']}")
+    return " ".join(parts)
+
+
+SCAN_ORDER = ("exchange_rates", "transactions", "sales", "retail")
+
+
+def pending_files() -> list[tuple[str, Path]]:
+    """Landing files not ingested yet (by content), rates first, each source in date order."""
+    from datalake.catalog.files import folder_files
+
+    done = set(
+        IngestionRun.objects.exclude(status=RunStatus.FAILED).values_list("source", "checksum")
+    )
+    pending = []
+    for source in SCAN_ORDER:
+        for path in folder_files(source):
+            ours = path.name.endswith(SOURCES[source].suffixes)
+            if ours and (source, file_checksum(path)) not in done:
+                pending.append((source, path))
+    return pending
+
+
+def scan_landing(*, requested_by=None) -> list[IngestionRun]:
+    """Queue a run for every pending file; they execute one after another, in order."""
+    runs = [
+        IngestionRun.objects.create(
+            source=source, path=display_path(path), requested_by=requested_by
+        )
+        for source, path in pending_files()
+    ]
+    if runs:
+        from celery import chain
+
+        from .tasks import run_ingestion
+
+        ids = [run.pk for run in runs]
+        transaction.on_commit(lambda: chain(*(run_ingestion.si(i) for i in ids)).delay())
+    return runs

@@ -1,0 +1,225 @@
+"""The sources of DATA.md: how a line becomes staged rows, and the staging columns.
+
+Pure Python (no Django, no Spark) so that the Spark executors, the Kafka consumer
+and the tests share it. A parser takes `(raw line, context)` and returns a list
+of rows (dicts) or raises `Rejected` with the reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo
+
+from .rates import RateTable
+from .validation import Rejected, parse_object, transaction_row, validate_sale
+
+LONDON = ZoneInfo("Europe/London")
+RETAIL_HEADER = [
+    "InvoiceNo",
+    "StockCode",
+    "Description",
+    "Quantity",
+    "InvoiceDate",
+    "UnitPrice",
+    "CustomerID",
+    "Country",
+]
+
+
+@dataclass(frozen=True)
+class Source:
+    """A source's staging columns `(name, postgres type)` and its line parser."""
+
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    parse: object
+    has_header: bool = False
+    dedup_key: str | None = None
+    suffixes: tuple[str, ...] = field(default=(".jsonl", ".json", ".csv", ".csv.gz"))
+
+
+@dataclass
+class Context:
+    """What a parser may need beyond the line: the file's header, rates, file date."""
+
+    header: list[str] | None = None
+    rates: RateTable | None = None
+    file_date: dt.date | None = None
+
+
+def parse_transaction(raw: str, ctx: Context) -> list[dict]:
+    return [transaction_row(parse_object(raw), ctx.rates)]
+
+
+def parse_sale(raw: str, ctx: Context) -> list[dict]:
+    row, reason = validate_sale(raw)
+    if reason:
+        code, _, message = reason.partition(": ")
+        raise Rejected(code, message)
+    return [{**row, "sale_date": ctx.file_date}]
+
+
+def _csv_fields(raw: str, width: int) -> list[str]:
+    try:
+        fields = next(csv.reader(io.StringIO(raw)))
+    except (csv.Error, StopIteration):
+        raise Rejected("bad_csv", "not a CSV line") from None
+    if len(fields) != width:
+        raise Rejected("bad_csv", f"expected {width} fields, got {len(fields)}")
+    return fields
+
+
+def _retail_date(value: str) -> dt.datetime:
+    for fmt in ("%Y-%m-%d %H:%M:%S", "%m/%d/%Y %H:%M", "%Y-%m-%d %H:%M"):
+        try:
+            local = dt.datetime.strptime(value.strip(), fmt)
+        except ValueError:
+            continue
+        return local.replace(tzinfo=LONDON).astimezone(dt.UTC)
+    raise Rejected("bad_date", f"InvoiceDate is not a known date format: {value!r}")
+
+
+def parse_retail(raw: str, ctx: Context) -> list[dict]:
+    f = dict(zip(RETAIL_HEADER, _csv_fields(raw, 8), strict=True))
+    if not f["InvoiceNo"].strip():
+        raise Rejected("missing_invoice_no", "InvoiceNo is required")
+    if not f["StockCode"].strip():
+        raise Rejected("missing_field", "StockCode is required")
+    try:
+        quantity = int(f["Quantity"])
+    except ValueError:
+        raise Rejected(
+            "bad_quantity", f"Quantity must be an integer, got {f['Quantity']!r}"
+        ) from None
+    try:
+        price = Decimal(f["UnitPrice"])
+    except InvalidOperation:
+        raise Rejected(
+            "bad_price", f"UnitPrice must be a decimal, got {f['UnitPrice']!r}"
+        ) from None
+    customer = f["CustomerID"].strip()
+    if customer.endswith(".0"):
+        customer = customer[:-2]
+    return [
+        {
+            "invoice_no": f["InvoiceNo"].strip(),
+            "stock_code": f["StockCode"].strip(),
+            "description": f["Description"] or None,
+            "quantity": quantity,
+            "invoice_date": _retail_date(f["InvoiceDate"]),
+            "unit_price": price,
+            "customer_id": customer or None,
+            "country": f["Country"],
+        }
+    ]
+
+
+def _rate(value: str, where: str) -> Decimal | None:
+    value = value.strip()
+    if value in ("", "N/A"):
+        return None
+    try:
+        rate = Decimal(value)
+    except InvalidOperation:
+        raise Rejected("bad_rate", f"{where}: not a number: {value!r}") from None
+    if rate <= 0:
+        raise Rejected("bad_rate", f"{where}: a rate must be positive, got {value}")
+    return rate
+
+
+def _iso_date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError:
+        raise Rejected("bad_date", f"not an ISO date: {value!r}") from None
+
+
+def parse_exchange_rates(raw: str, ctx: Context) -> list[dict]:
+    """Both ECB formats: the wide history (`Date,USD,...,`) and the SDMX CSV export."""
+    header = ctx.header or []
+    fields = next(csv.reader(io.StringIO(raw)), [])
+    if "TIME_PERIOD" in header:
+        record = dict(zip(header, fields, strict=False))
+        if record.get("CURRENCY_DENOM", "EUR") != "EUR":
+            raise Rejected("bad_rate", "CURRENCY_DENOM must be EUR")
+        rate = _rate(record.get("OBS_VALUE", ""), record.get("CURRENCY", "?"))
+        day = _iso_date(record.get("TIME_PERIOD", ""))
+        currency = record.get("CURRENCY", "")
+        return [{"date": day, "currency": currency, "rate": rate}] if rate else []
+    if not header or header[0] != "Date":
+        raise Rejected("bad_header", "neither the ECB wide format nor the SDMX CSV export")
+    day = _iso_date(fields[0] if fields else "")
+    rows = []
+    for currency, value in zip(header[1:], fields[1:], strict=False):
+        rate = _rate(value, currency) if currency else None
+        if rate is not None:
+            rows.append({"date": day, "currency": currency, "rate": rate})
+    return rows
+
+
+SOURCES = {
+    "transactions": Source(
+        "transactions",
+        (
+            ("transaction_id", "varchar(64)"),
+            ("user_id", "varchar(64)"),
+            ("timestamp", "timestamptz"),
+            ("transaction_type", "varchar(32)"),
+            ("payment_method", "varchar(32)"),
+            ("country", "varchar(2)"),
+            ("product_id", "varchar(64)"),
+            ("product_category", "varchar(64)"),
+            ("quantity", "integer"),
+            ("amount", "numeric(16,2)"),
+            ("currency", "varchar(3)"),
+            ("amount_eur", "numeric(16,2)"),
+            ("status", "varchar(16)"),
+            ("customer_rating", "smallint"),
+        ),
+        parse_transaction,
+        dedup_key="transaction_id",
+        suffixes=(".jsonl", ".json", ".jsonl.gz", ".json.gz"),
+    ),
+    "sales": Source(
+        "sales",
+        (("sale_date", "date"), ("customer_id", "varchar(64)"), ("products", "varchar(64)[]")),
+        parse_sale,
+        suffixes=(".json", ".jsonl", ".json.gz", ".jsonl.gz"),
+    ),
+    "retail": Source(
+        "retail",
+        (
+            ("invoice_no", "varchar(32)"),
+            ("stock_code", "varchar(32)"),
+            ("description", "text"),
+            ("quantity", "integer"),
+            ("invoice_date", "timestamptz"),
+            ("unit_price", "numeric(14,3)"),
+            ("customer_id", "varchar(32)"),
+            ("country", "varchar(64)"),
+        ),
+        parse_retail,
+        has_header=True,
+        suffixes=(".csv", ".csv.gz"),
+    ),
+    "exchange_rates": Source(
+        "exchange_rates",
+        (("date", "date"), ("currency", "varchar(3)"), ("rate", "numeric(18,6)")),
+        parse_exchange_rates,
+        has_header=True,
+        suffixes=(".csv", ".csv.gz"),
+    ),
+}
+
+
+def file_date(path: str) -> dt.date | None:
+    """The date in a daily file's name (`YYYY-MM-DD.json`), if any."""
+    name = path.rsplit("/", 1)[-1]
+    try:
+        return dt.date.fromisoformat(name[:10])
+    except ValueError:
+        return None

@@ -1,0 +1,21 @@
+"""Celery tasks of ingestion: thin, they take an id and call the service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from .services import ingestion_run_execute
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, name="ingestion.run")
+def run_ingestion(self, run_id: int) -> str:
+    run = ingestion_run_execute(run_id, task_id=self.request.id or "")
+    return run.status
+
+
+@shared_task(name="ingestion.scan_landing")
+def scan_landing() -> int:
+    """Beat: look for new files in every landing folder and ingest them in date order."""
+    from .services import scan_landing as scan
+
+    return len(scan())
