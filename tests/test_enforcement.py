@@ -29,12 +29,36 @@ NO_RESOURCE_DATA = {
 }
 
 
+# Lists of data about resources, filtered to what the caller may read: a user without
+# grants gets 200 and an empty list although such data exists (see the test below).
+FILTERED_LISTS = {"/api/v1/ingestion/runs/"}
+# Detail routes of objects that belong to a resource: a user who may not read the
+# resource gets 404 (tested with real objects where each feature is tested):
+# ingestion runs (tests/test_ingestion_runs.py).
+OBJECT_ROUTES = {"/api/v1/ingestion/runs/1/", "/api/v1/ingestion/runs/1/rejects/"}
+
+
 def data_routes() -> list[str]:
-    return [r for r in api_routes() if r not in NO_RESOURCE_DATA]
+    listed = set(NO_RESOURCE_DATA) | FILTERED_LISTS | OBJECT_ROUTES
+    return [r for r in api_routes() if r not in listed]
+
+
+def test_filtered_lists_show_a_user_without_grants_nothing(alice, staff):
+    from ingestion.models import IngestionRun
+
+    IngestionRun.objects.create(source="transactions", path="landing/transactions/x.jsonl")
+    for route in FILTERED_LISTS:
+        assert client_for(staff).get(route).json()["count"] >= 1
+        body = client_for(alice).get(route).json()
+        assert (body["count"], body["results"]) == (0, [])
+
+
+def test_object_routes_are_routes():
+    assert set(api_routes()) >= OBJECT_ROUTES
 
 
 def test_routes_serving_no_data_are_still_routes():
-    assert set(NO_RESOURCE_DATA) <= set(api_routes())
+    assert set(api_routes()) >= set(NO_RESOURCE_DATA) | FILTERED_LISTS
 
 
 @pytest.mark.parametrize("route", sorted(NO_RESOURCE_DATA))

@@ -98,7 +98,12 @@ class IngestionRunViewSet(
                 value={"source": "transactions", "path": "landing/transactions/2026-11-20.jsonl"},
                 request_only=True,
             ),
-            OpenApiExample("Queued", value={**RUN_EXAMPLE, "status": "queued"}, response_only=True),
+            OpenApiExample(
+                "Queued",
+                value={**RUN_EXAMPLE, "status": "queued"},
+                response_only=True,
+                status_codes=["202"],
+            ),
         ],
         tags=["ingestion"],
     )
