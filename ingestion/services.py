@@ -238,7 +238,8 @@ def pending_files() -> list[tuple[str, Path]]:
 
 
 def scan_landing(*, requested_by=None) -> list[IngestionRun]:
-    """Queue a run for every pending file; they execute one after another, in order."""
+    """Queue a run for every pending file; one task executes them one after another, in order
+    (a redelivered batch skips the runs already finished)."""
     runs = [
         IngestionRun.objects.create(
             source=source, path=display_path(path), requested_by=requested_by
@@ -246,10 +247,8 @@ def scan_landing(*, requested_by=None) -> list[IngestionRun]:
         for source, path in pending_files()
     ]
     if runs:
-        from celery import chain
-
-        from .tasks import run_ingestion
+        from .tasks import run_ingestion_batch
 
         ids = [run.pk for run in runs]
-        transaction.on_commit(lambda: chain(*(run_ingestion.si(i) for i in ids)).delay())
+        transaction.on_commit(lambda: run_ingestion_batch.delay(ids))
     return runs

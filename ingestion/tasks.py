@@ -13,6 +13,14 @@ def run_ingestion(self, run_id: int) -> str:
     return run.status
 
 
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, name="ingestion.run_batch")
+def run_ingestion_batch(self, run_ids: list[int]) -> list[str]:
+    """Runs that must happen in order (rates first, days in date order), one by one."""
+    return [
+        ingestion_run_execute(run_id, task_id=self.request.id or "").status for run_id in run_ids
+    ]
+
+
 @shared_task(name="ingestion.scan_landing")
 def scan_landing() -> int:
     """Beat: look for new files in every landing folder and ingest them in date order."""
