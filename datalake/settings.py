@@ -33,6 +33,10 @@ SPARK_MASTER = env("SPARK_MASTER", default="local[*]")
 SPARK_DRIVER_MEMORY = env("SPARK_DRIVER_MEMORY", default="2g")
 SPARK_JOB_TIMEOUT = env.int("SPARK_JOB_TIMEOUT", default=3600)
 KAFKA_BOOTSTRAP_SERVERS = env("KAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:9092")
+PIPELINE_TOPIC = env("PIPELINE_TOPIC", default="transactions.raw")
+PIPELINE_DLQ_TOPIC = env("PIPELINE_DLQ_TOPIC", default="transactions.dlq")
+PIPELINE_GROUP = env("PIPELINE_GROUP", default="datalake-pipeline")
+PIPELINE_PARTITIONS = env.int("PIPELINE_PARTITIONS", default=3)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

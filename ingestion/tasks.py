@@ -27,3 +27,10 @@ def scan_landing() -> int:
     from .services import scan_landing as scan
 
     return len(scan())
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, name="pipeline.repush_all")
+def run_repush_all(self, job_id: int) -> str:
+    from .repush import repush_all_execute
+
+    return repush_all_execute(job_id, task_id=self.request.id or "").status

@@ -16,6 +16,8 @@ from accounts.models import ApiToken, Grant
 from datalake.devbroker import start_broker, stop_broker
 from datalake.models import Resource
 
+pytest_plugins = ["tests.pipeline_helpers"]  # the `topic` fixture of the pipeline tests
+
 
 def pytest_configure(config):
     # Hashing with PBKDF2 costs ~0.5 s per user: the tests need users, not strong hashes.

@@ -35,7 +35,12 @@ FILTERED_LISTS = {"/api/v1/ingestion/runs/"}
 # Detail routes of objects that belong to a resource: a user who may not read the
 # resource gets 404 (tested with real objects where each feature is tested):
 # ingestion runs (tests/test_ingestion_runs.py).
-OBJECT_ROUTES = {"/api/v1/ingestion/runs/1/", "/api/v1/ingestion/runs/1/rejects/"}
+OBJECT_ROUTES = {
+    "/api/v1/ingestion/runs/1/",
+    "/api/v1/ingestion/runs/1/rejects/",
+    "/api/v1/pipeline/repush/1/",  # 404 if missing, 403 without read (test_pipeline.py)
+    "/api/v1/pipeline/jobs/1/",
+}
 
 
 def data_routes() -> list[str]:

@@ -1,0 +1,217 @@
+"""Pipeline endpoints: re-push one transaction or all of them, and follow them."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.selectors import has_privilege
+from ingestion import repush
+from ingestion.models import RepushJob, RepushRequest
+from lineage.audit import note_resource
+
+
+def require(request, resource: str, privilege: str) -> None:
+    note_resource(request, resource)
+    if not has_privilege(request.user, resource, privilege):
+        raise PermissionDenied(f"You need the `{privilege}` privilege on {resource!r}.")
+
+
+def id_parameter(what: str) -> OpenApiParameter:
+    return OpenApiParameter(
+        "id", OpenApiTypes.INT, OpenApiParameter.PATH, description=f"The {what}'s id."
+    )
+
+
+def requested_resource(request) -> str:
+    body = request.data if isinstance(request.data, dict) else {}
+    return str(body.get("resource") or "transactions")[:100]
+
+
+class RepushCreateSerializer(serializers.Serializer):
+    resource = serializers.CharField(default="transactions", help_text="`transactions`.")
+    transaction_id = serializers.CharField(max_length=64)
+
+
+class RepushAllCreateSerializer(serializers.Serializer):
+    resource = serializers.CharField(default="transactions", help_text="`transactions`.")
+    retimestamp = serializers.BooleanField(
+        default=True, help_text="Give every record the re-push time (default) or keep its own."
+    )
+
+
+class RepushSerializer(serializers.ModelSerializer):
+    url = serializers.HyperlinkedIdentityField(view_name="pipeline-repush-detail")
+    row = serializers.SerializerMethodField(help_text="The record as now stored (when processed).")
+
+    class Meta:
+        model = RepushRequest
+        fields = [
+            "id",
+            "url",
+            "resource",
+            "status",
+            "transaction_id",
+            "original_timestamp",
+            "new_timestamp",
+            "topic",
+            "processed_at",
+            "version",
+            "error",
+            "row",
+        ]
+        read_only_fields = fields
+
+    def get_row(self, obj) -> dict | None:
+        if obj.status != "processed":
+            return None
+        from datalake.models import Transaction
+
+        return (
+            Transaction.objects.filter(transaction_id=obj.transaction_id, valid_to__isnull=True)
+            .values(*[c for c in repush.MESSAGE_FIELDS], "amount_eur")
+            .first()
+        )
+
+
+class RepushJobSerializer(serializers.ModelSerializer):
+    url = serializers.HyperlinkedIdentityField(view_name="pipeline-job-detail")
+
+    class Meta:
+        model = RepushJob
+        fields = [
+            "id",
+            "url",
+            "resource",
+            "status",
+            "retimestamp",
+            "total",
+            "pushed",
+            "processed",
+            "failed",
+            "error",
+            "created_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+REPUSH_EXAMPLE = {
+    "id": 7,
+    "url": "http://localhost:8000/api/v1/pipeline/repush/7/",
+    "resource": "transactions",
+    "status": "processed",
+    "transaction_id": "TX-20261120-000123",
+    "original_timestamp": "2026-11-20T13:45:12Z",
+    "new_timestamp": "2026-11-23T09:00:00.120000Z",
+    "topic": "transactions.raw",
+    "processed_at": "2026-11-23T09:00:00.610000Z",
+    "version": 9,
+    "error": "",
+    "row": {"transaction_id": "TX-20261120-000123", "timestamp": "2026-11-23T09:00:00.120000Z"},
+}
+JOB_EXAMPLE = {
+    "id": 3,
+    "url": "http://localhost:8000/api/v1/pipeline/jobs/3/",
+    "resource": "transactions",
+    "status": "running",
+    "retimestamp": True,
+    "total": 10000,
+    "pushed": 5000,
+    "processed": 4200,
+    "failed": 0,
+    "error": "",
+    "created_at": "2026-11-23T09:00:00Z",
+    "finished_at": None,
+}
+
+
+class RepushView(APIView):
+    @extend_schema(
+        operation_id="pipeline_repush_create",
+        description="Re-push one stored transaction to the start of the pipeline "
+        "(`transactions.raw`) with the time of the re-push as its timestamp. Needs `write`. "
+        "202; follow it at `url` until `processed`. Unknown transaction: 404.",
+        request=RepushCreateSerializer,
+        responses={202: RepushSerializer},
+        examples=[
+            OpenApiExample(
+                "Re-push one",
+                value={"resource": "transactions", "transaction_id": "TX-20261120-000123"},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "Pushed",
+                value={**REPUSH_EXAMPLE, "status": "pushed", "processed_at": None, "row": None},
+                response_only=True,
+                status_codes=["202"],
+            ),
+        ],
+        tags=["pipeline"],
+    )
+    def post(self, request):
+        require(request, requested_resource(request), "write")  # before any validation
+        data = RepushCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        created = repush.repush_one(requested_by=request.user, **data.validated_data)
+        body = RepushSerializer(created, context={"request": request}).data
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class RepushDetailView(APIView):
+    @extend_schema(
+        operation_id="pipeline_repush_retrieve",
+        description="A re-push: `pushed`, `processed` (with the version it produced and the "
+        "record as now stored) or `failed` (with `error`). Needs `read` on the resource.",
+        responses=RepushSerializer,
+        parameters=[id_parameter("re-push")],
+        examples=[OpenApiExample("Processed", value=REPUSH_EXAMPLE, response_only=True)],
+        tags=["pipeline"],
+    )
+    def get(self, request, pk: int):
+        obj = get_object_or_404(RepushRequest, pk=pk)
+        require(request, obj.resource, "read")
+        return Response(RepushSerializer(obj, context={"request": request}).data)
+
+
+class RepushAllView(APIView):
+    @extend_schema(
+        operation_id="pipeline_repush_all_create",
+        description="Re-push every current record of the resource, in batches, from a "
+        "background job. Needs `write`. 202 with the job; follow it at `url`.",
+        request=RepushAllCreateSerializer,
+        responses={202: RepushJobSerializer},
+        examples=[
+            OpenApiExample("Re-push all", value={"resource": "transactions"}, request_only=True),
+            OpenApiExample("Started", value=JOB_EXAMPLE, response_only=True, status_codes=["202"]),
+        ],
+        tags=["pipeline"],
+    )
+    def post(self, request):
+        require(request, requested_resource(request), "write")  # before any validation
+        data = RepushAllCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        job = repush.repush_all_start(requested_by=request.user, **data.validated_data)
+        body = RepushJobSerializer(job, context={"request": request}).data
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class RepushJobView(APIView):
+    @extend_schema(
+        operation_id="pipeline_jobs_retrieve",
+        description="A re-push-all job: `running`, `completed` or `failed`, with `total`, "
+        "`pushed` and `processed`. Needs `read` on the resource.",
+        responses=RepushJobSerializer,
+        parameters=[id_parameter("job")],
+        examples=[OpenApiExample("A job", value=JOB_EXAMPLE, response_only=True)],
+        tags=["pipeline"],
+    )
+    def get(self, request, pk: int):
+        job = get_object_or_404(RepushJob, pk=pk)
+        require(request, job.resource, "read")
+        return Response(RepushJobSerializer(job, context={"request": request}).data)

@@ -1,0 +1,27 @@
+"""`python manage.py run_pipeline`: the consumer of `transactions.raw`."""
+
+import signal
+
+from django.core.management.base import BaseCommand
+
+from ingestion.kafka import ensure_topics
+from ingestion.pipeline import PipelineConsumer
+
+
+class Command(BaseCommand):
+    help = "Consume transactions.raw and merge micro-batches into transactions (Ctrl-C stops)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--group", default=None, help="Consumer group (default: settings).")
+        parser.add_argument("--batch-size", type=int, default=10_000)
+        parser.add_argument("--poll", type=float, default=0.5, help="Seconds to wait for a batch.")
+
+    def handle(self, group=None, batch_size=10_000, poll=0.5, **options):
+        ensure_topics()
+        stopping = []
+        signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+        signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
+        consumer = PipelineConsumer(group=group, batch_size=batch_size, poll=poll)
+        self.stdout.write(f"consuming {consumer.topic} as group {group or 'default'}")
+        consumer.run(should_stop=lambda: bool(stopping))
+        self.stdout.write("stopped")

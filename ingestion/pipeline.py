@@ -1,0 +1,271 @@
+"""The live pipeline: a consumer of `transactions.raw` that merges micro-batches.
+
+Each batch is validated exactly like the daily job (`ingestion.validation`), and
+merged into `transactions` as a new version in ONE database transaction that
+also stores the rejects, the re-push outcomes and, per partition, the next offset
+to read. On (re)assignment the consumer seeks to the offsets stored in the
+database, so a crash at any point — before or after the Kafka commit — neither
+loses nor duplicates a message; Kafka's own committed offsets only follow (for
+lag monitoring). Invalid messages also go to `transactions.dlq` (at least once).
+Several consumers in one group share the partitions.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from dataclasses import dataclass, field
+
+from confluent_kafka import OFFSET_INVALID, Consumer, TopicPartition
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .kafka import ensure_topics, producer
+from .merge import TX_COLUMNS, MergeResult, merge_versioned
+from .models import (
+    JobStatus,
+    PipelineOffset,
+    PipelineReject,
+    RepushJob,
+    RepushRequest,
+    RepushStatus,
+)
+from .rates import RateTable
+from .validation import validate_transaction
+
+logger = logging.getLogger(__name__)
+STAGE_COLUMNS = ["line", "transaction_id", *TX_COLUMNS]
+RATES_TTL = 60.0
+
+
+@dataclass
+class Batch:
+    """A validated batch: rows by id (last message wins), rejects, re-push outcomes."""
+
+    rows: dict = field(default_factory=dict)
+    rejects: list = field(default_factory=list)
+    repush_ok: dict = field(default_factory=dict)  # repush id -> transaction id
+    repush_failed: dict = field(default_factory=dict)  # repush id -> reason
+    jobs: dict = field(default_factory=dict)  # job id -> [processed, failed]
+    next_offsets: dict = field(default_factory=dict)  # (topic, partition) -> next offset
+
+
+def _headers(message) -> dict[str, str]:
+    return {k: (v or b"").decode() for k, v in (message.headers() or [])}
+
+
+class PipelineConsumer:
+    def __init__(self, *, group: str | None = None, batch_size: int = 10_000, poll: float = 0.5):
+        self.topic = settings.PIPELINE_TOPIC
+        self.batch_size = batch_size
+        self.poll = poll
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+                "group.id": group or settings.PIPELINE_GROUP,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "session.timeout.ms": 10_000,
+                "max.poll.interval.ms": 600_000,
+            }
+        )
+        self._rates: tuple[float, RateTable] | None = None
+        self.assigned = False
+        self.after_db_commit = None  # a hook for fault-injection tests
+
+    # -- assignment -------------------------------------------------------------------
+
+    def _on_assign(self, consumer, partitions):
+        stored = {
+            (o.topic, o.partition): o.next_offset
+            for o in PipelineOffset.objects.filter(topic__in={p.topic for p in partitions})
+        }
+        for p in partitions:
+            p.offset = stored.get((p.topic, p.partition), OFFSET_INVALID)
+        consumer.assign(partitions)
+        self.assigned = True
+        logger.info("pipeline: assigned %s", [(p.partition, p.offset) for p in partitions])
+
+    def _on_revoke(self, consumer, partitions):
+        self.assigned = False
+
+    def start(self) -> None:
+        ensure_topics()  # a subscription to a missing topic waits for a metadata refresh
+        self.consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+
+    # -- the loop -----------------------------------------------------------------------
+
+    def run(self, should_stop=lambda: False) -> None:
+        self.start()
+        try:
+            while not should_stop():
+                self.step()
+        finally:
+            self.consumer.close()
+
+    def step(self) -> int:
+        """Consume one batch (up to batch_size messages) and merge it; returns its size."""
+        messages = self.consumer.consume(num_messages=self.batch_size, timeout=self.poll)
+        messages = [m for m in messages if m.error() is None]
+        if not messages:
+            return 0
+        batch = self.merge(messages)
+        if self.after_db_commit:
+            self.after_db_commit(batch)
+        offsets = [TopicPartition(t, p, o) for (t, p), o in batch.next_offsets.items()]
+        self.consumer.commit(offsets=offsets, asynchronous=False)
+        return len(messages)
+
+    # -- validation ---------------------------------------------------------------------
+
+    def rates(self) -> RateTable:
+        if self._rates is None or time.monotonic() - self._rates[0] > RATES_TTL:
+            self._rates = (time.monotonic(), RateTable.from_database())
+        return self._rates[1]
+
+    def validate(self, messages, stored: dict) -> Batch:
+        """Validate the messages not merged yet (offset at or past the stored one)."""
+        batch, rates = Batch(), self.rates()
+        for message in messages:
+            key = (message.topic(), message.partition())
+            batch.next_offsets[key] = max(batch.next_offsets.get(key, 0), message.offset() + 1)
+            if message.offset() < stored.get(key, 0):
+                continue  # merged before a crash that came ahead of Kafka's commit
+            headers = _headers(message)
+            raw = message.value() or b""
+            row, reason = validate_transaction(raw, rates)
+            job = headers.get("repush-job")
+            if job:
+                counts = batch.jobs.setdefault(int(job), [0, 0])
+                counts[0 if row else 1] += 1
+            if row is None:
+                batch.rejects.append((message, raw.decode("utf-8", "replace"), reason))
+                if headers.get("repush-id"):
+                    batch.repush_failed[int(headers["repush-id"])] = reason
+                continue
+            row["line"] = message.offset()
+            batch.rows[row["transaction_id"]] = row
+            if headers.get("repush-id"):
+                batch.repush_ok[int(headers["repush-id"])] = row["transaction_id"]
+        return batch
+
+    # -- the one transaction ----------------------------------------------------------
+
+    def merge(self, messages) -> Batch:
+        """Validate and merge in one transaction with the rejects, outcomes and offsets."""
+        with transaction.atomic():
+            stored = {
+                (o.topic, o.partition): o.next_offset
+                for o in PipelineOffset.objects.select_for_update().filter(topic=self.topic)
+            }
+            batch = self.validate(messages, stored)
+            self._dead_letters(batch)
+            if batch.rows:
+                self._merge_rows(batch)
+            self._record(batch)
+        return batch
+
+    def _merge_rows(self, batch: Batch) -> MergeResult:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "CREATE TEMP TABLE pipeline_stage ON COMMIT DROP AS "
+                f"SELECT {', '.join(STAGE_COLUMNS[1:])}, 0::bigint AS line FROM transactions "
+                "WITH NO DATA"
+            )
+            buffer = io.StringIO()
+            for row in batch.rows.values():
+                buffer.write("\t".join(_copy_value(row[c]) for c in STAGE_COLUMNS) + "\n")
+            columns = ", ".join(f'"{c}"' for c in STAGE_COLUMNS)
+            with cursor.copy(f"COPY pipeline_stage ({columns}) FROM STDIN") as copy:
+                copy.write(buffer.getvalue())
+        source = self._version_source(batch)
+        result = merge_versioned(
+            "transactions",
+            table="transactions",
+            key=["transaction_id"],
+            columns=TX_COLUMNS,
+            stage_table="pipeline_stage",
+            source=source,
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE pipeline_stage")
+        return result
+
+    def _version_source(self, batch: Batch) -> str:
+        if len(batch.repush_ok) == 1 and not batch.jobs:
+            return f"repush:{next(iter(batch.repush_ok))}"
+        if batch.jobs:
+            return "repush-all:" + ",".join(str(j) for j in sorted(batch.jobs))
+        return f"pipeline:{self.topic}"
+
+    def _record(self, batch: Batch) -> None:
+        now = timezone.now()
+        PipelineReject.objects.bulk_create(
+            [
+                PipelineReject(
+                    topic=m.topic(),
+                    partition=m.partition(),
+                    offset=m.offset(),
+                    raw=raw,
+                    reason=reason,
+                )
+                for m, raw, reason in batch.rejects
+            ],
+            ignore_conflicts=True,
+        )
+        if batch.repush_ok:
+            from datalake.models import Resource
+
+            version = Resource.objects.get(name="transactions").current_version
+            RepushRequest.objects.filter(pk__in=batch.repush_ok).update(
+                status=RepushStatus.PROCESSED, processed_at=now, version=version
+            )
+        for pk, reason in batch.repush_failed.items():
+            RepushRequest.objects.filter(pk=pk).update(
+                status=RepushStatus.FAILED, processed_at=now, error=reason
+            )
+        for job, (processed, failed) in batch.jobs.items():
+            RepushJob.objects.filter(pk=job).update(
+                processed=F("processed") + processed, failed=F("failed") + failed
+            )
+            RepushJob.objects.filter(
+                pk=job,
+                status=JobStatus.RUNNING,
+                pushed=F("total"),
+                processed__gte=F("total") - F("failed"),
+            ).update(status=JobStatus.COMPLETED, finished_at=now)
+        for (topic, partition), next_offset in batch.next_offsets.items():
+            PipelineOffset.objects.update_or_create(
+                topic=topic, partition=partition, defaults={"next_offset": next_offset}
+            )
+
+    def _dead_letters(self, batch: Batch) -> None:
+        if not batch.rejects:
+            return
+        p = producer()
+        for message, _raw, reason in batch.rejects:
+            p.produce(
+                settings.PIPELINE_DLQ_TOPIC,
+                value=message.value(),
+                key=message.key(),
+                headers=[
+                    ("reason", reason.encode()),
+                    (
+                        "source",
+                        f"{message.topic()}/{message.partition()}/{message.offset()}".encode(),
+                    ),
+                ],
+            )
+        p.flush(15)
+
+
+def _copy_value(value) -> str:
+    if value is None:
+        return "\\N"
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    text = str(value)
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")

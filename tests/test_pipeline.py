@@ -1,0 +1,144 @@
+"""The live pipeline with the real broker, consumer and database."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from datalake.celery import app as celery_app
+from datalake.models import Resource, Transaction
+from ingestion.models import PipelineReject, RepushJob
+from lineage.models import Version
+from tests.conftest import client_for, give, make_user
+from tests.pipeline_helpers import RunningConsumer, produce, read_all, wait_for
+from tests.test_ingestion import tx
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def current(**filters):
+    return Transaction.objects.filter(valid_to__isnull=True, **filters)
+
+
+def test_messages_flow_into_transactions_and_bad_ones_to_the_dlq(broker, topic):
+    now = timezone.now().replace(microsecond=0)
+    good = [tx(i, timestamp=now.isoformat()) for i in range(5)]
+    produce(broker, topic, good)
+    with RunningConsumer():
+        wait_for(lambda: current().count() == 5, 60, "5 rows")
+        produce(broker, topic, ["{not json", tx(50, quantity=0)])
+        produce(broker, topic, [tx(51, timestamp=now.isoformat())])
+        wait_for(lambda: current(transaction_id="TX-0051").exists(), 60, "the next good one")
+    assert sorted(current().values_list("transaction_id", flat=True)) == [
+        *(f"TX-{i:04d}" for i in range(5)),
+        "TX-0051",
+    ]
+    reasons = sorted(
+        r.split(":")[0] for r in PipelineReject.objects.values_list("reason", flat=True)
+    )
+    assert reasons == ["bad_quantity", "invalid_json"]
+    dead = read_all(broker, f"{topic}.dlq")
+    assert b"{not json" in {m.value() for m in dead}
+    assert {dict(m.headers())["reason"].split(b":")[0] for m in dead} == {
+        b"invalid_json",
+        b"bad_quantity",
+    }
+    assert Resource.objects.get(name="transactions").current_version >= 1
+
+
+@pytest.fixture
+def stored(db):
+    """One transaction stored by an earlier ingestion (version 1)."""
+    resource = Resource.objects.get(name="transactions")
+    old = dt.datetime(2026, 11, 20, 13, 45, 12, tzinfo=dt.UTC)
+    Transaction.objects.create(
+        transaction_id="TX-R1", user_id="U1", timestamp=old, transaction_type="online",
+        payment_method="card", country="FR", product_id="P1", quantity=2,
+        amount=Decimal("59.90"), currency="EUR", amount_eur=Decimal("59.90"), status="completed",
+    )  # fmt: skip
+    Version.objects.create(resource=resource, version=1, source="ingestion:1", rows_added=1)
+    Resource.objects.filter(pk=resource.pk).update(current_version=1)
+    return old
+
+
+def test_repush_one_is_processed_with_a_new_timestamp(broker, topic, stored, alice):
+    api = client_for(alice)
+    body = {"resource": "transactions", "transaction_id": "TX-R1"}
+    assert api.post("/api/v1/pipeline/repush/", body, format="json").status_code == 403
+    give(alice, "transactions", "write")
+    give(alice, "transactions", "read")
+    missing = api.post(
+        "/api/v1/pipeline/repush/", {**body, "transaction_id": "nope"}, format="json"
+    )
+    assert missing.status_code == 404
+    with RunningConsumer():
+        response = api.post("/api/v1/pipeline/repush/", body, format="json")
+        assert response.status_code == 202, response.json()
+        pushed = response.json()
+        assert pushed["status"] == "pushed" and pushed["topic"] == topic
+        assert pushed["original_timestamp"] == "2026-11-20T13:45:12Z"
+        url = f"/api/v1/pipeline/repush/{pushed['id']}/"
+        done = wait_for(
+            lambda: (r := api.get(url).json())["status"] == "processed" and r, 60, "processed"
+        )
+    assert done["version"] == 2 and done["processed_at"]
+    assert done["row"]["timestamp"] == pushed["new_timestamp"]
+    assert done["row"]["amount"] == "59.90"
+    outsider = client_for(make_user("mallory"))
+    assert outsider.get(url).status_code == 403
+    assert outsider.get("/api/v1/pipeline/repush/999999/").status_code == 404
+    then = api.get("/api/v1/resources/transactions/versions/1/rows/").json()["results"]
+    assert then[0]["timestamp"] == "2026-11-20T13:45:12Z"
+    versions = api.get("/api/v1/resources/transactions/versions/").json()["results"]
+    assert versions[0]["source"] == f"repush:{pushed['id']}"
+
+
+def test_a_crash_between_the_database_commit_and_the_offset_commit(broker, topic):
+    """Nothing duplicated, nothing lost: the consumer resumes from the database's offsets."""
+    job = RepushJob.objects.create(total=10**6)  # counts every message it sees, exactly
+    produce(broker, topic, [tx(i) for i in range(20)], headers=[("repush-job", str(job.pk))])
+
+    def crash(batch):
+        raise SystemExit("killed after the database commit, before Kafka's")
+
+    first = RunningConsumer()
+    first.consumer.after_db_commit = crash
+    with first:
+        wait_for(lambda: first.error is not None, 60, "the crash")
+    merged = current().count()
+    assert merged > 0
+    produce(broker, topic, [tx(i) for i in range(20, 30)], headers=[("repush-job", str(job.pk))])
+    with RunningConsumer():
+        wait_for(lambda: current().count() == 30, 90, "every message after the restart")
+        job.refresh_from_db()
+        wait_for(lambda: RepushJob.objects.get(pk=job.pk).processed == 30, 30, "the counts")
+    assert RepushJob.objects.get(pk=job.pk).processed == 30  # still, once the consumer stopped
+    assert Transaction.objects.count() == 30  # no duplicate row versions either
+
+
+def test_repush_all_completes_with_every_record_processed(broker, topic, staff):
+    rows = [
+        Transaction(**{**tx(i), "timestamp": timezone.now(), "amount_eur": Decimal(10 + i)})
+        for i in range(3000)
+    ]
+    Transaction.objects.bulk_create(rows)
+    api = client_for(staff)
+    celery_app.conf.task_always_eager = True
+    try:
+        with RunningConsumer():
+            response = api.post(
+                "/api/v1/pipeline/repush-all/", {"resource": "transactions"}, format="json"
+            )
+            assert response.status_code == 202
+            url = f"/api/v1/pipeline/jobs/{response.json()['id']}/"
+            job = wait_for(
+                lambda: (j := api.get(url).json())["status"] == "completed" and j, 120, "the job"
+            )
+    finally:
+        celery_app.conf.task_always_eager = False
+    assert job["total"] == job["pushed"] == job["processed"] == 3000
+    assert current().count() == 3000
+    assert Transaction.objects.count() == 6000  # every record re-timestamped: a new version each
