@@ -14,7 +14,8 @@ class ResourcePrivilege(BasePermission):
     """Authenticated, and holding the privilege the action needs on the resource.
 
     A view declares `required_privileges = {action: "read" | "write" | "grant"}`
-    (an action not listed needs no resource privilege) and `get_resource_name()`,
+    (viewset actions, or HTTP methods for plain views; an action not listed needs
+    no resource privilege) and `get_resource_name()`,
     which raises 404 for an unknown resource. The resource is noted for the
     request log whatever the outcome.
     """
@@ -22,7 +23,8 @@ class ResourcePrivilege(BasePermission):
     def has_permission(self, request, view) -> bool:
         if not (request.user and request.user.is_authenticated):
             return False
-        privilege = view.required_privileges.get(view.action)
+        action = getattr(view, "action", None) or request.method.lower()
+        privilege = view.required_privileges.get(action)
         if privilege is None:
             return True
         name = view.get_resource_name()

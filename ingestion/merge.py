@@ -7,11 +7,16 @@ are unchanged is left alone, so loading the same data again creates no version.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
 from django.db import connection
 
 from lineage.services import version_commit, version_lock
+from metrics.aggregates import apply_version
+
+# What else a merge keeps current, in the same transaction, once a version is made.
+AFTER_MERGE = {"transactions": apply_version}
 
 
 @dataclass
@@ -80,6 +85,8 @@ def merge_versioned(
     current = version_commit(
         res, version, source=source, added=added, changed=changed, removed=removed
     )
+    if current == version and table in AFTER_MERGE:
+        AFTER_MERGE[table](version)
     return MergeResult(current, added, changed, removed)
 
 
@@ -206,3 +213,40 @@ MAIN_TABLE = {
     "retail": "retail_invoice_items",
     "exchange_rates": "exchange_rates",
 }
+
+
+STAGE_COLUMNS = ["line", "transaction_id", *TX_COLUMNS]
+
+
+def merge_transaction_rows(rows, source: str) -> MergeResult:
+    """Merge validated transaction rows (dicts, with `line`) through a temporary stage.
+
+    For callers that hold rows in memory (the pipeline consumer); inside their
+    transaction.
+    """
+    buffer = io.StringIO()
+    for row in rows:
+        buffer.write("\t".join(_copy_value(row.get(c)) for c in STAGE_COLUMNS) + "\n")
+    columns = ", ".join(f'"{c}"' for c in STAGE_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE memory_stage ON COMMIT DROP AS "
+            f"SELECT {', '.join(STAGE_COLUMNS[1:])}, 0::bigint AS line FROM transactions "
+            "WITH NO DATA"
+        )
+        with cursor.copy(f"COPY memory_stage ({columns}) FROM STDIN") as copy:
+            copy.write(buffer.getvalue())
+    result = merge_transactions("memory_stage", source)["transactions"]
+    _execute("DROP TABLE memory_stage")
+    return result
+
+
+def _copy_value(value) -> str:
+    if value is None:
+        return "\\N"
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    text = str(value)
+    for char, escaped in (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")):
+        text = text.replace(char, escaped)
+    return text

@@ -12,19 +12,18 @@ Several consumers in one group share the partitions.
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from dataclasses import dataclass, field
 
 from confluent_kafka import OFFSET_INVALID, Consumer, TopicPartition
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from .kafka import ensure_topics, producer
-from .merge import TX_COLUMNS, MergeResult, merge_versioned
+from .merge import MergeResult, merge_transaction_rows
 from .models import (
     JobStatus,
     PipelineOffset,
@@ -37,7 +36,6 @@ from .rates import RateTable
 from .validation import validate_transaction
 
 logger = logging.getLogger(__name__)
-STAGE_COLUMNS = ["line", "transaction_id", *TX_COLUMNS]
 RATES_TTL = 60.0
 
 
@@ -169,30 +167,7 @@ class PipelineConsumer:
         return batch
 
     def _merge_rows(self, batch: Batch) -> MergeResult:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "CREATE TEMP TABLE pipeline_stage ON COMMIT DROP AS "
-                f"SELECT {', '.join(STAGE_COLUMNS[1:])}, 0::bigint AS line FROM transactions "
-                "WITH NO DATA"
-            )
-            buffer = io.StringIO()
-            for row in batch.rows.values():
-                buffer.write("\t".join(_copy_value(row[c]) for c in STAGE_COLUMNS) + "\n")
-            columns = ", ".join(f'"{c}"' for c in STAGE_COLUMNS)
-            with cursor.copy(f"COPY pipeline_stage ({columns}) FROM STDIN") as copy:
-                copy.write(buffer.getvalue())
-        source = self._version_source(batch)
-        result = merge_versioned(
-            "transactions",
-            table="transactions",
-            key=["transaction_id"],
-            columns=TX_COLUMNS,
-            stage_table="pipeline_stage",
-            source=source,
-        )
-        with connection.cursor() as cursor:
-            cursor.execute("DROP TABLE pipeline_stage")
-        return result
+        return merge_transaction_rows(batch.rows.values(), self._version_source(batch))
 
     def _version_source(self, batch: Batch) -> str:
         if len(batch.repush_ok) == 1 and not batch.jobs:
@@ -260,12 +235,3 @@ class PipelineConsumer:
                 ],
             )
         p.flush(15)
-
-
-def _copy_value(value) -> str:
-    if value is None:
-        return "\\N"
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    text = str(value)
-    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")

@@ -69,6 +69,11 @@ class Transaction(VersionedRecord):
         constraints = [current_unique("transactions", "transaction_id")]
         indexes = [
             history_index("transactions", "transaction_id"),
+            # A merge's version: what it made current and what it closed (metrics deltas).
+            models.Index(fields=["valid_from"], name="tx_valid_from"),
+            models.Index(
+                fields=["valid_to"], name="tx_valid_to", condition=Q(valid_to__isnull=False)
+            ),
             *(
                 current_index("tx", col, "transaction_id")
                 for col in (

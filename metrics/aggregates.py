@@ -1,0 +1,68 @@
+"""Keeping the aggregates in step with `transactions`, inside the merging transaction."""
+
+from __future__ import annotations
+
+from django.db import connection
+
+COMPLETED = "status = 'completed'"
+DAY = "(timestamp AT TIME ZONE 'UTC')::date"
+MINUTE = "date_trunc('minute', timestamp)"
+
+# (table, key columns, key expressions, value columns, value expressions)
+AGGREGATES = (
+    (
+        "metrics_product_day",
+        ("product_id", "day"),
+        ("product_id", DAY),
+        ("quantity", "transactions", "total_eur"),
+        ("quantity", "1", "amount_eur"),
+    ),
+    (
+        "metrics_user_type_day",
+        ("user_id", "transaction_type", "day"),
+        ("user_id", "transaction_type", DAY),
+        ("transactions", "total_eur"),
+        ("1", "amount_eur"),
+    ),
+    (
+        "metrics_minute",
+        ("minute",),
+        (MINUTE,),
+        ("transactions", "total_eur"),
+        ("1", "amount_eur"),
+    ),
+)
+
+
+def _upsert_sql(table, keys, key_exprs, values, value_exprs, source: str) -> str:
+    inner = [f"{e} AS {k}" for k, e in zip(keys, key_exprs, strict=True)]
+    inner += [f"d.sign * {e} AS {v}" for v, e in zip(values, value_exprs, strict=True)]
+    sums = ", ".join(f"sum({v})" for v in values)
+    updates = ", ".join(f"{v} = {table}.{v} + EXCLUDED.{v}" for v in values)
+    return (
+        f"INSERT INTO {table} ({', '.join(keys)}, {', '.join(values)}) "
+        f"SELECT {', '.join(keys)}, {sums} FROM (SELECT {', '.join(inner)} FROM ({source}) d) s "
+        f"GROUP BY {', '.join(keys)} "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+    )
+
+
+def apply_version(version: int) -> None:
+    """Add the completed rows that `version` made current, subtract those it closed."""
+    source = (
+        f"SELECT *, 1 AS sign FROM transactions WHERE valid_from = {int(version)} AND {COMPLETED} "
+        f"UNION ALL SELECT *, -1 AS sign FROM transactions "
+        f"WHERE valid_to = {int(version)} AND {COMPLETED}"
+    )
+    with connection.cursor() as cursor:
+        for spec in AGGREGATES:
+            cursor.execute(_upsert_sql(*spec, source=source))
+
+
+def rebuild() -> None:
+    """Recompute every aggregate from the current rows (one transaction by the caller)."""
+    source = f"SELECT *, 1 AS sign FROM transactions WHERE valid_to IS NULL AND {COMPLETED}"
+    with connection.cursor() as cursor:
+        for spec in AGGREGATES:
+            cursor.execute(f"TRUNCATE {spec[0]}")
+            cursor.execute(_upsert_sql(*spec, source=source))

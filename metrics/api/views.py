@@ -1,0 +1,208 @@
+"""The metric endpoints: completed transactions in EUR, from the kept aggregates."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.permissions import ResourcePrivilege
+from datalake.api.filtering import reject_unknown_params
+from datalake.api.pagination import PagePagination
+from metrics import selectors
+
+from . import serializers as s
+
+
+def params(request, serializer_class):
+    reject_unknown_params(request, set(serializer_class().fields) | {"format"})
+    data = serializer_class(data=request.query_params)
+    data.is_valid(raise_exception=True)
+    return data.validated_data
+
+
+def query_parameters(serializer_class) -> list[OpenApiParameter]:
+    """The serializer's fields as documented query parameters."""
+    out = []
+    for name, field in serializer_class().fields.items():
+        kind = OpenApiTypes.INT if "Integer" in type(field).__name__ else OpenApiTypes.STR
+        description = str(field.help_text or name.replace("_", " "))
+        out.append(OpenApiParameter(name, kind, required=field.required, description=description))
+    return out
+
+
+class MetricView(APIView):
+    permission_classes = [ResourcePrivilege]
+    required_privileges = {"get": "read"}
+    resource = "transactions"
+
+    def get_resource_name(self) -> str:
+        return self.resource
+
+
+class SpentLastMinutesView(MetricView):
+    @extend_schema(
+        description="Money spent (completed transactions, EUR) in the last `minutes` minutes, "
+        "up to now. Needs `read` on transactions.",
+        parameters=query_parameters(s.SpentLastMinutesParams),
+        responses=s.SpentLastMinutesBody,
+        examples=[
+            OpenApiExample(
+                "Last 5 minutes",
+                value={
+                    "minutes": 5,
+                    "from": "2026-11-23T09:55:00Z",
+                    "to": "2026-11-23T10:00:00Z",
+                    "total_eur": "1520.40",
+                    "transactions": 17,
+                },
+                response_only=True,
+            )
+        ],
+        tags=["metrics"],
+    )
+    def get(self, request):
+        minutes = params(request, s.SpentLastMinutesParams)["minutes"]
+        to = dt.datetime.now(dt.UTC)
+        start = to - dt.timedelta(minutes=minutes)
+        total, count = selectors.spent_between(start, to)
+        body = {"minutes": minutes, "from": start, "to": to, "total_eur": total}
+        return Response({**body, "transactions": count})
+
+
+class SpentPerUserTypeView(MetricView):
+    @extend_schema(
+        description="Total spent (completed, EUR) per user and transaction type between "
+        "`since` and `until` (inclusive, optional), largest total first. Paginated.",
+        parameters=query_parameters(s.SpentPerUserTypeParams),
+        responses=s.UserTypeTotal(many=True),
+        examples=[
+            OpenApiExample(
+                "Per user and type",
+                value={
+                    "count": 8000,
+                    "next": "http://localhost:8000/api/v1/metrics/spent-per-user-type/?page=2",
+                    "previous": None,
+                    "results": [
+                        {
+                            "user_id": "U00042",
+                            "transaction_type": "online",
+                            "total_eur": "4210.77",
+                            "transactions": 31,
+                        }
+                    ],
+                },
+                response_only=True,
+            )
+        ],
+        tags=["metrics"],
+    )
+    def get(self, request):
+        p = params(request, s.SpentPerUserTypeParams)
+        split = selectors.split_days(p.get("since"), p.get("until"))
+        paginator = PagePagination()
+        size = paginator.get_page_size(request)
+        page = p.get("page", 1)
+        rows, count = selectors.spent_per_user_type(
+            split, p.get("user_id"), size, (page - 1) * size
+        )
+        return paginator_response(request, paginator, rows, count, page, size)
+
+
+def paginator_response(request, paginator, rows, count, page, size):
+    """The standard page body for results computed in SQL; a page past the end is a 404."""
+    from rest_framework.exceptions import NotFound
+    from rest_framework.utils.urls import remove_query_param, replace_query_param
+
+    if not rows and page > 1:
+        raise NotFound(f"Page {page} is past the end of the results.")
+    url = request.build_absolute_uri()
+    nxt = replace_query_param(url, "page", page + 1) if page * size < count else None
+    prev = None
+    if page > 1:
+        prev = (
+            remove_query_param(url, "page")
+            if page == 2
+            else replace_query_param(url, "page", page - 1)
+        )
+    return Response({"count": count, "next": nxt, "previous": prev, "results": rows})
+
+
+class TopProductsView(MetricView):
+    @extend_schema(
+        description="The `x` products bought most (sum of quantities of completed "
+        "transactions) between `since` and `until`; ties by product_id ascending.",
+        parameters=query_parameters(s.TopProductsParams),
+        responses=s.TopProductsBody,
+        examples=[
+            OpenApiExample(
+                "Top 2",
+                value={
+                    "x": 2,
+                    "results": [
+                        {"rank": 1, "product_id": "P0007", "quantity": 912, "transactions": 301},
+                        {"rank": 2, "product_id": "P0131", "quantity": 877, "transactions": 296},
+                    ],
+                },
+                response_only=True,
+            )
+        ],
+        tags=["metrics"],
+    )
+    def get(self, request):
+        p = params(request, s.TopProductsParams)
+        split = selectors.split_days(p.get("since"), p.get("until"))
+        return Response({"x": p["x"], "results": selectors.top_products(split, p["x"])})
+
+
+class ProductSalesView(MetricView):
+    resource = "sales"
+
+    @extend_schema(
+        description="How often the product was sold in the `days` days ending on `until` "
+        "(default today), from the daily sales dumps; every day present, zeros included. "
+        "Needs `read` on sales.",
+        parameters=[
+            OpenApiParameter(
+                "product_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="Product id."
+            ),
+            *query_parameters(s.ProductSalesParams),
+        ],
+        responses=s.ProductSalesBody,
+        examples=[
+            OpenApiExample(
+                "Three days",
+                value={
+                    "product_id": "P0007",
+                    "days": 3,
+                    "from": "2026-11-18",
+                    "until": "2026-11-20",
+                    "times_sold": 5,
+                    "per_day": [
+                        {"date": "2026-11-18", "times_sold": 2},
+                        {"date": "2026-11-19", "times_sold": 0},
+                        {"date": "2026-11-20", "times_sold": 3},
+                    ],
+                },
+                response_only=True,
+            )
+        ],
+        tags=["metrics"],
+    )
+    def get(self, request, product_id: str):
+        p = params(request, s.ProductSalesParams)
+        first = p["until"] - dt.timedelta(days=p["days"] - 1)
+        per_day = selectors.product_sales(product_id, first, p["until"])
+        return Response(
+            {
+                "product_id": product_id,
+                "days": p["days"],
+                "from": first,
+                "until": p["until"],
+                "times_sold": sum(d["times_sold"] for d in per_day),
+                "per_day": per_day,
+            }
+        )

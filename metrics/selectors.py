@@ -1,0 +1,175 @@
+"""The metric queries: full buckets from the aggregates, partial edges from the table."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db import connection
+
+CENT = Decimal("0.01")
+CURRENT_COMPLETED = "valid_to IS NULL AND status = 'completed'"
+
+
+@dataclass
+class Split:
+    """A [since, until] range as whole buckets plus the partial bucket edges."""
+
+    first: object | None  # first whole bucket (inclusive), None: unbounded
+    last: object | None  # last whole bucket (inclusive), None: unbounded
+    edges: list  # [(start, end_exclusive)] covered from the raw table
+    empty: bool = False
+
+
+def split_days(since: dt.datetime | None, until: dt.datetime | None) -> Split:
+    """Whole UTC days inside [since, until] and the partial days at either end."""
+    day = dt.timedelta(days=1)
+    end = until + dt.timedelta(microseconds=1) if until else None  # exclusive
+    if since and end and since >= end:
+        return Split(None, None, [], empty=True)
+    first = _ceil_day(since) if since else None
+    last_exclusive = _floor_day(end) if end else None
+    edges = []
+    if first and last_exclusive and first >= last_exclusive:  # inside one day
+        return Split(dt.date.max, dt.date.min, [(since, end)])
+    if since and since < first:
+        edges.append((since, first))
+    if end and end > last_exclusive:
+        edges.append((last_exclusive, end))
+    return Split(
+        first.date() if first else None,
+        (last_exclusive - day).date() if last_exclusive else None,
+        edges,
+    )
+
+
+def _floor_day(t: dt.datetime) -> dt.datetime:
+    t = t.astimezone(dt.UTC)
+    return dt.datetime.combine(t.date(), dt.time(), dt.UTC)
+
+
+def _ceil_day(t: dt.datetime) -> dt.datetime:
+    floor = _floor_day(t)
+    return floor if floor == t else floor + dt.timedelta(days=1)
+
+
+def _bucket_filter(column: str, split: Split, params: list) -> str:
+    parts = []
+    if split.first is not None:
+        parts.append(f"{column} >= %s")
+        params.append(split.first)
+    if split.last is not None:
+        parts.append(f"{column} <= %s")
+        params.append(split.last)
+    return " AND ".join(parts) or "TRUE"
+
+
+def _edge_filter(split: Split, params: list) -> str:
+    if not split.edges:
+        return "FALSE"
+    parts = []
+    for start, end in split.edges:
+        parts.append("(timestamp >= %s AND timestamp < %s)")
+        params += [start, end]
+    return "(" + " OR ".join(parts) + ")"
+
+
+def money(value) -> str:
+    return str(Decimal(value or 0).quantize(CENT))
+
+
+def _fetch(sql: str, params: list) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def spent_between(start: dt.datetime, end: dt.datetime) -> tuple[str, int]:
+    """Total EUR and count of completed transactions with start <= timestamp <= end."""
+    first = start.replace(second=0, microsecond=0)
+    first = first if first == start else first + dt.timedelta(minutes=1)
+    last = end.replace(second=0, microsecond=0)
+    if first >= last:  # inside one minute: the table only
+        sql = (
+            "SELECT sum(amount_eur), count(*) FROM transactions "
+            f"WHERE {CURRENT_COMPLETED} AND timestamp >= %s AND timestamp <= %s"
+        )
+        total, count = _fetch(sql, [start, end])[0]
+        return money(total), int(count or 0)
+    sql = (
+        "SELECT sum(t), sum(n) FROM ("
+        "SELECT total_eur t, transactions n FROM metrics_minute WHERE minute >= %s AND minute < %s "
+        f"UNION ALL SELECT amount_eur, 1 FROM transactions WHERE {CURRENT_COMPLETED} "
+        "AND ((timestamp >= %s AND timestamp < %s) OR (timestamp >= %s AND timestamp <= %s))"
+        ") parts"
+    )
+    total, count = _fetch(sql, [first, last, start, first, last, end])[0]
+    return money(total), int(count or 0)
+
+
+def spent_per_user_type(split: Split, user_id: str | None, limit: int, offset: int):
+    """(rows, count): totals per user and type, largest first (then user, type)."""
+    if split.empty:
+        return [], 0
+    params: list = []
+    buckets = _bucket_filter("day", split, params)
+    user_a = " AND user_id = %s" if user_id else ""
+    params += [user_id] if user_id else []
+    edges = _edge_filter(split, params)
+    params += [user_id] if user_id else []
+    sql = (
+        "WITH totals AS (SELECT user_id, transaction_type, sum(t) total, sum(n) n FROM ("
+        f"SELECT user_id, transaction_type, total_eur t, transactions n FROM metrics_user_type_day "
+        f"WHERE {buckets}{user_a} UNION ALL "
+        f"SELECT user_id, transaction_type, amount_eur, 1 FROM transactions "
+        f"WHERE {CURRENT_COMPLETED} AND {edges}{user_a}"
+        ") parts GROUP BY 1, 2 HAVING sum(n) > 0) "
+        "SELECT user_id, transaction_type, total, n, count(*) OVER () FROM totals "
+        "ORDER BY total DESC, user_id, transaction_type LIMIT %s OFFSET %s"
+    )
+    rows = _fetch(sql, [*params, limit, offset])
+    count = rows[0][4] if rows else _count_user_types(sql, params)
+    results = [
+        {"user_id": u, "transaction_type": t, "total_eur": money(total), "transactions": int(n)}
+        for u, t, total, n, _ in rows
+    ]
+    return results, count
+
+
+def _count_user_types(sql: str, params: list) -> int:
+    rows = _fetch(sql, [*params, 1, 0])
+    return rows[0][4] if rows else 0
+
+
+def top_products(split: Split, x: int) -> list[dict]:
+    """The x products with the largest quantity of completed sales; ties by product_id."""
+    if split.empty:
+        return []
+    params: list = []
+    buckets = _bucket_filter("day", split, params)
+    edges = _edge_filter(split, params)
+    sql = (
+        "SELECT product_id, sum(q), sum(n) FROM ("
+        f"SELECT product_id, quantity q, transactions n FROM metrics_product_day WHERE {buckets} "
+        f"UNION ALL SELECT product_id, quantity, 1 FROM transactions "
+        f"WHERE {CURRENT_COMPLETED} AND {edges}"
+        ") parts GROUP BY product_id HAVING sum(n) > 0 ORDER BY 2 DESC, 1 LIMIT %s"
+    )
+    rows = _fetch(sql, [*params, x])
+    return [
+        {"rank": i, "product_id": p, "quantity": int(q), "transactions": int(n)}
+        for i, (p, q, n) in enumerate(rows, start=1)
+    ]
+
+
+def product_sales(product_id: str, first: dt.date, last: dt.date) -> list[dict]:
+    """Times sold per day from the daily sales dumps, every day present (zeros included)."""
+    sql = (
+        "SELECT d::date, coalesce(p.times_sold, 0) FROM generate_series(%s::date, %s::date, "
+        "interval '1 day') d LEFT JOIN product_daily_sales p ON p.date = d::date "
+        "AND p.product_id = %s ORDER BY 1"
+    )
+    return [
+        {"date": day, "times_sold": int(n)} for day, n in _fetch(sql, [first, last, product_id])
+    ]
