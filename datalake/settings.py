@@ -166,7 +166,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=4 * 3600)
 # The daily schedule: look for new files in every landing folder (INGEST_SCAN_CRON, UTC).
 _scan = env("INGEST_SCAN_CRON", default="0 2 * * *").split()
+REPORT_TIMEOUT = env.int("REPORT_TIMEOUT", default=1800)  # then a `running` report is `error`
 CELERY_BEAT_SCHEDULE = {
+    "expire-stale-reports": {"task": "reports.expire_stale", "schedule": 300.0},
     "scan-landing": {
         "task": "ingestion.scan_landing",
         "schedule": crontab(*_scan),

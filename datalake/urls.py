@@ -4,6 +4,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from metrics.pages import report_page
+
 from .api.root import ApiRootView
 from .health import healthz
 
@@ -24,4 +26,5 @@ urlpatterns = [
     path("api-auth/", include("rest_framework.urls")),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("reports/<int:pk>/", report_page, name="report-page"),
 ]

@@ -44,3 +44,47 @@ class Minute(models.Model):
 
     class Meta:
         db_table = "metrics_minute"
+
+
+class ReportStatus(models.TextChoices):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    ERROR = "error"
+
+
+class Report(models.Model):
+    """One asynchronous report: its type, parameters, state and where its result is."""
+
+    report_name = models.CharField(max_length=100)
+    params = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=10, choices=ReportStatus.choices, default=ReportStatus.RUNNING
+    )
+    error = models.TextField(blank=True)
+    columns = models.JSONField(default=list, blank=True)
+    row_count = models.BigIntegerField(null=True, blank=True)
+    result_path = models.CharField(max_length=500, blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    requested_by = models.ForeignKey(
+        "auth.User", null=True, on_delete=models.SET_NULL, related_name="reports"
+    )
+    report_date = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self):
+        return f"report {self.pk} {self.report_name} ({self.status})"
+
+
+class ReportRow(models.Model):
+    """A result row, numbered, so that any page of a result is one index range read."""
+
+    report = models.ForeignKey(Report, on_delete=models.CASCADE, related_name="rows")
+    n = models.IntegerField()
+    data = models.JSONField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["report", "n"], name="report_row_key")]

@@ -24,6 +24,8 @@ NO_RESOURCE_DATA = {
     "/api/v1/auth/tokens/": 200,  # the caller's own tokens only
     "/api/v1/auth/tokens/1/": 405,  # DELETE only
     "/api/v1/auth/tokens/rotate/": 405,  # POST only; rotating one's own token
+    "/api/v1/reports/": 200,  # the caller's own reports only (POST needs read: test_reports)
+    "/api/v1/reports/types/": 200,  # the registry, no data
     "/api/v1/audit/requests/": 403,  # staff only
     "/api/v1/audit/requests/1/": 403,
 }
@@ -40,6 +42,9 @@ OBJECT_ROUTES = {
     "/api/v1/ingestion/runs/1/rejects/",
     "/api/v1/pipeline/repush/1/",  # 404 if missing, 403 without read (test_pipeline.py)
     "/api/v1/pipeline/jobs/1/",
+    "/api/v1/reports/1/",  # only the requester and staff see a report (test_reports.py)
+    "/api/v1/reports/1/result/",
+    "/api/v1/reports/1/result.csv",
 }
 
 

@@ -1,6 +1,11 @@
 from django.urls import path
+from rest_framework.routers import SimpleRouter
 
 from . import views
+from .reports import ReportViewSet
+
+router = SimpleRouter()
+router.register("reports", ReportViewSet, basename="report")
 
 urlpatterns = [
     path(
@@ -19,4 +24,10 @@ urlpatterns = [
         views.ProductSalesView.as_view(),
         name="metrics-product-sales",
     ),
+    path(
+        "reports/<int:pk>/result.csv",
+        ReportViewSet.as_view({"get": "result_csv"}),
+        name="report-result-csv",
+    ),
+    *router.urls,
 ]

@@ -1,0 +1,116 @@
+"""Reports: start one, execute it (with its requester's privileges), expire stale ones."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import logging
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from rest_framework.exceptions import PermissionDenied, ValidationError
+
+from accounts.selectors import has_privilege
+
+from .models import Report, ReportRow, ReportStatus
+from .reports import get_report_type
+
+logger = logging.getLogger(__name__)
+ROW_BATCH = 5000
+
+
+def _params(report_type, params) -> dict:
+    if not isinstance(params, dict):
+        raise ValidationError({"params": ["Must be an object."]})
+    unknown = sorted(set(params) - set(report_type.Params().fields))
+    if unknown:
+        raise ValidationError({"params": [f"Unknown parameter(s): {', '.join(unknown)}."]})
+    data = report_type.Params(data=params)
+    if not data.is_valid():
+        raise ValidationError({"params": data.errors})
+    return data.validated_data
+
+
+def _missing_privilege(user, report_type) -> str | None:
+    for resource in report_type.resources:
+        if user is None or not has_privilege(user, resource, "read"):
+            return resource
+    return None
+
+
+def report_start(*, report_name: str, params: dict, requested_by) -> Report:
+    """Validate and queue a report; it reads with the requester's privileges."""
+    report_type = get_report_type(report_name)
+    if report_type is None:
+        raise ValidationError({"report_name": [f"Unknown report {report_name!r}."]})
+    missing = _missing_privilege(requested_by, report_type)
+    if missing:
+        raise PermissionDenied(f"This report reads {missing!r}; you need `read` on it.")
+    _params(report_type, params)
+    report = Report.objects.create(
+        report_name=report_name, params=params, requested_by=requested_by
+    )
+    from .tasks import run_report
+
+    transaction.on_commit(lambda: run_report.delay(report.pk))
+    return report
+
+
+def report_execute(report_id: int, task_id: str = "") -> Report:
+    """Compute the rows, store them (numbered, for fast pages) and the CSV, then complete."""
+    report = Report.objects.select_related("requested_by").get(pk=report_id)
+    if report.status != ReportStatus.RUNNING:
+        return report
+    Report.objects.filter(pk=report.pk).update(started_at=timezone.now(), task_id=task_id)
+    try:
+        report_type = get_report_type(report.report_name)
+        missing = _missing_privilege(report.requested_by, report_type)
+        if missing:
+            raise PermissionError(f"the requester no longer holds `read` on {missing!r}")
+        _store(report, report_type(), _params(report_type, report.params))
+    except Exception as exc:
+        logger.exception("Report %s failed", report.pk)
+        Report.objects.filter(pk=report.pk).update(
+            status=ReportStatus.ERROR, error=f"{type(exc).__name__}: {exc}"[:2000],
+            finished_at=timezone.now(),
+        )  # fmt: skip
+    report.refresh_from_db()
+    return report
+
+
+def _store(report: Report, report_type, params: dict) -> None:
+    folder = Path(settings.LAKE_ROOT) / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    final, partial = folder / f"{report.pk}.csv", folder / f".{report.pk}.csv.partial"
+    count = 0
+    with transaction.atomic(), open(partial, "w", newline="", encoding="utf-8") as handle:
+        ReportRow.objects.filter(report=report).delete()
+        writer = csv.writer(handle)
+        writer.writerow(report_type.columns)
+        batch = []
+        for row in report_type.rows(params):
+            count += 1
+            writer.writerow([row[c] for c in report_type.columns])
+            batch.append(ReportRow(report=report, n=count, data=row))
+            if len(batch) == ROW_BATCH:
+                ReportRow.objects.bulk_create(batch)
+                batch = []
+        ReportRow.objects.bulk_create(batch)
+        handle.flush()
+        partial.replace(final)
+        Report.objects.filter(pk=report.pk).update(
+            status=ReportStatus.COMPLETED, row_count=count, columns=list(report_type.columns),
+            result_path=str(final.relative_to(settings.LAKE_ROOT)), finished_at=timezone.now(),
+        )  # fmt: skip
+
+
+def expire_stale_reports() -> int:
+    """A report still `running` past REPORT_TIMEOUT seconds lost its worker: `error`."""
+    limit = timezone.now() - dt.timedelta(seconds=settings.REPORT_TIMEOUT)
+    return Report.objects.filter(status=ReportStatus.RUNNING, report_date__lt=limit).update(
+        status=ReportStatus.ERROR,
+        error=f"No result within {settings.REPORT_TIMEOUT} s: the worker crashed or timed out.",
+        finished_at=timezone.now(),
+    )
