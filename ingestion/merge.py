@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from django.db import connection
 
+from datalake.models.lake import TRANSACTION_FIELDS
 from lineage.services import version_commit, version_lock
 from metrics.aggregates import apply_version
 
@@ -90,21 +91,9 @@ def merge_versioned(
     return MergeResult(current, added, changed, removed)
 
 
-TX_COLUMNS = [
-    "user_id",
-    "timestamp",
-    "transaction_type",
-    "payment_method",
-    "country",
-    "product_id",
-    "product_category",
-    "quantity",
-    "amount",
-    "currency",
-    "amount_eur",
-    "status",
-    "customer_rating",
-]
+# Business columns of `transactions` besides its key, as stored (with amount_eur).
+TX_COLUMNS = [f for f in TRANSACTION_FIELDS if f != "transaction_id"]
+TX_COLUMNS.insert(TX_COLUMNS.index("currency") + 1, "amount_eur")
 
 
 def merge_transactions(stage: str, source: str) -> dict[str, MergeResult]:

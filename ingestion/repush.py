@@ -9,25 +9,12 @@ from django.utils import timezone
 from rest_framework.exceptions import NotFound, ValidationError
 
 from datalake.models import Transaction
+from datalake.models.lake import TRANSACTION_FIELDS
 
 from .kafka import DeliveryFailed, produce_and_wait, producer
 from .models import JobStatus, RepushJob, RepushRequest, RepushStatus
 
-MESSAGE_FIELDS = [
-    "transaction_id",
-    "user_id",
-    "timestamp",
-    "transaction_type",
-    "payment_method",
-    "country",
-    "product_id",
-    "product_category",
-    "quantity",
-    "amount",
-    "currency",
-    "status",
-    "customer_rating",
-]
+MESSAGE_FIELDS = list(TRANSACTION_FIELDS)
 PUSH_BATCH = 5_000
 
 

@@ -8,6 +8,8 @@ from django.apps import apps
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
+from datalake.models.lake import TRANSACTION_FIELDS
+
 # Columns the database keeps for its own use and the API never shows.
 HIDDEN_COLUMNS = frozenset({"id", "valid_from", "valid_to"})
 
@@ -43,24 +45,7 @@ TABLES = (
         "transactions",
         "datalake.Transaction",
         ("transaction_id",),
-        frozenset(
-            [
-                "transaction_id",
-                "user_id",
-                "timestamp",
-                "transaction_type",
-                "payment_method",
-                "country",
-                "product_id",
-                "product_category",
-                "quantity",
-                "amount",
-                "currency",
-                "amount_eur",
-                "status",
-                "customer_rating",
-            ]
-        ),
+        frozenset(TRANSACTION_FIELDS) | {"amount_eur"},
         True,
         "Transactions from the daily files and the live pipeline, with amount_eur.",
     ),

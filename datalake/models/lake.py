@@ -46,6 +46,24 @@ def history_index(table: str, *fields: str) -> models.Index:
     return models.Index(fields=[*fields, "valid_from"], name=f"{table}_key_hist"[:30])
 
 
+# The fields of a transaction in DATA.md, in order (files, messages, re-pushes).
+TRANSACTION_FIELDS = (
+    "transaction_id",
+    "user_id",
+    "timestamp",
+    "transaction_type",
+    "payment_method",
+    "country",
+    "product_id",
+    "product_category",
+    "quantity",
+    "amount",
+    "currency",
+    "status",
+    "customer_rating",
+)
+
+
 class Transaction(VersionedRecord):
     """One transaction (DATA.md `transactions`), with `amount_eur` derived at load time."""
 
