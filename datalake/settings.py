@@ -191,6 +191,8 @@ LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=300)
 # The catalog: above this many rows (planner estimate), `count` is the estimate.
 LAKE_EXACT_COUNT_LIMIT = env.int("LAKE_EXACT_COUNT_LIMIT", default=10_000)
 LAKE_MAX_PAGE_SIZE = 10
+# A count (or estimate) is reused for this long by the same process: pages of one query.
+LAKE_COUNT_CACHE_SECONDS = env.float("LAKE_COUNT_CACHE_SECONDS", default=5.0)
 
 LOGGING = {
     "version": 1,

@@ -22,6 +22,8 @@ pytest_plugins = ["tests.pipeline_helpers"]  # the `topic` fixture of the pipeli
 def pytest_configure(config):
     # Hashing with PBKDF2 costs ~0.5 s per user: the tests need users, not strong hashes.
     django_settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Tests change data between identical queries: no reuse of counts.
+    django_settings.LAKE_COUNT_CACHE_SECONDS = 0
 
 
 def free_port() -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime
 
 import duckdb
@@ -15,6 +16,7 @@ from datalake.catalog.rawfiles import load_folder
 
 from .grammar import RowQuery
 
+_counts: dict[tuple, tuple[int, bool, float]] = {}
 Q_LOOKUPS = {"eq": "exact", "gt": "gt", "gte": "gte", "lt": "lt", "lte": "lte", "in": "in"}
 
 
@@ -57,16 +59,28 @@ class TableBackend:
         return list(qs.order_by(*order).values(*select)[offset : offset + limit])
 
     def count(self) -> tuple[int, bool]:
-        """Exact below the limit; above it the planner's estimate (no scan of a huge table)."""
+        """Exact below the limit; above it the planner's estimate (no scan of a huge table).
+
+        Kept for LAKE_COUNT_CACHE_SECONDS per process: a client walking pages asks
+        the same count again and again.
+        """
         qs = self.filtered.order_by()
         sql, params = qs.query.sql_with_params()
+        key = (sql, tuple(map(str, params)))
+        cached = _counts.get(key)
+        if cached and cached[2] > time.monotonic():
+            return cached[0], cached[1]
         with connection.cursor() as cursor:
             cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
             plan = cursor.fetchone()[0]
         estimate = int(plan[0]["Plan"]["Plan Rows"])
-        if estimate > settings.LAKE_EXACT_COUNT_LIMIT:
-            return estimate, True
-        return qs.count(), False
+        result = (
+            (estimate, True) if estimate > settings.LAKE_EXACT_COUNT_LIMIT else (qs.count(), False)
+        )
+        if len(_counts) > 4096:
+            _counts.clear()
+        _counts[key] = (*result, time.monotonic() + settings.LAKE_COUNT_CACHE_SECONDS)
+        return result
 
 
 # -- raw files ------------------------------------------------------------------------

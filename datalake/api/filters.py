@@ -81,13 +81,27 @@ def _make_filter(column, op: str) -> df.Filter:
 
 
 @lru_cache(maxsize=256)
-def filterset_for(entry: Entry) -> type[df.FilterSet]:
-    """The FilterSet class of an entry; `operators` maps each parameter to (column, op)."""
-    attrs, operators = {}, {}
-    for column in entry.columns:
-        for op in column.filters:
-            name = param_name(column.name, op)
-            attrs[name] = _make_filter(column, op)
-            operators[name] = (column.name, op)
-    attrs["operators"] = operators
+def operators_of(entry: Entry) -> dict[str, tuple]:
+    """Every filter parameter an entry accepts: name -> (column, column type, op)."""
+    return {
+        param_name(column.name, op): (column, op)
+        for column in entry.columns
+        for op in column.filters
+    }
+
+
+@lru_cache(maxsize=4096)
+def filterset_for(entry: Entry, names: frozenset[str] | None = None) -> type[df.FilterSet]:
+    """The FilterSet class of an entry, with only the filters `names` (default: all).
+
+    A request builds the form of the filters it uses, not of the dozens a table
+    accepts: that form costs more than the SQL of a page. `operators` maps each
+    parameter to (column name, op).
+    """
+    operators = operators_of(entry)
+    attrs = {"operators": {}}
+    for name in sorted(operators if names is None else names):
+        column, op = operators[name]
+        attrs[name] = _make_filter(column, op)
+        attrs["operators"][name] = (column.name, op)
     return type(f"{entry.name.title().replace('_', '')}FilterSet", (df.FilterSet,), attrs)

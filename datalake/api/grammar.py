@@ -18,7 +18,7 @@ from rest_framework.exceptions import ValidationError
 
 from datalake.catalog import Entry
 
-from .filters import filterset_for
+from .filters import filterset_for, operators_of
 
 NO_QUERYSET = SimpleNamespace(model=None)  # raw files: filters validate values, DuckDB applies
 CONTROL_PARAMS = frozenset({"page", "page_size", "cursor", "fields", "ordering", "format"})
@@ -77,8 +77,8 @@ def _ordering(entry: Entry, raw: str | None) -> list[tuple[str, bool]]:
 
 
 def _filters(entry: Entry, params) -> tuple[object, list]:
-    filterset_class = filterset_for(entry)
-    data = {k: v for k, v in params.items() if k in filterset_class.operators}
+    data = {k: v for k, v in params.items() if k in operators_of(entry)}
+    filterset_class = filterset_for(entry, frozenset(data))
     empty = [k for k, v in data.items() if v == ""]
     if empty:
         raise ValidationError(
@@ -112,8 +112,7 @@ def decode_cursor(raw: str, size: int) -> list:
 
 def parse_row_query(entry: Entry, params) -> RowQuery:
     """Validate `params` (a QueryDict) against the entry; raise ValidationError (400) if bad."""
-    filterset_class = filterset_for(entry)
-    unknown = sorted(set(params) - CONTROL_PARAMS - set(filterset_class.operators))
+    unknown = sorted(set(params) - CONTROL_PARAMS - set(operators_of(entry)))
     if unknown:
         raise ValidationError({name: ["Unknown query parameter."] for name in unknown})
     if "page" in params and "cursor" in params:
