@@ -183,6 +183,9 @@ CACHES = {
     }
 }
 
+# Search: merges keep the index current (false only for a bulk backfill, then rebuild it).
+SEARCH_INDEX_ENABLED = env.bool("SEARCH_INDEX_ENABLED", default=True)
+
 # Accounts: token lifetime (0: no expiry) and the failed-login throttle.
 API_TOKEN_TTL_DAYS = env.int("API_TOKEN_TTL_DAYS", default=30)
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from django.db import connection
 
 from datalake.models.lake import TRANSACTION_FIELDS
+from datalake.search import index as search_index
 from lineage.services import version_commit, version_lock
 from metrics.aggregates import apply_version
 
@@ -80,14 +81,16 @@ def merge_versioned(
             f"AND NOT EXISTS (SELECT 1 FROM {stage} s WHERE {match})",
             {"v": version},
         )
-    if stage_sql:
-        _execute(f"DROP TABLE {stage}")
     added = inserted - changed
     current = version_commit(
         res, version, source=source, added=added, changed=changed, removed=removed
     )
-    if current == version and table in AFTER_MERGE:
-        AFTER_MERGE[table](version)
+    if current == version:
+        search_index.index_version(table, version, stage=stage.strip('"'), source=source)
+        if table in AFTER_MERGE:
+            AFTER_MERGE[table](version)
+    if stage_sql:
+        _execute(f"DROP TABLE {stage}")
     return MergeResult(current, added, changed, removed)
 
 
@@ -129,22 +132,19 @@ def merge_sales(stage: str, source: str) -> dict[str, MergeResult]:
         f'WHERE s.valid_to IS NULL AND s.sale_date IN (SELECT DISTINCT sale_date FROM "{stage}") '
         "GROUP BY p, s.sale_date"
     )
+    days = f'SELECT DISTINCT sale_date FROM "{stage}"'
+    search_index.drop_days("product_daily_sales", days)
+    search_index.index_rows("product_daily_sales", f"t.date IN ({days})")
     return {"sales": result}
 
 
 def merge_retail(stage: str, source: str) -> dict[str, MergeResult]:
-    """One retail file fills four tables; each gets its own next version."""
+    """One retail file fills four tables; each gets its own next version.
+
+    Invoices first: the search entries of the items take their invoice's date.
+    """
     s = f'"{stage}"'
     return {
-        "retail_invoice_items": merge_versioned(
-            "retail_invoice_items",
-            table="retail_invoice_items",
-            key=["invoice_no", "line"],
-            columns=["stock_code", "description", "quantity", "unit_price"],
-            stage_sql="SELECT invoice_no, row_number() OVER (PARTITION BY invoice_no ORDER BY line)"
-            f"::integer AS line, stock_code, description, quantity, unit_price FROM {s}",
-            source=source,
-        ),
         "retail_invoices": merge_versioned(
             "retail_invoices",
             table="retail_invoices",
@@ -154,6 +154,16 @@ def merge_retail(stage: str, source: str) -> dict[str, MergeResult]:
             "(array_agg(customer_id ORDER BY line))[1] AS customer_id, "
             "(array_agg(country ORDER BY line))[1] AS country, "
             f"invoice_no LIKE 'C%%' AS cancelled FROM {s} GROUP BY invoice_no",
+            source=source,
+        ),
+        "retail_invoice_items": merge_versioned(
+            "retail_invoice_items",
+            table="retail_invoice_items",
+            key=["invoice_no", "line"],
+            columns=["stock_code", "description", "quantity", "unit_price"],
+            stage_sql="SELECT invoice_no, row_number() OVER (PARTITION BY invoice_no ORDER BY line)"
+            f"::integer AS line, stock_code, description, quantity, unit_price, "
+            f"line AS src_line FROM {s}",
             source=source,
         ),
         "retail_customers": merge_versioned(
@@ -186,6 +196,9 @@ def merge_exchange_rates(stage: str, source: str) -> dict[str, MergeResult]:
         "ORDER BY currency, date, line DESC "
         "ON CONFLICT (currency, date) DO UPDATE SET rate = EXCLUDED.rate "
         "WHERE exchange_rates.rate IS DISTINCT FROM EXCLUDED.rate"
+    )
+    search_index.index_rows(
+        "exchange_rates", f'(t.currency, t.date) IN (SELECT currency, date FROM "{stage}")'
     )
     return {"exchange_rates": MergeResult(None, changed, 0, 0)}
 

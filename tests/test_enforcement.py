@@ -26,6 +26,7 @@ NO_RESOURCE_DATA = {
     "/api/v1/auth/tokens/rotate/": 405,  # POST only; rotating one's own token
     "/api/v1/reports/": 200,  # the caller's own reports only (POST needs read: test_reports)
     "/api/v1/reports/types/": 200,  # the registry, no data
+    "/api/v1/search/": 400,  # q and since required; searches readable resources only
     "/api/v1/audit/requests/": 403,  # staff only
     "/api/v1/audit/requests/1/": 403,
 }

@@ -11,6 +11,7 @@ from .lake import (
     Sale,
     Transaction,
 )
+from .search import SearchEntry
 
 __all__ = [
     "ExchangeRate",
@@ -22,5 +23,6 @@ __all__ = [
     "RetailInvoiceItem",
     "RetailStockCode",
     "Sale",
+    "SearchEntry",
     "Transaction",
 ]

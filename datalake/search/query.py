@@ -1,0 +1,173 @@
+"""Answering a search: the caller's readable resources, one plan by the text's frequency.
+
+The text is never parsed as tsquery syntax: PostgreSQL's own parser splits it into
+lexemes (`to_tsvector('simple', q)`), and the query is built from those, each
+quoted; all must match. A lexeme of four characters or more with a digit (an id, a
+stock code, a part of one) also matches as a prefix, so `HX-9f3a-0001` finds
+`HX-9f3a-000123`.
+
+Two plans, chosen from the planner's statistics of the index (`pg_stats`):
+- rare text (an id, a code, an unusual word): the GIN index gives every match
+  (a bitmap scan, forced so that a misestimate cannot turn it into a walk of the
+  whole table), then grouped by resource, counted exactly, ranked;
+- frequent text (a country, a status...): per resource, its current entries are
+  walked newest first through `(resource, at)` until 10 matches are found, and
+  the matches are counted up to `COUNT_CAP` (`matches_capped` says when there are
+  more).
+
+Ranking inside a resource: an exact match of the record's key first, then newest
+first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+
+from django.db import connection, transaction
+
+from .index import SPECS
+
+PER_RESOURCE = 10
+COUNT_CAP = 1000
+RARE_BELOW = 0.002  # a lexeme in fewer than this share of the entries is "rare"
+_STATS_TTL = 60.0
+_stats: dict = {"at": 0.0, "freq": {}, "floor": 0.0}
+
+
+@dataclass
+class Hit:
+    resource: str
+    key: str
+    at: dt.datetime
+    raw_file: str | None = None
+    raw_line: int | None = None
+
+
+@dataclass
+class ResourceMatches:
+    resource: str
+    matches: int = 0
+    capped: bool = False
+    hits: list[Hit] = field(default_factory=list)
+
+
+def lexemes(q: str) -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT lexeme FROM unnest(to_tsvector('simple', %s))", [q])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def tsquery(words: list[str]) -> str:
+    terms = []
+    for word in words:
+        quoted = "'" + word.replace("\\", "\\\\").replace("'", "''") + "'"
+        prefix = len(word) >= 4 and any(c.isdigit() for c in word)
+        terms.append(quoted + (":*" if prefix else ""))
+    return " & ".join(terms)
+
+
+def _frequencies() -> tuple[dict[str, float], float]:
+    """The index's most common lexemes and their share of entries (cached a minute)."""
+    now = time.monotonic()
+    if now - _stats["at"] > _STATS_TTL:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats "
+                "WHERE tablename = 'search_entries' AND attname = 'doc'"
+            )
+            row = cursor.fetchone()
+        freq = dict(zip(row[0], row[1], strict=False)) if row and row[0] else {}
+        _stats.update(at=now, freq=freq, floor=min(freq.values(), default=0.0))
+    return _stats["freq"], _stats["floor"]
+
+
+def is_frequent(words: list[str]) -> bool:
+    """True when every lexeme is among the index's frequent ones (an AND is as rare as
+    its rarest term, so one rare lexeme makes the whole text rare)."""
+    freq, _floor = _frequencies()
+    if not freq:
+        return False
+    return all(freq.get(w, 0.0) >= RARE_BELOW for w in words)
+
+
+def _scopes(tables: list[str], folders: list[str]) -> list[tuple[str, str, str]]:
+    """(resource name, SQL condition, param) of each place searched."""
+    scopes = [(t, "e.resource = %s AND e.valid_to IS NULL", t) for t in tables if t in SPECS]
+    scopes += [(f"raw_{f}", "e.raw_source = %s AND e.raw_file IS NOT NULL", f) for f in folders]
+    return scopes
+
+
+def search(
+    q: str, since: dt.date, tables: list[str], folders: list[str]
+) -> tuple[list[ResourceMatches], bool]:
+    """The matches of `q` since `since` in the given tables and landing folders.
+
+    Returns the resources with at least one match, and whether the text had any
+    searchable word at all.
+    """
+    words = lexemes(q)
+    scopes = _scopes(tables, folders)
+    if not words or not scopes:
+        return [], bool(words)
+    query = tsquery(words)
+    start = dt.datetime.combine(since, dt.time.min, tzinfo=dt.UTC)
+    if is_frequent(words):
+        found = [_walk(name, cond, param, query, start, q) for name, cond, param in scopes]
+    else:
+        found = _bitmap(scopes, query, start, q)
+    return [r for r in found if r.matches], True
+
+
+def _hit(resource: str, row) -> Hit:
+    return Hit(resource, row[0], row[1], row[2], row[3])
+
+
+def _bitmap(scopes, query: str, start: dt.datetime, q: str) -> list[ResourceMatches]:
+    where = " OR ".join(f"({cond})" for _name, cond, _param in scopes)
+    params = [query, start, *(param for _n, _c, param in scopes)]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_indexscan = off")
+        cursor.execute(
+            "SELECT e.key, e.at, e.raw_file, e.raw_line, e.resource, e.valid_to, e.raw_source "
+            "FROM search_entries e WHERE e.doc @@ %s::tsquery AND e.at >= %s "
+            f"AND ({where})",
+            params,
+        )
+        rows = cursor.fetchall()
+    found = []
+    for name, _cond, param in scopes:
+        if name.startswith("raw_"):
+            mine = [r for r in rows if r[6] == param and r[2] is not None]
+        else:
+            mine = [r for r in rows if r[4] == param and r[5] is None]
+        mine.sort(key=lambda r: (r[0] != q, -r[1].timestamp()))
+        found.append(
+            ResourceMatches(name, len(mine), False, [_hit(name, r) for r in mine[:PER_RESOURCE]])
+        )
+    return found
+
+
+def _walk(name: str, cond: str, param: str, query: str, start, q: str) -> ResourceMatches:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
+        cursor.execute(
+            "SELECT e.key, e.at, e.raw_file, e.raw_line FROM search_entries e "
+            f"WHERE {cond} AND e.at >= %s AND e.doc @@ %s::tsquery "
+            "ORDER BY e.at DESC LIMIT %s",
+            [param, start, query, PER_RESOURCE],
+        )
+        rows = cursor.fetchall()
+        if not rows:
+            return ResourceMatches(name)
+        cursor.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM search_entries e "
+            f"WHERE {cond} AND e.at >= %s AND e.doc @@ %s::tsquery LIMIT %s) m",
+            [param, start, query, COUNT_CAP + 1],
+        )
+        count = cursor.fetchone()[0]
+    rows.sort(key=lambda r: (r[0] != q, -r[1].timestamp()))
+    hits = [_hit(name, r) for r in rows]
+    return ResourceMatches(name, min(count, COUNT_CAP), count > COUNT_CAP, hits)
