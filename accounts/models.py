@@ -54,6 +54,16 @@ class Grant(models.Model):
         on_delete=models.SET_NULL,
         related_name="grants_given",
     )
+    # Restrictions of a `read` grant (accounts/restrictions.py).
+    columns = models.JSONField(
+        null=True, blank=True, help_text='The only columns shown, e.g. ["country", "amount"].'
+    )
+    row_filter = models.JSONField(
+        null=True, blank=True, help_text='Allowed values per column, e.g. {"country": ["FR"]}.'
+    )
+    masked = models.JSONField(
+        default=list, blank=True, help_text='Columns shown as a pseudonym, e.g. ["user_id"].'
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = GrantQuerySet.as_manager()
@@ -79,6 +89,15 @@ class Grant(models.Model):
     @property
     def is_live(self) -> bool:
         return self.expires_at is None or self.expires_at > timezone.now()
+
+    @property
+    def restricted(self) -> bool:
+        return self.columns is not None or self.row_filter is not None or bool(self.masked)
+
+    def clean(self):
+        from .restrictions import validate_restriction
+
+        validate_restriction(self)
 
 
 def hash_key(key: str) -> str:

@@ -14,11 +14,23 @@ from .selectors import has_privilege
 
 
 @transaction.atomic
-def grant_give(*, by, resource, privilege, user=None, group=None, expires_at=None):
+def grant_give(
+    *,
+    by,
+    resource,
+    privilege,
+    user=None,
+    group=None,
+    expires_at=None,
+    columns=None,
+    row_filter=None,
+    masked=(),
+):
     """Give `privilege` on `resource` to a user or group; returns (grant, created).
 
     The giver needs `grant` on the resource (or staff). An identical live grant
-    (same grantee, resource and privilege) is returned as it is, not duplicated.
+    (same grantee, resource, privilege and restrictions) is returned as it is, not
+    duplicated; one with other restrictions is another grant (they combine as a union).
     """
     if not has_privilege(by, resource.name, "grant"):
         raise PermissionDenied(f"You need `grant` on {resource.name!r} to give privileges on it.")
@@ -26,6 +38,8 @@ def grant_give(*, by, resource, privilege, user=None, group=None, expires_at=Non
         Grant.objects.live()
         .select_for_update()
         .filter(user=user, group=group, resource=resource, privilege=privilege)
+        .filter(**_same("columns", columns), **_same("row_filter", row_filter))
+        .filter(masked=list(masked))
         .first()
     )
     if existing is not None:
@@ -37,8 +51,16 @@ def grant_give(*, by, resource, privilege, user=None, group=None, expires_at=Non
         privilege=privilege,
         expires_at=expires_at,
         granted_by=by,
+        columns=columns,
+        row_filter=row_filter,
+        masked=list(masked),
     )
     return grant, True
+
+
+def _same(field: str, value) -> dict:
+    """A JSON field equal to `value`; None is SQL NULL (not JSON null)."""
+    return {f"{field}__isnull": True} if value is None else {field: value}
 
 
 def grant_revoke(*, by, grant: Grant) -> None:

@@ -17,6 +17,14 @@ def note_resource(request, name: str) -> None:
     getattr(request, "_request", request).audit_resource = name
 
 
+def note_restriction(request, resource: str, restriction: dict) -> None:
+    """Record on the request the restriction of a grant that applied to `resource`."""
+    target = getattr(request, "_request", request)
+    applied = getattr(target, "audit_restrictions", None) or {}
+    applied[resource] = restriction
+    target.audit_restrictions = applied
+
+
 def mask(value):
     """Replace the values of secret-looking keys by "***", recursively."""
     if isinstance(value, dict):

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.exceptions import PermissionDenied, ValidationError
 
+from accounts.restrictions import refuse_if_restricted
 from accounts.selectors import has_privilege
 
 from .models import Report, ReportRow, ReportStatus
@@ -48,6 +49,7 @@ def report_start(*, report_name: str, params: dict, requested_by) -> Report:
     missing = _missing_privilege(requested_by, report_type)
     if missing:
         raise PermissionDenied(f"This report reads {missing!r}; you need `read` on it.")
+    refuse_if_restricted(requested_by, report_type.resources, "Reports")
     _params(report_type, params)
     report = Report.objects.create(
         report_name=report_name, params=params, requested_by=requested_by
@@ -69,6 +71,7 @@ def report_execute(report_id: int, task_id: str = "") -> Report:
         missing = _missing_privilege(report.requested_by, report_type)
         if missing:
             raise PermissionError(f"the requester no longer holds `read` on {missing!r}")
+        refuse_if_restricted(report.requested_by, report_type.resources, "Reports")
         _store(report, report_type(), _params(report_type, report.params))
     except Exception as exc:
         logger.exception("Report %s failed", report.pk)

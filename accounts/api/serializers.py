@@ -50,6 +50,9 @@ class GrantSerializer(serializers.ModelSerializer):
             "granted_by",
             "created_at",
             "expires_at",
+            "columns",
+            "row_filter",
+            "masked",
         ]
         read_only_fields = fields
 
@@ -76,10 +79,42 @@ class GrantCreateSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField(
         required=False, allow_null=True, help_text="ISO 8601 with a time zone; in the future."
     )
+    columns = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text="`read` only: the only columns the grantee sees (null or absent: all).",
+    )
+    row_filter = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text='`read` only: allowed values per column, e.g. {"country": ["FR", "BE"]}; '
+        "rows outside are invisible everywhere, counts included.",
+    )
+    masked = serializers.JSONField(
+        required=False,
+        help_text="`read` only: columns shown as a stable pseudonym (a keyed hash).",
+    )
 
     def validate(self, attrs):
+        from django.core.exceptions import ValidationError as DjangoValidationError
+
+        from accounts.models import Grant
+        from accounts.restrictions import validate_restriction
+
         if bool(attrs.get("user")) == bool(attrs.get("group")):
             raise serializers.ValidationError("Give exactly one of `user` and `group`.")
+        attrs.setdefault("masked", [])
+        probe = Grant(
+            resource=attrs["resource"],
+            privilege=attrs["privilege"],
+            columns=attrs.get("columns"),
+            row_filter=attrs.get("row_filter"),
+            masked=attrs["masked"],
+        )
+        try:
+            validate_restriction(probe)
+        except DjangoValidationError as error:
+            raise serializers.ValidationError(error.message_dict) from None
         return attrs
 
     def validate_expires_at(self, value):

@@ -43,10 +43,20 @@ def _q(conjuncts) -> Q:
     return q
 
 
+def row_filter_q(rows) -> Q:
+    """A grant's row filters (OR of ANDs of `column IN values`) as a Q."""
+    allowed = Q(pk__in=[])
+    for conditions in rows:
+        allowed |= Q(**{f"{name}__in": list(values) for name, values in conditions.items()})
+    return allowed
+
+
 class TableBackend:
     def __init__(self, query: RowQuery, version: int | None = None):
         self.query = query
         self.filtered = query.filterset.filter_queryset(table_queryset(query.entry, version))
+        if query.restriction.rows is not None:
+            self.filtered = self.filtered.filter(row_filter_q(query.restriction.rows))
 
     def fetch(self, select, offset, limit, after=None, bound=None) -> list[dict]:
         qs = self.filtered
@@ -128,6 +138,13 @@ class FileBackend:
         self.query = query
         self.table = load_folder(query.entry.folder)
         self.where, self.params = _sql_condition(query.filters)
+        if query.restriction.rows is not None:
+            allowed = [
+                _sql_condition([(name, "in", list(values)) for name, values in rows.items()])
+                for rows in query.restriction.rows
+            ]
+            self.where += " AND (" + (" OR ".join(f"({s})" for s, _ in allowed) or "FALSE") + ")"
+            self.params += [p for _, ps in allowed for p in ps]
 
     def _run(self, sql: str, params: list):
         cursor = _duck().cursor()

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
+import secrets
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
@@ -16,6 +19,7 @@ import orjson
 from django.conf import settings
 from rest_framework.exceptions import ValidationError
 
+from accounts.restrictions import UNRESTRICTED, Restriction
 from datalake.catalog import Entry
 
 from .filters import filterset_for, operators_of
@@ -37,6 +41,13 @@ class RowQuery:
     page: int = 1
     cursor: list | None = None
     params: dict = field(default_factory=dict)
+    restriction: Restriction = UNRESTRICTED
+
+    @property
+    def sealed(self) -> bool:
+        """The cursor holds values of hidden or masked columns: it must be opaque."""
+        r = self.restriction
+        return any(r.hides(n) or n in r.masked for n in self.ordering_names)
 
     @property
     def ordering_names(self) -> list[str]:
@@ -94,13 +105,20 @@ def _filters(entry: Entry, params) -> tuple[object, list]:
     return filterset, filters
 
 
-def encode_cursor(values: list) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(values, default=str)).decode().rstrip("=")
+def encode_cursor(values: list, sealed: bool = False) -> str:
+    data = orjson.dumps(values, default=str)
+    if sealed:
+        return "s" + base64.urlsafe_b64encode(seal(data)).decode().rstrip("=")
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
 def decode_cursor(raw: str, size: int) -> list:
     try:
-        values = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        if raw.startswith("s"):  # base64 of "[" never starts with "s"
+            data = unseal(base64.urlsafe_b64decode(raw[1:] + "=" * (-len(raw[1:]) % 4)))
+        else:
+            data = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+        values = orjson.loads(data)
     except (binascii.Error, ValueError):
         values = None
     if not isinstance(values, list) or len(values) != size:
@@ -110,20 +128,70 @@ def decode_cursor(raw: str, size: int) -> list:
     return values
 
 
-def parse_row_query(entry: Entry, params) -> RowQuery:
-    """Validate `params` (a QueryDict) against the entry; raise ValidationError (400) if bad."""
+def _sealing_keys() -> tuple[bytes, bytes]:
+    secret = settings.SECRET_KEY.encode()
+    return (
+        hashlib.sha256(b"cursor-stream:" + secret).digest(),
+        hashlib.sha256(b"cursor-mac:" + secret).digest(),
+    )
+
+
+def seal(data: bytes) -> bytes:
+    """Encrypt-then-MAC with HMAC-SHA256 as the stream (CTR) and as the tag: a cursor
+    over hidden columns reveals nothing of their values and cannot be forged."""
+    stream_key, mac_key = _sealing_keys()
+    nonce = secrets.token_bytes(12)
+    stream = b"".join(
+        hmac.new(stream_key, nonce + i.to_bytes(4, "big"), hashlib.sha256).digest()
+        for i in range(len(data) // 32 + 1)
+    )
+    body = nonce + bytes(a ^ b for a, b in zip(data, stream, strict=False))
+    return body + hmac.new(mac_key, body, hashlib.sha256).digest()[:16]
+
+
+def unseal(token: bytes) -> bytes:
+    stream_key, mac_key = _sealing_keys()
+    body, tag = token[:-16], token[-16:]
+    if len(token) < 29 or not hmac.compare_digest(
+        hmac.new(mac_key, body, hashlib.sha256).digest()[:16], tag
+    ):
+        raise ValueError("not a sealed cursor")
+    nonce, data = body[:12], body[12:]
+    stream = b"".join(
+        hmac.new(stream_key, nonce + i.to_bytes(4, "big"), hashlib.sha256).digest()
+        for i in range(len(data) // 32 + 1)
+    )
+    return bytes(a ^ b for a, b in zip(data, stream, strict=False))
+
+
+def parse_row_query(entry: Entry, params, restriction: Restriction = UNRESTRICTED) -> RowQuery:
+    """Validate `params` (a QueryDict) against the entry; raise ValidationError (400) if bad.
+
+    Under a restricted grant, the columns it hides are not selected by default, and
+    naming one in `fields` (or a hidden or masked one in a filter or `ordering`) is a
+    403 naming it.
+    """
     unknown = sorted(set(params) - CONTROL_PARAMS - set(operators_of(entry)))
     if unknown:
         raise ValidationError({name: ["Unknown query parameter."] for name in unknown})
     if "page" in params and "cursor" in params:
         raise ValidationError({"cursor": ["Give either `page` or `cursor`, not both."]})
     fields = (
-        _columns(entry, params["fields"], "fields") if "fields" in params else entry.column_names
+        _columns(entry, params["fields"], "fields")
+        if "fields" in params
+        else restriction.visible(entry.column_names)
     )
     if any(f.startswith("-") for f in fields):
         raise ValidationError({"fields": ["Column names only, no `-`."]})
     ordering = _ordering(entry, params.get("ordering"))
     filterset, filters = _filters(entry, params)
+    if restriction.restricted:
+        restriction.refuse_hidden(fields, "see", masked_too=False)
+        restriction.refuse_hidden([name for name, _op, _v in filters], "filter on")
+        requested = params.get("ordering")
+        if requested:
+            restriction.refuse_hidden([n.strip().lstrip("-") for n in requested.split(",")],
+                                      "order on")  # fmt: skip
     size = min(
         _positive_int(params, "page_size", settings.LAKE_MAX_PAGE_SIZE), settings.LAKE_MAX_PAGE_SIZE
     )
@@ -138,4 +206,5 @@ def parse_row_query(entry: Entry, params) -> RowQuery:
         page=_positive_int(params, "page", 1),
         cursor=cursor,
         params=params,
+        restriction=restriction,
     )

@@ -30,11 +30,12 @@ def rows_page(query: RowQuery, request, version: int | None = None) -> dict:
     rows = rows[: query.page_size]
     if not rows and query.page > 1:
         raise NotFound(f"Page {query.page} is past the end of the results.")
-    next_cursor = encode_cursor([rows[-1][n] for n in names]) if has_next else None
+    next_cursor = encode_cursor([rows[-1][n] for n in names], query.sealed) if has_next else None
     extra = [n for n in select if n not in query.fields]
     for row in rows if extra else ():
         for name in extra:
             del row[name]
+    query.restriction.mask_rows(rows)
     count, estimated = backend.count()
     return {
         "count": count,

@@ -19,6 +19,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.restrictions import restriction_for
 from accounts.selectors import resources_with
 from datalake.models import Resource
 from datalake.search import query
@@ -39,7 +40,9 @@ class SearchParams(serializers.Serializer):
 
 
 class SearchHitSerializer(serializers.Serializer):
-    key = serializers.CharField(help_text="The record's key in its table.")
+    key = serializers.CharField(
+        allow_null=True, help_text="The record's key in its table (null if your grant hides it)."
+    )
     at = serializers.DateTimeField(help_text="The record's date.")
     record = serializers.DictField(
         required=False, help_text="Tables: the record as currently stored."
@@ -72,6 +75,34 @@ def readable(user) -> tuple[list[str], list[str]]:
     tables = sorted(n for n in names if n in SPECS)
     folders = sorted(n.removeprefix("raw_") for n in names if n.startswith("raw_"))
     return tables, folders
+
+
+# Raw folders whose columns are named as their table's: searchable under a restriction.
+RAW_AS_TABLE = {"transactions": "transactions"}
+
+
+def run_search(request, q: str, since) -> list[query.ResourceMatches]:
+    """Unrestricted resources in one search; each restricted one on its own terms."""
+    tables, folders = readable(request.user)
+    limits = {
+        name: restriction_for(request.user, name, request)
+        for name in [*tables, *(f"raw_{f}" for f in folders)]
+    }
+    free_tables = [t for t in tables if not limits[t].restricted]
+    free_folders = [f for f in folders if not limits[f"raw_{f}"].restricted]
+    found, _searchable = query.search(q, since, free_tables, free_folders)
+    for table in tables:
+        if limits[table].restricted:
+            found.append(query.search_restricted(table, table, limits[table], q, since))
+    for folder in folders:
+        name = f"raw_{folder}"
+        if limits[name].restricted and folder in RAW_AS_TABLE:
+            found.append(
+                query.search_restricted(
+                    name, RAW_AS_TABLE[folder], limits[name], q, since, raw_source=folder
+                )
+            )
+    return [r for r in found if r.matches]
 
 
 def records(table: str, keys: list[str]) -> dict[str, dict]:
@@ -157,9 +188,8 @@ class SearchView(APIView):
         params = SearchParams(data=request.query_params)
         params.is_valid(raise_exception=True)
         q, since = params.validated_data["q"], params.validated_data["since"]
-        tables, folders = readable(request.user)
-        found, _searchable = query.search(q, since, tables, folders)
-        body = [self.resource_body(r) for r in sorted(found, key=lambda r: r.resource)]
+        found = run_search(request, q, since)
+        body = [self.resource_body(request, r) for r in sorted(found, key=lambda r: r.resource)]
         return Response(
             {
                 "q": q,
@@ -169,8 +199,9 @@ class SearchView(APIView):
             }
         )
 
-    def resource_body(self, found: query.ResourceMatches) -> dict:
+    def resource_body(self, request, found: query.ResourceMatches) -> dict:
         results = []
+        limit = restriction_for(request.user, found.resource, request)
         if found.resource.startswith("raw_"):
             base = f"/api/v1/resources/{found.resource}/rows/"
             for hit in found.hits:
@@ -181,17 +212,34 @@ class SearchView(APIView):
             stored = records(found.resource, [h.key for h in found.hits])
             column = key_column(found.resource)
             for hit in found.hits:
-                item = {"key": hit.key, "at": _utc(hit.at), "record": stored.get(hit.key)}
+                record = stored.get(hit.key)
+                if limit.restricted and record is not None:
+                    record = limit.mask_rows([{k: record[k] for k in limit.visible(record)}])[0]
+                item = {"key": hit.key, "at": _utc(hit.at), "record": record}
                 if column:
                     query_string = urlencode({column: hit.key})
                     item["url"] = f"/api/v1/resources/{found.resource}/rows/?{query_string}"
                 results.append(item)
+        if limit.restricted:
+            hide_keys(found.resource, limit, results)
         return {
             "resource": found.resource,
             "matches": found.matches,
             "matches_capped": found.capped,
             "results": results,
         }
+
+
+def hide_keys(resource: str, limit, results: list[dict]) -> None:
+    """A key made of a hidden or masked column is not shown (nor its lookup URL)."""
+    table = RAW_AS_TABLE.get(resource.removeprefix("raw_"), resource)
+    used = set(query._COLUMN.findall(SPECS[table].key)) if table in SPECS else set()
+    if any(n in limit.masked or (limit.columns is not None and n not in limit.columns)
+           for n in used):  # fmt: skip
+        for item in results:
+            item["key"] = None
+            if not resource.startswith("raw_"):
+                item.pop("url", None)
 
 
 def _utc(at: dt.datetime) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import connection
 
+from accounts.restrictions import restriction_for
 from accounts.selectors import privileges_on
 from datalake.catalog import Entry, get_entry, list_entries
 from datalake.catalog.rawfiles import file_row_count
@@ -29,6 +30,11 @@ def describe_resources(request, entries: list[Entry]) -> list[dict]:
     """The catalog view of each entry: columns, version, row count and the caller's access."""
     rows = {r.name: r for r in Resource.objects.filter(name__in=[e.name for e in entries])}
     access = privileges_on(request.user, [e.name for e in entries])
+    restrictions = {
+        e.name: restriction_for(request.user, e.name)
+        for e in entries
+        if "read" in access[e.name] and not request.user.is_staff
+    }
     return [
         {
             "name": e.name,
@@ -37,8 +43,15 @@ def describe_resources(request, entries: list[Entry]) -> list[dict]:
             "columns": [c.as_dict() for c in e.columns],
             "versioning": e.versioning,
             "current_version": rows[e.name].current_version if e.versioning else None,
-            "row_count": table_row_count(e) if e.kind == "table" else file_row_count(e.folder),
+            "row_count": None
+            if e.name in restrictions and restrictions[e.name].rows is not None
+            else table_row_count(e)
+            if e.kind == "table"
+            else file_row_count(e.folder),
             "access": access[e.name],
+            "restrictions": restrictions[e.name].describe()
+            if e.name in restrictions and restrictions[e.name].restricted
+            else None,
             "url": request.build_absolute_uri(f"/api/v1/resources/{e.name}/"),
         }
         for e in entries

@@ -29,11 +29,17 @@ class ResourceSerializer(serializers.Serializer):
     )
     row_count = serializers.IntegerField(
         allow_null=True,
-        help_text="Rows (an estimate on large tables); null for a folder not read yet.",
+        help_text="Rows (an estimate on large tables); null for a folder not read yet, "
+        "and for a caller whose grant filters the rows.",
     )
     access = serializers.ListField(
         child=serializers.ChoiceField(choices=Privilege.choices),
         help_text="The caller's own privileges on this resource.",
+    )
+    restrictions = serializers.DictField(
+        allow_null=True,
+        help_text="The restrictions of the caller's `read` (union of their grants): "
+        "`columns` (null: all), `row_filter` (null: every row), `masked`; null if none.",
     )
     url = serializers.URLField()
 

@@ -9,6 +9,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
 from accounts.permissions import ResourcePrivilege
+from accounts.restrictions import restriction_for
 from datalake.models import Resource
 from lineage.api.serializers import AccessLogSerializer, VersionSerializer
 from lineage.filters import AccessLogFilter
@@ -84,8 +85,11 @@ class ResourceViewSet(viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["get"])
     def rows(self, request, name=None):
-        query = parse_row_query(self._entry(), request.query_params)
+        query = parse_row_query(self._entry(), request.query_params, self._restriction())
         return Response(rows_page(query, request))
+
+    def _restriction(self):
+        return restriction_for(self.request.user, self._entry().name, self.request)
 
     def _versioned(self):
         entry = self._entry()
@@ -127,7 +131,7 @@ class ResourceViewSet(viewsets.GenericViewSet):
         entry = self._versioned()
         if not Version.objects.filter(resource__name=entry.name, version=int(n)).exists():
             raise NotFound(f"{entry.name!r} has no version {n}.")
-        query = parse_row_query(entry, request.query_params)
+        query = parse_row_query(entry, request.query_params, self._restriction())
         return Response(rows_page(query, request, version=int(n)))
 
     @extend_schema(

@@ -22,6 +22,7 @@ first.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -166,6 +167,75 @@ def _walk(name: str, cond: str, param: str, query: str, start, q: str) -> Resour
             "SELECT count(*) FROM (SELECT 1 FROM search_entries e "
             f"WHERE {cond} AND e.at >= %s AND e.doc @@ %s::tsquery LIMIT %s) m",
             [param, start, query, COUNT_CAP + 1],
+        )
+        count = cursor.fetchone()[0]
+    rows.sort(key=lambda r: (r[0] != q, -r[1].timestamp()))
+    hits = [_hit(name, r) for r in rows]
+    return ResourceMatches(name, min(count, COUNT_CAP), count > COUNT_CAP, hits)
+
+
+# -- under a restricted grant -----------------------------------------------------------
+
+_COLUMN = re.compile(r"\bt\.(\w+)")
+
+
+def visible_words(spec, restriction) -> list[str]:
+    """The spec's word expressions that read only columns the user sees in clear."""
+    hidden = restriction.masked | (
+        frozenset() if restriction.columns is None else frozenset(_COLUMN.findall(" ".join(
+            spec.words))) - restriction.columns
+    )  # fmt: skip
+    return [w for w in spec.words if not set(_COLUMN.findall(w)) & hidden]
+
+
+def row_filter_sql(restriction) -> tuple[str, list]:
+    if restriction.rows is None:
+        return "TRUE", []
+    parts, params = [], []
+    for conditions in restriction.rows:
+        ands = []
+        for name, values in conditions.items():
+            ands.append(f't."{name}" = ANY(%s)')
+            params.append(list(values))
+        parts.append("(" + " AND ".join(ands) + ")")
+    return "(" + " OR ".join(parts) + ")", params
+
+
+def search_restricted(
+    name: str, table: str, restriction, q: str, since: dt.date, raw_source: str | None = None
+) -> ResourceMatches:
+    """One resource read under a restricted grant: only its visible rows, matched on its
+    visible columns only (a match on a hidden value would reveal it)."""
+    spec = SPECS[table]
+    words_sql = visible_words(spec, restriction)
+    words = lexemes(q)
+    if not words or not words_sql:
+        return ResourceMatches(name)
+    query = tsquery(words)
+    start = dt.datetime.combine(since, dt.time.min, tzinfo=dt.UTC)
+    allowed, allowed_params = row_filter_sql(restriction)
+    version = "AND t.valid_from = e.valid_from" if spec.versioned else ""
+    if raw_source:
+        scope, param = "e.raw_source = %s AND e.raw_file IS NOT NULL", raw_source
+    else:
+        scope, param = "e.resource = %s AND e.valid_to IS NULL", table
+    sql = (
+        f"FROM search_entries e JOIN {table} t ON {spec.key} = e.key {version} "
+        f"WHERE {scope} AND e.resource = %s AND e.at >= %s AND e.doc @@ %s::tsquery "
+        f"AND to_tsvector('simple', concat_ws(' ', {', '.join(words_sql)})) @@ %s::tsquery "
+        f"AND {allowed}"
+    )
+    params = [param, table, start, query, query, *allowed_params]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT e.key, e.at, e.raw_file, e.raw_line {sql} ORDER BY e.at DESC LIMIT %s",
+            [*params, PER_RESOURCE],
+        )
+        rows = cursor.fetchall()
+        if not rows:
+            return ResourceMatches(name)
+        cursor.execute(
+            f"SELECT count(*) FROM (SELECT 1 {sql} LIMIT %s) m", [*params, COUNT_CAP + 1]
         )
         count = cursor.fetchone()[0]
     rows.sort(key=lambda r: (r[0] != q, -r[1].timestamp()))

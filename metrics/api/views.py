@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import ResourcePrivilege
+from accounts.restrictions import refuse_if_restricted
 from datalake.api.filtering import reject_unknown_params
 from datalake.api.pagination import PagePagination
 from metrics import selectors
@@ -41,6 +42,10 @@ class MetricView(APIView):
 
     def get_resource_name(self) -> str:
         return self.resource
+
+    def check_permissions(self, request):
+        super().check_permissions(request)
+        refuse_if_restricted(request.user, [self.resource], "Metrics", request)
 
 
 class SpentLastMinutesView(MetricView):
