@@ -9,6 +9,7 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -197,10 +198,40 @@ LAKE_MAX_PAGE_SIZE = 10
 # A count (or estimate) is reused for this long by the same process: pages of one query.
 LAKE_COUNT_CACHE_SECONDS = env.float("LAKE_COUNT_CACHE_SECONDS", default=5.0)
 
+# Logs: one JSON object a line (datalake/logging.py) from every process, with the request
+# id inside a request and the task id inside a Celery task; LOG_FORMAT=text for people.
+LOG_FORMAT = env("LOG_FORMAT", default="json")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}")
+LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "filters": {"context": {"()": "datalake.logging.ContextFilter"}},
+    "formatters": {
+        "json": {"()": "datalake.logging.JsonFormatter"},
+        "text": {"()": "datalake.logging.TextFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # Django's own handlers (a text console in DEBUG, runserver's) give way to the root's.
+        "django": {"handlers": [], "propagate": True},
+        "django.server": {"handlers": [], "propagate": True},
+        "django.db.backends": {"level": "INFO"},
+    },
 }
+
+# /metrics (datalake/prometheus.py): open to these networks, or with
+# `Authorization: Bearer <METRICS_TOKEN>` from anywhere (no token: networks only).
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list(
+    "METRICS_ALLOWED_NETWORKS",
+    default=["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"],
+)

@@ -18,3 +18,7 @@ class RequestLogFilter(AccessLogFilter):
     resource = df.CharFilter(field_name="resource", help_text="Resource name.")
     method = df.CharFilter(field_name="method", lookup_expr="iexact", help_text="HTTP method.")
     status_code = df.NumberFilter(field_name="status_code", help_text="HTTP status code.")
+    request_id = df.CharFilter(
+        field_name="request_id",
+        help_text="The request's id (its `X-Request-ID` response header, as in the log lines).",
+    )

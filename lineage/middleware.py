@@ -1,4 +1,10 @@
-"""Stores every request to `/api/` in the request log, whatever its outcome."""
+"""Gives every request an id and stores every `/api/` request in the request log.
+
+The id: the caller's `X-Request-ID` when it is a sane token (1-64 of `A-Za-z0-9._-`),
+else a new uuid4 hex; it is sent back in `X-Request-ID`, set on `request.request_id`,
+carried by every log line written while the request is served (datalake.logging) and
+stored in the request log.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +12,18 @@ import logging
 import time
 
 import orjson
+from django.core.signals import request_finished
 from django.db import DatabaseError, connection
 from django.utils import timezone
+
+from datalake.logging import request_id_from, request_id_var
 
 from .audit import body_of, query_of
 from .models import RequestLog
 
 COLUMNS = (
     "at", "user_id", "username", "method", "path", "query", "body", "status_code",
-    "duration_ms", "resource", "ip", "restrictions",
+    "duration_ms", "resource", "ip", "restrictions", "request_id",
 )  # fmt: skip
 INSERT = (
     f"INSERT INTO {RequestLog._meta.db_table} ({', '.join(COLUMNS)}) "
@@ -29,6 +38,14 @@ def _json(value) -> str | None:
 logger = logging.getLogger(__name__)
 
 
+def _forget_request_id(**_kwargs) -> None:
+    # After the response is sent: Django's own "Not Found: ..." lines still had the id.
+    request_id_var.set(None)
+
+
+request_finished.connect(_forget_request_id, dispatch_uid="lineage.forget_request_id")
+
+
 class RequestLogMiddleware:
     """One `RequestLog` row per `/api/` request: anonymous, refused, failed, malformed too.
 
@@ -41,13 +58,17 @@ class RequestLogMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        request.request_id = request_id_from(request.META.get("HTTP_X_REQUEST_ID"))
+        request_id_var.set(request.request_id)
         if not request.path.startswith("/api/"):
-            return self.get_response(request)
-        started, at = time.perf_counter(), timezone.now()
-        body = body_of(request)
-        response = self.get_response(request)
-        duration_ms = (time.perf_counter() - started) * 1000
-        self._store(request, response, at, body, duration_ms)
+            response = self.get_response(request)
+        else:
+            started, at = time.perf_counter(), timezone.now()
+            body = body_of(request)
+            response = self.get_response(request)
+            duration_ms = (time.perf_counter() - started) * 1000
+            self._store(request, response, at, body, duration_ms)
+        response["X-Request-ID"] = request.request_id
         return response
 
     def _store(self, request, response, at, body, duration_ms) -> None:
@@ -66,6 +87,7 @@ class RequestLogMiddleware:
             getattr(request, "audit_resource", "")[:100],
             request.META.get("REMOTE_ADDR") or None,
             _json(getattr(request, "audit_restrictions", None)),
+            request.request_id,
         ]
         try:
             with connection.cursor() as cursor:  # one INSERT on every request: no ORM overhead

@@ -24,12 +24,16 @@ class RequestLog(models.Model):
     resource = models.CharField(max_length=100, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
     restrictions = models.JSONField(null=True, blank=True)
+    # The request's X-Request-ID (the caller's, or generated), also in its log lines.
+    # A database default: a process still running older code can insert without it.
+    request_id = models.CharField(max_length=64, blank=True, db_default="")
 
     class Meta:
         ordering = ["-at", "-id"]
         indexes = [
             models.Index(fields=["resource", "-at"], name="reqlog_resource_at"),
             models.Index(fields=["username", "-at"], name="reqlog_user_at"),
+            models.Index(fields=["request_id"], name="reqlog_request_id"),
         ]
 
     def __str__(self):

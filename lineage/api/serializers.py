@@ -23,6 +23,7 @@ class RequestLogSerializer(serializers.ModelSerializer):
             "resource",
             "ip",
             "restrictions",
+            "request_id",
         ]
         read_only_fields = fields
 

@@ -22,13 +22,15 @@ ENTRY = {
     "resource": "transactions",
     "ip": "127.0.0.1",
     "restrictions": None,
+    "request_id": "4f1c2a9be0d34c7e8a51f0a3b2c6d7e9",
 }
 
 
 @extend_schema_view(
     list=extend_schema(
         description="Every request that reached `/api/` (refused, failed and anonymous ones "
-        "too), newest first. Staff only. Secrets in bodies are stored as `***`.",
+        "too), newest first. Staff only. Secrets in bodies are stored as `***`. "
+        "`request_id` is the request's `X-Request-ID`, as in the log lines it wrote.",
         examples=[
             OpenApiExample(
                 "Stored requests",
