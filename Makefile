@@ -2,7 +2,7 @@
 # `make test` runs the whole test suite (what CI runs).
 PY := .venv/bin/python
 
-.PHONY: install demo run test lint format migrate bench clean
+.PHONY: install demo run test fuzz lint format migrate bench clean
 
 install:
 	bash scripts/bootstrap.sh
@@ -22,6 +22,10 @@ test: install
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	$(PY) -m pytest --create-db -p no:cacheprovider
+
+# The schema fuzzing of the suite, with many more examples per operation (~30 min).
+fuzz: install
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-50} $(PY) -m pytest --create-db -p no:cacheprovider tests/test_fuzz.py
 
 lint:
 	.venv/bin/ruff check .

@@ -153,6 +153,8 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "datalake.api.schema.add_table_rows_paths",
+        "datalake.api.schema.add_error_responses",
+        "datalake.api.schema.bound_paging_parameters",
     ],
 }
 

@@ -1,9 +1,9 @@
-"""Gives every request an id and stores every `/api/` request in the request log.
+"""Gives every request an id, times it, and stores every `/api/` request in the request log.
 
 The id: the caller's `X-Request-ID` when it is a sane token (1-64 of `A-Za-z0-9._-`),
 else a new uuid4 hex; it is sent back in `X-Request-ID`, set on `request.request_id`,
 carried by every log line written while the request is served (datalake.logging) and
-stored in the request log.
+stored in the request log. The time goes to the `/metrics` histogram (datalake.prometheus).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from datalake.logging import request_id_from, request_id_var
+from datalake.prometheus import observe_request
 
 from .audit import body_of, query_of
 from .models import RequestLog
@@ -58,17 +59,19 @@ class RequestLogMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        started = time.perf_counter()
         request.request_id = request_id_from(request.META.get("HTTP_X_REQUEST_ID"))
         request_id_var.set(request.request_id)
         if not request.path.startswith("/api/"):
             response = self.get_response(request)
         else:
-            started, at = time.perf_counter(), timezone.now()
+            at = timezone.now()
             body = body_of(request)
             response = self.get_response(request)
             duration_ms = (time.perf_counter() - started) * 1000
             self._store(request, response, at, body, duration_ms)
         response["X-Request-ID"] = request.request_id
+        observe_request(request, response.status_code, time.perf_counter() - started)
         return response
 
     def _store(self, request, response, at, body, duration_ms) -> None:

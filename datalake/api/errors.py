@@ -53,3 +53,28 @@ class ErrorSerializer(serializers.Serializer):
 
     detail = serializers.CharField()
     code = serializers.CharField()
+
+
+def not_found(request, exception=None):
+    """404 outside any view (no URL matched): JSON under /api/, Django's page elsewhere."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith("/api/"):
+        body = {
+            "detail": "No such path; GET /api/v1/ lists the API's entry points.",
+            "code": "not_found",
+        }
+        return JsonResponse(body, status=404)
+    return page_not_found(request, exception)
+
+
+def server_error(request):
+    """500 outside DRF's handling: JSON under /api/, Django's page elsewhere."""
+    from django.http import JsonResponse
+    from django.views.defaults import server_error as django_server_error
+
+    if request.path.startswith("/api/"):
+        body = {"detail": "Internal error; it was logged.", "code": "server_error"}
+        return JsonResponse(body, status=500)
+    return django_server_error(request)

@@ -1,11 +1,21 @@
 """The one page-number pagination of every list that can grow: at most 10 a page."""
 
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
 
 
 class PagePagination(PageNumberPagination):
-    """`?page=N&page_size=M`; M defaults to 10 and a larger value is served as 10."""
+    """`?page=N&page_size=M`; M defaults to 10 and a larger value is served as 10.
+
+    A `page_size` that is not a whole number of 1 or more is a 400, not ignored.
+    """
 
     page_size = 10
     page_size_query_param = "page_size"
     max_page_size = 10
+
+    def get_page_size(self, request):
+        values = request.query_params.getlist(self.page_size_query_param)
+        if values and (len(values) > 1 or not values[0].isdigit() or int(values[0]) < 1):
+            raise ValidationError({"page_size": ["Must be one whole number of 1 or more."]})
+        return super().get_page_size(request)

@@ -56,3 +56,53 @@ def add_table_rows_paths(result, generator, request, public):
         ] + _filter_parameters(entry)
         result["paths"][f"/api/v1/resources/{entry.name}/rows/"] = {"get": operation}
     return result
+
+
+ERROR_COMPONENT = {
+    "type": "object",
+    "description": "Every error: a sentence to act on and a stable code; a 400 also has "
+    "`errors`, the messages per field or parameter.",
+    "properties": {
+        "detail": {"type": "string"},
+        "code": {"type": "string"},
+        "errors": {
+            "type": "object",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "required": ["detail", "code"],
+}
+ERRORS = {
+    "400": "Invalid parameters or body; `errors` names each.",
+    "401": "No token, or a bad or expired one.",
+    "403": "Authenticated, but without the privilege this needs.",
+    "404": "No such resource or object (or not one you may see).",
+    "405": "Method not allowed on this path.",
+    "409": "Conflicts with the state of the resource (`code` says which).",
+    "429": "Too many attempts; retry later.",
+}
+
+
+def add_error_responses(result, generator, request, public):
+    """Every operation documents the error envelope of every error the API can answer."""
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_COMPONENT
+    ref = {"$ref": "#/components/schemas/Error"}
+    for methods in result.get("paths", {}).values():
+        for operation in methods.values():
+            responses = operation.setdefault("responses", {})
+            for status, description in ERRORS.items():
+                responses.setdefault(
+                    status,
+                    {"description": description, "content": {"application/json": {"schema": ref}}},
+                )
+    return result
+
+
+def bound_paging_parameters(result, generator, request, public):
+    """`page` and `page_size` are whole numbers of 1 or more everywhere (else 400/404)."""
+    for methods in result.get("paths", {}).values():
+        for operation in methods.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("name") in ("page", "page_size"):
+                    parameter.setdefault("schema", {"type": "integer"})["minimum"] = 1
+    return result
