@@ -48,7 +48,10 @@ RUN DEBUG=false SECRET_KEY=collectstatic-build-only-not-secret \
     python manage.py collectstatic --noinput
 
 ENV LAKE_ROOT=/lake \
-    DEBUG=false
+    DEBUG=false \
+    LOG_FORMAT=json \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus \
+    GUNICORN_CMD_ARGS="--logger-class datalake.logging.GunicornLogger"
 
 EXPOSE 8000
 

@@ -68,6 +68,7 @@ class PipelineConsumer:
                 "auto.offset.reset": "earliest",
                 "session.timeout.ms": 10_000,
                 "max.poll.interval.ms": 600_000,
+                "logger": logger,  # librdkafka's own lines too, as log records (JSON)
             }
         )
         self._rates: tuple[float, RateTable] | None = None

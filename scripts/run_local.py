@@ -1,13 +1,16 @@
 """Run the whole portal on this machine: broker, web, worker, scheduler, pipeline consumer.
 
 `make demo` calls this after installing and loading the demo data. Every process
-logs to run/<name>.log; Ctrl-C (or SIGTERM) stops them all. If one dies, the
-others are stopped too and the exit code says so.
+logs to run/<name>.log, one JSON object a line (`LOG_FORMAT=text` for plain lines);
+Ctrl-C (or SIGTERM) stops them all. If one dies, the others are stopped too and the
+exit code says so. gunicorn's workers share their Prometheus metrics through
+run/prometheus/ (emptied at each start), served at http://127.0.0.1:8000/metrics.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 BIN = ROOT / ".venv" / "bin"
 RUN = ROOT / "run"
+METRICS_DIR = RUN / "prometheus"  # PROMETHEUS_MULTIPROC_DIR of the web workers
 
 
 def django_commands() -> set[str]:
@@ -41,15 +45,17 @@ def processes(web_port: int) -> dict[str, list[str]]:
             "2",
             "--access-logfile",
             "-",
+            "--logger-class",
+            "datalake.logging.GunicornLogger",
         ],
-        "worker": [str(BIN / "celery"), "-A", "datalake", "worker", "-l", "info", "-c", "2"],
+        # --quiet: no banner, so that the logs hold JSON lines only.
+        "worker": [str(BIN / "celery"), "-A", "datalake", "--quiet", "worker", "-c", "2"],
         "beat": [
             str(BIN / "celery"),
             "-A",
             "datalake",
+            "--quiet",
             "beat",
-            "-l",
-            "info",
             "--schedule",
             str(RUN / "celerybeat-schedule"),
         ],
@@ -74,6 +80,10 @@ def start_broker():
 
 def main() -> int:
     RUN.mkdir(exist_ok=True)
+    # Metrics files of an earlier run would be summed with this run's: start empty.
+    shutil.rmtree(METRICS_DIR, ignore_errors=True)
+    METRICS_DIR.mkdir()
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(METRICS_DIR)}
     web_port = int(os.environ.get("PORT", "8000"))
     children = {}
     broker = start_broker()
@@ -81,7 +91,9 @@ def main() -> int:
         children["broker"] = broker
     for name, command in processes(web_port).items():
         log = open(RUN / f"{name}.log", "ab")  # noqa: SIM115
-        children[name] = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        children[name] = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
         print(f"{name}: pid {children[name].pid}, log run/{name}.log")
     print(f"\nThe portal: http://127.0.0.1:{web_port}/api/v1/  (docs: /api/v1/docs/)")
     print("Ctrl-C stops everything.\n")

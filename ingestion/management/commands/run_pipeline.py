@@ -1,11 +1,14 @@
 """`python manage.py run_pipeline`: the consumer of `transactions.raw`."""
 
+import logging
 import signal
 
 from django.core.management.base import BaseCommand
 
 from ingestion.kafka import ensure_topics
 from ingestion.pipeline import PipelineConsumer
+
+logger = logging.getLogger("ingestion.pipeline")
 
 
 class Command(BaseCommand):
@@ -22,6 +25,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
         signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
         consumer = PipelineConsumer(group=group, batch_size=batch_size, poll=poll)
-        self.stdout.write(f"consuming {consumer.topic} as group {group or 'default'}")
+        # Log lines, not stdout: the process's output is JSON lines only (LOG_FORMAT).
+        logger.info("pipeline: consuming %s as group %s", consumer.topic, group or "default")
         consumer.run(should_stop=lambda: bool(stopping))
-        self.stdout.write("stopped")
+        logger.info("pipeline: stopped")
