@@ -5,6 +5,7 @@ Everything that differs between machines comes from the environment (see
 clone runs against the PostgreSQL and Redis of the developer's machine.
 """
 
+import logging
 from pathlib import Path
 
 import environ
@@ -229,6 +230,7 @@ LOGGING = {
         "django.db.backends": {"level": "INFO"},
     },
 }
+logging.captureWarnings(True)  # Python warnings become log records (py.warnings): JSON too
 
 # /metrics (datalake/prometheus.py): open to these networks, or with
 # `Authorization: Bearer <METRICS_TOKEN>` from anywhere (no token: networks only).
