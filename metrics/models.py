@@ -88,3 +88,7 @@ class ReportRow(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["report", "n"], name="report_row_key")]
+
+
+# The machine-learning models live in their own module of this app (metrics/ml/).
+from .ml.models import MLModel, ModelVersion, Training  # noqa: E402, F401

@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 TYPES = {
     serializers.IntegerField: {"type": "integer"},
+    serializers.FloatField: {"type": "number"},
     serializers.BooleanField: {"type": "boolean"},
     serializers.DateField: {"type": "string", "format": "date"},
 }
@@ -17,7 +18,7 @@ def _field_schema(field) -> dict:
     else:
         schema = next((dict(s) for t, s in TYPES.items() if isinstance(field, t)), None)
         schema = schema or {"type": "string"}
-        if isinstance(field, serializers.IntegerField):
+        if isinstance(field, (serializers.IntegerField, serializers.FloatField)):
             if field.min_value is not None:
                 schema["minimum"] = field.min_value
             if field.max_value is not None:

@@ -16,3 +16,18 @@ def expire_stale_reports() -> int:
     from .services import expire_stale_reports as expire
 
     return expire()
+
+
+# A training past this many seconds fails (SoftTimeLimitExceeded ends it as `failed`).
+TRAINING_TIMEOUT = getattr(settings, "ML_TRAINING_TIMEOUT", 3600)
+
+
+@shared_task(
+    bind=True, acks_late=True, reject_on_worker_lost=True, name="ml.train",
+    soft_time_limit=TRAINING_TIMEOUT, time_limit=TRAINING_TIMEOUT + 60,
+)  # fmt: skip
+def run_training(self, training_id: int) -> str:
+    """Idempotent: a finished training is left alone, a redelivered one starts over."""
+    from .ml.services import training_execute
+
+    return training_execute(training_id, task_id=self.request.id or "").status

@@ -1,0 +1,97 @@
+"""Trainings of machine-learning models and the versions they publish in the lake.
+
+A training is a row that moves queued -> running -> succeeded | failed. A succeeded
+training publishes one `ModelVersion` (its artifact under `LAKE_ROOT/models/<name>/v<N>/`)
+and makes it the current version of its `MLModel`, in one transaction that holds the
+`MLModel` row locked: version numbers are unique and gapless per model.
+"""
+
+from django.db import models
+
+
+class TrainingStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+FINAL_STATES = (TrainingStatus.SUCCEEDED, TrainingStatus.FAILED)
+
+
+class MLModel(models.Model):
+    """A model of the registry (`metrics.ml.registry`) and the version `predict/` answers
+    from. Its row is the lock under which versions are numbered."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    current_version = models.PositiveIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "ml_models"
+        ordering = ["name"]
+
+    def __str__(self):
+        return f"{self.name} (v{self.current_version or '-'})"
+
+
+class Training(models.Model):
+    """One training requested through the API: its parameters, state, metrics and the
+    version it published. It reads data with its requester's privileges."""
+
+    model_name = models.CharField(max_length=100)
+    params = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=10, choices=TrainingStatus.choices, default=TrainingStatus.QUEUED
+    )
+    error = models.TextField(blank=True)
+    metrics = models.JSONField(null=True, blank=True)
+    model_version = models.PositiveIntegerField(null=True, blank=True)
+    data_version = models.PositiveIntegerField(null=True, blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    requested_by = models.ForeignKey(
+        "auth.User", null=True, on_delete=models.SET_NULL, related_name="trainings"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "ml_trainings"
+        ordering = ["-id"]
+
+    def __str__(self):
+        return f"training {self.pk} {self.model_name} ({self.status})"
+
+
+class ModelVersion(models.Model):
+    """A trained model stored in the lake; never changed once published."""
+
+    model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    path = models.CharField(max_length=500, help_text="Its folder, relative to LAKE_ROOT.")
+    params = models.JSONField(default=dict)
+    metrics = models.JSONField(default=dict)
+    data_version = models.PositiveIntegerField(
+        null=True, help_text="The version of the resource it learnt from."
+    )
+    data_from = models.DateField(null=True)
+    data_until = models.DateField(null=True)
+    training = models.OneToOneField(
+        Training, null=True, on_delete=models.SET_NULL, related_name="published"
+    )
+    requested_by = models.ForeignKey(
+        "auth.User", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    trained_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "ml_model_versions"
+        ordering = ["model", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "version"], name="ml_version_unique")
+        ]
+
+    def __str__(self):
+        return f"{self.model.name} v{self.version}"

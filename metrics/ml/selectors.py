@@ -1,0 +1,35 @@
+"""Who sees which trainings and models."""
+
+from __future__ import annotations
+
+from accounts.restrictions import restriction_for
+from accounts.selectors import resources_with
+
+from .models import MLModel, Training
+from .registry import ModelType, model_types
+
+
+def visible_trainings(user):
+    """Only the requester and staff see a training."""
+    qs = Training.objects.select_related("requested_by")
+    return qs if user.is_staff else qs.filter(requested_by=user)
+
+
+def readable_model_types(user) -> list[type[ModelType]]:
+    """The models whose data the user may read whole (staff: all), by name."""
+    readable = resources_with(user, "read")  # None: every resource (staff)
+    return [
+        m
+        for m in model_types()
+        if readable is None
+        or (m.resource in readable and not restriction_for(user, m.resource).restricted)
+    ]
+
+
+def model_state(model_type: type[ModelType]) -> tuple[MLModel | None, list, int]:
+    """(its row or None before any training, its 10 newest versions, how many it has)."""
+    model = MLModel.objects.filter(name=model_type.name).first()
+    if model is None:
+        return None, [], 0
+    versions = model.versions.select_related("requested_by", "model")
+    return model, list(versions[:10]), versions.count()

@@ -1,0 +1,183 @@
+"""Trainings: start one, execute it with its requester's privileges, publish the version;
+predictions from the current version."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.db.models import F, Max
+from django.utils import timezone
+from rest_framework.exceptions import PermissionDenied, ValidationError
+
+from accounts.restrictions import refuse_if_restricted
+from accounts.selectors import has_privilege
+from datalake.api.errors import Conflict
+
+from . import artifacts
+from .models import FINAL_STATES, MLModel, ModelVersion, Training, TrainingStatus
+from .registry import ModelType, PredictionError, Trained, TrainingError, get_model_type
+
+logger = logging.getLogger(__name__)
+
+
+def params_of(model_type: type[ModelType], params) -> dict:
+    """The validated parameters (defaults filled in); unknown ones are a 400."""
+    if not isinstance(params, dict):
+        raise ValidationError({"params": ["Must be an object."]})
+    unknown = sorted(set(params) - set(model_type.Params().fields))
+    if unknown:
+        raise ValidationError({"params": [f"Unknown parameter(s): {', '.join(unknown)}."]})
+    data = model_type.Params(data=params)
+    if not data.is_valid():
+        raise ValidationError({"params": data.errors})
+    return data.validated_data
+
+
+def check_reader(user, model_type: type[ModelType], request=None) -> None:
+    """403 unless `user` may read the model's data whole (a restricted grant may not)."""
+    if user is None or not has_privilege(user, model_type.resource, "read"):
+        raise PermissionDenied(
+            f"The {model_type.name} model learns from {model_type.resource!r}; "
+            "you need `read` on it."
+        )
+    refuse_if_restricted(user, [model_type.resource], "Models", request)
+
+
+def training_start(*, model: str, params: dict, requested_by, request=None) -> Training:
+    """Validate and queue a training; the task reads data with the requester's privileges."""
+    model_type = get_model_type(model)
+    if model_type is None:
+        raise ValidationError({"model": [f"Unknown model {model!r}: see GET /api/v1/ml/models/."]})
+    check_reader(requested_by, model_type, request)
+    params_of(model_type, params)
+    training = Training.objects.create(model_name=model, params=params, requested_by=requested_by)
+    from metrics.tasks import run_training
+
+    transaction.on_commit(lambda: run_training.delay(training.pk))
+    return training
+
+
+def training_execute(training_id: int, task_id: str = "") -> Training:
+    """Train and publish; a finished training is left alone (a redelivered task is a no-op)
+    and a `running` one is done again from the start (its worker died)."""
+    training = Training.objects.select_related("requested_by").get(pk=training_id)
+    if training.status in FINAL_STATES:
+        return training
+    Training.objects.filter(pk=training.pk).update(
+        status=TrainingStatus.RUNNING, started_at=timezone.now(), task_id=task_id, error="",
+        attempts=F("attempts") + 1,
+    )  # fmt: skip
+    staging = None
+    try:
+        model_type = get_model_type(training.model_name)
+        if model_type is None:
+            raise TrainingError(f"Unknown model {training.model_name!r}.")
+        try:
+            check_reader(training.requested_by, model_type)
+        except PermissionDenied as exc:
+            raise TrainingError(f"The requester may no longer train it: {exc.detail}") from None
+        trained = model_type().train(params_of(model_type, training.params))
+        staging = artifacts.stage(model_type.name, trained.artifact)
+        _publish(training, trained, staging)
+    except Exception as exc:
+        if isinstance(exc, TrainingError):  # the data or the parameters: the requester's to fix
+            logger.warning("Training %s failed: %s", training.pk, exc)
+        else:
+            logger.exception("Training %s failed", training.pk)
+        artifacts.discard(staging)
+        Training.objects.filter(pk=training.pk, status=TrainingStatus.RUNNING).update(
+            status=TrainingStatus.FAILED, error=_error_text(exc), finished_at=timezone.now()
+        )
+    training.refresh_from_db()
+    return training
+
+
+def _error_text(exc: Exception) -> str:
+    if isinstance(exc, TrainingError):
+        return str(exc)[:4000]
+    if isinstance(exc, ValidationError):
+        return f"Invalid parameters: {exc.detail}"[:4000]
+    return f"{type(exc).__name__}: {exc}"[:4000]
+
+
+def _publish(training: Training, trained: Trained, staging) -> ModelVersion | None:
+    """Number the version under the model's lock, put its folder in place, make it current."""
+    name = training.model_name
+    MLModel.objects.get_or_create(name=name)
+    with transaction.atomic():
+        current = Training.objects.select_for_update().get(pk=training.pk)
+        if current.status != TrainingStatus.RUNNING:  # another delivery of the task ended it
+            artifacts.discard(staging)
+            return None
+        model = MLModel.objects.select_for_update().get(name=name)
+        version = (model.versions.aggregate(n=Max("version"))["n"] or 0) + 1
+        trained_at = timezone.now()
+        metadata = _metadata(training, trained, version, trained_at)
+        final = artifacts.publish(staging, name, version, metadata)
+        try:
+            published = ModelVersion.objects.create(
+                model=model, version=version, path=artifacts.relative(final),
+                params=trained.params, metrics=trained.metrics, data_version=trained.data_version,
+                data_from=trained.data_from, data_until=trained.data_until, training=training,
+                requested_by=training.requested_by, trained_at=trained_at,
+            )  # fmt: skip
+            model.current_version = version
+            model.save(update_fields=["current_version", "updated_at"])
+            Training.objects.filter(pk=training.pk).update(
+                status=TrainingStatus.SUCCEEDED, metrics=trained.metrics, model_version=version,
+                data_version=trained.data_version, finished_at=timezone.now(),
+            )  # fmt: skip
+        except Exception:
+            artifacts.discard(final)  # still under the lock: nobody else numbered this version
+            raise
+    return published
+
+
+def _metadata(training: Training, trained: Trained, version: int, trained_at) -> dict:
+    import numpy
+    import sklearn
+
+    user = training.requested_by
+    return {
+        "model": training.model_name,
+        "version": version,
+        "params": trained.params,
+        "data": {
+            "resource": get_model_type(training.model_name).resource,
+            "version": trained.data_version,
+            "from": trained.data_from,
+            "until": trained.data_until,
+            **trained.details,
+        },
+        "metrics": trained.metrics,
+        "trained_at": trained_at,
+        "requested_by": user.username if user else None,
+        "training_id": training.pk,
+        "files": {"model": artifacts.MODEL_FILE},
+        "libraries": {"scikit-learn": sklearn.__version__, "numpy": numpy.__version__},
+    }
+
+
+def model_predict(*, model_type: type[ModelType], data: dict) -> dict:
+    """A prediction of the current version; 409 `model_not_trained` before any."""
+    model = MLModel.objects.filter(name=model_type.name).first()
+    if model is None or model.current_version is None:
+        raise Conflict(
+            f"The {model_type.name} model has not been trained yet: POST /api/v1/ml/trainings/ "
+            f'{{"model": "{model_type.name}"}} and wait for it to succeed.',
+            code="model_not_trained",
+        )
+    version = model.versions.get(version=model.current_version)
+    try:
+        artifact = artifacts.load(model_type.name, version.path)
+    except FileNotFoundError:
+        raise Conflict(
+            f"Version {version.version} is missing from the lake ({version.path}); train again.",
+            code="model_artifact_missing",
+        ) from None
+    try:
+        result = model_type().predict(artifact, data)
+    except PredictionError as exc:
+        raise ValidationError({exc.field: [str(exc)]}) from None
+    return {"model": model_type.name, "model_version": version.version, **data, **result}
