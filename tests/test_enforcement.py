@@ -26,6 +26,7 @@ NO_RESOURCE_DATA = {
     "/api/v1/auth/tokens/rotate/": 405,  # POST only; rotating one's own token
     "/api/v1/reports/": 200,  # the caller's own reports only (POST needs read: test_reports)
     "/api/v1/reports/types/": 200,  # the registry, no data
+    "/api/v1/ml/trainings/": 200,  # the caller's own trainings only (POST needs read: test_ml)
     "/api/v1/search/": 400,  # q and since required; searches readable resources only
     "/api/v1/audit/requests/": 403,  # staff only
     "/api/v1/audit/requests/1/": 403,
@@ -34,7 +35,7 @@ NO_RESOURCE_DATA = {
 
 # Lists of data about resources, filtered to what the caller may read: a user without
 # grants gets 200 and an empty list although such data exists (see the test below).
-FILTERED_LISTS = {"/api/v1/ingestion/runs/"}
+FILTERED_LISTS = {"/api/v1/ingestion/runs/", "/api/v1/ml/models/"}
 # Detail routes of objects that belong to a resource: a user who may not read the
 # resource gets 404 (tested with real objects where each feature is tested):
 # ingestion runs (tests/test_ingestion_runs.py).
@@ -46,6 +47,11 @@ OBJECT_ROUTES = {
     "/api/v1/reports/1/",  # only the requester and staff see a report (test_reports.py)
     "/api/v1/reports/1/result/",
     "/api/v1/reports/1/result.csv",
+    "/api/v1/ml/trainings/1/",  # only the requester and staff see a training (test_ml.py)
+    # a model: 404 if unknown, 403 without read on the resource it learns from (test_ml.py)
+    "/api/v1/ml/models/x/",
+    "/api/v1/ml/models/x/versions/",
+    "/api/v1/ml/models/x/predict/",
 }
 
 

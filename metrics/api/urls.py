@@ -2,10 +2,13 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from . import views
+from .ml import MLModelViewSet, TrainingViewSet
 from .reports import ReportViewSet
 
 router = SimpleRouter()
 router.register("reports", ReportViewSet, basename="report")
+router.register("ml/trainings", TrainingViewSet, basename="ml-training")
+router.register("ml/models", MLModelViewSet, basename="ml-model")
 
 urlpatterns = [
     path(

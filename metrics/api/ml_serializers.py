@@ -1,0 +1,131 @@
+"""Bodies of the machine-learning endpoints (trainings, models, predictions)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+from rest_framework.reverse import reverse
+
+from metrics.ml.models import ModelVersion, Training
+
+
+class StrictSerializer(serializers.Serializer):
+    """A body with a key this serializer does not know is a 400 naming it."""
+
+    def validate(self, attrs):
+        unknown = sorted(set(getattr(self, "initial_data", {}) or {}) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({k: ["Unknown field."] for k in unknown})
+        return attrs
+
+
+class TrainingCreateSerializer(StrictSerializer):
+    model = serializers.CharField(help_text="A model name from `GET /api/v1/ml/models/`.")
+    params = serializers.JSONField(
+        default=dict, help_text="Its training parameters (the model's `params` JSON Schema)."
+    )
+
+
+class TrainingSerializer(serializers.ModelSerializer):
+    url = serializers.HyperlinkedIdentityField(view_name="ml-training-detail")
+    model = serializers.CharField(
+        source="model_name", read_only=True, help_text="The model trained."
+    )
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    metrics = serializers.JSONField(
+        read_only=True,
+        help_text="On success: `mae`, `rmse` of the model and `naive_mae`, `naive_rmse` of "
+        "the naive forecast (yesterday's value) on the held-back days, and that window.",
+    )
+    model_version = serializers.IntegerField(
+        read_only=True, help_text="The version this training published (on success)."
+    )
+    data_version = serializers.IntegerField(
+        read_only=True, help_text="The version of the model's resource it learnt from."
+    )
+
+    class Meta:
+        model = Training
+        fields = [
+            "id",
+            "url",
+            "model",
+            "params",
+            "status",
+            "error",
+            "metrics",
+            "model_version",
+            "data_version",
+            "requested_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "attempts",
+        ]
+        read_only_fields = fields
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    training_id = serializers.IntegerField(read_only=True, help_text="The training that made it.")
+    path = serializers.CharField(
+        read_only=True, help_text="Its folder in the lake, relative to LAKE_ROOT."
+    )
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "version",
+            "trained_at",
+            "data_version",
+            "data_from",
+            "data_until",
+            "params",
+            "metrics",
+            "path",
+            "requested_by",
+            "training_id",
+        ]
+        read_only_fields = fields
+
+
+class MLModelSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+    resource = serializers.CharField(help_text="The resource it learns from (`read` needed).")
+    params = serializers.JSONField(help_text="Its training parameters, as a JSON Schema.")
+    current_version = serializers.IntegerField(
+        allow_null=True, help_text="The version `predict/` answers from; null before any."
+    )
+    versions_count = serializers.IntegerField()
+    versions = ModelVersionSerializer(many=True, help_text="The 10 newest versions.")
+    url = serializers.SerializerMethodField()
+    versions_url = serializers.SerializerMethodField(help_text="Every version, paginated.")
+    predict_url = serializers.SerializerMethodField()
+
+    def _link(self, obj, view: str) -> str:
+        request = self.context["request"]
+        return reverse(view, kwargs={"name": obj["name"]}, request=request)
+
+    def get_url(self, obj) -> str:
+        return self._link(obj, "ml-model-detail")
+
+    def get_versions_url(self, obj) -> str:
+        return self._link(obj, "ml-model-versions")
+
+    def get_predict_url(self, obj) -> str:
+        return self._link(obj, "ml-model-predict")
+
+
+class PredictionSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    model_version = serializers.IntegerField(help_text="The version that answered.")
+    product_id = serializers.CharField()
+    date = serializers.DateField()
+    prediction = serializers.FloatField(help_text="Expected units sold that day.")
+    actual = serializers.IntegerField(
+        allow_null=True, help_text="Units sold that day in the model's data (null past it)."
+    )
+    data_until = serializers.DateField(help_text="The last day of the model's data.")
+    days_ahead = serializers.IntegerField(
+        help_text="Days past the last day of data (0 inside it): forecasts fed back."
+    )
