@@ -11,6 +11,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -25,6 +26,7 @@ from datalake.catalog import Entry
 from .filters import filterset_for, operators_of
 
 NO_QUERYSET = SimpleNamespace(model=None)  # raw files: filters validate values, DuckDB applies
+PLAIN_FILE = re.compile(r"^[^/\\\x00]+$")  # a name inside the folder: no path, no NUL
 CONTROL_PARAMS = frozenset({"page", "page_size", "cursor", "fields", "ordering", "format"})
 
 
@@ -102,6 +104,10 @@ def _filters(entry: Entry, params) -> tuple[object, list]:
         raise ValidationError(filterset.errors)
     cleaned = filterset.form.cleaned_data
     filters = [(*filterset_class.operators[k], cleaned[k]) for k in data]
+    for key, (name, _op, value) in zip(data, filters, strict=True):
+        values = value if isinstance(value, list | tuple) else [value]
+        if name == "_file" and any(not PLAIN_FILE.match(str(v)) for v in values):
+            raise ValidationError({key: ["A file name of the folder, without any path."]})
     return filterset, filters
 
 

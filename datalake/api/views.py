@@ -10,6 +10,7 @@ from rest_framework.response import Response
 
 from accounts.permissions import ResourcePrivilege
 from accounts.restrictions import restriction_for
+from datalake.catalog.sync import sync_resources
 from datalake.models import Resource
 from lineage.api.serializers import AccessLogSerializer, VersionSerializer
 from lineage.filters import AccessLogFilter
@@ -74,7 +75,13 @@ class ResourceViewSet(viewsets.GenericViewSet):
         tags=["catalog"],
     )
     def retrieve(self, request, name=None):
-        return Response(describe_resources(request, [self._entry()])[0])
+        described = describe_resources(request, [self._entry()])
+        if not described:  # an entry whose row is not registered yet
+            sync_resources()
+            described = describe_resources(request, [self._entry()])
+        if not described:
+            raise NotFound(f"No resource named {self.kwargs['name']!r}.")
+        return Response(described[0])
 
     @extend_schema(
         description=docs.ROWS_DESCRIPTION,
