@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the portal needs on a fresh machine, idempotently:
 # the Python 3.11 virtualenv with runtime + dev requirements, running PostgreSQL
-# and Redis (started if they are installed but stopped), and the database.
+# and Redis (started if they are installed but stopped), the database, and (as root)
+# Debian's headless Chromium for the browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,19 @@ want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
   echo "$want" > "$stamp"
+fi
+
+# Headless Chromium for the browser tests (tests/test_browser.py): Debian's chromium and
+# chromium-driver, installed when missing and we are root with apt-get. Elsewhere this is
+# skipped, and so are the browser tests (they say why; on CI they fail instead).
+if [ ! -x /usr/bin/chromium ] || ! command -v chromedriver >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "bootstrap: installing chromium and chromium-driver (apt-get)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } \
+      || echo "bootstrap: could not install chromium; the browser tests will be skipped" >&2
+  else
+    echo "bootstrap: no chromium and not root with apt-get; the browser tests will be skipped" >&2
+  fi
 fi
 
 # PostgreSQL and Redis: start them if they are installed locally and not answering.
