@@ -16,19 +16,26 @@ class ResourcePrivilege(BasePermission):
     A view declares `required_privileges = {action: "read" | "write" | "grant"}`
     (viewset actions, or HTTP methods for plain views; an action not listed needs
     no resource privilege) and `get_resource_name()`,
-    which raises 404 for an unknown resource. The resource is noted for the
-    request log whatever the outcome.
+    which raises 404 for an unknown resource. A view whose answer draws on several
+    resources declares `get_resource_names()` instead: the privilege is needed on
+    each. The (first) resource is noted for the request log whatever the outcome.
     """
 
     def has_permission(self, request, view) -> bool:
         if not (request.user and request.user.is_authenticated):
             return False
-        action = getattr(view, "action", None) or request.method.lower()
+        method = request.method.lower()
+        # A plain view answers HEAD with its GET handler: it needs what GET needs.
+        action = getattr(view, "action", None) or ("get" if method == "head" else method)
         privilege = view.required_privileges.get(action)
         if privilege is None:
             return True
-        name = view.get_resource_name()
-        note_resource(request, name)
-        if has_privilege(request.user, name, privilege):
-            return True
-        raise PermissionDenied(f"You need the `{privilege}` privilege on {name!r}.")
+        if hasattr(view, "get_resource_names"):
+            names = view.get_resource_names()
+        else:
+            names = [view.get_resource_name()]
+        note_resource(request, names[0])
+        for name in names:
+            if not has_privilege(request.user, name, privilege):
+                raise PermissionDenied(f"You need the `{privilege}` privilege on {name!r}.")
+        return True

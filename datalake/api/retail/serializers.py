@@ -1,0 +1,151 @@
+"""Bodies of the retail API: strict input serializers, and the output shapes (with links)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.utils.dateparse import parse_datetime
+from rest_framework import serializers
+
+KEY_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
+KEY_HELP = "1 to 32 letters, digits, `-` or `_`."
+CENT, MILLI = Decimal("0.01"), Decimal("0.001")
+
+
+class StrictSerializer(serializers.Serializer):
+    """A body with a key this serializer does not know is a 400 naming it, never ignored."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 timestamp that says its time zone (API.md); a naive one or a date
+    alone is refused rather than guessed."""
+
+    default_error_messages = {
+        "naive": "Give a timestamp with its time zone, e.g. 2011-12-09T12:50:00Z.",
+    }
+
+    def to_internal_value(self, value):
+        if isinstance(value, str):
+            try:
+                parsed = parse_datetime(value.strip())
+            except ValueError:
+                parsed = None
+            if parsed is not None and parsed.tzinfo is None:
+                self.fail("naive")
+        return super().to_internal_value(value)
+
+
+class PriceField(serializers.DecimalField):
+    """2 decimal places, or 3 when the price has a third (the data set has 0.001)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_digits=14, decimal_places=3, **kwargs)
+
+    def to_representation(self, value):
+        value = Decimal(value)
+        cents = value.quantize(CENT)
+        return str(cents if cents == value else value.quantize(MILLI))
+
+
+# -- input ----------------------------------------------------------------------------
+
+
+class CustomerCreateSerializer(StrictSerializer):
+    customer_id = serializers.RegexField(
+        KEY_PATTERN, help_text=f"The new customer's id: {KEY_HELP}"
+    )
+    country = serializers.CharField(max_length=64, help_text="e.g. `United Kingdom`.")
+
+
+class InvoiceCreateSerializer(StrictSerializer):
+    invoice_no = serializers.RegexField(
+        KEY_PATTERN,
+        help_text=f"The new invoice's number: {KEY_HELP} Not starting with `C` (cancellations "
+        "come with the retail files).",
+    )
+    invoice_date = AwareDateTimeField(help_text="ISO 8601 timestamp with a time zone.")
+
+    def validate_invoice_no(self, value: str) -> str:
+        if value[:1] in ("C", "c"):
+            raise serializers.ValidationError(
+                "Invoice numbers starting with C are cancellations; they come with the retail "
+                "files and take no items."
+            )
+        return value
+
+
+class ItemCreateSerializer(StrictSerializer):
+    stock_code = serializers.CharField(
+        max_length=32, help_text="A known stock code (GET /api/v1/stock-codes/{stock_code}/)."
+    )
+    quantity = serializers.IntegerField(
+        min_value=1, max_value=2**31 - 1, help_text="Units sold: 1 or more."
+    )
+    unit_price = serializers.DecimalField(
+        max_digits=14,
+        decimal_places=3,
+        min_value=Decimal(0),
+        help_text="Price of one unit: 0 or more, at most 3 decimal places.",
+        error_messages={"min_value": "The unit price must be 0 or more."},
+    )
+
+
+# -- output ---------------------------------------------------------------------------
+
+
+class CustomerLinkSerializer(serializers.Serializer):
+    customer_id = serializers.CharField()
+    url = serializers.URLField()
+
+
+class CustomerSerializer(serializers.Serializer):
+    customer_id = serializers.CharField()
+    country = serializers.CharField()
+    url = serializers.URLField()
+    invoices_url = serializers.URLField(help_text="The customer's invoices.")
+
+
+class InvoiceSummarySerializer(serializers.Serializer):
+    invoice_no = serializers.CharField()
+    invoice_date = serializers.DateTimeField()
+    cancelled = serializers.BooleanField()
+    url = serializers.URLField()
+
+
+class ItemSerializer(serializers.Serializer):
+    line = serializers.IntegerField(help_text="Position of the item in its invoice (1-based).")
+    stock_code = serializers.CharField()
+    description = serializers.CharField(allow_null=True)
+    quantity = serializers.IntegerField(help_text="Negative on cancellations and adjustments.")
+    unit_price = PriceField()
+    url = serializers.URLField()
+    stock_code_url = serializers.URLField()
+    invoice_url = serializers.URLField()
+
+
+class InvoiceSerializer(serializers.Serializer):
+    invoice_no = serializers.CharField()
+    url = serializers.URLField()
+    invoice_date = serializers.DateTimeField()
+    cancelled = serializers.BooleanField(help_text="True for the `C` invoices.")
+    country = serializers.CharField()
+    customer = CustomerLinkSerializer(allow_null=True, help_text="null: no customer recorded.")
+    items_url = serializers.URLField(help_text="POST an item here.")
+    items = ItemSerializer(many=True)
+    total = serializers.DecimalField(
+        max_digits=20, decimal_places=2, help_text="Sum of quantity x unit_price, to the cent."
+    )
+
+
+class StockCodeSerializer(serializers.Serializer):
+    stock_code = serializers.CharField()
+    description = serializers.CharField(allow_null=True)
+    invoices = serializers.IntegerField(help_text="Current invoices with an item of it.")
+    url = serializers.URLField()
