@@ -1,8 +1,9 @@
+from django import forms
 from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from .models import IngestionRun, Reject
+from .models import HttpPull, HttpSource, IngestionRun, Reject
 
 
 @admin.register(IngestionRun)
@@ -42,6 +43,73 @@ class RejectAdmin(admin.ModelAdmin):
     list_filter = ("run__source",)
     search_fields = ("reason", "raw")
     readonly_fields = ("run", "line", "raw", "reason")
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(HttpSource)
+class HttpSourceAdmin(admin.ModelAdmin):
+    """HTTP APIs pulled into the lake; `Pull now` queues a pull (and its ingestion)."""
+
+    list_display = ("name", "base_url", "path", "pagination", "enabled", "updated_at")
+    list_filter = ("enabled", "pagination")
+    search_fields = ("name", "base_url")
+    readonly_fields = ("created_at", "updated_at")
+    actions = ["pull_now"]
+    fieldsets = (
+        (None, {"fields": ("name", "enabled", "base_url", "path", "field_map")}),
+        ("Paging", {"fields": ("pagination", "page_size", "items_key", "next_key")}),
+        (
+            "Authentication",
+            {
+                "fields": (
+                    "token_url",
+                    "refresh_url",
+                    "username_field",
+                    "refresh_field",
+                    "username",
+                    "password",
+                ),
+                "description": "Write `env:VAR` to read a credential from the environment.",
+            },
+        ),
+        ("Retries", {"fields": ("max_retries", "backoff_seconds", "timeout_seconds")}),
+        (None, {"fields": ("created_at", "updated_at")}),
+    )
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "password":
+            kwargs["widget"] = forms.PasswordInput(render_value=True)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    @admin.action(description="Pull now (then ingest)")
+    def pull_now(self, request, queryset):
+        from .http_source import http_pull_start
+
+        for source in queryset:
+            http_pull_start(source=source.name, requested_by=request.user)
+        self.message_user(request, f"{queryset.count()} pull(s) queued.")
+
+
+@admin.register(HttpPull)
+class HttpPullAdmin(admin.ModelAdmin):
+    """Pulls with their counts; read only."""
+
+    list_display = (
+        "id",
+        "source",
+        "status",
+        "pages",
+        "records",
+        "requests",
+        "retries",
+        "run",
+        "started_at",
+        "finished_at",
+    )
+    list_filter = ("source", "status")
+    readonly_fields = [f.name for f in HttpPull._meta.fields]
 
     def has_add_permission(self, request):
         return False

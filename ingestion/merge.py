@@ -203,17 +203,36 @@ def merge_exchange_rates(stage: str, source: str) -> dict[str, MergeResult]:
     return {"exchange_rates": MergeResult(None, changed, 0, 0)}
 
 
+PRODUCT_COLUMNS = ["title", "category", "description", "price_usd", "price_eur", "rate_date"]
+
+
+def merge_products(stage: str, source: str) -> dict[str, MergeResult]:
+    """A pulled catalogue adds or replaces products by product_id; none is deleted."""
+    return {
+        "products": merge_versioned(
+            "products",
+            table="products",
+            key=["product_id"],
+            columns=PRODUCT_COLUMNS,
+            stage_table=stage,
+            source=source,
+        )
+    }
+
+
 MERGES = {
     "transactions": merge_transactions,
     "sales": merge_sales,
     "retail": merge_retail,
     "exchange_rates": merge_exchange_rates,
+    "products": merge_products,
 }
 MAIN_TABLE = {
     "transactions": "transactions",
     "sales": "sales",
     "retail": "retail_invoice_items",
     "exchange_rates": "exchange_rates",
+    "products": "products",
 }
 
 

@@ -1,7 +1,10 @@
-"""Ingestion runs (one file of one source) and their rejected lines."""
+"""Ingestion runs (one file of one source) and their rejected lines; the pipeline's
+bookkeeping; HTTP sources and their pulls; the `products` table they feed."""
 
 from django.conf import settings
 from django.db import models
+
+from datalake.models.lake import VersionedRecord, current_index, current_unique, history_index
 
 
 class RunStatus(models.TextChoices):
@@ -169,3 +172,151 @@ class RepushJob(models.Model):
 
     def __str__(self):
         return f"repush-all {self.pk} ({self.status})"
+
+
+class Product(VersionedRecord):
+    """A product of the `products` source (an HTTP API's catalogue, priced in USD).
+
+    `price_eur` is `price_usd` at the ECB rate of `rate_date`: the rate of the day the
+    catalogue was pulled, or of the latest earlier day that has one (DATA.md's rule).
+    A pull adds or replaces products by `product_id` and never deletes one.
+    """
+
+    product_id = models.CharField(max_length=64)
+    title = models.TextField(null=True, blank=True)
+    category = models.CharField(max_length=128, null=True, blank=True)
+    description = models.TextField(null=True, blank=True)
+    price_usd = models.DecimalField(max_digits=14, decimal_places=2)
+    price_eur = models.DecimalField(max_digits=14, decimal_places=2)
+    rate_date = models.DateField(help_text="Date of the ECB USD rate used for price_eur.")
+
+    class Meta:
+        db_table = "products"
+        constraints = [current_unique("products", "product_id")]
+        indexes = [
+            history_index("products", "product_id"),
+            current_index("products", "category", "product_id"),
+        ]
+
+
+class Pagination(models.TextChoices):
+    OFFSET = "offset", "offset/limit"
+    NEXT = "next", "next link"
+
+
+class HttpSource(models.Model):
+    """An HTTP API pulled into the lake (ingestion/http_source.py).
+
+    `name` is the lake source its pages feed: they land in `landing/<name>/` (so
+    `raw_<name>` serves them) and load with that source's parser and merge. A value
+    of `username` or `password` written `env:VAR` is read from the environment at
+    each pull, so the secret need not be stored here.
+    """
+
+    name = models.SlugField(
+        max_length=50, unique=True, help_text="The lake source it feeds, e.g. `products`."
+    )
+    base_url = models.URLField(help_text="e.g. https://api.escuelajs.co/api/v1")
+    path = models.CharField(
+        max_length=500, blank=True, help_text="The collection under base_url, e.g. /products."
+    )
+    pagination = models.CharField(
+        max_length=10, choices=Pagination.choices, default=Pagination.OFFSET
+    )
+    page_size = models.PositiveIntegerField(default=50, help_text="`limit` of offset paging.")
+    items_key = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Dotted path of the records in a page's body; empty: the body is the list.",
+    )
+    next_key = models.CharField(
+        max_length=100,
+        default="next",
+        help_text="Next-link paging: dotted path of the next page's URL in the body "
+        "(else the Link header's rel=next).",
+    )
+    token_url = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Path or URL exchanging username/password for an access token; "
+        "empty: no authentication.",
+    )
+    refresh_url = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Path or URL exchanging the refresh token for a new access token; "
+        "empty: log in again.",
+    )
+    username_field = models.CharField(
+        max_length=50, default="username", help_text="Key of the username in the login body."
+    )
+    refresh_field = models.CharField(
+        max_length=50, default="refresh_token", help_text="Key of the token in the refresh body."
+    )
+    username = models.CharField(max_length=200, blank=True, help_text="`env:VAR` reads it.")
+    password = models.CharField(max_length=200, blank=True, help_text="`env:VAR` reads it.")
+    field_map = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Column -> dotted path in a record, e.g. {"price_usd": "price"}; '
+        "unset columns use the source's defaults.",
+    )
+    max_retries = models.PositiveSmallIntegerField(
+        default=5, help_text="Retries of a request answered 429 or 5xx, or not answered."
+    )
+    backoff_seconds = models.FloatField(
+        default=1.0, help_text="First back-off, doubled at each retry (Retry-After wins)."
+    )
+    timeout_seconds = models.FloatField(default=30.0)
+    enabled = models.BooleanField(default=True, help_text="Pulled by the daily landing scan.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return f"{self.name} ({self.base_url}{self.path})"
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        from .sources import SOURCES
+
+        if self.name not in SOURCES:
+            raise ValidationError({"name": [f"Not a lake source; one of {sorted(SOURCES)}."]})
+
+
+class HttpPull(models.Model):
+    """One pull of an HTTP source: every page fetched, landed as one file, then ingested.
+
+    `pages_info` lists each page's URL, first line in the landed file and record count.
+    """
+
+    source = models.ForeignKey(HttpSource, on_delete=models.CASCADE, related_name="pulls")
+    status = models.CharField(
+        max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True
+    )
+    ingest = models.BooleanField(default=True, help_text="Ingest the landed file afterwards.")
+    pages = models.PositiveIntegerField(default=0)
+    records = models.PositiveIntegerField(default=0)
+    requests = models.PositiveIntegerField(default=0)
+    retries = models.PositiveIntegerField(default=0)
+    token_requests = models.PositiveIntegerField(default=0)
+    pages_info = models.JSONField(default=list, blank=True)
+    path = models.CharField(max_length=1000, blank=True, help_text="The landed file.")
+    run = models.ForeignKey(IngestionRun, null=True, blank=True, on_delete=models.SET_NULL)
+    error = models.TextField(blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self):
+        return f"pull {self.pk} {self.source.name} ({self.status})"

@@ -24,6 +24,19 @@ class RateTable:
         i = bisect.bisect_right(dates, day.isoformat())
         return Decimal(self.rates[currency][i - 1][1]) if i else None
 
+    def rate_on(self, currency: str, day: dt.date) -> tuple[Decimal, dt.date] | None:
+        """The rate that applies on `day` and the date it was published for (EUR: 1, `day`)."""
+        if currency == "EUR":
+            return Decimal(1), day
+        dates = self._dates.get(currency)
+        if not dates:
+            return None
+        i = bisect.bisect_right(dates, day.isoformat())
+        if not i:
+            return None
+        published, rate = self.rates[currency][i - 1]
+        return Decimal(rate), dt.date.fromisoformat(published)
+
     @classmethod
     def from_database(cls) -> RateTable:
         from datalake.models import ExchangeRate

@@ -148,11 +148,20 @@ def _spark(run: IngestionRun, path: Path, stage: str) -> dict:
         "rates": str(rates),
         "run-id": run.pk,
         "header": json.dumps(header) if header else "",
+        "options": json.dumps(_parser_options(run.source)),
     }
     try:
         return run_spark_job(args, work / f"{run.pk}-spark.log")
     finally:
         rates.unlink(missing_ok=True)
+
+
+def _parser_options(source: str) -> dict:
+    """What the parser takes from the source's declaration: an HTTP source's field map."""
+    from .models import HttpSource
+
+    declared = HttpSource.objects.filter(name=source).values_list("field_map", flat=True).first()
+    return {"fields": declared} if declared else {}
 
 
 def _header(path: Path) -> list[str]:
@@ -218,7 +227,7 @@ def _dsn() -> str:
     return " ".join(parts)
 
 
-SCAN_ORDER = ("exchange_rates", "transactions", "sales", "retail")
+SCAN_ORDER = ("exchange_rates", "transactions", "sales", "retail", "products")
 
 
 def pending_files() -> list[tuple[str, Path]]:

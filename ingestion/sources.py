@@ -11,11 +11,11 @@ import csv
 import datetime as dt
 import io
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
 from .rates import RateTable
-from .validation import Rejected, parse_object, transaction_row, validate_sale
+from .validation import CENT, Rejected, parse_object, transaction_row, validate_sale
 
 LONDON = ZoneInfo("Europe/London")
 RETAIL_HEADER = [
@@ -44,11 +44,12 @@ class Source:
 
 @dataclass
 class Context:
-    """What a parser may need beyond the line: the file's header, rates, file date."""
+    """What a parser may need beyond the line: the file's header, rates, file date, options."""
 
     header: list[str] | None = None
     rates: RateTable | None = None
     file_date: dt.date | None = None
+    options: dict = field(default_factory=dict)  # e.g. an HTTP source's `fields` mapping
 
 
 def parse_transaction(raw: str, ctx: Context) -> list[dict]:
@@ -161,6 +162,80 @@ def parse_exchange_rates(raw: str, ctx: Context) -> list[dict]:
     return rows
 
 
+# Column of `products` -> dotted path in a product object (an HTTP source's `field_map`
+# overrides any of them). The defaults fit the fake e-commerce API of the seed.
+PRODUCT_FIELDS = {
+    "product_id": "id",
+    "title": "title",
+    "category": "category.name",
+    "description": "description",
+    "price_usd": "price",
+}
+PRODUCT_TEXT_LIMITS = {"product_id": 64, "category": 128}
+
+
+def _dig(obj, path: str):
+    for part in path.split(".") if path else ():
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(part)
+    return obj
+
+
+def _product_text(obj: dict, fields: dict, name: str, required: bool = False) -> str | None:
+    value = _dig(obj, fields[name])
+    if value is None or value == "":
+        if required:
+            raise Rejected("missing_field", f"{name} ({fields[name]}) is required")
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise Rejected("bad_type", f"{name} ({fields[name]}) must be a string, got {value!r}")
+    value = str(value)
+    limit = PRODUCT_TEXT_LIMITS.get(name)
+    if limit and len(value) > limit:
+        raise Rejected("bad_type", f"{name} is longer than {limit} characters")
+    return value
+
+
+def _product_price(obj: dict, fields: dict) -> Decimal:
+    value = _dig(obj, fields["price_usd"])
+    if value is None or value == "":
+        raise Rejected("missing_field", f"price_usd ({fields['price_usd']}) is required")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise Rejected("bad_price", f"the price must be a decimal number, got {value!r}")
+    try:
+        price = Decimal(str(value))
+    except InvalidOperation:
+        raise Rejected("bad_price", f"the price must be a decimal number, got {value!r}") from None
+    if not price.is_finite() or price >= Decimal("1e12"):
+        raise Rejected("bad_price", f"the price is out of range: {value!r}")
+    if price < 0:
+        raise Rejected("bad_price", f"the price must be 0 or more, got {value}")
+    return price.quantize(CENT, ROUND_HALF_UP)
+
+
+def parse_product(raw: str, ctx: Context) -> list[dict]:
+    """One product object (as its HTTP API sent it): USD price, and the EUR price at the
+    ECB rate of the file's date or of the latest earlier date that has one."""
+    obj = parse_object(raw)
+    fields = {**PRODUCT_FIELDS, **(ctx.options.get("fields") or {})}
+    row = {
+        "product_id": _product_text(obj, fields, "product_id", required=True),
+        "title": _product_text(obj, fields, "title"),
+        "category": _product_text(obj, fields, "category"),
+        "description": _product_text(obj, fields, "description"),
+        "price_usd": _product_price(obj, fields),
+    }
+    if ctx.file_date is None:
+        raise Rejected("bad_date", "the file name starts with no date (YYYY-MM-DD) to pick a rate")
+    found = ctx.rates.rate_on("USD", ctx.file_date) if ctx.rates else None
+    if found is None:
+        raise Rejected("unknown_currency", f"no ECB rate for USD on or before {ctx.file_date}")
+    rate, row["rate_date"] = found
+    row["price_eur"] = (row["price_usd"] / rate).quantize(CENT, ROUND_HALF_UP)
+    return [row]
+
+
 SOURCES = {
     "transactions": Source(
         "transactions",
@@ -212,6 +287,21 @@ SOURCES = {
         parse_exchange_rates,
         has_header=True,
         suffixes=(".csv", ".csv.gz"),
+    ),
+    "products": Source(
+        "products",
+        (
+            ("product_id", "varchar(64)"),
+            ("title", "text"),
+            ("category", "varchar(128)"),
+            ("description", "text"),
+            ("price_usd", "numeric(14,2)"),
+            ("price_eur", "numeric(14,2)"),
+            ("rate_date", "date"),
+        ),
+        parse_product,
+        dedup_key="product_id",
+        suffixes=(".jsonl", ".jsonl.gz"),
     ),
 }
 

@@ -23,10 +23,20 @@ def run_ingestion_batch(self, run_ids: list[int]) -> list[str]:
 
 @shared_task(name="ingestion.scan_landing")
 def scan_landing() -> int:
-    """Beat: look for new files in every landing folder and ingest them in date order."""
+    """Beat: pull the enabled HTTP sources (landing their files), then look for new files
+    in every landing folder and ingest them in date order."""
+    from .http_source import pull_enabled_sources
     from .services import scan_landing as scan
 
+    pull_enabled_sources()  # a failed pull is on its row; the files already there still go
     return len(scan())
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, name="ingestion.pull")
+def pull_http_source(self, pull_id: int) -> str:
+    from .http_source import http_pull_execute
+
+    return http_pull_execute(pull_id, task_id=self.request.id or "").status
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, name="pipeline.repush_all")

@@ -17,6 +17,7 @@ TABLES = {
     "retail_invoices",
     "retail_invoice_items",
     "retail_stock_codes",
+    "products",
 }
 
 

@@ -57,6 +57,7 @@ DESCRIPTIONS = {
     "sales": "Daily sales dumps (JSON lines: Id, products), as delivered.",
     "retail": "UK online-retail CSV files, as delivered.",
     "exchange_rates": "ECB reference-rate CSV files (wide history and SDMX), as delivered.",
+    "products": "Pages of the products HTTP API: one file per pull, one product per line.",
 }
 
 

@@ -105,6 +105,14 @@ TABLES = (
         True,
         "Stock codes of the UK online-retail data set with their description.",
     ),
+    TableSpec(
+        "products",
+        "ingestion.Product",
+        ("product_id",),
+        frozenset({"product_id", "category", "price_usd", "price_eur", "rate_date"}),
+        True,
+        "Product catalogue pulled from its HTTP API: USD price, EUR price and the ECB rate date.",
+    ),
 )
 TABLES_BY_NAME = {spec.name: spec for spec in TABLES}
 

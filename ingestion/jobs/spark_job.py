@@ -177,7 +177,8 @@ def run(args) -> dict:
     with open(args.rates) as handle:
         rates = RateTable(json.load(handle))
     header = json.loads(args.header) if args.header else None
-    ctx = Context(header=header, rates=rates, file_date=file_date(args.input))
+    options = json.loads(args.options) if args.options else {}
+    ctx = Context(header=header, rates=rates, file_date=file_date(args.input), options=options)
     lines, total = numbered_lines(spark, args.input)
     if source.has_header:
         lines = lines.where("line > 1")
@@ -229,6 +230,7 @@ def main(argv=None) -> int:
     for name in ("source", "input", "stage", "dsn", "rates", "run-id"):
         parser.add_argument(f"--{name}", required=True)
     parser.add_argument("--header", default="")
+    parser.add_argument("--options", default="", help="JSON options of the source's parser")
     parser.add_argument("--partitions", type=int, default=4)
     result = run(parser.parse_args(argv))
     print("INGEST_RESULT " + json.dumps(result), flush=True)
