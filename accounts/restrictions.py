@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from django.conf import settings
 from rest_framework.exceptions import PermissionDenied
 
-from .models import Grant
-
 META = frozenset({"_file", "_line"})  # where a raw record is: never hidden
 
 
@@ -115,12 +113,9 @@ def restriction_for(user, resource: str, request=None) -> Restriction:
     cache = getattr(request, "_restrictions", None) if request is not None else None
     if cache is not None and resource in cache:
         return cache[resource]
-    grants = list(
-        Grant.objects.live()
-        .held_by(user)
-        .filter(resource__name=resource, privilege="read")
-        .only("columns", "row_filter", "masked")
-    )
+    from .selectors import read_grants
+
+    grants = read_grants(user, resource)
     found = combine(grants) if grants else UNRESTRICTED
     if request is not None:
         if cache is None:

@@ -35,12 +35,31 @@ def has_privilege(user, resource_name: str, privilege: str) -> bool:
         return True
     if not user.is_authenticated:
         return False
+    if privilege == Privilege.READ:
+        return bool(read_grants(user, resource_name))
     return (
         Grant.objects.live()
         .filter(Q(user_id=user.pk) | Q(group__user=user.pk))
         .filter(resource__name=resource_name, privilege=privilege)
         .exists()
     )
+
+
+def read_grants(user, resource_name: str) -> list[Grant]:
+    """The user's live `read` grants on the resource, with their restrictions.
+
+    One query per user object and resource: the permission check and the
+    restriction of the same request share it (the user object lives one request).
+    """
+    cache = user.__dict__.setdefault("_read_grants", {})
+    if resource_name not in cache:
+        cache[resource_name] = list(
+            Grant.objects.live()
+            .filter(Q(user_id=user.pk) | Q(group__user=user.pk))
+            .filter(resource__name=resource_name, privilege=Privilege.READ)
+            .only("columns", "row_filter", "masked")
+        )
+    return cache[resource_name]
 
 
 def resources_with(user, privilege: str) -> set[str] | None:
