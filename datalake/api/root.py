@@ -24,6 +24,7 @@ class ApiRootView(APIView):
     def get(self, request):
         links = {
             "resources": "resource-list",
+            "customers": "retail-customer-list",
             "token": "auth-token",
             "schema": "schema",
             "docs": "swagger-ui",
