@@ -262,6 +262,8 @@ def test_unknown_objects_are_404_with_a_detail(reader):
         "/api/v1/invoices/999999/items/",
         "/api/v1/invoices/536365/items/99/",
         "/api/v1/invoices/536365/items/first/",
+        "/api/v1/invoices/536365/items/0/",
+        "/api/v1/invoices/536365/items/99999999999999999999/",
         "/api/v1/stock-codes/NOPE/",
     ):
         response = reader.get(path)

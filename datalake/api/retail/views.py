@@ -360,7 +360,8 @@ class InvoiceItemDetailView(RetailView):
     )
     def get(self, request, invoice_no: str, line: str):
         self.details_only()
-        row = selectors.invoice_item_get(invoice_no, int(line)) if line.isdigit() else None
+        number = int(line) if line.isdigit() and len(line) < 10 else None
+        row = selectors.invoice_item_get(invoice_no, number) if number else None
         if row is None:
             raise NotFound(f"No line {line} on invoice {invoice_no}.")
         return Response(s.ItemSerializer(item_body(Links(request), invoice_no, row)).data)
