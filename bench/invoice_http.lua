@@ -1,0 +1,40 @@
+-- wrk script of bench/invoice_http.py: token auth, a walk over many invoice paths, and
+-- one parseable result line. The token and the paths file come from the environment.
+
+wrk.headers["Authorization"] = "Token " .. os.getenv("BENCH_TOKEN")
+wrk.headers["Accept"] = "application/json"
+
+local paths = {}
+local at = 0
+local threads = 0
+
+function setup(thread)
+   thread:set("offset", threads * 997)  -- each thread starts elsewhere in the list
+   threads = threads + 1
+end
+
+function init(args)
+   for line in io.lines(os.getenv("BENCH_PATHS")) do
+      paths[#paths + 1] = line
+   end
+   at = offset % #paths
+end
+
+function request()
+   at = at % #paths + 1
+   return wrk.format("GET", paths[at])
+end
+
+function done(summary, latency, requests)
+   local e = summary.errors
+   io.write(string.format(
+      "BENCH_RESULT {\"requests\": %d, \"duration_us\": %d, \"bytes\": %d, " ..
+      "\"rps\": %.2f, \"p50_ms\": %.3f, \"p90_ms\": %.3f, \"p99_ms\": %.3f, " ..
+      "\"mean_ms\": %.3f, \"max_ms\": %.3f, \"errors\": {\"connect\": %d, \"read\": %d, " ..
+      "\"write\": %d, \"status\": %d, \"timeout\": %d}}\n",
+      summary.requests, summary.duration, summary.bytes,
+      summary.requests / (summary.duration / 1e6),
+      latency:percentile(50) / 1000, latency:percentile(90) / 1000,
+      latency:percentile(99) / 1000, latency.mean / 1000, latency.max / 1000,
+      e.connect, e.read, e.write, e.status, e.timeout))
+end
