@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import contextlib
 from datetime import timedelta
+from functools import cache
 
 from auditlog.context import auditlog_value
+from django.contrib.auth import get_user_model
+from django.db import connection
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
@@ -22,7 +25,7 @@ class HashedTokenAuthentication(TokenAuthentication):
     model = ApiToken
 
     def authenticate_credentials(self, key):
-        token = ApiToken.objects.select_related("user").filter(key_hash=hash_key(key)).first()
+        token = token_with_user(hash_key(key))
         if token is None or not token.user.is_active:
             raise exceptions.AuthenticationFailed("Invalid token.")
         if not token.is_live:
@@ -32,6 +35,38 @@ class HashedTokenAuthentication(TokenAuthentication):
         if token.last_used_at is None or now - token.last_used_at > TOUCH_EVERY:
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         return token.user, token
+
+
+def token_with_user(key_hash: str) -> ApiToken | None:
+    """The token of this hash with its user, in one plain SQL statement.
+
+    The same as `ApiToken.objects.select_related("user").filter(...).first()`, without
+    building and compiling the ORM query on every request of every client.
+    """
+    user_model = get_user_model()
+    token_fields = [f.attname for f in ApiToken._meta.concrete_fields]
+    user_fields = [f.attname for f in user_model._meta.concrete_fields]
+    with connection.cursor() as cursor:
+        cursor.execute(_token_sql(), [key_hash])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    token = ApiToken.from_db("default", token_fields, row[: len(token_fields)])
+    user = user_model.from_db("default", user_fields, row[len(token_fields) :])
+    ApiToken.user.field.set_cached_value(token, user)
+    return token
+
+
+@cache
+def _token_sql() -> str:
+    user_model = get_user_model()
+    tokens, users = ApiToken._meta.db_table, user_model._meta.db_table
+    columns = [f"t.{f.column}" for f in ApiToken._meta.concrete_fields]
+    columns += [f"u.{f.column}" for f in user_model._meta.concrete_fields]
+    return (
+        f"SELECT {', '.join(columns)} FROM {tokens} t JOIN {users} u ON u.id = t.user_id "
+        "WHERE t.key_hash = %s"
+    )
 
 
 def _set_audit_actor(user) -> None:
