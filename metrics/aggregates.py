@@ -25,6 +25,20 @@ AGGREGATES = (
         ("1", "amount_eur"),
     ),
     (
+        "metrics_product_total",
+        ("product_id",),
+        ("product_id",),
+        ("quantity", "transactions", "total_eur"),
+        ("quantity", "1", "amount_eur"),
+    ),
+    (
+        "metrics_user_type_total",
+        ("user_id", "transaction_type"),
+        ("user_id", "transaction_type"),
+        ("transactions", "total_eur"),
+        ("1", "amount_eur"),
+    ),
+    (
         "metrics_minute",
         ("minute",),
         (MINUTE,),
@@ -59,10 +73,13 @@ def apply_version(version: int) -> None:
             cursor.execute(_upsert_sql(*spec, source=source))
 
 
-def rebuild() -> None:
-    """Recompute every aggregate from the current rows (one transaction by the caller)."""
+def rebuild(tables=None) -> None:
+    """Recompute the aggregates (all, or those named) from the current rows (one
+    transaction by the caller). Migrations name theirs: a later table may not exist yet."""
     source = f"SELECT *, 1 AS sign FROM transactions WHERE valid_to IS NULL AND {COMPLETED}"
     with connection.cursor() as cursor:
         for spec in AGGREGATES:
+            if tables is not None and spec[0] not in tables:
+                continue
             cursor.execute(f"TRUNCATE {spec[0]}")
             cursor.execute(_upsert_sql(*spec, source=source))

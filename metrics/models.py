@@ -37,6 +37,41 @@ class UserTypeDay(models.Model):
         indexes = [models.Index(fields=["day"], name="mutd_day")]
 
 
+class ProductTotal(models.Model):
+    """All-time sums per product: top products without a range read no day rows."""
+
+    product_id = models.CharField(max_length=64, unique=True)
+    quantity = models.BigIntegerField(default=0)
+    transactions = models.BigIntegerField(default=0)
+    total_eur = models.DecimalField(max_digits=20, decimal_places=2, default=0)
+
+    class Meta:
+        db_table = "metrics_product_total"
+        indexes = [models.Index(fields=["-quantity", "product_id"], name="mpt_rank")]
+
+
+class UserTypeTotal(models.Model):
+    """All-time sums per user and type: the ranking without a range is an index walk."""
+
+    user_id = models.CharField(max_length=64)
+    transaction_type = models.CharField(max_length=32)
+    transactions = models.BigIntegerField(default=0)
+    total_eur = models.DecimalField(max_digits=20, decimal_places=2, default=0)
+
+    class Meta:
+        db_table = "metrics_user_type_total"
+        constraints = [
+            models.UniqueConstraint(fields=["user_id", "transaction_type"], name="mutt_key")
+        ]
+        indexes = [
+            models.Index(
+                fields=["-total_eur", "user_id", "transaction_type"],
+                name="mutt_rank",
+                condition=models.Q(transactions__gt=0),
+            )
+        ]
+
+
 class Minute(models.Model):
     minute = models.DateTimeField(unique=True)
     transactions = models.BigIntegerField(default=0)

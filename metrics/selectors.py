@@ -6,6 +6,8 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
+import orjson
+from django.conf import settings
 from django.db import connection
 
 CENT = Decimal("0.01")
@@ -108,10 +110,17 @@ def spent_between(start: dt.datetime, end: dt.datetime) -> tuple[str, int]:
     return money(total), int(count or 0)
 
 
+def unbounded(split: Split) -> bool:
+    """No since, no until: the all-time totals answer, no day rows to add up."""
+    return split.first is None and split.last is None and not split.edges and not split.empty
+
+
 def spent_per_user_type(split: Split, user_id: str | None, limit: int, offset: int):
     """(rows, count): totals per user and type, largest first (then user, type)."""
     if split.empty:
         return [], 0
+    if unbounded(split):
+        return _all_time_per_user_type(user_id, limit, offset)
     params: list = []
     buckets = _bucket_filter("day", split, params)
     user_a = " AND user_id = %s" if user_id else ""
@@ -137,6 +146,44 @@ def spent_per_user_type(split: Split, user_id: str | None, limit: int, offset: i
     return results, count
 
 
+def _all_time_per_user_type(user_id: str | None, limit: int, offset: int):
+    """From metrics_user_type_total: a walk of its (total DESC) index, and a count that
+    is the planner's estimate above LAKE_EXACT_COUNT_LIMIT (as the rows endpoint's)."""
+    where = "transactions > 0" + (" AND user_id = %s" if user_id else "")
+    params = [user_id] if user_id else []
+    rows = _fetch(
+        "SELECT user_id, transaction_type, total_eur, transactions FROM metrics_user_type_total "
+        f"WHERE {where} ORDER BY total_eur DESC, user_id, transaction_type LIMIT %s OFFSET %s",
+        [*params, limit, offset],
+    )
+    count_sql = f"SELECT count(*) FROM metrics_user_type_total WHERE {where}"
+    plan = _fetch(f"EXPLAIN (FORMAT JSON) {count_sql}", params)[0][0]
+    estimate = _plan_rows(plan)
+    if estimate > settings.LAKE_EXACT_COUNT_LIMIT:
+        count = estimate
+    else:
+        count = _fetch(count_sql, params)[0][0]
+    results = [
+        {"user_id": u, "transaction_type": t, "total_eur": money(total), "transactions": int(n)}
+        for u, t, total, n in rows
+    ]
+    return results, count
+
+
+def _plan_rows(plan) -> int:
+    """Rows the planner expects from the scan under an EXPLAIN (FORMAT JSON) of count(*)."""
+    plan = orjson.loads(plan) if isinstance(plan, str | bytes) else plan
+    node = plan[0]["Plan"]
+    while node.get("Plans") and node.get("Node Type") in (
+        "Aggregate",
+        "Gather",
+        "Finalize Aggregate",
+        "Partial Aggregate",
+    ):
+        node = node["Plans"][0]
+    return int(node["Plan Rows"])
+
+
 def _count_user_types(sql: str, params: list) -> int:
     rows = _fetch(sql, [*params, 1, 0])
     return rows[0][4] if rows else 0
@@ -146,6 +193,16 @@ def top_products(split: Split, x: int) -> list[dict]:
     """The x products with the largest quantity of completed sales; ties by product_id."""
     if split.empty:
         return []
+    if unbounded(split):
+        rows = _fetch(
+            "SELECT product_id, quantity, transactions FROM metrics_product_total "
+            "WHERE transactions > 0 ORDER BY quantity DESC, product_id LIMIT %s",
+            [x],
+        )
+        return [
+            {"rank": i, "product_id": p, "quantity": int(q), "transactions": int(n)}
+            for i, (p, q, n) in enumerate(rows, start=1)
+        ]
     params: list = []
     buckets = _bucket_filter("day", split, params)
     edges = _edge_filter(split, params)

@@ -96,6 +96,27 @@ def test_spent_per_user_type_against_independent_sums(api, data):
     assert sum(g["transactions"] for g in by_date["results"]) == len(day)
 
 
+def test_spent_per_user_type_all_time_from_the_totals(api, data):
+    expected = defaultdict(lambda: [Decimal(0), 0])
+    for r in completed(data):
+        expected[(r["user_id"], r["transaction_type"])][0] += r["amount_eur"]
+        expected[(r["user_id"], r["transaction_type"])][1] += 1
+    got, url = [], "/api/v1/metrics/spent-per-user-type/"
+    body = api.get(url).json()
+    assert body["count"] == len(expected)
+    while True:
+        got += body["results"]
+        if not body["next"]:
+            break
+        body = api.get(body["next"]).json()
+    assert [
+        ((g["user_id"], g["transaction_type"]), Decimal(g["total_eur"])) for g in got
+    ] == sorted(((k, v[0]) for k, v in expected.items()), key=lambda kv: (-kv[1], kv[0]))
+    assert {(g["user_id"], g["transaction_type"]): g["transactions"] for g in got} == {
+        k: v[1] for k, v in expected.items()
+    }
+
+
 def test_top_products_with_ties_and_ranges(api, data):
     quantity = defaultdict(int)
     count = defaultdict(int)

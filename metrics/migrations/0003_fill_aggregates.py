@@ -6,7 +6,7 @@ from django.db import migrations
 def fill(apps, schema_editor):
     from metrics.aggregates import rebuild
 
-    rebuild()
+    rebuild(tables=("metrics_product_day", "metrics_user_type_day", "metrics_minute"))
 
 
 class Migration(migrations.Migration):
