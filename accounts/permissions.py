@@ -7,7 +7,7 @@ from rest_framework.permissions import BasePermission
 
 from lineage.audit import note_resource
 
-from .selectors import has_privilege
+from .selectors import has_privilege, prefetch_read_grants
 
 
 class ResourcePrivilege(BasePermission):
@@ -32,6 +32,8 @@ class ResourcePrivilege(BasePermission):
             return True
         if hasattr(view, "get_resource_names"):
             names = view.get_resource_names()
+            if privilege == "read" and len(names) > 1 and not request.user.is_staff:
+                prefetch_read_grants(request.user, names)  # one query for all of them
         else:
             names = [view.get_resource_name()]
         note_resource(request, names[0])

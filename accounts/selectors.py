@@ -66,6 +66,23 @@ def read_grants(user, resource_name: str) -> list[Grant]:
     return cache[resource_name]
 
 
+def prefetch_read_grants(user, resource_names: list[str]) -> None:
+    """Read the user's live `read` grants on several resources in one query (an answer
+    that draws on several tables); `read_grants` then answers from the same cache."""
+    cache = user.__dict__.setdefault("_read_grants", {})
+    missing = [name for name in resource_names if name not in cache]
+    if not missing:
+        return
+    found: dict[str, list[Grant]] = {name: [] for name in missing}
+    with connection.cursor() as cursor:
+        cursor.execute(READ_GRANTS_MANY_SQL, [user.pk, user.pk, missing, timezone.now()])
+        for pk, name, c, r, m in cursor.fetchall():
+            found[name].append(
+                Grant(id=pk, columns=_json(c), row_filter=_json(r), masked=_json(m) or [])
+            )
+    cache.update(found)
+
+
 # On the path of every data request: plain SQL, no ORM query to build each time.
 READ_GRANTS_SQL = (
     "SELECT g.id, g.columns, g.row_filter, g.masked FROM accounts_grant g "
@@ -73,6 +90,15 @@ READ_GRANTS_SQL = (
     "WHERE (g.user_id = %s OR g.group_id IN "
     "(SELECT group_id FROM auth_user_groups WHERE user_id = %s)) "
     "AND r.name = %s AND g.privilege = 'read' AND (g.expires_at IS NULL OR g.expires_at > %s)"
+)
+
+READ_GRANTS_MANY_SQL = (
+    "SELECT g.id, r.name, g.columns, g.row_filter, g.masked FROM accounts_grant g "
+    "JOIN datalake_resource r ON r.id = g.resource_id "
+    "WHERE (g.user_id = %s OR g.group_id IN "
+    "(SELECT group_id FROM auth_user_groups WHERE user_id = %s)) "
+    "AND r.name = ANY(%s) AND g.privilege = 'read' "
+    "AND (g.expires_at IS NULL OR g.expires_at > %s)"
 )
 
 

@@ -55,6 +55,28 @@ def invoice_get(invoice_no: str) -> dict | None:
     )
 
 
+# The invoice and its items in one statement: the hot path of the retail API.
+INVOICE_WITH_ITEMS_SQL = (
+    "SELECT i.invoice_no, i.invoice_date, i.customer_id, i.country, i.cancelled, "
+    "t.line, t.stock_code, t.description, t.quantity, t.unit_price "
+    "FROM retail_invoices i LEFT JOIN retail_invoice_items t "
+    "ON t.invoice_no = i.invoice_no AND t.valid_to IS NULL "
+    "WHERE i.invoice_no = %s AND i.valid_to IS NULL ORDER BY t.line"
+)
+
+
+def invoice_with_items(invoice_no: str) -> tuple[dict, list[dict]] | None:
+    """The current invoice and its current items in line order, or None."""
+    with connection.cursor() as cursor:
+        cursor.execute(INVOICE_WITH_ITEMS_SQL, [invoice_no])
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    invoice = dict(zip(INVOICE_FIELDS, rows[0][:5], strict=True))
+    items = [dict(zip(ITEM_FIELDS, row[5:], strict=True)) for row in rows if row[5] is not None]
+    return invoice, items
+
+
 def invoice_items(invoice_no: str):
     """The invoice's current items in line order."""
     return (

@@ -42,16 +42,20 @@ class AwareDateTimeField(serializers.DateTimeField):
         return super().to_internal_value(value)
 
 
-class PriceField(serializers.DecimalField):
+def price_text(value: Decimal) -> str:
     """2 decimal places, or 3 when the price has a third (the data set has 0.001)."""
+    cents = value.quantize(CENT)
+    return str(cents if cents == value else value.quantize(MILLI))
+
+
+class PriceField(serializers.DecimalField):
+    """A unit price as `price_text` writes it."""
 
     def __init__(self, **kwargs):
         super().__init__(max_digits=14, decimal_places=3, **kwargs)
 
     def to_representation(self, value):
-        value = Decimal(value)
-        cents = value.quantize(CENT)
-        return str(cents if cents == value else value.quantize(MILLI))
+        return price_text(Decimal(value))
 
 
 # -- input ----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ which serve whole records linked by their keys, answer 403 `restricted_grant`;
 
 from __future__ import annotations
 
+from functools import lru_cache
 from urllib.parse import quote
 
 from drf_spectacular.utils import extend_schema
@@ -35,6 +36,11 @@ STOCK_CODES = "retail_stock_codes"
 ERRORS = {400: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
 
 
+@lru_cache(maxsize=65536)
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
 class Links:
     """Absolute URLs of retail objects: each route reversed once per request, then filled."""
 
@@ -43,12 +49,12 @@ class Links:
     def __init__(self, request):
         self.request, self.prefixes = request, {}
 
-    def _url(self, name: str, key: str, *values) -> str:
+    def _url(self, name: str, key: str, value) -> str:
         if name not in self.prefixes:
             url = reverse(name, kwargs={key: self.MARK}, request=self.request)
             self.prefixes[name] = url.split(self.MARK, 1)
         head, tail = self.prefixes[name]
-        return head + "/".join(quote(str(v), safe="") for v in values) + tail
+        return head + _segment(str(value)) + tail
 
     def customer(self, customer_id: str) -> str:
         return self._url("retail-customer-detail", "customer_id", customer_id)
@@ -65,9 +71,6 @@ class Links:
     def stock_code(self, stock_code: str) -> str:
         return self._url("retail-stock-code-detail", "stock_code", stock_code)
 
-    def item(self, invoice_no: str, line: int) -> str:
-        return f"{self.items(invoice_no)}{line}/"
-
 
 def customer_body(links: Links, row: dict) -> dict:
     customer_id = row["customer_id"]
@@ -79,13 +82,25 @@ def customer_body(links: Links, row: dict) -> dict:
     }
 
 
+def items_body(links: Links, invoice_no: str, rows) -> list[dict]:
+    """Items as `ItemSerializer` documents them, built directly (an invoice may have
+    hundreds): the invoice's URLs are made once, each item adds its line and code."""
+    invoice_url, items_url = links.invoice(invoice_no), links.items(invoice_no)
+    price, stock_code = s.price_text, links.stock_code
+    return [
+        {
+            **row,
+            "unit_price": price(row["unit_price"]),
+            "url": f"{items_url}{row['line']}/",
+            "stock_code_url": stock_code(row["stock_code"]),
+            "invoice_url": invoice_url,
+        }
+        for row in rows
+    ]
+
+
 def item_body(links: Links, invoice_no: str, row: dict) -> dict:
-    return {
-        **row,
-        "url": links.item(invoice_no, row["line"]),
-        "stock_code_url": links.stock_code(row["stock_code"]),
-        "invoice_url": links.invoice(invoice_no),
-    }
+    return items_body(links, invoice_no, [row])[0]
 
 
 def invoice_body(links: Links, row: dict, items: list[dict]) -> dict:
@@ -101,8 +116,8 @@ def invoice_body(links: Links, row: dict, items: list[dict]) -> dict:
         "country": row["country"],
         "customer": customer,
         "items_url": links.items(invoice_no),
-        "items": [item_body(links, invoice_no, item) for item in items],
-        "total": selectors.invoice_total(items),
+        "items": items_body(links, invoice_no, items),
+        "total": str(selectors.invoice_total(items)),
     }
 
 
@@ -282,11 +297,10 @@ class InvoiceDetailView(RetailView):
     )
     def get(self, request, invoice_no: str):
         self.details_only()
-        row = selectors.invoice_get(invoice_no)
-        if row is None:
+        found = selectors.invoice_with_items(invoice_no)
+        if found is None:
             raise NotFound(f"No invoice {invoice_no}.")
-        items = list(selectors.invoice_items(invoice_no))
-        return Response(s.InvoiceSerializer(invoice_body(Links(request), row, items)).data)
+        return Response(invoice_body(Links(request), *found))
 
 
 class InvoiceItemsView(RetailView):
@@ -307,7 +321,7 @@ class InvoiceItemsView(RetailView):
         links = Links(request)
         return self.paginate(
             selectors.invoice_items(invoice_no),
-            lambda row: s.ItemSerializer(item_body(links, invoice_no, row)).data,
+            lambda row: item_body(links, invoice_no, row),
         )
 
     @extend_schema(
@@ -342,7 +356,7 @@ class InvoiceItemsView(RetailView):
             invoice_no=invoice_no, user=request.user, **data.validated_data
         )
         row = {k: row[k] for k in selectors.ITEM_FIELDS}
-        body = s.ItemSerializer(item_body(Links(request), invoice_no, row)).data
+        body = item_body(Links(request), invoice_no, row)
         return Response(body, status=status.HTTP_201_CREATED, headers={"Location": body["url"]})
 
 
@@ -364,7 +378,7 @@ class InvoiceItemDetailView(RetailView):
         row = selectors.invoice_item_get(invoice_no, number) if number else None
         if row is None:
             raise NotFound(f"No line {line} on invoice {invoice_no}.")
-        return Response(s.ItemSerializer(item_body(Links(request), invoice_no, row)).data)
+        return Response(item_body(Links(request), invoice_no, row))
 
 
 class StockCodeDetailView(RetailView):
