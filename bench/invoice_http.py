@@ -9,11 +9,14 @@ path (spark-submit and the versioned merges; skipped when already loaded; the se
 index, which this endpoint does not read, is off while loading), and issues a token
 to the `bench` user holding `read` on retail_invoices and retail_invoice_items (not
 staff: the grant checks are part of the cost). It starts gunicorn (2 sync workers,
-bench.settings, request log on) on 127.0.0.1:8767, checks a sample of invoices once
+bench.settings, request log on) on 127.0.0.1:8771, checks a sample of invoices once
 (200, every item, the total against SQL), then drives wrk (2 threads, 16 connections)
 over `--invoices` invoice numbers drawn at random (seeded) from all of them, each
 connection walking the list from its own point: warm-up, then the timed run, per
-round. The bare-DRF ceiling of bench/rows_http.py runs too, for scale.
+round. For scale, the bare-DRF ceiling of bench/rows_http.py runs too, outside and
+under /api/ (request-logged), and the invoices on a second gunicorn without the
+request-log middleware (127.0.0.1:8772, bench.settings_nolog); one scenario at a
+time.
 
 Target (issue 8): p50 < 15 ms. Writes bench/results/invoice_http-<timestamp>.json and
 prints a markdown table. gunicorn is stopped at the end, whatever happens.
@@ -42,17 +45,23 @@ sys.path.insert(0, str(BENCH))
 import rows_http as base  # noqa: E402  (bench/ is sys.path[0] when run as a script)
 
 DB_NAME = "datalake_bench_retail"
-PORT = 8767
+PORT = 8771  # rows_http: 8765-8766, metrics_http: 8767
 BASE = f"http://{base.HOST}:{PORT}"
+NOLOG_PORT = 8772  # the same stack without the request-log middleware (information)
+NOLOG_BASE = f"http://{base.HOST}:{NOLOG_PORT}"
 RETAIL_FILE = BENCH.parent.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz"
 LAKE = Path(os.environ.get("BENCH_RETAIL_LAKE", "/tmp/datalake_bench_retail_lake"))
 RESOURCES = ("retail_invoices", "retail_invoice_items")
 TARGET_P50_MS = 15.0
-SCENARIOS = ("ceiling", "invoice")
+SCENARIOS = ("ceiling", "ceiling_logged", "invoice", "invoice_nolog")
 LABELS = {
-    "ceiling": "ceiling: bare DRF view, 10 fixed rows (scale)",
+    "ceiling": "(scale) ceiling: bare DRF view, same auth, 10 fixed rows",
+    "ceiling_logged": "(scale) the ceiling under /api/, so request-logged",
     "invoice": "GET /api/v1/invoices/{invoice_no}/",
+    "invoice_nolog": "(info) the same without the request-log middleware",
 }
+SERVER_OF = {"invoice_nolog": NOLOG_BASE}
+CEILING_PATHS = {"ceiling": "/bench/ceiling/", "ceiling_logged": "/api/bench/ceiling/"}
 
 
 def prepare_database() -> None:
@@ -137,10 +146,10 @@ def check_sample(numbers: list[str], token: str, checks: int = 50) -> None:
     base.log(f"checked {min(checks, len(numbers))} invoices: items and totals right")
 
 
-def wrk_paths(paths_file: Path, token: str, seconds: int, connections: int) -> dict:
+def wrk_paths(paths_file: Path, token: str, seconds: int, connections: int, url: str) -> dict:
     command = [
         "wrk", "-t", str(base.WRK_THREADS), "-c", str(connections), "-d", f"{seconds}s",
-        "--timeout", "30s", "-s", str(BENCH / "invoice_http.lua"), BASE,
+        "--timeout", "30s", "-s", str(BENCH / "invoice_http.lua"), url,
     ]  # fmt: skip
     env = {**os.environ, "BENCH_TOKEN": token, "BENCH_PATHS": str(paths_file)}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=seconds + 90)
@@ -151,17 +160,22 @@ def wrk_paths(paths_file: Path, token: str, seconds: int, connections: int) -> d
 
 
 def run_rounds(paths_file: Path, token: str, args) -> dict[str, list[dict]]:
-    idle = base.idle_latency(token, base=BASE)
-    base.log(f"idle ceiling request: {idle * 1000:.1f} ms")
+    idle = {url: base.idle_latency(token, base=url) for url in (BASE, NOLOG_BASE)}
+    base.log(
+        "idle ceiling request: " + ", ".join(f"{u} {t * 1000:.1f} ms" for u, t in idle.items())
+    )
     runs: dict[str, list[dict]] = {name: [] for name in SCENARIOS}
     for round_no in range(1, args.rounds + 1):
         for name in SCENARIOS:
+            url = SERVER_OF.get(name, BASE)
             for seconds in ([args.warmup] if args.warmup else []) + [args.duration]:
-                if name == "ceiling":
-                    result = base.wrk("/bench/ceiling/", token, seconds, args.connections, BASE)
+                if name in CEILING_PATHS:
+                    path = CEILING_PATHS[name]
+                    result = base.wrk(path, token, seconds, args.connections, url)
                 else:
-                    result = wrk_paths(paths_file, token, seconds, args.connections)
-                result["drain_s"] = round(base.drain(token, idle, base=BASE), 1)
+                    result = wrk_paths(paths_file, token, seconds, args.connections, url)
+                result["drain_s"] = round(base.drain(token, idle[url], base=url), 1)
+            result["server"] = url
             result["loadavg_after"] = os.getloadavg()
             runs[name].append(result)
             errors = sum(result["errors"].values())
@@ -229,13 +243,18 @@ def main(argv=None) -> int:
     paths_file.write_text("".join(f"/api/v1/invoices/{n}/\n" for n in numbers))
     info = base.machine()
     log_path = base.RESULTS / f"gunicorn-invoice-{stamp}.log"
-    proc = base.start_gunicorn(log_path, PORT)
+    nolog_path = base.RESULTS / f"gunicorn-invoice-nolog-{stamp}.log"
+    procs = []
     try:
-        base.wait_until_up(proc, log_path, base=BASE)
+        procs.append(base.start_gunicorn(log_path, PORT))
+        procs.append(base.start_gunicorn(nolog_path, NOLOG_PORT, base.NOLOG_SETTINGS))
+        base.wait_until_up(procs[0], log_path, base=BASE)
+        base.wait_until_up(procs[1], nolog_path, base=NOLOG_BASE)
         check_sample(numbers, token)
         runs = run_rounds(paths_file, token, args)
     finally:
-        base.stop_gunicorn(proc)
+        for proc in procs:
+            base.stop_gunicorn(proc)
         paths_file.unlink(missing_ok=True)
 
     figures = summarise(runs)
