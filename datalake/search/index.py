@@ -168,18 +168,23 @@ def index_version(table: str, version: int, *, stage: str | None, source: str) -
     if spec is None or not spec.versioned or not enabled():
         return
     params = {"r": table, "v": version}
-    closed = f"SELECT {spec.key} FROM {table} t WHERE t.valid_to = %(v)s"
+    # The keys the version closed, as one array computed first: the entries are then
+    # found through their key index whatever the planner believes of the table's size
+    # (with `IN (subquery)` and statistics from when the index was small, it walked
+    # every entry of the resource, a cost growing with the lake).
+    closed = f"ARRAY(SELECT {spec.key} FROM {table} t WHERE t.valid_to = %(v)s)"
     # Entries of a file's line stay (the file still says it); the others go.
     _execute(
-        f"DELETE FROM search_entries e WHERE e.resource = %(r)s AND e.valid_to IS NULL "
-        f"AND e.raw_file IS NULL AND e.key IN ({closed})",
+        f"DELETE FROM search_entries e WHERE e.key = ANY({closed}) AND e.resource = %(r)s "
+        "AND e.valid_to IS NULL AND e.raw_file IS NULL",
         params,
     )
     _execute(
-        f"UPDATE search_entries e SET valid_to = %(v)s WHERE e.resource = %(r)s "
-        f"AND e.valid_to IS NULL AND e.key IN ({closed})",
+        f"UPDATE search_entries e SET valid_to = %(v)s WHERE e.key = ANY({closed}) "
+        "AND e.resource = %(r)s AND e.valid_to IS NULL",
         params,
     )
+    analyze_if_stale("search_entries", table)
     landed = file_of(source) if stage and spec.stage_line else None
     if landed:
         params.update(folder=landed[0], file=landed[1])
@@ -195,14 +200,29 @@ def index_version(table: str, version: int, *, stage: str | None, source: str) -
     )
 
 
+def analyze_if_stale(*tables: str) -> None:
+    """ANALYZE a table that changed by a fifth since its statistics (inside the merge's
+    transaction). A bulk load outruns autovacuum; a plan made on the statistics of an
+    empty index walks millions of entries to close a handful."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
+            "WHERE s.relname = ANY(%s) "
+            "AND s.n_mod_since_analyze > greatest(10000, 0.2 * c.reltuples)",
+            [list(tables)],
+        )
+        for (name,) in cursor.fetchall():
+            cursor.execute(f'ANALYZE "{name}"')
+
+
 def index_rows(table: str, where: str, params: dict | None = None) -> None:
     """Replace the entries of the rows of an unversioned `table` matching `where`."""
     if not enabled():
         return
     spec = SPECS[table]
     _execute(
-        f"DELETE FROM search_entries e WHERE e.resource = %(r)s AND e.key IN "
-        f"(SELECT {spec.key} FROM {table} t WHERE {where})",
+        f"DELETE FROM search_entries e WHERE e.key = ANY(ARRAY(SELECT {spec.key} FROM {table} t "
+        f"WHERE {where})) AND e.resource = %(r)s",
         {"r": table, **(params or {})},
     )
     _execute(
