@@ -1,11 +1,17 @@
 """Who may do what on which resource: the one place the API asks.
 
 No cache across requests: every request reads the live grants, so a revoke or an
-expiry takes effect on the very next request (within one request, the user's read
-grants on a resource are read once).
+expiry takes effect on the very next request. Within one request (a
+`grant_cache_scope`, opened by `GrantScopeMiddleware`), a user's read grants on a
+resource are read once; outside a scope (Celery tasks, the shell, tests) every
+question reads the database.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import orjson
 from django.db import connection
@@ -15,6 +21,19 @@ from django.utils import timezone
 from .models import Grant, Privilege
 
 PRIVILEGES = tuple(Privilege.values)
+
+# {(user id, resource name): [read grants]} for the request being served, else None.
+_read_grant_cache: ContextVar[dict | None] = ContextVar("read_grant_cache", default=None)
+
+
+@contextmanager
+def grant_cache_scope() -> Iterator[None]:
+    """Share read-grant lookups inside one request; nothing survives its end."""
+    token = _read_grant_cache.set({})
+    try:
+        yield
+    finally:
+        _read_grant_cache.reset(token)
 
 
 def privileges_on(user, resource_names: list[str]) -> dict[str, list[str]]:
@@ -52,35 +71,42 @@ def has_privilege(user, resource_name: str, privilege: str) -> bool:
 def read_grants(user, resource_name: str) -> list[Grant]:
     """The user's live `read` grants on the resource, with their restrictions.
 
-    One query per user object and resource: the permission check and the
-    restriction of the same request share it (the user object lives one request).
+    One query per user and resource inside a request: the permission check and the
+    restriction of the same request share it.
     """
-    cache = user.__dict__.setdefault("_read_grants", {})
-    if resource_name not in cache:
-        with connection.cursor() as cursor:
-            cursor.execute(READ_GRANTS_SQL, [user.pk, user.pk, resource_name, timezone.now()])
-            cache[resource_name] = [
-                Grant(id=pk, columns=_json(c), row_filter=_json(r), masked=_json(m) or [])
-                for pk, c, r, m in cursor.fetchall()
-            ]
-    return cache[resource_name]
+    cache = _read_grant_cache.get()
+    key = (user.pk, resource_name)
+    if cache is not None and key in cache:
+        return cache[key]
+    with connection.cursor() as cursor:
+        cursor.execute(READ_GRANTS_SQL, [user.pk, user.pk, resource_name, timezone.now()])
+        grants = [_grant(pk, c, r, m) for pk, c, r, m in cursor.fetchall()]
+    if cache is not None:
+        cache[key] = grants
+    return grants
 
 
 def prefetch_read_grants(user, resource_names: list[str]) -> None:
     """Read the user's live `read` grants on several resources in one query (an answer
-    that draws on several tables); `read_grants` then answers from the same cache."""
-    cache = user.__dict__.setdefault("_read_grants", {})
-    missing = [name for name in resource_names if name not in cache]
+    that draws on several tables); `read_grants` then answers from the request's cache."""
+    cache = _read_grant_cache.get()
+    if cache is None:
+        return
+    missing = [name for name in resource_names if (user.pk, name) not in cache]
     if not missing:
         return
     found: dict[str, list[Grant]] = {name: [] for name in missing}
     with connection.cursor() as cursor:
         cursor.execute(READ_GRANTS_MANY_SQL, [user.pk, user.pk, missing, timezone.now()])
         for pk, name, c, r, m in cursor.fetchall():
-            found[name].append(
-                Grant(id=pk, columns=_json(c), row_filter=_json(r), masked=_json(m) or [])
-            )
-    cache.update(found)
+            found[name].append(_grant(pk, c, r, m))
+    cache.update({(user.pk, name): grants for name, grants in found.items()})
+
+
+def _grant(pk, columns, row_filter, masked) -> Grant:
+    return Grant(
+        id=pk, columns=_json(columns), row_filter=_json(row_filter), masked=_json(masked) or []
+    )
 
 
 # On the path of every data request: plain SQL, no ORM query to build each time.

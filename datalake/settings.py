@@ -63,6 +63,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Outermost after security: even requests refused by later middleware are logged.
     "lineage.middleware.RequestLogMiddleware",
+    "accounts.middleware.GrantScopeMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
