@@ -12,10 +12,11 @@ from decimal import Decimal
 from functools import cmp_to_key
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from datalake.catalog import get_entry
 from datalake.models import Transaction
+from ingestion.merge import merge_transaction_rows
 from tests.conftest import client_for, give
 
 URL = "/api/v1/resources/transactions/rows/"
@@ -201,6 +202,38 @@ def test_page_numbers_size_cap_and_past_the_end(api, rows):
     past = api.get(URL, {"page": 7})
     assert past.status_code == 404
     assert "detail" in past.json()
+
+
+def _pages(api, params: dict, numbers) -> list[str]:
+    out = []
+    for n in numbers:
+        response = api.get(URL, {**params, "page": n})
+        assert response.status_code == 200, (n, response.json())
+        out += ids(response.json()["results"])
+    return out
+
+
+def test_page_numbers_from_known_starts_stay_exact_across_versions(api, rows):
+    """page=N starts after the row found to end page N-1, for this version of the table only."""
+    params = {"country__in": "FR,DE", "ordering": "-amount", "page_size": 4}
+    expected = ids(walk(api, {k: v for k, v in params.items() if k != "page_size"}))
+    pages = range(1, (len(expected) + 3) // 4 + 1)
+    assert _pages(api, params, pages) == expected  # OFFSETs, learning where pages start
+    assert _pages(api, params, pages) == expected  # from the starts found
+    assert (
+        _pages(api, params, reversed(pages))
+        == [  # jumps in any order
+            i for n in reversed(pages) for i in expected[(n - 1) * 4 : n * 4]
+        ]
+    )
+    assert api.get(URL, {**params, "page": len(pages) + 1}).status_code == 404
+
+    # A merge makes the next version: a new top row shifts every page by one.
+    top = {**rows[1], "transaction_id": "TX-99999", "country": "FR", "amount": Decimal("9999")}
+    with transaction.atomic():
+        merge_transaction_rows([{**top, "line": 1}], "test:shift")
+    shifted = ["TX-99999", *expected]
+    assert _pages(api, params, pages) == shifted[: len(pages) * 4]
 
 
 def test_count_is_an_estimate_above_the_limit(api, rows, settings):

@@ -10,10 +10,13 @@ import duckdb
 from django.conf import settings
 from django.db import connection
 from django.db.models import F, Q, QuerySet
+from django_filters.constants import EMPTY_VALUES
 
 from datalake.catalog import Entry
 from datalake.catalog.rawfiles import load_folder
+from datalake.db import prepared_cursor
 
+from .compiled import ShapeCache, checked, prepared, run
 from .grammar import RowQuery
 
 _counts: dict[tuple, tuple[int, bool, float]] = {}
@@ -52,13 +55,110 @@ def row_filter_q(rows) -> Q:
 
 
 class TableBackend:
+    """A table's rows through the ORM and the FilterSet, compiled once per query shape."""
+
     def __init__(self, query: RowQuery, version: int | None = None):
         self.query = query
-        self.filtered = query.filterset.filter_queryset(table_queryset(query.entry, version))
+        self.version = version
+        model = query.entry.model
+        self.field = model._meta.get_field
+        filterset = query.filterset
+        self.filter_terms = [
+            (*filterset.operators[name], value)
+            for name, value in filterset.form.cleaned_data.items()
+            if value not in EMPTY_VALUES
+        ]
         if query.restriction.rows is not None:
-            self.filtered = self.filtered.filter(row_filter_q(query.restriction.rows))
+            self.filter_terms.append(("|", "", query.restriction.rows))
+        self.mode = None if not query.entry.versioning else ("v" if version is not None else "cur")
+        self._filtered = None
+
+    @property
+    def filtered(self) -> QuerySet:
+        """The ORM queryset of the filtered rows (built only when a shape is compiled)."""
+        if self._filtered is None:
+            qs = self.query.filterset.filter_queryset(
+                table_queryset(self.query.entry, self.version)
+            )
+            if self.query.restriction.rows is not None:
+                qs = qs.filter(row_filter_q(self.query.restriction.rows))
+            self._filtered = qs
+        return self._filtered
+
+    def _mirror(self, terms) -> tuple[tuple, tuple]:
+        """(shape, parameters) of conditions, in the order the queryset applies them."""
+        shape, params = [], []
+        for name, op, value in terms:
+            if name == "|":  # a restriction's row filters: OR of ANDs of `in`
+                for conditions in value:
+                    shape.append("|")
+                    for column, values in sorted(conditions.items()):
+                        self._term(column, "in", values, shape, params)
+            else:
+                self._term(name, op, value, shape, params)
+        return tuple(shape), tuple(params)
+
+    def _term(self, name, op, value, shape, params) -> None:
+        values = prepared(self.field(name), Q_LOOKUPS.get(op, op), value)
+        shape.append((name, op, len(values)))
+        params.extend(values)
+
+    def query_key(self) -> tuple:
+        """What decides which rows a page holds, in which order (not the columns shown)."""
+        where_shape, where_params = self._mirror(self.filter_terms)
+        return (
+            self.query.entry.name,
+            self.mode,
+            where_shape,
+            where_params,
+            tuple(self.query.ordering),
+        )
+
+    def data_version(self):
+        """The version of the data this query reads; None for a table without versions."""
+        if self.mode is None:
+            return None
+        with prepared_cursor() as cursor:
+            cursor.execute(DATA_VERSION_SQL, [self.version, self.query.entry.name])
+            row = cursor.fetchone()
+        # The Version row's id too: ids are never reused, version numbers may be
+        # (a database restored from a backup, a test rolled back).
+        if row is None:
+            return None
+        return (self.mode, self.version if self.mode == "v" else row[0], row[1])
+
+    def _version_params(self) -> tuple:
+        """`(valid_to IS NULL OR valid_to > v) AND valid_from <= v`: table_queryset's order."""
+        if self.mode != "v":
+            return ()
+        return prepared(self.field("valid_to"), "gt", self.version) + prepared(
+            self.field("valid_from"), "lte", self.version
+        )
 
     def fetch(self, select, offset, limit, after=None, bound=None) -> list[dict]:
+        where_shape, where_params = self._mirror(self.filter_terms)
+        after_terms = [t for conjuncts in after or () for t in conjuncts]
+        after_shape, after_params = self._mirror(after_terms + ([bound] if bound else []))
+        # The OR structure of a keyset condition matters, not only its terms.
+        after_shape = (tuple(len(c) for c in after or ()), after_shape, bool(bound))
+        ordering = tuple(self.query.ordering)
+        shape = (
+            "rows",
+            self.query.entry,
+            self.mode,
+            where_shape,
+            after_shape,
+            tuple(select),
+            ordering,
+        )
+        params = self._version_params() + where_params + after_params
+        found = checked(_shapes, shape, params, lambda: self._page_queryset(select, after, bound))
+        if found is None:  # an empty result set by construction
+            return []
+        compiled, params = found
+        return run(compiled, params, " LIMIT %s OFFSET %s", (limit, offset))
+
+    def _page_queryset(self, select, after, bound) -> QuerySet:
         qs = self.filtered
         if after is not None:
             disjunction = Q()
@@ -66,7 +166,7 @@ class TableBackend:
                 disjunction |= _q(conjuncts)
             qs = qs.filter(disjunction, _q([bound] if bound else []))
         order = [F(n).desc() if desc else F(n).asc() for n, desc in self.query.ordering]
-        return list(qs.order_by(*order).values(*select)[offset : offset + limit])
+        return qs.order_by(*order).values(*select)
 
     def count(self) -> tuple[int, bool]:
         """Exact below the limit; above it the planner's estimate (no scan of a huge table).
@@ -74,23 +174,37 @@ class TableBackend:
         Kept for LAKE_COUNT_CACHE_SECONDS per process: a client walking pages asks
         the same count again and again.
         """
-        qs = self.filtered.order_by()
-        sql, params = qs.query.sql_with_params()
-        key = (sql, tuple(map(str, params)))
+        where_shape, where_params = self._mirror(self.filter_terms)
+        shape = ("count", self.query.entry, self.mode, where_shape)
+        params = self._version_params() + where_params
+        key = (shape, params)
         cached = _counts.get(key)
         if cached and cached[2] > time.monotonic():
             return cached[0], cached[1]
+        found = checked(_shapes, shape, params, lambda: self.filtered.order_by().values("pk"))
+        if found is None:
+            return 0, False
+        compiled, params = found
         with connection.cursor() as cursor:
-            cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+            cursor.execute(f"EXPLAIN (FORMAT JSON) {compiled.sql}", params)
             plan = cursor.fetchone()[0]
-        estimate = int(plan[0]["Plan"]["Plan Rows"])
-        result = (
-            (estimate, True) if estimate > settings.LAKE_EXACT_COUNT_LIMIT else (qs.count(), False)
-        )
+            estimate = int(plan[0]["Plan"]["Plan Rows"])
+            if estimate > settings.LAKE_EXACT_COUNT_LIMIT:
+                result = (estimate, True)
+            else:
+                cursor.execute(f"SELECT count(*) FROM ({compiled.sql}) counted", params)
+                result = (cursor.fetchone()[0], False)
         if len(_counts) > 4096:
             _counts.clear()
         _counts[key] = (*result, time.monotonic() + settings.LAKE_COUNT_CACHE_SECONDS)
         return result
+
+
+_shapes = ShapeCache()
+DATA_VERSION_SQL = (
+    "SELECT r.current_version, v.id FROM datalake_resource r LEFT JOIN lineage_version v "
+    "ON v.resource_id = r.id AND v.version = coalesce(%s, r.current_version) WHERE r.name = %s"
+)
 
 
 # -- raw files ------------------------------------------------------------------------
@@ -172,6 +286,9 @@ class FileBackend:
                 if row[name] is not None:
                     row[name] = row[name].replace(tzinfo=UTC)
         return rows
+
+    def data_version(self):
+        return None  # no page starts kept: DuckDB skips rows of an in-memory table fast
 
     def count(self) -> tuple[int, bool]:
         result = self._run(f"SELECT count(*) FROM t WHERE {self.where}", list(self.params))

@@ -14,6 +14,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass, field
+from functools import lru_cache
 from types import SimpleNamespace
 
 import orjson
@@ -175,42 +176,86 @@ def parse_row_query(entry: Entry, params, restriction: Restriction = UNRESTRICTE
 
     Under a restricted grant, the columns it hides are not selected by default, and
     naming one in `fields` (or a hidden or masked one in a filter or `ordering`) is a
-    403 naming it.
+    403 naming it. What does not depend on the page, the cursor or the caller is
+    parsed once per process and reused (`_parsed`): clients ask the same query again
+    and again, page after page.
     """
-    unknown = sorted(set(params) - CONTROL_PARAMS - set(operators_of(entry)))
-    if unknown:
-        raise ValidationError({name: ["Unknown query parameter."] for name in unknown})
+    parsed = _parsed(entry, _params_key(params))
     if "page" in params and "cursor" in params:
         raise ValidationError({"cursor": ["Give either `page` or `cursor`, not both."]})
     fields = (
-        _columns(entry, params["fields"], "fields")
-        if "fields" in params
+        list(parsed.fields)
+        if parsed.fields is not None
         else restriction.visible(entry.column_names)
     )
-    if any(f.startswith("-") for f in fields):
-        raise ValidationError({"fields": ["Column names only, no `-`."]})
-    ordering = _ordering(entry, params.get("ordering"))
-    filterset, filters = _filters(entry, params)
     if restriction.restricted:
         restriction.refuse_hidden(fields, "see", masked_too=False)
-        restriction.refuse_hidden([name for name, _op, _v in filters], "filter on")
-        requested = params.get("ordering")
-        if requested:
-            restriction.refuse_hidden([n.strip().lstrip("-") for n in requested.split(",")],
-                                      "order on")  # fmt: skip
-    size = min(
-        _positive_int(params, "page_size", settings.LAKE_MAX_PAGE_SIZE), settings.LAKE_MAX_PAGE_SIZE
-    )
-    cursor = decode_cursor(params["cursor"], len(ordering)) if "cursor" in params else None
+        restriction.refuse_hidden([name for name, _op, _v in parsed.filters], "filter on")
+        restriction.refuse_hidden(parsed.requested_ordering, "order on")
+    cursor = decode_cursor(params["cursor"], len(parsed.ordering)) if "cursor" in params else None
     return RowQuery(
         entry=entry,
-        fields=list(dict.fromkeys(fields)),
-        filterset=filterset,
-        filters=filters,
-        ordering=ordering,
-        page_size=size,
+        fields=fields,
+        filterset=parsed.filterset,
+        filters=parsed.filters,
+        ordering=parsed.ordering,
+        page_size=parsed.page_size,
         page=_positive_int(params, "page", 1),
         cursor=cursor,
         params=params,
         restriction=restriction,
+    )
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """What a query string says, independent of the page, the cursor and the caller."""
+
+    fields: tuple[str, ...] | None  # None: every column the caller may see
+    filterset: object
+    filters: list
+    ordering: list[tuple[str, bool]]
+    requested_ordering: list[str]
+    page_size: int
+
+
+PER_PAGE_PARAMS = frozenset({"page", "cursor"})
+
+
+def _params_key(params) -> tuple:
+    getlist = getattr(params, "getlist", None)
+    return tuple(
+        sorted(
+            (k, tuple(getlist(k)) if getlist else (params[k],))
+            for k in params
+            if k not in PER_PAGE_PARAMS
+        )
+    )
+
+
+@lru_cache(maxsize=4096)
+def _parsed(entry: Entry, key: tuple) -> _Parsed:
+    """Parse the parameters of `key` (name, values); errors are raised, never cached."""
+    params = {name: values[-1] for name, values in key}
+    unknown = sorted(set(params) - CONTROL_PARAMS - set(operators_of(entry)))
+    if unknown:
+        raise ValidationError({name: ["Unknown query parameter."] for name in unknown})
+    fields = _columns(entry, params["fields"], "fields") if "fields" in params else None
+    if fields is not None and any(f.startswith("-") for f in fields):
+        raise ValidationError({"fields": ["Column names only, no `-`."]})
+    ordering = _ordering(entry, params.get("ordering"))
+    filterset, filters = _filters(entry, params)
+    requested = params.get("ordering")
+    size = min(
+        _positive_int(params, "page_size", settings.LAKE_MAX_PAGE_SIZE), settings.LAKE_MAX_PAGE_SIZE
+    )
+    return _Parsed(
+        fields=tuple(dict.fromkeys(fields)) if fields is not None else None,
+        filterset=filterset,
+        filters=filters,
+        ordering=ordering,
+        requested_ordering=[n.strip().lstrip("-") for n in requested.split(",")]
+        if requested
+        else [],
+        page_size=size,
     )

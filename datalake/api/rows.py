@@ -6,6 +6,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from .backends import backend_for
+from .compiled import ShapeCache
 from .grammar import RowQuery, encode_cursor
 from .keyset import after_condition, leading_bound, typed_cursor
 
@@ -14,29 +15,43 @@ def rows_page(query: RowQuery, request, version: int | None = None) -> dict:
     """The body of a `rows/` response: count, links, next_cursor and the results.
 
     A cursor page costs one index range scan at any depth; `page=N` is an OFFSET
-    (fine for the first thousands of pages). A page past the end is a 404.
+    (fine for the first thousands of pages), except where the start of page N is
+    known (`PageStarts`). A page past the end is a 404.
     """
     backend = backend_for(query, version)
     names = query.ordering_names
     select = query.fields + [n for n in names if n not in query.fields]
+    starts = PageStarts.of(backend, query) if query.cursor is None and query.page > 1 else None
+    values = (
+        query.cursor if query.cursor is not None else starts.get(query.page) if starts else None
+    )
     after = bound = None
-    if query.cursor is not None:
-        values = typed_cursor(query.entry, query.ordering, query.cursor)
-        after = after_condition(query.entry, query.ordering, values)
-        bound = leading_bound(query.entry, query.ordering, values)
+    if values is not None:
+        typed = typed_cursor(query.entry, query.ordering, values) if query.cursor else values
+        after = after_condition(query.entry, query.ordering, typed)
+        bound = leading_bound(query.entry, query.ordering, typed)
     offset = 0 if after is not None else (query.page - 1) * query.page_size
-    rows = backend.fetch(select, offset, query.page_size + 1, after, bound)
+    lead = 1 if starts and after is None else 0  # the row before the page: where it starts
+    rows = backend.fetch(select, offset - lead, query.page_size + 1 + lead, after, bound)
+    if lead and rows:
+        before = rows.pop(0)
+        starts.remember(query.page, [before[n] for n in names])
     has_next = len(rows) > query.page_size
     rows = rows[: query.page_size]
     if not rows and query.page > 1:
         raise NotFound(f"Page {query.page} is past the end of the results.")
-    next_cursor = encode_cursor([rows[-1][n] for n in names], query.sealed) if has_next else None
+    last = [rows[-1][n] for n in names] if has_next else None
+    if starts and last:
+        starts.remember(query.page + 1, last)
+    next_cursor = encode_cursor(last, query.sealed) if has_next else None
     extra = [n for n in select if n not in query.fields]
     for row in rows if extra else ():
         for name in extra:
             del row[name]
     query.restriction.mask_rows(rows)
     count, estimated = backend.count()
+    if starts:
+        starts.commit()
     return {
         "count": count,
         "count_is_estimate": estimated,
@@ -45,6 +60,45 @@ def rows_page(query: RowQuery, request, version: int | None = None) -> dict:
         "next_cursor": next_cursor,
         "results": rows,
     }
+
+
+class PageStarts:
+    """Where the pages of one query over one version of a table start.
+
+    `page=N` is an OFFSET: PostgreSQL walks (N-1) x size rows to skip them. Serving
+    page N also shows where page N+1 starts (after its last row) and, fetching one
+    row more in front, where page N itself starts; the next request for either is a
+    keyset page after those values, like a cursor. The starts are kept per process,
+    per query (filters, grant row filters, ordering, page size) and per version of
+    the table: a table changes only by a merge, and a merge makes a new version, so a
+    start found for a version stays right for it. Tables without versions keep none.
+    """
+
+    known = ShapeCache(size=20_000)
+
+    def __init__(self, backend, query: RowQuery, data_version):
+        self.backend = backend
+        self.key = (backend.query_key(), query.page_size, data_version)
+        self.found: dict[int, list] = {}
+
+    @classmethod
+    def of(cls, backend, query: RowQuery):
+        data_version = backend.data_version()
+        return None if data_version is None else cls(backend, query, data_version)
+
+    def get(self, page: int):
+        found = self.known.get((self.key, page))
+        return None if found is KeyError else found
+
+    def remember(self, page: int, values: list) -> None:
+        if self.get(page) != values:
+            self.found[page] = values
+
+    def commit(self) -> None:
+        """Keep what this request found, unless a merge made a version meanwhile."""
+        if self.found and self.backend.data_version() == self.key[2]:
+            for page, values in self.found.items():
+                self.known.put((self.key, page), values)
 
 
 def _next_link(request, query: RowQuery, next_cursor: str | None) -> str | None:
