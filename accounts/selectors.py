@@ -18,12 +18,17 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
+from datalake.db import prepared_cursor
+
 from .models import Grant, Privilege
 
 PRIVILEGES = tuple(Privilege.values)
 
-# {(user id, resource name): [read grants]} for the request being served, else None.
+# For the request being served (else None): {(user id, resource name): [read grants]},
+# and {(user id, ALL): {resource name: {privilege: [grants]}}} when the caller's live
+# grants were read with their token (accounts.authentication).
 _read_grant_cache: ContextVar[dict | None] = ContextVar("read_grant_cache", default=None)
+ALL = "*"
 
 
 @contextmanager
@@ -36,10 +41,37 @@ def grant_cache_scope() -> Iterator[None]:
         _read_grant_cache.reset(token)
 
 
+def remember_live_grants(user, rows) -> None:
+    """Keep, for this request, the caller's live grants read with their token.
+
+    `rows`: (resource name, privilege, id, columns, row_filter, masked). The
+    privilege checks of the request then answer from them, with no query of their
+    own; the next request reads them again.
+    """
+    cache = _read_grant_cache.get()
+    if cache is None:
+        return
+    held: dict[str, dict[str, list[Grant]]] = {}
+    for name, privilege, pk, columns, row_filter, masked in rows:
+        grant = _grant(pk, columns, row_filter, masked)
+        held.setdefault(name, {}).setdefault(privilege, []).append(grant)
+    cache[(user.pk, ALL)] = held
+
+
+def _live_grants(user) -> dict | None:
+    cache = _read_grant_cache.get()
+    return None if cache is None else cache.get((user.pk, ALL))
+
+
 def privileges_on(user, resource_names: list[str]) -> dict[str, list[str]]:
     """The privileges `user` holds on each named resource (staff: all of them)."""
     if user.is_staff:
         return {name: list(PRIVILEGES) for name in resource_names}
+    live = _live_grants(user)
+    if live is not None:
+        return {
+            name: [p for p in PRIVILEGES if live.get(name, {}).get(p)] for name in resource_names
+        }
     held: dict[str, set[str]] = {name: set() for name in resource_names}
     if user.is_authenticated and resource_names:
         rows = (
@@ -60,6 +92,9 @@ def has_privilege(user, resource_name: str, privilege: str) -> bool:
         return False
     if privilege == Privilege.READ:
         return bool(read_grants(user, resource_name))
+    live = _live_grants(user)
+    if live is not None:
+        return bool(live.get(resource_name, {}).get(privilege))
     return (
         Grant.objects.live()
         .filter(Q(user_id=user.pk) | Q(group__user=user.pk))
@@ -78,7 +113,10 @@ def read_grants(user, resource_name: str) -> list[Grant]:
     key = (user.pk, resource_name)
     if cache is not None and key in cache:
         return cache[key]
-    with connection.cursor() as cursor:
+    live = _live_grants(user)
+    if live is not None:
+        return live.get(resource_name, {}).get(Privilege.READ, [])
+    with prepared_cursor() as cursor:
         cursor.execute(READ_GRANTS_SQL, [user.pk, user.pk, resource_name, timezone.now()])
         grants = [_grant(pk, c, r, m) for pk, c, r, m in cursor.fetchall()]
     if cache is not None:
@@ -90,7 +128,7 @@ def prefetch_read_grants(user, resource_names: list[str]) -> None:
     """Read the user's live `read` grants on several resources in one query (an answer
     that draws on several tables); `read_grants` then answers from the request's cache."""
     cache = _read_grant_cache.get()
-    if cache is None:
+    if cache is None or (user.pk, ALL) in cache:
         return
     missing = [name for name in resource_names if (user.pk, name) not in cache]
     if not missing:
@@ -116,6 +154,16 @@ READ_GRANTS_SQL = (
     "WHERE (g.user_id = %s OR g.group_id IN "
     "(SELECT group_id FROM auth_user_groups WHERE user_id = %s)) "
     "AND r.name = %s AND g.privilege = 'read' AND (g.expires_at IS NULL OR g.expires_at > %s)"
+)
+
+# The caller's live grants as one JSON array, a column of the token lookup.
+LIVE_GRANTS_SQL = (
+    "SELECT coalesce(json_agg(json_build_array(r.name, g.privilege, g.id, g.columns, "
+    "g.row_filter, g.masked)), '[]') FROM accounts_grant g "
+    "JOIN datalake_resource r ON r.id = g.resource_id "
+    "WHERE (g.user_id = u.id OR g.group_id IN "
+    "(SELECT group_id FROM auth_user_groups WHERE user_id = u.id)) "
+    "AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp())"
 )
 
 READ_GRANTS_MANY_SQL = (

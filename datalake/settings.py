@@ -25,8 +25,13 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/datalake"),
 }
 DATABASES["default"]["ENGINE"] = "django.db.backends.postgresql"
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=600))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Statements run through datalake.db.prepared_cursor() are prepared (planned once per
+# connection); psycopg prepares nothing else by itself (see datalake/db.py).
+DB_PREPARED_STATEMENTS = env.bool("DB_PREPARED_STATEMENTS", default=True)
+if DB_PREPARED_STATEMENTS:
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 2**31 - 1)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -190,6 +195,12 @@ CACHES = {
 
 # Search: merges keep the index current (false only for a bulk backfill, then rebuild it).
 SEARCH_INDEX_ENABLED = env.bool("SEARCH_INDEX_ENABLED", default=True)
+
+# The request log (lineage/writer.py): reads' entries are stored in batches by a thread
+# of each process, every this many ms (0: one INSERT per request, before the response),
+# holding at most this many entries while the database cannot be reached.
+REQUEST_LOG_FLUSH_MS = env.int("REQUEST_LOG_FLUSH_MS", default=20)
+REQUEST_LOG_BUFFER = env.int("REQUEST_LOG_BUFFER", default=100_000)
 
 # Accounts: token lifetime (0: no expiry) and the failed-login throttle.
 API_TOKEN_TTL_DAYS = env.int("API_TOKEN_TTL_DAYS", default=30)

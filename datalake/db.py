@@ -1,0 +1,41 @@
+"""Prepared statements for the few statements that every request runs.
+
+Django turns psycopg's prepared statements off (`prepare_threshold` None) so that
+connection poolers in transaction mode keep working, and binds parameters on the
+client, so PostgreSQL parses and plans every statement anew. For the token lookup
+(with its grants, a join and a sub-select) planning costs more than running it.
+`prepared_cursor()` runs such statements as server-side prepared statements,
+planned once per connection; everything else is left as Django does it.
+
+The settings give the connection a `prepare_threshold` so high that psycopg
+never prepares by itself: only what goes through here is prepared. Behind a
+pooler that cannot keep prepared statements (PgBouncer in transaction mode
+before 1.21), set `DB_PREPARED_STATEMENTS=false`.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import connection
+from django.db.backends.postgresql.base import ServerBindingCursor
+
+
+class PreparingCursor(ServerBindingCursor):
+    """Server-side binding, and every statement prepared (psycopg's `prepare=True`)."""
+
+    def execute(self, query, params=None, *, prepare=None, binary=False):
+        return super().execute(query, params, prepare=True, binary=binary)
+
+
+def prepared_cursor():
+    """A Django cursor (health check, error wrapping, execute wrappers) that prepares.
+
+    What `connection.cursor()` does, with a preparing psycopg cursor in place of
+    Django's client-side binding one.
+    """
+    if not settings.DB_PREPARED_STATEMENTS:
+        return connection.cursor()
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        return connection._prepare_cursor(PreparingCursor(connection.connection))
