@@ -11,29 +11,17 @@ from __future__ import annotations
 import logging
 import time
 
-import orjson
 from django.core.signals import request_finished
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 from django.utils import timezone
 
 from datalake.logging import request_id_from, request_id_var
 from datalake.prometheus import observe_request
 
 from .audit import body_of, query_of
-from .models import RequestLog
+from .writer import store_entry
 
-COLUMNS = (
-    "at", "user_id", "username", "method", "path", "query", "body", "status_code",
-    "duration_ms", "resource", "ip", "restrictions", "request_id",
-)  # fmt: skip
-INSERT = (
-    f"INSERT INTO {RequestLog._meta.db_table} ({', '.join(COLUMNS)}) "
-    f"VALUES ({', '.join(['%s'] * len(COLUMNS))})"
-)
-
-
-def _json(value) -> str | None:
-    return None if value is None else orjson.dumps(value, default=str).decode()
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 logger = logging.getLogger(__name__)
@@ -77,23 +65,22 @@ class RequestLogMiddleware:
     def _store(self, request, response, at, body, duration_ms) -> None:
         user = getattr(request, "user", None)
         known = user is not None and user.is_authenticated
-        values = [
-            at,
-            user.pk if known else None,
-            user.get_username() if known else "",
-            request.method[:10],
-            request.path[:2000],
-            _json(query_of(request)),
-            None if body is None else _json(body),
-            response.status_code,
-            round(duration_ms, 3),
-            getattr(request, "audit_resource", "")[:100],
-            request.META.get("REMOTE_ADDR") or None,
-            _json(getattr(request, "audit_restrictions", None)),
-            request.request_id,
-        ]
+        entry = {
+            "at": at,
+            "user_id": user.pk if known else None,
+            "username": user.get_username() if known else "",
+            "method": request.method[:10],
+            "path": request.path[:2000],
+            "query": query_of(request),
+            "body": body,
+            "status_code": response.status_code,
+            "duration_ms": round(duration_ms, 3),
+            "resource": getattr(request, "audit_resource", "")[:100],
+            "ip": request.META.get("REMOTE_ADDR") or None,
+            "restrictions": getattr(request, "audit_restrictions", None),
+            "request_id": request.request_id,
+        }
         try:
-            with connection.cursor() as cursor:  # one INSERT on every request: no ORM overhead
-                cursor.execute(INSERT, values)
+            store_entry(entry, asynchronous=request.method in SAFE_METHODS)
         except DatabaseError:
             logger.exception("Could not store the request log entry of %s", request.path)

@@ -19,6 +19,7 @@ from django.utils import timezone
 from datalake.catalog.sync import sync_resources
 from datalake.models import Transaction
 from ingestion.models import IngestionRun, Reject, RepushJob, RepushRequest
+from lineage import writer as request_log_writer
 from lineage.models import RequestLog
 from metrics.models import Report, ReportRow
 from tests.conftest import client_for, give, make_user
@@ -58,6 +59,7 @@ def world(lake, staff):
     )  # fmt: skip
     RepushJob.objects.create(resource="transactions", requested_by=staff)
     client_for(staff).get("/api/v1/resources/transactions/rows/", {"user_id": f"{MARK}-U1"})
+    assert request_log_writer.flush()
     assert MARK in str(RequestLog.objects.filter(username="root").values_list("query", flat=True))
     return records
 

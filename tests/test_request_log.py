@@ -6,6 +6,7 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 from rest_framework.test import APIClient
 
+from lineage import writer
 from lineage.models import RequestLog
 from tests.conftest import client_for, give
 
@@ -151,3 +152,56 @@ def test_access_log_needs_grant_and_shows_who(alice, staff):
     assert set(body["results"][0]) == {"user", "at", "method", "path", "query", "status_code"}
     assert client_for(owner).get(url, {"until": "2000-01-01"}).json()["count"] == 0
     assert client_for(owner).get("/api/v1/resources/sales/access-log/").status_code == 403
+
+
+def test_entries_outside_a_transaction_are_written_in_batches(transactional_db):
+    """How the web stores entries (autocommit): reads by the writer thread, writes at once."""
+    from tests.conftest import make_user
+
+    bob = make_user("bob")
+    give(bob, "transactions")
+    api = client_for(bob)
+    assert connection.get_autocommit()
+    api.get(ROWS, {"country": "FR", "weird": "a\x00b"}, REMOTE_ADDR="10.9.8.7")
+    assert writer.flush()
+    entry = last()
+    assert (entry.username, entry.user_id, entry.method, entry.status_code) == (
+        "bob", bob.pk, "GET", 400
+    )  # fmt: skip
+    assert entry.query == {"country": "FR", "weird": "a\ufffdb"}
+    assert entry.ip == "10.9.8.7" and entry.body is None and entry.restrictions is None
+    assert entry.resource == "transactions" and len(entry.request_id) == 32
+    api.post("/api/v1/auth/tokens/rotate/", {"password": "s3cret"}, format="json")
+    assert last().method == "POST" and last().body == {"password": "***"}
+    before = RequestLog.objects.count()
+    for _ in range(3):
+        api.get(ROWS)
+    assert writer.flush()
+    assert RequestLog.objects.count() == before + 3
+
+
+EXITING = """
+import os, sys, django
+django.setup()
+from django.utils import timezone
+from lineage.writer import store_entry
+for i in range(50):
+    store_entry({"at": timezone.now(), "username": "", "method": "GET", "path": "/api/exit-test/",
+                 "query": {"i": i}, "status_code": 200, "duration_ms": 1.0, "resource": "",
+                 "request_id": "exit-test"}, asynchronous=True)
+sys.exit(0)  # at once: what the writer thread holds is stored on the way out
+"""
+
+
+def test_queued_entries_are_stored_when_the_process_exits(transactional_db):
+    import subprocess
+    import sys
+
+    from django.db import connection as conn
+
+    db = conn.settings_dict
+    url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    env = {**__import__("os").environ, "DATABASE_URL": url, "REQUEST_LOG_FLUSH_MS": "1000"}
+    subprocess.run([sys.executable, "-c", EXITING], env=env, check=True, timeout=60)
+    stored = RequestLog.objects.filter(request_id="exit-test")
+    assert sorted(e.query["i"] for e in stored) == list(range(50))

@@ -15,6 +15,7 @@ from datalake.models import Resource
 from lineage.api.serializers import AccessLogSerializer, VersionSerializer
 from lineage.filters import AccessLogFilter
 from lineage.models import RequestLog, Version
+from lineage.writer import flush as flush_request_log
 
 from . import docs
 from .errors import Conflict, ErrorSerializer
@@ -152,6 +153,7 @@ class ResourceViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["get"], url_path="access-log")
     def access_log(self, request, name=None):
         reject_unknown_params(request, set(AccessLogFilter.base_filters) | PAGING_PARAMS)
+        flush_request_log()  # what this process still queues first
         queryset = RequestLog.objects.filter(resource=self._entry().name)
         filterset = AccessLogFilter(request.query_params, queryset=queryset)
         if not filterset.is_valid():
