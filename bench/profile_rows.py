@@ -1,0 +1,85 @@
+"""Where a rows request's time goes, in-process (cProfile), from outside the app's code.
+
+    .venv/bin/python bench/profile_rows.py [--requests 400] [--settings bench.settings]
+
+Against `datalake_bench` as bench/rows_http.py left it (run that first). Drives the
+Django test client (no HTTP, no gunicorn) with the `bench` user's token: the ceiling,
+the logged ceiling, scenario (a) and (c), N requests each, prints ms per request and
+the SQL statements one request of (a) makes (with their time), then a cProfile of (a)
+grouped by the app's own functions. One process, one core: compare ms, not req/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent))
+sys.path.insert(0, str(BENCH))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--settings", default="bench.settings")
+    args = parser.parse_args()
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE=args.settings,
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/datalake_bench",
+        DEBUG="false",
+        LOG_LEVEL="CRITICAL",
+    )
+    import django
+
+    django.setup()
+    import rows_http as rh
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    token = rh.bench_token()
+    client = Client(HTTP_AUTHORIZATION=f"Token {token}", HTTP_ACCEPT="application/json")
+    paths = {
+        "ceiling": "/bench/ceiling/",
+        "ceiling_logged": "/api/bench/ceiling/",
+        "a": rh.ROWS_PATH,
+        "c": rh.ROWS_PATH + "&page=1000",
+    }
+    n = args.requests
+    for name, path in paths.items():
+        for _ in range(50):
+            assert client.get(path).status_code == 200, path
+        t0 = time.perf_counter()
+        for _ in range(n):
+            client.get(path)
+        print(f"{name:15s} {(time.perf_counter() - t0) / n * 1000:6.2f} ms/request")
+
+    with CaptureQueriesContext(connection) as queries:
+        client.get(rh.ROWS_PATH)
+    print(f"\nSQL of one request of (a): {len(queries.captured_queries)} statements")
+    for q in queries.captured_queries:
+        print(f"  {float(q['time']) * 1000:6.2f} ms  {q['sql'][:150]}")
+
+    profile = cProfile.Profile()
+    profile.enable()
+    for _ in range(n):
+        client.get(rh.ROWS_PATH)
+    profile.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profile, stream=out)
+    stats.sort_stats("cumulative").print_stats(r"/work/main/(?!\.venv)", 40)
+    print(out.getvalue()[:12000])
+    out = io.StringIO()
+    pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(20)
+    print(out.getvalue()[:6000])
+
+
+if __name__ == "__main__":
+    main()
