@@ -62,16 +62,22 @@ def merge_versioned(
     stage = f'"{stage_table}"' if stage_table else f"_stage_{table}"
     if stage_sql:
         _execute(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS {stage_sql}")
+        _execute(f"ANALYZE {stage}")  # its joins below go by index, not by hash of the table
     changed = _execute(
         f"UPDATE {table} t SET valid_to = %(v)s FROM {stage} s "
         f"WHERE {match} AND t.valid_to IS NULL "
         f"AND ROW({_cols(columns, 't')}) IS DISTINCT FROM ROW({_cols(columns, 's')})",
         {"v": version},
     )
+    # Rows whose key has no current row now (new keys, and those just closed). ON CONFLICT
+    # against the partial unique index of current keys: one index probe a row, where the
+    # index entry is written anyway, whatever the planner believes of the table's size
+    # (an anti-join built on stale statistics read every current row, or looped).
+    quoted_key = ", ".join(f'"{k}"' for k in key)
     inserted = _execute(
         f"INSERT INTO {table} ({', '.join(f'{chr(34)}{c}{chr(34)}' for c in key + columns)}, "
         f"valid_from) SELECT {_cols(key + columns, 's')}, %(v)s FROM {stage} s "
-        f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {match} AND t.valid_to IS NULL)",
+        f"ON CONFLICT ({quoted_key}) WHERE valid_to IS NULL DO NOTHING",
         {"v": version},
     )
     removed = 0
@@ -82,6 +88,7 @@ def merge_versioned(
             {"v": version},
         )
     added = inserted - changed
+    search_index.analyze_if_stale(table)  # autovacuum may be off, or behind a bulk load
     current = version_commit(
         res, version, source=source, added=added, changed=changed, removed=removed
     )

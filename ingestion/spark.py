@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import zipfile
 from functools import lru_cache
 from pathlib import Path
@@ -65,28 +66,76 @@ def spark_submit_command(args: dict) -> list[str]:
     return command
 
 
-def run_spark_job(args: dict, log_path: Path) -> dict:
-    """Run the job to completion; its result line, or SparkJobFailed with the log's tail."""
-    env = {
+def _env() -> dict:
+    return {
         **os.environ,
         "PYSPARK_PYTHON": sys.executable,
         "PYSPARK_DRIVER_PYTHON": sys.executable,
         "PYTHONPATH": str(ROOT),
     }
-    with open(log_path, "wb") as log:
-        process = subprocess.run(
-            spark_submit_command(args),
-            stdout=subprocess.PIPE,
-            stderr=log,
-            env=env,
-            cwd=ROOT,
-            preexec_fn=_die_with_parent,
-            timeout=settings.SPARK_JOB_TIMEOUT,
-        )
-    for line in process.stdout.decode(errors="replace").splitlines():
-        if line.startswith("INGEST_RESULT "):
-            return json.loads(line.removeprefix("INGEST_RESULT "))
+
+
+def run_spark_jobs(jobs: list[dict], dsn: str, work: Path, log_path: Path):
+    """Stage several runs in one `spark-submit` (one JVM), in order.
+
+    Yields `(run id, counts)` as each run is staged, or `(run id, SparkJobFailed)`; runs
+    the job never reported (it died, or timed out: SPARK_JOB_TIMEOUT a run) come last
+    as failed, with the tail of the log. The caller merges each run as it comes, while
+    Spark reads the next file.
+    """
+    jobs_file = work / f"{jobs[0]['run-id']}-jobs.json"
+    jobs_file.write_text(json.dumps(jobs))
+    pending = [job["run-id"] for job in jobs]
+    timer = process = None
+    try:
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                spark_submit_command({"dsn": dsn, "jobs": jobs_file}),
+                stdout=subprocess.PIPE,
+                stderr=log,
+                env=_env(),
+                cwd=ROOT,
+                preexec_fn=_die_with_parent,
+            )
+            timer = threading.Timer(settings.SPARK_JOB_TIMEOUT * len(jobs), process.kill)
+            timer.start()
+            for raw in process.stdout:
+                line = raw.decode(errors="replace").strip()
+                kind, _, payload = line.partition(" ")
+                if kind not in ("INGEST_RESULT", "INGEST_FAILED"):
+                    continue
+                result = json.loads(payload)
+                run_id = result.pop("run-id")
+                pending.remove(run_id)
+                if kind == "INGEST_FAILED":
+                    yield run_id, SparkJobFailed(f"The Spark job failed: {result['error']}")
+                else:
+                    yield run_id, result
+            process.wait()
+    finally:
+        if timer is not None:
+            timer.cancel()
+        if process is not None and process.poll() is None:  # the caller gave up on the rest
+            process.kill()
+            process.wait()
+        jobs_file.unlink(missing_ok=True)
+    if pending:
+        failure = SparkJobFailed(f"The Spark job failed: {_summary(log_path, process.returncode)}")
+        for run_id in pending:
+            yield run_id, failure
+
+
+def run_spark_job(args: dict, log_path: Path) -> dict:
+    """One run alone: its counts, or SparkJobFailed with the log's tail."""
+    job = {k: v for k, v in args.items() if k != "dsn"}
+    for _run_id, result in run_spark_jobs([job], args["dsn"], log_path.parent, log_path):
+        if isinstance(result, Exception):
+            raise result
+        return result
+    raise SparkJobFailed("The Spark job reported nothing")
+
+
+def _summary(log_path: Path, returncode) -> str:
     tail = log_path.read_text(errors="replace")[-3000:]
     errors = [ln for ln in tail.splitlines() if "Error" in ln or "Exception" in ln]
-    summary = errors[-1] if errors else f"exit code {process.returncode}"
-    raise SparkJobFailed(f"The Spark job failed: {summary}")
+    return errors[-1] if errors else f"exit code {returncode}"

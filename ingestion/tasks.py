@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from .services import ingestion_run_execute
+from .services import ingestion_run_execute, ingestion_runs_execute
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, name="ingestion.run")
@@ -15,10 +15,10 @@ def run_ingestion(self, run_id: int) -> str:
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, name="ingestion.run_batch")
 def run_ingestion_batch(self, run_ids: list[int]) -> list[str]:
-    """Runs that must happen in order (rates first, days in date order), one by one."""
-    return [
-        ingestion_run_execute(run_id, task_id=self.request.id or "").status for run_id in run_ids
-    ]
+    """Runs that must happen in order (rates first, days in date order); the files of one
+    source share a Spark job, each merged as soon as it is staged."""
+    runs = ingestion_runs_execute(run_ids, task_id=self.request.id or "")
+    return [run.status for run in runs]
 
 
 @shared_task(name="ingestion.scan_landing")

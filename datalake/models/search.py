@@ -5,9 +5,9 @@ landed file, the entry also names that file and line: the same entry then stands
 for the line of the `raw_<source>` resource, which keeps being found by what the
 file says after a later version (a correction, a re-push) replaced the table's row.
 
-- `doc` is a `tsvector` of the record's words and identifiers (`simple`
-  configuration: identifiers and codes are kept whole and in parts, nothing is
-  stemmed), served by a GIN index;
+- `doc` is a `tsvector` of the record's identifiers, kept whole (`lake_ids`:
+  `simple` without the parts of compounds), and of its words (`simple`: compounds
+  whole and in parts, nothing stemmed), served by a GIN index;
 - `key` is the record's key (a transaction id, an invoice number...), with a btree
   index for exact identifier matches and for closing entries at a merge;
 - `(resource, at)` of current entries and `(raw_source, at)` of entries that came

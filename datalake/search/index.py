@@ -36,10 +36,24 @@ def _country_name(column: str) -> str:
     return f"(CASE {column} {whens} END)"
 
 
+TRANSACTION_IDS = ("t.transaction_id", "t.user_id", "t.product_id")
 TRANSACTION_WORDS = (
-    "t.transaction_id", "t.user_id", "t.product_id", "t.country", _country_name("t.country"),
-    "t.product_category", "t.transaction_type", "t.payment_method", "t.status", "t.currency",
+    "t.country", _country_name("t.country"), "t.product_category", "t.transaction_type",
+    "t.payment_method", "t.status", "t.currency",
 )  # fmt: skip
+# Identifiers are indexed whole (`lake_ids`: `simple` without the parts of compounds,
+# migration 0004) and found whole or by their beginning; words are split as usual.
+ID_CONFIG = "lake_ids"
+
+
+def doc_sql(ids, words) -> str:
+    """The tsvector of a record: its identifiers whole, its words parsed."""
+    parts = []
+    if ids:
+        parts.append(f"to_tsvector('{ID_CONFIG}', concat_ws(' ', {', '.join(ids)}))")
+    if words:
+        parts.append(f"to_tsvector('simple', concat_ws(' ', {', '.join(words)}))")
+    return " || ".join(parts) or "''::tsvector"
 
 
 @dataclass(frozen=True)
@@ -49,13 +63,14 @@ class IndexSpec:
     table: str
     key: str  # the record's key as text
     at: str  # the record's date (timestamptz)
-    words: tuple[str, ...]  # text expressions: identifiers, codes, words
+    words: tuple[str, ...]  # text expressions: words, split into lexemes
+    ids: tuple[str, ...] = ()  # text expressions: identifiers, kept whole
     versioned: bool = True
     stage_key: tuple[str, str] | None = None  # (stage expr, table expr) joining a stage row
     stage_line: str | None = None  # the stage's file line of the row, for raw provenance
 
     def doc(self) -> str:
-        return f"to_tsvector('simple', concat_ws(' ', {', '.join(self.words)}))"
+        return doc_sql(self.ids, self.words)
 
 
 SPECS = {
@@ -66,6 +81,7 @@ SPECS = {
             key="t.transaction_id",
             at="t.timestamp",
             words=TRANSACTION_WORDS,
+            ids=TRANSACTION_IDS,
             stage_key=("s.transaction_id", "t.transaction_id"),
             stage_line="s.line",
         ),

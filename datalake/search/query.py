@@ -1,10 +1,10 @@
 """Answering a search: the caller's readable resources, one plan by the text's frequency.
 
 The text is never parsed as tsquery syntax: PostgreSQL's own parser splits it into
-lexemes (`to_tsvector('simple', q)`), and the query is built from those, each
-quoted; all must match. A lexeme of four characters or more with a digit (an id, a
-stock code, a part of one) also matches as a prefix, so `HX-9f3a-0001` finds
-`HX-9f3a-000123`.
+lexemes (`to_tsvector('lake_ids', q)`: compounds such as `HX-9f3a-0001` stay
+whole), and the query is built from those, each quoted; all must match. A lexeme
+of four characters or more with a digit (an id, a stock code, the beginning of
+one) also matches as a prefix, so `HX-9f3a-0001` finds `HX-9f3a-000123`.
 
 Two plans, chosen from the planner's statistics of the index (`pg_stats`):
 - rare text (an id, a code, an unusual word): the GIN index gives every match
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from django.db import connection, transaction
 
-from .index import SPECS
+from .index import ID_CONFIG, SPECS, doc_sql
 
 PER_RESOURCE = 10
 COUNT_CAP = 1000
@@ -55,8 +55,10 @@ class ResourceMatches:
 
 
 def lexemes(q: str) -> list[str]:
+    """The text's lexemes, compounds whole (`HX-9f3a-0001`, not its parts): an id is
+    indexed whole, and a compound word of a text is indexed whole too."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT lexeme FROM unnest(to_tsvector('simple', %s))", [q])
+        cursor.execute(f"SELECT lexeme FROM unnest(to_tsvector('{ID_CONFIG}', %s))", [q])
         return [row[0] for row in cursor.fetchall()]
 
 
@@ -179,13 +181,14 @@ def _walk(name: str, cond: str, param: str, query: str, start, q: str) -> Resour
 _COLUMN = re.compile(r"\bt\.(\w+)")
 
 
-def visible_words(spec, restriction) -> list[str]:
-    """The spec's word expressions that read only columns the user sees in clear."""
+def visible_words(spec, restriction, expressions=None) -> list[str]:
+    """The spec's word (or id) expressions that read only columns the user sees in clear."""
+    expressions = spec.words if expressions is None else expressions
     hidden = restriction.masked | (
         frozenset() if restriction.columns is None else frozenset(_COLUMN.findall(" ".join(
-            spec.words))) - restriction.columns
+            (*spec.words, *spec.ids)))) - restriction.columns
     )  # fmt: skip
-    return [w for w in spec.words if not set(_COLUMN.findall(w)) & hidden]
+    return [w for w in expressions if not set(_COLUMN.findall(w)) & hidden]
 
 
 def row_filter_sql(restriction) -> tuple[str, list]:
@@ -208,8 +211,9 @@ def search_restricted(
     visible columns only (a match on a hidden value would reveal it)."""
     spec = SPECS[table]
     words_sql = visible_words(spec, restriction)
+    ids_sql = visible_words(spec, restriction, spec.ids)
     words = lexemes(q)
-    if not words or not words_sql:
+    if not words or not (words_sql or ids_sql):
         return ResourceMatches(name)
     query = tsquery(words)
     start = dt.datetime.combine(since, dt.time.min, tzinfo=dt.UTC)
@@ -222,7 +226,7 @@ def search_restricted(
     sql = (
         f"FROM search_entries e JOIN {table} t ON {spec.key} = e.key {version} "
         f"WHERE {scope} AND e.resource = %s AND e.at >= %s AND e.doc @@ %s::tsquery "
-        f"AND to_tsvector('simple', concat_ws(' ', {', '.join(words_sql)})) @@ %s::tsquery "
+        f"AND {doc_sql(ids_sql, words_sql)} @@ %s::tsquery "
         f"AND {allowed}"
     )
     params = [param, table, start, query, query, *allowed_params]

@@ -1,8 +1,13 @@
-"""The PySpark job of one ingestion run, launched by `spark-submit` (never in the worker).
+"""The PySpark job of ingestion runs, launched by `spark-submit` (never in the worker).
 
     spark-submit --master local[*] ingestion/jobs/spark_job.py \
         --source transactions --input /lake/landing/transactions/2026-11-20.jsonl \
         --stage ingest_stage_42 --dsn postgresql://... --rates rates.json --run-id 42
+    spark-submit ... ingestion/jobs/spark_job.py --dsn postgresql://... --jobs runs.json
+
+A batch of runs (the daily scan's files of one source) shares one Spark session, so
+that the JVM starts once; each run prints its line as soon as it is staged, and the
+worker merges it while the next file is read.
 
 It reads every line with its number, validates it with the source's parser (the
 same code the Kafka consumer uses), drops in-file duplicates (the last one wins),
@@ -159,27 +164,32 @@ def dedup_last_wins(df, key: str):
     return df.withColumn("reason", F.when(duplicate, reason).otherwise(F.col("reason")))
 
 
-def run(args) -> dict:
+def spark_session(app_name: str, partitions: int):
     from pyspark.sql import SparkSession
 
-    from ingestion.rates import RateTable
-    from ingestion.sources import SOURCES, Context, file_date
-
-    source = SOURCES[args.source]
     spark = (
-        SparkSession.builder.appName(f"ingest-{args.source}-{args.run_id}")
+        SparkSession.builder.appName(app_name)
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", str(args.partitions))
+        .config("spark.sql.shuffle.partitions", str(partitions))
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
-    with open(args.rates) as handle:
+    return spark
+
+
+def run(spark, job: dict, dsn: str) -> dict:
+    """Validate and stage one file (one run); the session is shared by the runs of a batch."""
+    from ingestion.rates import RateTable
+    from ingestion.sources import SOURCES, Context, file_date
+
+    source = SOURCES[job["source"]]
+    with open(job["rates"]) as handle:
         rates = RateTable(json.load(handle))
-    header = json.loads(args.header) if args.header else None
-    options = json.loads(args.options) if args.options else {}
-    ctx = Context(header=header, rates=rates, file_date=file_date(args.input), options=options)
-    lines, total = numbered_lines(spark, args.input)
+    header = json.loads(job["header"]) if job.get("header") else None
+    options = json.loads(job["options"]) if job.get("options") else {}
+    ctx = Context(header=header, rates=rates, file_date=file_date(job["input"]), options=options)
+    lines, total = numbered_lines(spark, job["input"])
     if source.has_header:
         lines = lines.where("line > 1")
     staged = lines.mapInArrow(
@@ -187,15 +197,13 @@ def run(args) -> dict:
     )
     if source.dedup_key:
         staged = dedup_last_wins(staged, source.dedup_key)
+    stage = job["stage"]
     counts = (
-        staged.mapInArrow(
-            lambda it: copy_batches(source, args.dsn, args.stage, it), "good long, bad long"
-        )
+        staged.mapInArrow(lambda it: copy_batches(source, dsn, stage, it), "good long, bad long")
         .groupBy()
         .sum("good", "bad")
         .collect()[0]
     )
-    spark.stop()
     read = total - (1 if source.has_header else 0)
     rejected = int(counts[1] or 0)
     return {
@@ -226,14 +234,34 @@ def _spark_schema(schema: pa.Schema) -> str:
 
 
 def main(argv=None) -> int:
+    """One run (--source, --input, --stage, --rates, --run-id), or several in one Spark
+    session (--jobs: a JSON file of such objects), in order; a line per run on stdout:
+    `INGEST_RESULT {"run-id": ..., counts}` or `INGEST_FAILED {"run-id": ..., "error"}`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for name in ("source", "input", "stage", "dsn", "rates", "run-id"):
-        parser.add_argument(f"--{name}", required=True)
+    for name in ("source", "input", "stage", "rates", "run-id"):
+        parser.add_argument(f"--{name}")
+    parser.add_argument("--jobs", help="a JSON file: a list of runs")
+    parser.add_argument("--dsn", required=True)
     parser.add_argument("--header", default="")
     parser.add_argument("--options", default="", help="JSON options of the source's parser")
     parser.add_argument("--partitions", type=int, default=4)
-    result = run(parser.parse_args(argv))
-    print("INGEST_RESULT " + json.dumps(result), flush=True)
+    args = parser.parse_args(argv)
+    if args.jobs:
+        with open(args.jobs) as handle:
+            jobs = json.load(handle)
+    else:
+        jobs = [{k.replace("_", "-"): v for k, v in vars(args).items() if k not in ("jobs", "dsn")}]
+    spark = spark_session(f"ingest-{jobs[0]['source']}-{jobs[0]['run-id']}", args.partitions)
+    for job in jobs:
+        try:
+            result = run(spark, job, args.dsn)
+        except Exception as exc:  # this file failed; the next ones still go
+            error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            print("INGEST_FAILED " + json.dumps({"run-id": job["run-id"], "error": error[:2000]}),
+                  flush=True)  # fmt: skip
+            continue
+        print("INGEST_RESULT " + json.dumps({"run-id": job["run-id"], **result}), flush=True)
+    spark.stop()
     return 0
 
 

@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from ingestion.models import RunStatus
-from ingestion.services import display_path, ingestion_run_execute, pending_files
+from ingestion.services import display_path, ingestion_runs_execute, pending_files
 
 
 class Command(BaseCommand):
@@ -24,11 +24,13 @@ class Command(BaseCommand):
         from ingestion.models import IngestionRun
 
         failed = 0
-        for source, path in pending_files():
-            run = IngestionRun.objects.create(source=source, path=display_path(path))
-            run = ingestion_run_execute(run.pk)
+        created = [
+            IngestionRun.objects.create(source=source, path=display_path(path))
+            for source, path in pending_files()
+        ]
+        for run in ingestion_runs_execute([run.pk for run in created]):
             self.stdout.write(
-                f"run {run.pk} {source} {run.path}: {run.status} "
+                f"run {run.pk} {run.source} {run.path}: {run.status} "
                 f"(read {run.rows_read}, loaded {run.rows_loaded}, rejected {run.rows_rejected})"
             )
             failed += run.status == RunStatus.FAILED
