@@ -15,6 +15,8 @@ before 1.21), set `DB_PREPARED_STATEMENTS=false`.
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from django.db import connection
 from django.db.backends.postgresql.base import ServerBindingCursor
@@ -39,3 +41,42 @@ def prepared_cursor():
     connection.ensure_connection()
     with connection.wrap_database_errors:
         return connection._prepare_cursor(PreparingCursor(connection.connection))
+
+
+# Tables that every merge updates in place (upserts, closed entries): their dead rows
+# pile up between merges.
+MERGE_MAINTAINED = (
+    "metrics_product_day",
+    "metrics_user_type_day",
+    "metrics_product_total",
+    "metrics_user_type_total",
+    "metrics_minute",
+    "search_entries",
+    "transactions",
+)
+_last_vacuum = {"at": 0.0}
+
+
+def vacuum_stale(tables=MERGE_MAINTAINED, *, every: float = 0.0) -> list[str]:
+    """VACUUM (ANALYZE) those of `tables` whose dead rows passed a fifth of their live ones.
+
+    What autovacuum does, done by the merging process itself after its commit:
+    merges that upsert aggregates row by row outrun autovacuum's naptime (or find it
+    off), and an aggregate updated by every merge then grows many times its size and
+    falls out of the cache. Only outside a transaction (VACUUM cannot run inside
+    one); at most once per `every` seconds in this process.
+    """
+    now = time.monotonic()
+    if not connection.get_autocommit() or now - _last_vacuum["at"] < every:
+        return []
+    _last_vacuum["at"] = now
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname FROM pg_stat_user_tables WHERE relname = ANY(%s) "
+            "AND n_dead_tup > greatest(1000, 0.2 * n_live_tup)",
+            [list(tables)],
+        )
+        stale = [name for (name,) in cursor.fetchall()]
+        for name in stale:
+            cursor.execute(f'VACUUM (ANALYZE) "{name}"')
+    return stale

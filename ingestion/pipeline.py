@@ -22,6 +22,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from datalake.db import vacuum_stale
+
 from .kafka import ensure_topics, producer
 from .merge import MergeResult, merge_transaction_rows
 from .models import (
@@ -112,6 +114,7 @@ class PipelineConsumer:
         if not messages:
             return 0
         batch = self.merge(messages)
+        vacuum_stale(every=30.0)  # the aggregates each batch updates
         if self.after_db_commit:
             self.after_db_commit(batch)
         offsets = [TopicPartition(t, p, o) for (t, p), o in batch.next_offsets.items()]

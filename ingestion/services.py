@@ -14,6 +14,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
+from datalake.db import vacuum_stale
+
 from .merge import MAIN_TABLE, MERGES
 from .models import IngestionRun, RunStatus
 from .rates import RateTable
@@ -185,6 +187,7 @@ def _spark_and_merge(staged: list[tuple[IngestionRun, str]]) -> None:
                 _analyze_stage(stage)
                 _progress(run, phase="merging", **result)
                 _merge(run, stage, result)
+                vacuum_stale()  # after the commit: the aggregates the merge updated
             except Exception as exc:
                 logger.exception("Ingestion run %s failed", run.pk)
                 _finish(run, RunStatus.FAILED, error=_error_text(exc))
