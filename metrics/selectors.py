@@ -116,11 +116,19 @@ def unbounded(split: Split) -> bool:
 
 
 def spent_per_user_type(split: Split, user_id: str | None, limit: int, offset: int):
-    """(rows, count): totals per user and type, largest first (then user, type)."""
+    """(rows, count, count is an estimate): totals per user and type, largest first
+    (then user, type)."""
     if split.empty:
-        return [], 0
+        return [], 0, False
     if unbounded(split):
         return _all_time_per_user_type(user_id, limit, offset)
+    if user_id is None and offset + limit <= RANKED_MAX:
+        return _ranked_in_range(split, limit, offset)
+    return (*_summed_per_user_type(split, user_id, limit, offset), False)
+
+
+def _summed_per_user_type(split: Split, user_id: str | None, limit: int, offset: int):
+    """Every group of the range summed, then sorted: for one user, or deep pages."""
     params: list = []
     buckets = _bucket_filter("day", split, params)
     user_a = " AND user_id = %s" if user_id else ""
@@ -159,15 +167,112 @@ def _all_time_per_user_type(user_id: str | None, limit: int, offset: int):
     count_sql = f"SELECT count(*) FROM metrics_user_type_total WHERE {where}"
     plan = _fetch(f"EXPLAIN (FORMAT JSON) {count_sql}", params)[0][0]
     estimate = _plan_rows(plan)
-    if estimate > settings.LAKE_EXACT_COUNT_LIMIT:
-        count = estimate
-    else:
-        count = _fetch(count_sql, params)[0][0]
+    estimated = estimate > settings.LAKE_EXACT_COUNT_LIMIT
+    count = estimate if estimated else _fetch(count_sql, params)[0][0]
     results = [
         {"user_id": u, "transaction_type": t, "total_eur": money(total), "transactions": int(n)}
         for u, t, total, n in rows
     ]
-    return results, count
+    return results, count, estimated
+
+
+# The ranking of a range without a user: the threshold algorithm over the all-time
+# totals. Amounts are never negative, so a group's all-time total bounds its total in
+# any range: walking the groups by all-time total, largest first, and summing each
+# one's range, the walk can stop as soon as the next all-time total is below the
+# range total of the last group of the page. Exact, and it reads the day rows of a
+# few thousand groups instead of every group of the range.
+RANKED_MAX = 5_000  # deeper pages sum every group
+RANKED_BATCH = 500
+SAMPLE_PERCENT = 0.5  # of the groups, to estimate how many have a total in the range
+
+_RANKED_SQL = """
+SELECT t.user_id, t.transaction_type, t.total_eur, r.total, r.n
+FROM (
+    SELECT user_id, transaction_type, total_eur FROM metrics_user_type_total
+    WHERE transactions > 0 {after}
+    ORDER BY total_eur DESC, user_id, transaction_type LIMIT %s
+) t CROSS JOIN LATERAL (
+    SELECT sum(v) AS total, sum(c) AS n FROM (
+        SELECT d.total_eur v, d.transactions c FROM metrics_user_type_day d
+        WHERE d.user_id = t.user_id AND d.transaction_type = t.transaction_type AND {days}
+        UNION ALL
+        SELECT x.amount_eur, 1 FROM transactions x
+        WHERE x.user_id = t.user_id AND x.transaction_type = t.transaction_type
+        AND x.valid_to IS NULL AND x.status = 'completed' AND {edges}
+    ) p
+) r
+ORDER BY t.total_eur DESC, t.user_id, t.transaction_type
+"""
+
+
+def _range_sql(split: Split) -> tuple[str, list, str, list]:
+    days_params: list = []
+    days = _bucket_filter("d.day", split, days_params)
+    if split.first is None and split.last is None and split.edges:
+        days = "FALSE"  # inside one day: no whole day
+    edge_params: list = []
+    parts = []
+    for start, end in split.edges:
+        parts.append("(x.timestamp >= %s AND x.timestamp < %s)")
+        edge_params += [start, end]
+    edges = "(" + " OR ".join(parts) + ")" if parts else "FALSE"
+    return days, days_params, edges, edge_params
+
+
+def _ranked_in_range(split: Split, limit: int, offset: int):
+    need = offset + limit
+    days, days_params, edges, edge_params = _range_sql(split)
+    found: list[tuple] = []  # (total, transactions, user_id, transaction_type)
+    after, after_params, exhausted = "", [], False
+    while True:
+        sql = _RANKED_SQL.format(after=after, days=days, edges=edges)
+        rows = _fetch(sql, [*after_params, RANKED_BATCH, *days_params, *edge_params])
+        found += [(total, n, u, t) for u, t, _bound, total, n in rows if n]
+        if len(rows) < RANKED_BATCH:
+            exhausted = True
+            break
+        found.sort(key=lambda r: (-r[0], r[2], r[3]))
+        last_bound = rows[-1][2]
+        # A group after this one totals at most last_bound in the range; ties go by
+        # user and type, so an equal bound can still take a place.
+        if len(found) >= need and last_bound < found[need - 1][0]:
+            break
+        u, t = rows[-1][0], rows[-1][1]
+        after = (
+            "AND total_eur <= %s AND NOT (total_eur = %s AND (user_id, transaction_type) "
+            "<= (%s, %s))"
+        )
+        after_params = [last_bound, last_bound, u, t]
+    found.sort(key=lambda r: (-r[0], r[2], r[3]))
+    page = found[offset:need]
+    results = [
+        {"user_id": u, "transaction_type": t, "total_eur": money(total), "transactions": int(n)}
+        for total, n, u, t in page
+    ]
+    if exhausted:
+        return results, len(found), False
+    return results, max(len(found), _estimate_groups(split)), True
+
+
+def _estimate_groups(split: Split) -> int:
+    """How many groups have a completed transaction on the range's days, from a sample
+    of the groups (pages of metrics_user_type_total): the count is an estimate."""
+    first = split.first or dt.date.min
+    last = split.last or dt.date.max
+    for start, end in split.edges:  # the partial days count as days here
+        first, last = (
+            min(first, start.date()),
+            max(last, (end - dt.timedelta(microseconds=1)).date()),
+        )
+    sql = (
+        f"SELECT count(*) FROM metrics_user_type_total t TABLESAMPLE SYSTEM ({SAMPLE_PERCENT}) "
+        "REPEATABLE (42) WHERE t.transactions > 0 AND EXISTS (SELECT 1 FROM "
+        "metrics_user_type_day d WHERE d.user_id = t.user_id AND "
+        "d.transaction_type = t.transaction_type AND d.day >= %s AND d.day <= %s)"
+    )
+    sampled = _fetch(sql, [first, last])[0][0]
+    return round(sampled * 100 / SAMPLE_PERCENT)
 
 
 def _plan_rows(plan) -> int:

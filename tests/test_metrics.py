@@ -267,3 +267,24 @@ def test_incremental_aggregates_equal_a_rebuild_after_a_mixed_history(db):
     with transaction.atomic():
         rebuild()
     assert aggregates() == incremental
+
+
+@pytest.mark.parametrize("batch", [1, 2, 3, 500])
+def test_ranked_walk_of_a_range_equals_summing_every_group(api, data, monkeypatch, batch):
+    """The threshold walk over all-time totals stops early: its pages must be exactly the
+    pages of the full sum, for any batch size, with the partial days and the ties."""
+    from metrics import selectors
+
+    monkeypatch.setattr(selectors, "RANKED_BATCH", batch)
+    for since, until in [
+        (D0 + dt.timedelta(hours=7, minutes=30), D0 + dt.timedelta(days=5, hours=3)),
+        (D0 + dt.timedelta(days=1), D0 + dt.timedelta(days=3, microseconds=-1)),
+        (D0 + dt.timedelta(hours=2), D0 + dt.timedelta(hours=20)),
+    ]:
+        split = selectors.split_days(since, until)
+        everything, count = selectors._summed_per_user_type(split, None, 10_000, 0)
+        for size in (1, 3, 10):
+            for page in range(len(everything) // size + 1):
+                rows, n, estimated = selectors.spent_per_user_type(split, None, size, page * size)
+                assert rows == everything[page * size : (page + 1) * size], (batch, size, page)
+                assert n == count or estimated

@@ -111,10 +111,12 @@ class SpentPerUserTypeView(MetricView):
         paginator = PagePagination()
         size = paginator.get_page_size(request)
         page = p.get("page", 1)
-        rows, count = selectors.spent_per_user_type(
+        rows, count, estimated = selectors.spent_per_user_type(
             split, p.get("user_id"), size, (page - 1) * size
         )
-        return paginator_response(request, paginator, rows, count, page, size)
+        response = paginator_response(request, paginator, rows, count, page, size)
+        response.data["count_is_estimate"] = estimated
+        return response
 
 
 def paginator_response(request, paginator, rows, count, page, size):
