@@ -5,13 +5,6 @@ import django.contrib.postgres.search
 from django.db import migrations, models
 
 
-def fill(apps, schema_editor):
-    """Index the records already stored (the same code as `rebuild_search_index`)."""
-    from datalake.search.index import rebuild
-
-    rebuild()
-
-
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -38,5 +31,6 @@ class Migration(migrations.Migration):
                 'indexes': [django.contrib.postgres.indexes.GinIndex(fields=['doc'], name='search_doc'), models.Index(fields=['key'], name='search_key'), models.Index(condition=models.Q(('valid_to', None)), fields=['resource', '-at'], name='search_current_at'), models.Index(condition=models.Q(('raw_file__isnull', False)), fields=['raw_source', '-at'], name='search_raw_at')],
             },
         ),
-        migrations.RunPython(fill, migrations.RunPython.noop),
+        # The records already stored are indexed by 0004, once the `lake_ids`
+        # text search configuration that the index code uses exists.
     ]

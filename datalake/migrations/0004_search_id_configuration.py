@@ -8,6 +8,14 @@ entries made before this configuration to it (their extra lexemes are harmless).
 
 from django.db import migrations
 
+
+def fill(apps, schema_editor):
+    """Index the records already stored (the same code as `rebuild_search_index`)."""
+    from datalake.search.index import rebuild
+
+    rebuild()
+
+
 CREATE = """
 CREATE TEXT SEARCH CONFIGURATION lake_ids (COPY = simple);
 ALTER TEXT SEARCH CONFIGURATION lake_ids
@@ -20,4 +28,5 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.RunSQL(CREATE, "DROP TEXT SEARCH CONFIGURATION IF EXISTS lake_ids"),
+        migrations.RunPython(fill, migrations.RunPython.noop),
     ]
