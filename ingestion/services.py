@@ -169,17 +169,23 @@ def _start(run: IngestionRun, task_id: str) -> str | None:
 
 
 def _spark_and_merge(staged: list[tuple[IngestionRun, str]]) -> None:
-    by_id = {run.pk: (run, stage) for run, stage in staged}
     work = Path(settings.LAKE_ROOT) / "work" / "runs"
     work.mkdir(parents=True, exist_ok=True)
     rates = work / f"{staged[0][0].pk}-rates.json"
     rates.write_text(json.dumps(RateTable.from_database().as_data()))
-    jobs = [_job(run, stage, rates) for run, stage in staged]
-    for run, _stage in staged:
+    jobs, by_id = [], {}
+    for run, stage in staged:
+        try:  # a file that moved or cannot be read fails its own run only
+            jobs.append(_job(run, stage, rates))
+        except Exception as exc:
+            logger.exception("Ingestion run %s failed", run.pk)
+            _finish(run, RunStatus.FAILED, error=_error_text(exc))
+            continue
+        by_id[run.pk] = (run, stage)
         _progress(run, phase="spark")
     try:
         log_path = work / f"{staged[0][0].pk}-spark.log"
-        for run_id, result in run_spark_jobs(jobs, _dsn(), work, log_path):
+        for run_id, result in run_spark_jobs(jobs, _dsn(), work, log_path) if jobs else ():
             run, stage = by_id[run_id]
             try:
                 if isinstance(result, Exception):
@@ -187,14 +193,23 @@ def _spark_and_merge(staged: list[tuple[IngestionRun, str]]) -> None:
                 _analyze_stage(stage)
                 _progress(run, phase="merging", **result)
                 _merge(run, stage, result)
-                vacuum_stale()  # after the commit: the aggregates the merge updated
             except Exception as exc:
                 logger.exception("Ingestion run %s failed", run.pk)
                 _finish(run, RunStatus.FAILED, error=_error_text(exc))
+                continue
             finally:
                 _drop_stage(stage)
+            _after_commit_maintenance()
     finally:
         rates.unlink(missing_ok=True)
+
+
+def _after_commit_maintenance() -> None:
+    """The run succeeded and is recorded: a failure here is logged, never the run's."""
+    try:
+        vacuum_stale()  # the aggregates and entries the merge churned
+    except Exception:
+        logger.exception("Vacuum after an ingestion merge failed")
 
 
 def _job(run: IngestionRun, stage: str, rates: Path) -> dict:

@@ -8,6 +8,7 @@ with the worker if the worker dies) that a cluster could run as well
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import zipfile
 from functools import lru_cache
 from pathlib import Path
@@ -86,7 +88,7 @@ def run_spark_jobs(jobs: list[dict], dsn: str, work: Path, log_path: Path):
     jobs_file = work / f"{jobs[0]['run-id']}-jobs.json"
     jobs_file.write_text(json.dumps(jobs))
     pending = [job["run-id"] for job in jobs]
-    timer = process = None
+    watchdog = process = None
     try:
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
@@ -97,8 +99,7 @@ def run_spark_jobs(jobs: list[dict], dsn: str, work: Path, log_path: Path):
                 cwd=ROOT,
                 preexec_fn=_die_with_parent,
             )
-            timer = threading.Timer(settings.SPARK_JOB_TIMEOUT * len(jobs), process.kill)
-            timer.start()
+            watchdog = _Watchdog(process, settings.SPARK_JOB_TIMEOUT)
             for raw in process.stdout:
                 line = raw.decode(errors="replace").strip()
                 kind, _, payload = line.partition(" ")
@@ -108,13 +109,13 @@ def run_spark_jobs(jobs: list[dict], dsn: str, work: Path, log_path: Path):
                 run_id = result.pop("run-id")
                 pending.remove(run_id)
                 if kind == "INGEST_FAILED":
-                    yield run_id, SparkJobFailed(f"The Spark job failed: {result['error']}")
-                else:
+                    result = SparkJobFailed(f"The Spark job failed: {result['error']}")
+                with watchdog.paused():  # the caller merges: not Spark's time
                     yield run_id, result
             process.wait()
     finally:
-        if timer is not None:
-            timer.cancel()
+        if watchdog is not None:
+            watchdog.stop()
         if process is not None and process.poll() is None:  # the caller gave up on the rest
             process.kill()
             process.wait()
@@ -123,6 +124,32 @@ def run_spark_jobs(jobs: list[dict], dsn: str, work: Path, log_path: Path):
         failure = SparkJobFailed(f"The Spark job failed: {_summary(log_path, process.returncode)}")
         for run_id in pending:
             yield run_id, failure
+
+
+class _Watchdog:
+    """Kills the job when one run takes more than `timeout` s of Spark's own time."""
+
+    def __init__(self, process, timeout: float):
+        self.process, self.timeout = process, timeout
+        self.deadline = time.monotonic() + timeout
+        self.stopping = threading.Event()
+        threading.Thread(target=self._watch, daemon=True, name="spark-watchdog").start()
+
+    def _watch(self) -> None:
+        while not self.stopping.wait(1.0):
+            if time.monotonic() > self.deadline and self.process.poll() is None:
+                self.process.kill()
+
+    @contextlib.contextmanager
+    def paused(self):
+        self.deadline = float("inf")
+        try:
+            yield
+        finally:
+            self.deadline = time.monotonic() + self.timeout
+
+    def stop(self) -> None:
+        self.stopping.set()
 
 
 def run_spark_job(args: dict, log_path: Path) -> dict:
