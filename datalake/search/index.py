@@ -228,7 +228,7 @@ def analyze_if_stale(*tables: str) -> None:
             [list(tables)],
         )
         for (name,) in cursor.fetchall():
-            cursor.execute(f'ANALYZE "{name}"')
+            cursor.execute(f'ANALYZE (SKIP_LOCKED) "{name}"')  # not behind a VACUUM
 
 
 def index_rows(table: str, where: str, params: dict | None = None) -> None:
