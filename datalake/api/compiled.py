@@ -38,7 +38,7 @@ class Compiled:
 
 
 class ShapeCache:
-    """A bounded map shape -> Compiled (None: a shape that must not be cached)."""
+    """A bounded map shape -> Compiled."""
 
     def __init__(self, size: int = CACHE_SIZE):
         self.size = size
@@ -93,28 +93,29 @@ def checked(cache: ShapeCache, shape, mirrored: tuple, build) -> tuple[Compiled,
 
     `mirrored` are the parameters computed without the ORM; `build()` returns the
     queryset. On a miss the ORM compiles it; the result is cached only if the ORM's
-    parameters equal the mirrored ones.
+    parameters equal the mirrored ones (a request whose values the ORM treats apart, such
+    as a bound it drops as always true, is compiled for itself and caches nothing).
     """
     found = cache.get(shape)
-    if found is not KeyError and found is not None:
+    if found is not KeyError:
         return found, mirrored
     result = compile_queryset(build())
     if result is None:
         return None
     compiled, params = result
-    if found is KeyError:
-        same = len(params) == len(mirrored) and all(
-            type(a) is type(b) and a == b for a, b in zip(params, mirrored, strict=True)
+    same = len(params) == len(mirrored) and all(
+        type(a) is type(b) and a == b for a, b in zip(params, mirrored, strict=True)
+    )
+    if same:
+        cache.put(shape, compiled)
+    else:  # this request's values only (an out-of-range bound the ORM drops...): not cached
+        logger.info(
+            "Row query not cached (parameters differ): %s %s: ORM %r, mirrored %r",
+            shape[0],
+            compiled.sql,
+            params,
+            mirrored,
         )
-        if not same:
-            logger.warning(
-                "Row query shape not cacheable (parameters differ): %s %s: ORM %r, mirrored %r",
-                shape[0],
-                compiled.sql,
-                params,
-                mirrored,
-            )
-        cache.put(shape, compiled if same else None)
     return compiled, params
 
 
