@@ -61,7 +61,8 @@ def store_entry(entry: dict, *, asynchronous: bool) -> None:
 
     Raises DatabaseError when a synchronous insert fails.
     """
-    if asynchronous and settings.REQUEST_LOG_FLUSH_MS > 0 and connection.get_autocommit():
+    # `in_atomic_block` needs no connection: with the database down, reads still queue.
+    if asynchronous and settings.REQUEST_LOG_FLUSH_MS > 0 and not connection.in_atomic_block:
         _writer().put(_json(entry))
         return
     with connection.cursor() as cursor:
@@ -127,27 +128,56 @@ class _Writer:
             time.sleep(interval)
 
     def _write(self, batch: list[bytes]) -> bool:
+        """Store the batch; False (keep it, retry) only when the database cannot be reached."""
         try:
             if self.conn is None or self.conn.closed:
                 self.conn = _connect()
-            entries = (b"[" + b",".join(batch) + b"]").decode()
-            self.conn.execute(INSERT_MANY, [entries], prepare=True)
-        except Exception as exc:  # the thread must live on whatever happens: retry later
+            self._insert(batch)
+        except psycopg.OperationalError as exc:  # down, restarting, unreachable: retry later
             logger.error("Request log: %d entries wait for the database: %s", len(batch), exc)
-            if self.conn is not None and (self.conn.broken or self.conn.closed):
-                self.conn = None
+            self._reset()
             return False
+        except Exception:  # an entry the table refuses: store the others, one by one
+            logger.exception("Request log: a batch of %d failed; storing one by one", len(batch))
+            self._reset()
+            return self._one_by_one(batch)
         if self.dropped:
             logger.error("Request log: %d entries dropped (buffer full)", self.dropped)
             self.dropped = 0
         return True
+
+    def _insert(self, batch: list[bytes]) -> None:
+        entries = (b"[" + b",".join(batch) + b"]").decode()
+        self.conn.execute(INSERT_MANY, [entries], prepare=settings.DB_PREPARED_STATEMENTS)
+
+    def _one_by_one(self, batch: list[bytes]) -> bool:
+        for entry in batch:
+            try:
+                if self.conn is None or self.conn.closed:
+                    self.conn = _connect()
+                self._insert([entry])
+            except psycopg.OperationalError:
+                self._reset()
+                return False  # the database went away meanwhile: the whole batch again
+            except Exception:
+                logger.exception("Request log: an entry the table refuses, dropped: %.500s", entry)
+                self._reset()
+        return True
+
+    def _reset(self) -> None:
+        if self.conn is not None and (self.conn.broken or self.conn.closed):
+            self.conn = None
+        elif self.conn is not None:
+            self.conn.rollback()  # autocommit: nothing open; a no-op kept for safety
 
 
 def _connect() -> psycopg.Connection:
     params = connection.get_connection_params()
     for django_only in ("cursor_factory", "context", "prepare_threshold"):
         params.pop(django_only, None)
-    return psycopg.connect(**params, autocommit=True)
+    # Prepared only when allowed (DB_PREPARED_STATEMENTS), and then only what asks to be.
+    threshold = 2**31 - 1 if settings.DB_PREPARED_STATEMENTS else None
+    return psycopg.connect(**params, autocommit=True, prepare_threshold=threshold)
 
 
 _current: _Writer | None = None
@@ -157,12 +187,25 @@ _lock = threading.Lock()
 def _writer() -> _Writer:
     global _current
     writer = _current
-    if writer is None or writer.pid != os.getpid():  # first use, or a forked child
-        with _lock:
-            if _current is None or _current.pid != os.getpid():
-                _current = _Writer()
-            writer = _current
+    if writer is None or writer.pid != os.getpid() or not writer.thread.is_alive():
+        with _lock:  # first use, a forked child, or a thread that died: a new writer
+            current = _current
+            if current is None or current.pid != os.getpid() or not current.thread.is_alive():
+                fresh = _Writer()
+                if current is not None and current.pid == os.getpid():
+                    fresh.queue.extend(current.queue)  # what the dead thread still held
+                _current = current = fresh
+            writer = current
     return writer
+
+
+def _after_fork_in_child() -> None:
+    global _current, _lock
+    _lock = threading.Lock()  # another thread may have held it at the fork
+    _current = None  # the parent's thread does not exist here
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @atexit.register
