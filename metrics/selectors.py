@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import orjson
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 
 CENT = Decimal("0.01")
 CURRENT_COMPLETED = "valid_to IS NULL AND status = 'completed'"
@@ -143,7 +143,8 @@ def _summed_per_user_type(split: Split, user_id: str | None, limit: int, offset:
         f"WHERE {CURRENT_COMPLETED} AND {edges}{user_a}"
         ") parts GROUP BY 1, 2 HAVING sum(n) > 0) "
         "SELECT user_id, transaction_type, total, n, count(*) OVER () FROM totals "
-        "ORDER BY total DESC, user_id, transaction_type LIMIT %s OFFSET %s"
+        'ORDER BY total DESC, user_id COLLATE "C", transaction_type COLLATE "C" '
+        "LIMIT %s OFFSET %s"
     )
     rows = _fetch(sql, [*params, limit, offset])
     count = rows[0][4] if rows else _count_user_types(sql, params)
@@ -220,39 +221,58 @@ def _range_sql(split: Split) -> tuple[str, list, str, list]:
     return days, days_params, edges, edge_params
 
 
+RANKED_MAX_BATCHES = 40  # then the walk costs more than summing every group
+
+
 def _ranked_in_range(split: Split, limit: int, offset: int):
-    need = offset + limit
+    """One snapshot for the whole walk: a merge committing meanwhile cannot move a group
+    past the bound or show it twice."""
+    outer = connection.in_atomic_block  # a caller's transaction is the snapshot then
+    with transaction.atomic(), connection.cursor() as cursor:
+        if not outer:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        walked = _walk_ranked(split, offset + limit)
+        if walked is None:  # the bound fell too slowly: every group summed instead
+            return (*_summed_per_user_type(split, None, limit, offset), False)
+        found, exhausted = walked
+        page = found[offset : offset + limit]
+        results = [
+            {"user_id": u, "transaction_type": t, "total_eur": money(total), "transactions": int(n)}
+            for total, n, u, t in page
+        ]
+        if exhausted:
+            return results, len(found), False
+        # More groups exist than the walk read: at least one past the page.
+        return results, max(len(found), offset + limit + 1, _estimate_groups(split)), True
+
+
+def _walk_ranked(split: Split, need: int):
+    """(groups with a total in the range, ranked; whether every group was read), or None."""
     days, days_params, edges, edge_params = _range_sql(split)
-    found: list[tuple] = []  # (total, transactions, user_id, transaction_type)
-    after, after_params, exhausted = "", [], False
-    while True:
+    found: dict[tuple, tuple] = {}  # (user_id, transaction_type) -> (total, n, user, type)
+    after, after_params = "", []
+    for _ in range(RANKED_MAX_BATCHES):
         sql = _RANKED_SQL.format(after=after, days=days, edges=edges)
         rows = _fetch(sql, [*after_params, RANKED_BATCH, *days_params, *edge_params])
-        found += [(total, n, u, t) for u, t, _bound, total, n in rows if n]
+        for u, t, _bound, total, n in rows:
+            if n:
+                found[(u, t)] = (total, n, u, t)
+        # Ties by user and type in code point order: `COLLATE "C"`, as the summed path.
+        ranked = sorted(found.values(), key=lambda r: (-r[0], r[2], r[3]))
         if len(rows) < RANKED_BATCH:
-            exhausted = True
-            break
-        found.sort(key=lambda r: (-r[0], r[2], r[3]))
+            return ranked, True
         last_bound = rows[-1][2]
         # A group after this one totals at most last_bound in the range; ties go by
         # user and type, so an equal bound can still take a place.
-        if len(found) >= need and last_bound < found[need - 1][0]:
-            break
+        if len(ranked) >= need and last_bound < ranked[need - 1][0]:
+            return ranked, False
         u, t = rows[-1][0], rows[-1][1]
         after = (
             "AND total_eur <= %s AND NOT (total_eur = %s AND (user_id, transaction_type) "
             "<= (%s, %s))"
         )
         after_params = [last_bound, last_bound, u, t]
-    found.sort(key=lambda r: (-r[0], r[2], r[3]))
-    page = found[offset:need]
-    results = [
-        {"user_id": u, "transaction_type": t, "total_eur": money(total), "transactions": int(n)}
-        for total, n, u, t in page
-    ]
-    if exhausted:
-        return results, len(found), False
-    return results, max(len(found), _estimate_groups(split)), True
+    return None
 
 
 def _estimate_groups(split: Split) -> int:
