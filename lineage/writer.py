@@ -165,10 +165,9 @@ class _Writer:
         return True
 
     def _reset(self) -> None:
+        """Drop a broken connection (an autocommit one has no transaction to roll back)."""
         if self.conn is not None and (self.conn.broken or self.conn.closed):
             self.conn = None
-        elif self.conn is not None:
-            self.conn.rollback()  # autocommit: nothing open; a no-op kept for safety
 
 
 def _connect() -> psycopg.Connection:
