@@ -29,6 +29,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--settings", default="bench.settings")
+    parser.add_argument(
+        "--restricted", action="store_true",
+        help="also time (a) as bench_restricted (bench/rows_restricted.py's grant), "
+        "show its SQL and profile it instead of the plain user's",
+    )  # fmt: skip
     args = parser.parse_args()
     os.environ.update(
         DJANGO_SETTINGS_MODULE=args.settings,
@@ -52,20 +57,30 @@ def main() -> None:
         "a": rh.ROWS_PATH,
         "c": rh.ROWS_PATH + "&page=1000",
     }
+    runs = [(name, client, path) for name, path in paths.items()]
+    if args.restricted:
+        import rows_restricted
+
+        restricted = Client(
+            HTTP_AUTHORIZATION=f"Token {rows_restricted.restricted_token()}",
+            HTTP_ACCEPT="application/json",
+        )
+        runs.append(("a restricted", restricted, rh.ROWS_PATH))
+        client = restricted  # the SQL and the profile below are the restricted request's
     n = args.requests
-    for name, path in paths.items():
+    for name, who, path in runs:
         for _ in range(50):
-            assert client.get(path).status_code == 200, path
+            assert who.get(path).status_code == 200, path
         t0 = time.perf_counter()
         for _ in range(n):
-            client.get(path)
+            who.get(path)
         print(f"{name:15s} {(time.perf_counter() - t0) / n * 1000:6.2f} ms/request")
 
     with CaptureQueriesContext(connection) as queries:
         client.get(rh.ROWS_PATH)
     print(f"\nSQL of one request of (a): {len(queries.captured_queries)} statements")
     for q in queries.captured_queries:
-        print(f"  {float(q['time']) * 1000:6.2f} ms  {q['sql'][:150]}")
+        print(f"  {float(q['time']) * 1000:6.2f} ms  {(q['sql'] or '(prepared statement)')[:150]}")
 
     profile = cProfile.Profile()
     profile.enable()
