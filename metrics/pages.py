@@ -8,9 +8,11 @@ from decimal import Decimal, InvalidOperation
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import render
+from rest_framework.exceptions import PermissionDenied
 
 from .api.reports import visible_reports
 from .models import ReportStatus
+from .services import refuse_result
 
 MAX_BARS = 30
 
@@ -48,6 +50,11 @@ def report_page(request, pk: int):
         raise Http404("No such report.")
     rows = []
     if report.status == ReportStatus.COMPLETED:
+        try:
+            refuse_result(request.user, report, request)
+        except PermissionDenied as refused:
+            return render(request, "reports/result.html", {"report": report, "rows": [],
+                          "chart": None, "refused": str(refused.detail)}, status=403)  # fmt: skip
         rows = list(report.rows.order_by("n").values_list("data", flat=True)[:200])
     context = {"report": report, "rows": rows, "chart": chart(report.columns, rows)}
     return render(request, "reports/result.html", context)

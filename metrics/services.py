@@ -41,6 +41,20 @@ def _missing_privilege(user, report_type) -> str | None:
     return None
 
 
+def refuse_result(user, report: Report, request=None) -> None:
+    """403 unless `user` may still read, unrestricted, every resource the report read.
+
+    A result is data of those resources: a grant revoked, or restricted (columns, row
+    filter, masks), after the report ran counts from the next request, as on `rows/`.
+    """
+    report_type = get_report_type(report.report_name)
+    resources = report_type.resources if report_type else ()
+    missing = _missing_privilege(user, report_type) if report_type else None
+    if missing:
+        raise PermissionDenied(f"This report read {missing!r}; you no longer hold `read` on it.")
+    refuse_if_restricted(user, resources, "Reports", request)
+
+
 def report_start(*, report_name: str, params: dict, requested_by) -> Report:
     """Validate and queue a report; it reads with the requester's privileges."""
     report_type = get_report_type(report_name)

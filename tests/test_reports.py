@@ -188,3 +188,29 @@ def test_the_report_page_shows_a_chart(alice, data, run_reports, client):
     assert "cdn" not in html.lower()
     client.logout()
     assert client.get(f"/reports/{report['id']}/").status_code == 302  # to the login page
+
+
+def test_a_result_follows_the_readers_grant_as_it_is_now(alice, data, run_reports, client):
+    """Restricted or revoked after the report ran: its result, CSV and page are refused
+    from the next request; the restriction lifted, they are served again."""
+    from accounts.models import Grant
+
+    grant = give(alice, "transactions", "read")
+    api = client_for(alice)
+    report = run_reports(api, {"report_name": "spend-per-country", "params": {}}).json()
+    result, csv_url = report["url"] + "result/", f"/api/v1/reports/{report['id']}/result.csv"
+    assert api.get(result).status_code == 200 and api.get(csv_url).status_code == 200
+    client.force_login(alice)
+
+    Grant.objects.filter(pk=grant.pk).update(row_filter={"country": ["FR"]})
+    for url in (result, csv_url):
+        refused = api.get(url)
+        assert refused.status_code == 403 and refused.json()["code"] == "restricted_grant"
+    page = client.get(f"/reports/{report['id']}/")
+    assert page.status_code == 403 and b"<svg" not in page.content and b"DE" not in page.content
+
+    Grant.objects.filter(pk=grant.pk).update(row_filter=None)
+    assert api.get(result).status_code == 200
+    assert client.get(f"/reports/{report['id']}/").status_code == 200
+    Grant.objects.filter(pk=grant.pk).delete()
+    assert api.get(result).status_code == 403 and api.get(csv_url).status_code == 403

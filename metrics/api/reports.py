@@ -188,6 +188,7 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
                 f"The report is {report.status}; poll its url until `completed`.",
                 code="report_not_ready",
             )
+        services.refuse_result(self.request.user, report, self.request)
         return report
 
     @extend_schema(
