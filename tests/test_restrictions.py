@@ -9,6 +9,7 @@ import pytest
 
 from accounts.models import Grant
 from datalake.catalog.sync import sync_resources
+from lineage import writer
 from lineage.models import RequestLog
 from tests.conftest import client_for, give, make_user
 from tests.test_ingestion import tx, write_lines
@@ -96,7 +97,9 @@ def test_rows_and_versions_show_only_visible_columns_rows_and_pseudonyms(stored)
     )
     assert all(r["user_id"].startswith("anon_") for r in version["results"])
 
-    # The request log says which restriction applied.
+    # The request log says which restriction applied (stored by the writer thread: the
+    # test runs outside a transaction, as the web does).
+    assert writer.flush()
     logged = RequestLog.objects.filter(path=ROWS, username="analyst").latest("id")
     assert logged.restrictions == {
         "transactions": {
