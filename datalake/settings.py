@@ -39,7 +39,16 @@ LAKE_ROOT = Path(env("LAKE_ROOT", default=str(BASE_DIR / "lake"))).resolve()
 SPARK_MASTER = env("SPARK_MASTER", default="local[*]")
 SPARK_DRIVER_MEMORY = env("SPARK_DRIVER_MEMORY", default="2g")
 SPARK_JOB_TIMEOUT = env.int("SPARK_JOB_TIMEOUT", default=3600)
+# A running ingestion moves its heartbeat every INGESTION_HEARTBEAT_SECONDS; one that has
+# not moved for INGESTION_STALL_SECONDS lost its worker (killed, machine gone) and beat
+# queues it again (checked every INGESTION_RECOVER_SECONDS).
+INGESTION_HEARTBEAT_SECONDS = env.float("INGESTION_HEARTBEAT_SECONDS", default=5.0)
+INGESTION_STALL_SECONDS = env.float("INGESTION_STALL_SECONDS", default=30.0)
+INGESTION_RECOVER_SECONDS = env.float("INGESTION_RECOVER_SECONDS", default=15.0)
 KAFKA_BOOTSTRAP_SERVERS = env("KAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:9092")
+# How long a request waits for the broker to acknowledge a re-push before it answers that
+# it failed (the broker down: a quick, clear failure rather than a hung request).
+KAFKA_DELIVERY_TIMEOUT_S = env.float("KAFKA_DELIVERY_TIMEOUT_S", default=5.0)
 PIPELINE_TOPIC = env("PIPELINE_TOPIC", default="transactions.raw")
 PIPELINE_DLQ_TOPIC = env("PIPELINE_DLQ_TOPIC", default="transactions.dlq")
 PIPELINE_GROUP = env("PIPELINE_GROUP", default="datalake-pipeline")
@@ -179,6 +188,10 @@ _scan = env("INGEST_SCAN_CRON", default="0 2 * * *").split()
 REPORT_TIMEOUT = env.int("REPORT_TIMEOUT", default=1800)  # then a `running` report is `error`
 CELERY_BEAT_SCHEDULE = {
     "expire-stale-reports": {"task": "reports.expire_stale", "schedule": 300.0},
+    "recover-stalled-ingestion-runs": {
+        "task": "ingestion.recover_stalled",
+        "schedule": INGESTION_RECOVER_SECONDS,
+    },
     "scan-landing": {
         "task": "ingestion.scan_landing",
         "schedule": crontab(*_scan),

@@ -22,7 +22,9 @@ class IngestionRun(models.Model):
     """One file of one source through the PySpark job and the versioned merge.
 
     `rows_read = rows_loaded + rows_rejected` once succeeded. `progress` tells
-    what a running run is doing (phase, counts so far).
+    what a running run is doing (phase, counts so far). An attempt claims the run
+    (`claim`, `heartbeat_at`); a run whose heartbeat stopped lost its worker and is
+    queued again by `recover_stalled_runs`.
     """
 
     source = models.CharField(max_length=50, db_index=True)
@@ -40,6 +42,12 @@ class IngestionRun(models.Model):
     progress = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     task_id = models.CharField(max_length=64, blank=True)
+    claim = models.CharField(
+        max_length=32, blank=True, help_text="The attempt executing it (a new one per start)."
+    )
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Moved every few seconds while an attempt runs."
+    )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
 import secrets
+import threading
 import traceback
+import uuid
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
@@ -23,6 +27,10 @@ from .sources import SOURCES
 from .spark import run_spark_jobs
 
 logger = logging.getLogger(__name__)
+
+
+class RunBusy(Exception):
+    """A run of the batch is being executed by a live attempt elsewhere: try later."""
 
 
 def resolve_path(path: str, *, allow_outside: bool = False) -> Path:
@@ -56,7 +64,9 @@ def ingestion_run_start(*, source: str, path: str, requested_by=None, cli: bool 
     )
     from .tasks import run_ingestion
 
-    transaction.on_commit(lambda: run_ingestion.delay(run.pk))
+    task_id = str(uuid.uuid4())  # known before the task starts: recovery finds its runs
+    IngestionRun.objects.filter(pk=run.pk).update(task_id=task_id)
+    transaction.on_commit(lambda: run_ingestion.apply_async([run.pk], task_id=task_id))
     return run
 
 
@@ -70,13 +80,117 @@ def file_checksum(path: Path) -> str:
 
 def _progress(run: IngestionRun, **progress) -> None:
     run.progress = {**run.progress, **progress, "at": timezone.now().isoformat()}
-    IngestionRun.objects.filter(pk=run.pk).update(progress=run.progress)
+    IngestionRun.objects.filter(pk=run.pk, claim=run.claim).update(progress=run.progress)
 
 
-def _finish(run: IngestionRun, status: str, **fields) -> None:
-    for name, value in {"status": status, "finished_at": timezone.now(), **fields}.items():
+def _finish(run: IngestionRun, status: str, **fields) -> bool:
+    """Record the outcome, if this attempt still holds the run (False: another took it)."""
+    fields = {"status": status, "finished_at": timezone.now(), **fields}
+    for name, value in fields.items():
         setattr(run, name, value)
-    run.save()
+    return bool(IngestionRun.objects.filter(pk=run.pk, claim=run.claim).update(**fields))
+
+
+def _stall_cutoff() -> dt.datetime:
+    return timezone.now() - dt.timedelta(seconds=settings.INGESTION_STALL_SECONDS)
+
+
+def _claim(run: IngestionRun, task_id: str) -> bool:
+    """Take the run for this attempt: it is not finished, and no live attempt holds it
+    (a running run whose heartbeat stopped lost its worker). One UPDATE: two attempts
+    never both take it."""
+    now, claim = timezone.now(), secrets.token_hex(8)
+    fields = {"status": RunStatus.RUNNING, "started_at": now, "heartbeat_at": now,
+              "task_id": task_id, "claim": claim, "error": ""}  # fmt: skip
+    free = ~Q(status=RunStatus.RUNNING) | Q(heartbeat_at__isnull=True)
+    taken = (
+        IngestionRun.objects.filter(pk=run.pk)
+        .exclude(status__in=(RunStatus.SUCCEEDED, RunStatus.SKIPPED))
+        .filter(free | Q(heartbeat_at__lt=_stall_cutoff()))
+        .update(**fields)
+    )
+    if taken:
+        for name, value in fields.items():
+            setattr(run, name, value)
+    return bool(taken)
+
+
+def _release(run: IngestionRun) -> None:
+    """Give back a run this attempt took but will not execute (queued again)."""
+    IngestionRun.objects.filter(pk=run.pk, claim=run.claim).update(
+        status=RunStatus.QUEUED, heartbeat_at=None, claim=""
+    )
+
+
+class _Heartbeat:
+    """While a batch executes, a thread (its own connection) moves the `heartbeat_at` of
+    its running runs every INGESTION_HEARTBEAT_SECONDS: a run whose heartbeat stops lost
+    its worker (`recover_stalled_runs`). The database down a moment: the next beat."""
+
+    def __init__(self):
+        self.held: list[tuple[int, str]] = []  # (run, claim) taken by this attempt
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True, name="ingestion-heartbeat")
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopped.set()
+        self.thread.join(10)
+
+    def _beat(self) -> None:
+        from django.db import connection as own  # this thread's connection
+
+        try:
+            while not self.stopped.wait(settings.INGESTION_HEARTBEAT_SECONDS):
+                held = Q()
+                for pk, claim in list(self.held):
+                    held |= Q(pk=pk, claim=claim)
+                if not held:
+                    continue
+                try:
+                    IngestionRun.objects.filter(held, status=RunStatus.RUNNING).update(
+                        heartbeat_at=timezone.now()
+                    )
+                except DatabaseError:
+                    logger.warning("Ingestion heartbeat not stored (database unavailable)")
+                    own.close()
+        finally:
+            own.close()
+
+
+def recover_stalled_runs() -> list[int]:
+    """Queue again the runs whose worker died, in one new batch, in their order.
+
+    Stalled: `running` with a heartbeat older than INGESTION_STALL_SECONDS. With them
+    go the runs still `queued` in the same batch (same task id: the dead worker held
+    that message too). The old message, redelivered by the broker much later, finds
+    them finished or held and does nothing twice.
+    """
+    with transaction.atomic():
+        stalled = list(
+            IngestionRun.objects.select_for_update(skip_locked=True)
+            .filter(status=RunStatus.RUNNING)
+            .filter(Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=_stall_cutoff()))
+        )
+        if not stalled:
+            return []
+        batches = {run.task_id for run in stalled if run.task_id}
+        waiting = IngestionRun.objects.select_for_update(skip_locked=True).filter(
+            status=RunStatus.QUEUED, task_id__in=batches
+        )
+        ids = sorted({run.pk for run in stalled} | set(waiting.values_list("pk", flat=True)))
+        task_id = str(uuid.uuid4())
+        IngestionRun.objects.filter(pk__in=ids).update(
+            status=RunStatus.QUEUED, task_id=task_id, claim="", heartbeat_at=None
+        )
+        from .tasks import run_ingestion_batch
+
+        transaction.on_commit(lambda: run_ingestion_batch.apply_async([ids], task_id=task_id))
+    logger.warning("Ingestion runs %s had lost their worker: queued again", ids)
+    return ids
 
 
 def _already_loaded(run: IngestionRun) -> bool:
@@ -124,14 +238,22 @@ def _execute_group(runs: list[IngestionRun], task_id: str) -> None:
     """Runs of one source: checksums, one Spark job for those to load, merges in order."""
     staged: dict[int, tuple[IngestionRun, str]] = {}
     try:
-        for run in runs:
-            if run.status in (RunStatus.SUCCEEDED, RunStatus.SKIPPED):
-                continue
-            stage = _start(run, task_id)
-            if stage is not None:
-                staged[run.pk] = (run, stage)
-        if staged:
-            _spark_and_merge(list(staged.values()))
+        with _Heartbeat() as heartbeat:
+            for run in runs:
+                if run.status in (RunStatus.SUCCEEDED, RunStatus.SKIPPED):
+                    continue
+                if not _claim(run, task_id):
+                    raise RunBusy(run.pk)
+                heartbeat.held.append((run.pk, run.claim))
+                stage = _start(run)
+                if stage is not None:
+                    staged[run.pk] = (run, stage)
+            if staged:
+                _spark_and_merge(list(staged.values()))
+    except RunBusy:  # a live attempt holds a run: the ones after it must wait for it too
+        for run, _stage in staged.values():
+            _release(run)
+        raise
     except Exception as exc:  # before any run's own outcome (rates, the work folder...)
         logger.exception("Ingestion runs %s failed", [run.pk for run in runs])
         for run, _stage in staged.values():
@@ -142,20 +264,13 @@ def _execute_group(runs: list[IngestionRun], task_id: str) -> None:
             _drop_stage(stage)
 
 
-def _start(run: IngestionRun, task_id: str) -> str | None:
-    """Mark the run running, checksum its file; its stage, or None (skipped or failed)."""
-    run.status, run.started_at, run.task_id, run.error = (
-        RunStatus.RUNNING,
-        timezone.now(),
-        task_id,
-        "",
-    )
-    run.save()
+def _start(run: IngestionRun) -> str | None:
+    """Checksum the claimed run's file; its stage, or None (skipped or failed)."""
     try:
         path = resolve_path(run.path, allow_outside=True)
         _progress(run, phase="checksum")
         run.checksum = file_checksum(path)
-        run.save(update_fields=["checksum"])
+        IngestionRun.objects.filter(pk=run.pk, claim=run.claim).update(checksum=run.checksum)
         if _already_loaded(run):
             _finish(run, RunStatus.SKIPPED, rows_read=0, rows_loaded=0, rows_rejected=0)
             return None
@@ -193,6 +308,9 @@ def _spark_and_merge(staged: list[tuple[IngestionRun, str]]) -> None:
                 _analyze_stage(stage)
                 _progress(run, phase="merging", **result)
                 _merge(run, stage, result)
+            except RunBusy:
+                logger.warning("Ingestion run %s: another attempt holds it; not merged", run.pk)
+                continue
             except Exception as exc:
                 logger.exception("Ingestion run %s failed", run.pk)
                 _finish(run, RunStatus.FAILED, error=_error_text(exc))
@@ -261,6 +379,8 @@ def _header(path: Path) -> list[str]:
 def _merge(run: IngestionRun, stage: str, result: dict) -> None:
     with transaction.atomic():
         locked = IngestionRun.objects.select_for_update().get(pk=run.pk)
+        if locked.claim != run.claim or locked.status != RunStatus.RUNNING:
+            raise RunBusy(run.pk)  # this attempt was given up for dead: the other one merges
         if _already_loaded(locked):  # an identical file merged while this one ran
             _finish(run, RunStatus.SKIPPED, rows_read=0, rows_loaded=0, rows_rejected=0)
             return
@@ -343,6 +463,7 @@ def scan_landing(*, requested_by=None) -> list[IngestionRun]:
     if runs:
         from .tasks import run_ingestion_batch
 
-        ids = [run.pk for run in runs]
-        transaction.on_commit(lambda: run_ingestion_batch.delay(ids))
+        ids, task_id = [run.pk for run in runs], str(uuid.uuid4())
+        IngestionRun.objects.filter(pk__in=ids).update(task_id=task_id)  # the batch's runs
+        transaction.on_commit(lambda: run_ingestion_batch.apply_async([ids], task_id=task_id))
     return runs

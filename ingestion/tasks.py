@@ -3,22 +3,41 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 
-from .services import ingestion_run_execute, ingestion_runs_execute
+from .services import RunBusy, ingestion_runs_execute, recover_stalled_runs
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, name="ingestion.run")
 def run_ingestion(self, run_id: int) -> str:
-    run = ingestion_run_execute(run_id, task_id=self.request.id or "")
-    return run.status
+    return _execute(self, [run_id])[0]
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, name="ingestion.run_batch")
 def run_ingestion_batch(self, run_ids: list[int]) -> list[str]:
     """Runs that must happen in order (rates first, days in date order); the files of one
-    source share a Spark job, each merged as soon as it is staged."""
-    runs = ingestion_runs_execute(run_ids, task_id=self.request.id or "")
+    source share a Spark job, each merged as soon as it is staged.
+
+    A run held by a live attempt elsewhere (this message redelivered while that attempt
+    still runs, or a pool child just killed: its heartbeat is still fresh): retried once
+    that run has finished or been given up for dead."""
+    return _execute(self, run_ids)
+
+
+def _execute(task, run_ids: list[int]) -> list[str]:
+    try:
+        runs = ingestion_runs_execute(run_ids, task_id=task.request.id or "")
+    except RunBusy as busy:
+        raise task.retry(
+            exc=busy, countdown=settings.INGESTION_STALL_SECONDS, max_retries=None
+        ) from busy
     return [run.status for run in runs]
+
+
+@shared_task(name="ingestion.recover_stalled")
+def recover_stalled() -> list[int]:
+    """Beat: runs whose worker died (heartbeat stopped) queued again."""
+    return recover_stalled_runs()
 
 
 @shared_task(name="ingestion.scan_landing")

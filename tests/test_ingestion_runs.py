@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -15,8 +16,14 @@ from django.db import connection
 
 from datalake.celery import app as celery_app
 from datalake.models import Resource, Transaction
-from ingestion.models import IngestionRun
-from ingestion.services import ingestion_run_execute
+from ingestion.models import IngestionRun, RunStatus
+from ingestion.services import (
+    RunBusy,
+    _finish,
+    ingestion_run_execute,
+    ingestion_runs_execute,
+    recover_stalled_runs,
+)
 from tests.conftest import client_for, give
 from tests.test_ingestion import tx, write_lines
 
@@ -113,7 +120,9 @@ def _stage_rows(run_id: int) -> int:
         return cursor.fetchone()[0]
 
 
-def test_a_worker_killed_mid_load_leaves_nothing_and_the_rerun_completes(lake):
+def test_a_worker_killed_mid_load_leaves_nothing_and_the_rerun_completes(
+    lake, eager, settings, django_capture_on_commit_callbacks
+):
     lines = [json.dumps(tx(i, transaction_id=f"TX-K{i:07d}")) for i in range(200_000)]
     path = lake / "landing/transactions/2026-11-23.jsonl"
     path.parent.mkdir(parents=True)
@@ -141,7 +150,58 @@ def test_a_worker_killed_mid_load_leaves_nothing_and_the_rerun_completes(lake):
     assert not Transaction.objects.exists()
     assert Resource.objects.get(name="transactions").current_version == 0
     run.refresh_from_db()
-    assert run.status == "running"  # as a crashed worker leaves it; Celery redelivers the task
-    rerun = ingestion_run_execute(run.pk)
-    assert rerun.status == "succeeded", rerun.error
+    assert run.status == "running"  # as a crashed worker leaves it, its heartbeat still fresh
+    with pytest.raises(RunBusy):  # a redelivered task does not take it from a live-looking one
+        ingestion_run_execute(run.pk)
+    # Its heartbeat stops: beat's recovery queues it again (eager: the batch runs here).
+    settings.INGESTION_STALL_SECONDS = 2
+    time.sleep(2.5)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert recover_stalled_runs() == [run.pk]
+    run.refresh_from_db()
+    assert run.status == "succeeded", run.error
     assert Transaction.objects.filter(valid_to__isnull=True).count() == 200_000
+    assert run.heartbeat_at > run.started_at  # it beat while Spark ran
+
+
+def test_a_run_held_by_a_live_attempt_is_never_taken_twice(lake, settings, eager):
+    """The claim: a live attempt's run (fresh heartbeat) is left alone; a stalled one and
+    the queued runs of its batch are executed again in one new batch (eager: here; their
+    files are missing, so they fail, with the reason); an attempt given up for dead can
+    no longer record an outcome."""
+    from django.utils import timezone
+
+    now = timezone.now()
+    held = IngestionRun.objects.create(
+        source="transactions", path="landing/transactions/a.jsonl", status=RunStatus.RUNNING,
+        claim="live", heartbeat_at=now, task_id="batch-1",
+    )  # fmt: skip
+    behind = IngestionRun.objects.create(
+        source="transactions", path="landing/transactions/b.jsonl", task_id="batch-1"
+    )
+    other = IngestionRun.objects.create(
+        source="transactions", path="landing/transactions/c.jsonl", task_id="batch-2"
+    )
+    with pytest.raises(RunBusy):
+        ingestion_runs_execute([held.pk, behind.pk])
+    held.refresh_from_db()
+    behind.refresh_from_db()
+    assert (held.status, held.claim, behind.status) == ("running", "live", "queued")
+    assert recover_stalled_runs() == []  # alive: nothing to recover
+
+    settings.INGESTION_STALL_SECONDS = 1
+    IngestionRun.objects.filter(pk=held.pk).update(heartbeat_at=now - dt.timedelta(seconds=5))
+    assert recover_stalled_runs() == [held.pk, behind.pk]
+    rows = {r.pk: r for r in IngestionRun.objects.all()}
+    for pk in (held.pk, behind.pk):  # executed again, in one new batch
+        assert rows[pk].status == "failed" and "No file at" in rows[pk].error, rows[pk].error
+        assert rows[pk].claim not in ("", "live")
+    assert rows[held.pk].task_id == rows[behind.pk].task_id not in ("batch-1", "batch-2")
+    assert (rows[other.pk].status, rows[other.pk].task_id) == ("queued", "batch-2")
+    assert recover_stalled_runs() == []
+
+    # The attempt given up for dead wakes up: its outcome is not recorded.
+    stale = IngestionRun.objects.get(pk=held.pk)
+    stale.claim = "live"
+    assert _finish(stale, RunStatus.SUCCEEDED, rows_read=1) is False
+    assert IngestionRun.objects.get(pk=held.pk).status == "failed"
