@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from django.conf import settings
 
@@ -23,7 +23,7 @@ def producer() -> Producer:
                     "enable.idempotence": True,
                     "acks": "all",
                     "linger.ms": 5,
-                    "message.timeout.ms": 15000,
+                    "message.timeout.ms": int(settings.KAFKA_DELIVERY_TIMEOUT_S * 1000),
                 }
             )
         return _producer
@@ -43,13 +43,31 @@ class DeliveryFailed(Exception):
 
 
 def produce_and_wait(topic: str, value: bytes, key: str | None = None, headers=None) -> None:
-    """Produce one message and wait until the broker has it; DeliveryFailed otherwise."""
+    """Produce one message and wait until the broker has it; DeliveryFailed otherwise
+    (within KAFKA_DELIVERY_TIMEOUT_S)."""
     errors = []
     p = producer()
-    p.produce(topic, value=value, key=key, headers=headers, on_delivery=_collect(errors))
-    remaining = p.flush(15)
+    try:
+        p.produce(topic, value=value, key=key, headers=headers, on_delivery=_collect(errors))
+    except (KafkaException, BufferError) as exc:
+        discard_producer(p)
+        raise DeliveryFailed(str(exc)) from exc
+    remaining = p.flush(settings.KAFKA_DELIVERY_TIMEOUT_S + 1)
     if errors or remaining:
+        discard_producer(p)
         raise DeliveryFailed(str(errors[0]) if errors else "the broker did not acknowledge in time")
+
+
+def discard_producer(p: Producer) -> None:
+    """Replace a producer that failed a delivery: after a broker restart an idempotent
+    producer can be left in a fatal state (its producer id unknown to the new broker),
+    and every later message would fail too. The next call makes a new one."""
+    global _producer
+    with _lock:
+        if _producer is p:
+            _producer = None
+    p.purge()  # what it still holds fails now (delivery callbacks), not later
+    p.flush(0)
 
 
 def _collect(errors: list):

@@ -16,9 +16,9 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from confluent_kafka import OFFSET_INVALID, Consumer, TopicPartition
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, TopicPartition
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -39,6 +39,7 @@ from .validation import validate_transaction
 
 logger = logging.getLogger(__name__)
 RATES_TTL = 60.0
+DB_RETRY_MAX_S = 10.0  # the longest wait between two tries while the database is away
 
 
 @dataclass
@@ -80,10 +81,13 @@ class PipelineConsumer:
     # -- assignment -------------------------------------------------------------------
 
     def _on_assign(self, consumer, partitions):
-        stored = {
-            (o.topic, o.partition): o.next_offset
-            for o in PipelineOffset.objects.filter(topic__in={p.topic for p in partitions})
-        }
+        topics = {p.topic for p in partitions}
+        stored = self._until_stored(
+            lambda: {
+                (o.topic, o.partition): o.next_offset
+                for o in PipelineOffset.objects.filter(topic__in=topics)
+            }
+        )
         for p in partitions:
             p.offset = stored.get((p.topic, p.partition), OFFSET_INVALID)
         consumer.assign(partitions)
@@ -113,13 +117,43 @@ class PipelineConsumer:
         messages = [m for m in messages if m.error() is None]
         if not messages:
             return 0
-        batch = self.merge(messages)
-        vacuum_stale(every=30.0)  # the aggregates each batch updates
+        batch = self._until_stored(lambda: self.merge(messages))
+        try:
+            vacuum_stale(every=30.0)  # the aggregates each batch updates
+        except (OperationalError, InterfaceError):
+            connection.close()  # after the commit: the next batch tries again
         if self.after_db_commit:
             self.after_db_commit(batch)
         offsets = [TopicPartition(t, p, o) for (t, p), o in batch.next_offsets.items()]
-        self.consumer.commit(offsets=offsets, asynchronous=False)
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:  # the broker restarted, the group is rejoining...
+            # The database holds the offsets that count (stored with the batch); Kafka's
+            # only follow, for lag. A reassignment seeks to the database's: nothing lost.
+            logger.warning("pipeline: Kafka offset commit failed (%s); continuing", exc)
         return len(messages)
+
+    def _until_stored(self, work):
+        """`work()` (one transaction), tried again while the database cannot be reached.
+
+        The messages of a batch are consumed, so a batch that failed on a lost connection
+        (PostgreSQL restarted, a failover) is merged again, not skipped: the transaction
+        rolled back, and the merge is idempotent by the stored offsets. Other errors
+        are bugs and stop the consumer (its supervisor restarts it; nothing is lost).
+        """
+        delay = 0.2
+        while True:
+            try:
+                return work()
+            except (OperationalError, InterfaceError) as exc:
+                logger.warning(
+                    "pipeline: database unavailable (%s); the batch again in %.1f s",
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                    delay,
+                )
+                connection.close()  # Django opens a new one on the next query
+                time.sleep(delay)
+                delay = min(delay * 2, DB_RETRY_MAX_S)
 
     # -- validation ---------------------------------------------------------------------
 

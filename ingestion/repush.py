@@ -11,7 +11,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from datalake.models import Transaction
 from datalake.models.lake import TRANSACTION_FIELDS
 
-from .kafka import DeliveryFailed, produce_and_wait, producer
+from .kafka import DeliveryFailed, discard_producer, produce_and_wait, producer
 from .models import JobStatus, RepushJob, RepushRequest, RepushStatus
 
 MESSAGE_FIELDS = list(TRANSACTION_FIELDS)
@@ -111,6 +111,7 @@ def repush_all_execute(job_id: int, task_id: str = "") -> RepushJob:
         _flush(p, job, pushed)
         _complete_if_done(job.pk)
     except Exception as exc:
+        discard_producer(p)  # it may be left unusable (a broker restart): the next gets a new one
         RepushJob.objects.filter(pk=job.pk).update(
             status=JobStatus.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
         )

@@ -119,6 +119,27 @@ def test_a_crash_between_the_database_commit_and_the_offset_commit(broker, topic
     assert Transaction.objects.count() == 30  # no duplicate row versions either
 
 
+def test_the_consumer_outlives_its_database_connection(broker, topic):
+    """PostgreSQL restarted under it (here: its connection terminated): the consumer
+    reconnects and merges the batch it holds, nothing skipped, nothing doubled."""
+    from django.db import connection
+
+    produce(broker, topic, [tx(i) for i in range(5)])
+    running = RunningConsumer()
+    with running:
+        wait_for(lambda: current().count() == 5, 60, "the first 5 rows")
+        with connection.cursor() as cursor:  # every other backend of the test database
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            assert cursor.fetchone()[0] >= 1
+        produce(broker, topic, [tx(i) for i in range(5, 10)])
+        wait_for(lambda: current().count() == 10 or running.error, 60, "the next 5 rows")
+        assert running.error is None, running.error
+    assert current().count() == Transaction.objects.count() == 10
+
+
 def test_repush_all_completes_with_every_record_processed(broker, topic, staff):
     rows = [
         Transaction(**{**tx(i), "timestamp": timezone.now(), "amount_eur": Decimal(10 + i)})
@@ -142,3 +163,36 @@ def test_repush_all_completes_with_every_record_processed(broker, topic, staff):
     assert job["total"] == job["pushed"] == job["processed"] == 3000
     assert current().count() == 3000
     assert Transaction.objects.count() == 6000  # every record re-timestamped: a new version each
+
+
+def test_a_broker_that_is_gone_fails_a_repush_quickly_and_a_new_producer_follows(
+    broker, topic, stored, alice, settings
+):
+    """No broker at the address: the re-push answers `failed` within the delivery
+    timeout (not a hung request), and the failed producer is replaced, so the broker
+    back, the next re-push goes through (a producer left in a fatal state would not)."""
+    import socket
+    import time
+
+    from ingestion import kafka
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    working = settings.KAFKA_BOOTSTRAP_SERVERS
+    settings.KAFKA_BOOTSTRAP_SERVERS = f"127.0.0.1:{port}"
+    settings.KAFKA_DELIVERY_TIMEOUT_S = 1.0
+    kafka.reset_producer()
+    give(alice, "transactions", "write")
+    api = client_for(alice)
+    body = {"resource": "transactions", "transaction_id": "TX-R1"}
+    started = time.monotonic()
+    failed = api.post("/api/v1/pipeline/repush/", body, format="json")
+    assert time.monotonic() - started < 5
+    assert failed.status_code == 503, failed.content
+    assert (failed.json()["status"], failed.json()["code"]) == ("failed", "broker_unavailable")
+    assert kafka._producer is None  # discarded: the next re-push makes a new one
+
+    settings.KAFKA_BOOTSTRAP_SERVERS = working
+    ok = api.post("/api/v1/pipeline/repush/", body, format="json")
+    assert ok.status_code == 202 and ok.json()["status"] == "pushed", ok.content

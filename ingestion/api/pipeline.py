@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from accounts.selectors import has_privilege
 from ingestion import repush
-from ingestion.models import RepushJob, RepushRequest
+from ingestion.models import RepushJob, RepushRequest, RepushStatus
 from lineage.audit import note_resource
 
 
@@ -136,9 +136,11 @@ class RepushView(APIView):
         operation_id="pipeline_repush_create",
         description="Re-push one stored transaction to the start of the pipeline "
         "(`transactions.raw`) with the time of the re-push as its timestamp. Needs `write`. "
-        "202; follow it at `url` until `processed`. Unknown transaction: 404.",
+        "202; follow it at `url` until `processed`. Unknown transaction: 404. The broker "
+        "down or refusing it (no acknowledgement within `KAFKA_DELIVERY_TIMEOUT_S`): 503 "
+        "`broker_unavailable` with the re-push, recorded as `failed`; nothing was sent.",
         request=RepushCreateSerializer,
-        responses={202: RepushSerializer},
+        responses={202: RepushSerializer, 503: OpenApiTypes.OBJECT},
         examples=[
             OpenApiExample(
                 "Re-push one",
@@ -160,6 +162,9 @@ class RepushView(APIView):
         data.is_valid(raise_exception=True)
         created = repush.repush_one(requested_by=request.user, **data.validated_data)
         body = RepushSerializer(created, context={"request": request}).data
+        if created.status == RepushStatus.FAILED:  # the broker is down or refused it
+            body = {**body, "detail": created.error, "code": "broker_unavailable"}
+            return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
