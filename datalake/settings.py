@@ -49,6 +49,9 @@ KAFKA_BOOTSTRAP_SERVERS = env("KAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:9092
 # How long a request waits for the broker to acknowledge a re-push before it answers that
 # it failed (the broker down: a quick, clear failure rather than a hung request).
 KAFKA_DELIVERY_TIMEOUT_S = env.float("KAFKA_DELIVERY_TIMEOUT_S", default=5.0)
+# A re-push still `pushed` this long after it was sent (the web died before sending it, a
+# broker lost its log) is sent again by beat, same id and new timestamp.
+REPUSH_RESEND_AFTER_S = env.float("REPUSH_RESEND_AFTER_S", default=120.0)
 PIPELINE_TOPIC = env("PIPELINE_TOPIC", default="transactions.raw")
 PIPELINE_DLQ_TOPIC = env("PIPELINE_DLQ_TOPIC", default="transactions.dlq")
 PIPELINE_GROUP = env("PIPELINE_GROUP", default="datalake-pipeline")
@@ -188,6 +191,7 @@ _scan = env("INGEST_SCAN_CRON", default="0 2 * * *").split()
 REPORT_TIMEOUT = env.int("REPORT_TIMEOUT", default=1800)  # then a `running` report is `error`
 CELERY_BEAT_SCHEDULE = {
     "expire-stale-reports": {"task": "reports.expire_stale", "schedule": 300.0},
+    "resend-stuck-repushes": {"task": "pipeline.resend_stuck_repushes", "schedule": 60.0},
     "recover-stalled-ingestion-runs": {
         "task": "ingestion.recover_stalled",
         "schedule": INGESTION_RECOVER_SECONDS,

@@ -143,6 +143,9 @@ class RepushRequest(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    resent_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sent again by the reconciliation (still pushed)."
+    )
 
     class Meta:
         ordering = ["-id"]

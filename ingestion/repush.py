@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import orjson
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from rest_framework.exceptions import NotFound, ValidationError
 
@@ -57,16 +60,56 @@ def repush_one(*, resource: str, transaction_id: str, requested_by=None) -> Repu
         requested_by=requested_by,
     )
     try:
-        produce_and_wait(
-            settings.PIPELINE_TOPIC,
-            as_message(record, now),
-            key=transaction_id,
-            headers=[("repush-id", str(request.pk).encode())],
-        )
+        _send(request, record)
     except DeliveryFailed as exc:
         request.status, request.error = RepushStatus.FAILED, f"The broker refused it: {exc}"
         request.save(update_fields=["status", "error"])
     return request
+
+
+def _send(request: RepushRequest, record: dict) -> None:
+    produce_and_wait(
+        request.topic,
+        as_message(record, request.new_timestamp),
+        key=request.transaction_id,
+        headers=[("repush-id", str(request.pk).encode())],
+    )
+
+
+def resend_stuck_repushes(limit: int = 1000) -> int:
+    """Send again the re-pushes still `pushed` REPUSH_RESEND_AFTER_S after they were sent.
+
+    Their message never reached the consumer: the web process died between recording
+    the request and sending it, or the broker lost its log (a restarted in-memory dev
+    broker). Sent with the same id and new timestamp: a message that was only late
+    makes no second version (a merge changes only the rows that differ), and the
+    request is marked processed either way. The broker still down: next time.
+    """
+    cutoff = timezone.now() - dt.timedelta(seconds=settings.REPUSH_RESEND_AFTER_S)
+    stuck = (
+        RepushRequest.objects.filter(status=RepushStatus.PUSHED, created_at__lt=cutoff)
+        .filter(Q(resent_at__isnull=True) | Q(resent_at__lt=cutoff))
+        .order_by("id")[:limit]
+    )
+    sent = 0
+    for request in stuck:
+        record = (
+            Transaction.objects.filter(transaction_id=request.transaction_id, valid_to__isnull=True)
+            .values(*MESSAGE_FIELDS)
+            .first()
+        )
+        if record is None:  # deleted since: nothing to send, and say so
+            RepushRequest.objects.filter(pk=request.pk, status=RepushStatus.PUSHED).update(
+                status=RepushStatus.FAILED, error="No current transaction to send again."
+            )
+            continue
+        try:
+            _send(request, record)
+        except DeliveryFailed:
+            break
+        RepushRequest.objects.filter(pk=request.pk).update(resent_at=timezone.now())
+        sent += 1
+    return sent
 
 
 def repush_all_start(*, resource: str, retimestamp: bool = True, requested_by=None) -> RepushJob:

@@ -63,3 +63,11 @@ def run_repush_all(self, job_id: int) -> str:
     from .repush import repush_all_execute
 
     return repush_all_execute(job_id, task_id=self.request.id or "").status
+
+
+@shared_task(name="pipeline.resend_stuck_repushes")
+def resend_stuck_repushes() -> int:
+    """Beat: re-pushes whose message never reached the consumer sent again."""
+    from .repush import resend_stuck_repushes as resend
+
+    return resend()

@@ -196,3 +196,26 @@ def test_a_broker_that_is_gone_fails_a_repush_quickly_and_a_new_producer_follows
     settings.KAFKA_BOOTSTRAP_SERVERS = working
     ok = api.post("/api/v1/pipeline/repush/", body, format="json")
     assert ok.status_code == 202 and ok.json()["status"] == "pushed", ok.content
+
+
+def test_a_repush_whose_message_never_arrived_is_sent_again(broker, topic, stored, alice):
+    """Recorded `pushed` but its message never reached the consumer (the web died before
+    sending it; a broker lost its log): beat sends it again and it is processed, with
+    its new timestamp, once."""
+    from ingestion.models import RepushRequest
+    from ingestion.repush import resend_stuck_repushes
+
+    now = timezone.now().replace(microsecond=0)
+    lost = RepushRequest.objects.create(
+        transaction_id="TX-R1", original_timestamp=stored, new_timestamp=now, topic=topic
+    )
+    assert resend_stuck_repushes() == 0  # not old enough yet: it may still be on its way
+    RepushRequest.objects.filter(pk=lost.pk).update(created_at=now - dt.timedelta(hours=1))
+    with RunningConsumer():
+        assert resend_stuck_repushes() == 1
+        assert resend_stuck_repushes() == 0  # sent again just now: not twice in a row
+        wait_for(
+            lambda: RepushRequest.objects.get(pk=lost.pk).status == "processed", 60, "processed"
+        )
+    assert current(transaction_id="TX-R1").get().timestamp == now
+    assert Transaction.objects.filter(transaction_id="TX-R1").count() == 2  # old + new version
