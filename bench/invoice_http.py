@@ -189,22 +189,9 @@ def run_rounds(paths_file: Path, token: str, args) -> dict[str, list[dict]]:
 
 
 def single_walk(numbers: list[str], token: str, most: int = 500) -> dict:
-    """One connection, one invoice after the other: the endpoint's latency with no queue
-    (the issue's p50 names no concurrency; at 16 connections on 2 workers p50 is mostly
-    the wait behind the others, see docs/BENCHMARKS.md)."""
-    times = []
-    for number in numbers[:most]:
-        t0 = time.perf_counter()
-        status, _ = base.get(f"/api/v1/invoices/{number}/", token, base=BASE)
-        times.append((time.perf_counter() - t0) * 1000)
-        if status != 200:
-            raise RuntimeError(f"invoice {number} answered {status}")
-    times.sort()
-    return {
-        "n": len(times),
-        "p50_ms": statistics.median(times),
-        "p99_ms": times[min(len(times) - 1, int(len(times) * 0.99))],
-    }
+    """One connection, one invoice after the other (`rows_http.one_connection`)."""
+    paths = [f"/api/v1/invoices/{number}/" for number in numbers[:most]]
+    return base.one_connection(paths, token, base=BASE, most=len(paths))
 
 
 def summarise(runs: dict[str, list[dict]]) -> dict[str, dict]:

@@ -469,25 +469,12 @@ def summary(body: dict) -> str:
 # -- timing ---------------------------------------------------------------------------
 
 
-def sequential(path: str, token: str, budget: float, most: int = 200, least: int = 5) -> dict:
-    """One connection, one request after the other: the latency with no queue."""
-    times = []
-    t_end = time.monotonic() + budget
-    while len(times) < most and (len(times) < least or time.monotonic() < t_end):
-        t0 = time.perf_counter()
-        status, _ = rh.get(path, token, timeout=300, base=BASE)
-        times.append((time.perf_counter() - t0) * 1000)
-        if status != 200:
-            raise RuntimeError(f"{path} answered {status}")
-    return {"n": len(times), "p50_ms": statistics.median(times), "max_ms": max(times)}
-
-
 def run_http(specs, token, args) -> dict[str, dict]:
     idle = rh.idle_latency(token, base=BASE)
     runs: dict[str, dict] = {name: {"single": [], "wrk": []} for name in specs}
     for round_no in range(1, args.rounds + 1):
         for name, spec in specs.items():
-            single = sequential(spec["path"], token, budget=10)
+            single = rh.one_connection([spec["path"]], token, base=BASE, budget=10)
             runs[name]["single"].append(single)
             if args.warmup:
                 rh.wrk(spec["path"], token, args.warmup, args.connections, BASE)

@@ -242,6 +242,36 @@ def get(
         return error.code, None
 
 
+def one_connection(
+    paths: list[str],
+    token: str,
+    base: str = BASE,
+    most: int = 200,
+    least: int = 5,
+    budget: float | None = None,
+) -> dict:
+    """One connection, one request after the other (`paths` in turn): an endpoint's
+    latency with no queue, where an issue's latency names no concurrency (at 16
+    connections on 2 workers p50 is mostly the wait behind the others; see
+    docs/BENCHMARKS.md). Stops after `most` requests, or `budget` s once `least` ran."""
+    times: list[float] = []
+    t_end = time.monotonic() + budget if budget else None
+    while len(times) < most and (len(times) < least or t_end is None or time.monotonic() < t_end):
+        path = paths[len(times) % len(paths)]
+        t0 = time.perf_counter()
+        status, _ = get(path, token, timeout=300, base=base)
+        times.append((time.perf_counter() - t0) * 1000)
+        if status != 200:
+            raise RuntimeError(f"{path} answered {status}")
+    times.sort()
+    return {
+        "n": len(times),
+        "p50_ms": statistics.median(times),
+        "p99_ms": times[min(len(times) - 1, int(len(times) * 0.99))],
+        "max_ms": times[-1],
+    }
+
+
 def wait_until_up(
     proc: subprocess.Popen, log_path: Path, timeout: float = 60, base: str = BASE
 ) -> None:
