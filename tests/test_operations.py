@@ -420,3 +420,26 @@ def test_gunicorn_workers_share_the_metrics_and_log_json(tmp_path):
     refused = [e for e in lines if e["logger"] == "django.request"]
     assert {e["request_id"] for e in refused} == {f"live-{i}" for i in range(40)}
     assert RequestLog.objects.filter(request_id__startswith="live-").count() == 40
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_database_unreachable_is_a_clean_503_and_then_it_recovers(alice):
+    """PostgreSQL restarting: every request fails with 503 `database_unavailable` and
+    Retry-After (not a 500), and the next request once it is back succeeds."""
+    give(alice, "transactions", "read")
+    api = client_for(alice)
+    rows = "/api/v1/resources/transactions/rows/"
+    assert api.get(rows).status_code == 200
+    real = connection.settings_dict["PORT"]
+    connection.close()
+    connection.settings_dict["PORT"] = str(free_port())  # nothing listens there
+    api.raise_request_exception = False
+    try:
+        for path in (rows, "/api/v1/metrics/top-products/", "/api/v1/search/?q=FR"):
+            down = api.get(path)
+            assert down.status_code == 503, (path, down.status_code, down.content[:200])
+            assert down.json()["code"] == "database_unavailable" and down["Retry-After"]
+    finally:
+        connection.close()
+        connection.settings_dict["PORT"] = real
+    assert api.get(rows).status_code == 200

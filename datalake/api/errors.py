@@ -70,10 +70,27 @@ def not_found(request, exception=None):
 
 
 def server_error(request):
-    """500 outside DRF's handling: JSON under /api/, Django's page elsewhere."""
-    from django.http import JsonResponse
+    """500 outside DRF's handling: JSON under /api/, Django's page elsewhere.
+
+    The database unreachable (restarted, failing over, out of connections) is not a bug
+    of the request: 503 `database_unavailable` with Retry-After, so that clients and
+    load balancers retry. Django calls this handler inside its `except`, so the
+    exception is at hand.
+    """
+    import sys
+
+    from django.db import InterfaceError, OperationalError
+    from django.http import HttpResponse, JsonResponse
     from django.views.defaults import server_error as django_server_error
 
+    if isinstance(sys.exc_info()[1], (OperationalError, InterfaceError)):
+        detail = "The database is unavailable for a moment; retry in a few seconds."
+        if request.path.startswith("/api/"):
+            response = JsonResponse({"detail": detail, "code": "database_unavailable"}, status=503)
+        else:
+            response = HttpResponse(detail, status=503, content_type="text/plain")
+        response["Retry-After"] = "5"
+        return response
     if request.path.startswith("/api/"):
         body = {"detail": "Internal error; it was logged.", "code": "server_error"}
         return JsonResponse(body, status=500)
