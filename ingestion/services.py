@@ -59,13 +59,12 @@ def ingestion_run_start(*, source: str, path: str, requested_by=None, cli: bool 
     resolved = resolve_path(path, allow_outside=cli)
     if not resolved.name.endswith(SOURCES[source].suffixes):
         raise ValidationError({"path": [f"A {source} file ends with {SOURCES[source].suffixes}."]})
+    task_id = str(uuid.uuid4())  # known before the task starts: recovery finds its runs
     run = IngestionRun.objects.create(
-        source=source, path=display_path(resolved), requested_by=requested_by
+        source=source, path=display_path(resolved), requested_by=requested_by, task_id=task_id
     )
     from .tasks import run_ingestion
 
-    task_id = str(uuid.uuid4())  # known before the task starts: recovery finds its runs
-    IngestionRun.objects.filter(pk=run.pk).update(task_id=task_id)
     transaction.on_commit(lambda: run_ingestion.apply_async([run.pk], task_id=task_id))
     return run
 
