@@ -81,11 +81,16 @@ class Reject(models.Model):
 
 class PipelineOffset(models.Model):
     """The next offset to read per topic partition, written in the same transaction as
-    the rows of the batch: a restart resumes exactly after the last merged message."""
+    the rows of the batch: a restart resumes exactly after the last merged message.
+    With the topic's id: offsets of a topic that was recreated (or of a broker that lost
+    its log) count from 0 again, and the stored ones no longer apply."""
 
     topic = models.CharField(max_length=200)
     partition = models.IntegerField()
     next_offset = models.BigIntegerField()
+    topic_id = models.CharField(
+        max_length=40, blank=True, help_text="The broker's id of the topic these offsets are in."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -16,7 +16,14 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, TopicPartition
+from confluent_kafka import (
+    OFFSET_INVALID,
+    Consumer,
+    KafkaException,
+    TopicCollection,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
@@ -74,6 +81,8 @@ class PipelineConsumer:
                 "logger": logger,  # librdkafka's own lines too, as log records (JSON)
             }
         )
+        self.admin = AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS})
+        self.topic_id = ""  # the broker's id of the topic, read at each assignment
         self._rates: tuple[float, RateTable] | None = None
         self.assigned = False
         self.after_db_commit = None  # a hook for fault-injection tests
@@ -81,18 +90,45 @@ class PipelineConsumer:
     # -- assignment -------------------------------------------------------------------
 
     def _on_assign(self, consumer, partitions):
-        topics = {p.topic for p in partitions}
-        stored = self._until_stored(
-            lambda: {
-                (o.topic, o.partition): o.next_offset
-                for o in PipelineOffset.objects.filter(topic__in=topics)
-            }
-        )
+        self.topic_id = self._topic_id()
+        stored = self._until_stored(self._stored_offsets)
         for p in partitions:
             p.offset = stored.get((p.topic, p.partition), OFFSET_INVALID)
         consumer.assign(partitions)
         self.assigned = True
         logger.info("pipeline: assigned %s", [(p.partition, p.offset) for p in partitions])
+
+    def _topic_id(self) -> str:
+        """The broker's id of the topic ('' if it cannot tell)."""
+        try:
+            found = self.admin.describe_topics(TopicCollection([self.topic]))[self.topic]
+            return str(found.result(timeout=10).topic_id or "")
+        except Exception as exc:  # an old broker, a timeout: offsets are trusted as stored
+            logger.warning("pipeline: the id of %s is unknown (%s)", self.topic, exc)
+            return ""
+
+    def _stored_offsets(self) -> dict:
+        """The stored offsets, unless they are those of another life of the topic.
+
+        A topic recreated, or a broker that lost its log (a restarted in-memory broker),
+        numbers its messages from 0 again: offsets stored for the old one would make
+        the consumer take the new messages for merged ones and skip them. Then the
+        offsets start over at 0, and the rows say so.
+        """
+        with transaction.atomic():
+            rows = list(PipelineOffset.objects.select_for_update().filter(topic=self.topic))
+            other = {o.topic_id for o in rows if o.topic_id and o.topic_id != self.topic_id}
+            if self.topic_id and other:
+                logger.error(
+                    "pipeline: %s is not the topic its offsets were stored for (id %s, "
+                    "stored for %s): it was recreated or the broker lost its log; reading it "
+                    "from its start", self.topic, self.topic_id, ", ".join(sorted(other)),
+                )  # fmt: skip
+                PipelineOffset.objects.filter(topic=self.topic).update(
+                    next_offset=0, topic_id=self.topic_id
+                )
+                return {(o.topic, o.partition): 0 for o in rows}  # not the group's commits
+            return {(o.topic, o.partition): o.next_offset for o in rows}
 
     def _on_revoke(self, consumer, partitions):
         self.assigned = False
@@ -252,7 +288,9 @@ class PipelineConsumer:
             ).update(status=JobStatus.COMPLETED, finished_at=now)
         for (topic, partition), next_offset in batch.next_offsets.items():
             PipelineOffset.objects.update_or_create(
-                topic=topic, partition=partition, defaults={"next_offset": next_offset}
+                topic=topic,
+                partition=partition,
+                defaults={"next_offset": next_offset, "topic_id": self.topic_id},
             )
 
     def _dead_letters(self, batch: Batch) -> None:

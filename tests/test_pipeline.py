@@ -140,6 +140,31 @@ def test_the_consumer_outlives_its_database_connection(broker, topic):
     assert current().count() == Transaction.objects.count() == 10
 
 
+def test_offsets_of_another_life_of_the_topic_are_not_trusted(broker, topic):
+    """The topic recreated, or the broker restarted without its log: its offsets start at
+    0 again, below the stored ones. Its messages are read, not taken for merged ones;
+    offsets stored for this topic (its id) are trusted as before."""
+    from ingestion.models import PipelineOffset
+
+    produce(broker, topic, ["{}"])  # the topic exists, with its partitions
+    PipelineOffset.objects.bulk_create(
+        [PipelineOffset(topic=topic, partition=n, next_offset=1000, topic_id="gone") for n in
+         range(8)]
+    )  # fmt: skip
+    produce(broker, topic, [tx(i) for i in range(5)])
+    running = RunningConsumer()
+    with running:
+        wait_for(lambda: current().count() == 5, 60, "the 5 messages of the new log")
+    assert PipelineReject.objects.count() == 1  # "{}" too: the whole new log was read
+    ids = set(PipelineOffset.objects.filter(topic=topic).values_list("topic_id", flat=True))
+    assert ids == {running.consumer.topic_id} and running.consumer.topic_id not in ("", "gone")
+
+    produce(broker, topic, [tx(i) for i in range(5, 8)])
+    with RunningConsumer():  # same topic, same id: resumes after what was merged
+        wait_for(lambda: current().count() == 8, 60, "the next 3")
+    assert Transaction.objects.count() == 8 and PipelineReject.objects.count() == 1
+
+
 def test_repush_all_completes_with_every_record_processed(broker, topic, staff):
     rows = [
         Transaction(**{**tx(i), "timestamp": timezone.now(), "amount_eur": Decimal(10 + i)})
