@@ -34,11 +34,13 @@ def _params(report_type, params) -> dict:
     return data.validated_data
 
 
-def _missing_privilege(user, report_type) -> str | None:
-    for resource in report_type.resources:
+def _refuse_unreadable(user, report_type, missing_message: str, request=None) -> None:
+    """PermissionDenied unless `user` holds `read`, unrestricted, on every resource the
+    report type reads (`missing_message` formatted with the first one missing)."""
+    for resource in report_type.resources if report_type else ():
         if user is None or not has_privilege(user, resource, "read"):
-            return resource
-    return None
+            raise PermissionDenied(missing_message.format(resource=resource))
+    refuse_if_restricted(user, report_type.resources if report_type else (), "Reports", request)
 
 
 def refuse_result(user, report: Report, request=None) -> None:
@@ -47,12 +49,10 @@ def refuse_result(user, report: Report, request=None) -> None:
     A result is data of those resources: a grant revoked, or restricted (columns, row
     filter, masks), after the report ran counts from the next request, as on `rows/`.
     """
-    report_type = get_report_type(report.report_name)
-    resources = report_type.resources if report_type else ()
-    missing = _missing_privilege(user, report_type) if report_type else None
-    if missing:
-        raise PermissionDenied(f"This report read {missing!r}; you no longer hold `read` on it.")
-    refuse_if_restricted(user, resources, "Reports", request)
+    _refuse_unreadable(
+        user, get_report_type(report.report_name),
+        "This report read {resource!r}; you no longer hold `read` on it.", request,
+    )  # fmt: skip
 
 
 def report_start(*, report_name: str, params: dict, requested_by) -> Report:
@@ -60,10 +60,8 @@ def report_start(*, report_name: str, params: dict, requested_by) -> Report:
     report_type = get_report_type(report_name)
     if report_type is None:
         raise ValidationError({"report_name": [f"Unknown report {report_name!r}."]})
-    missing = _missing_privilege(requested_by, report_type)
-    if missing:
-        raise PermissionDenied(f"This report reads {missing!r}; you need `read` on it.")
-    refuse_if_restricted(requested_by, report_type.resources, "Reports")
+    _refuse_unreadable(requested_by, report_type, "This report reads {resource!r}; you need "
+                       "`read` on it.")  # fmt: skip
     _params(report_type, params)
     report = Report.objects.create(
         report_name=report_name, params=params, requested_by=requested_by
@@ -82,10 +80,9 @@ def report_execute(report_id: int, task_id: str = "") -> Report:
     Report.objects.filter(pk=report.pk).update(started_at=timezone.now(), task_id=task_id)
     try:
         report_type = get_report_type(report.report_name)
-        missing = _missing_privilege(report.requested_by, report_type)
-        if missing:
-            raise PermissionError(f"the requester no longer holds `read` on {missing!r}")
-        refuse_if_restricted(report.requested_by, report_type.resources, "Reports")
+        _refuse_unreadable(
+            report.requested_by, report_type, "the requester no longer holds `read` on {resource!r}"
+        )
         _store(report, report_type(), _params(report_type, report.params))
     except Exception as exc:
         logger.exception("Report %s failed", report.pk)

@@ -197,7 +197,6 @@ def test_a_broker_that_is_gone_fails_a_repush_quickly_and_a_new_producer_follows
     timeout (not a hung request), and the failed producer is replaced, so the broker
     back, the next re-push goes through (a producer left in a fatal state would not)."""
     import socket
-    import time
 
     from ingestion import kafka
 
@@ -211,10 +210,11 @@ def test_a_broker_that_is_gone_fails_a_repush_quickly_and_a_new_producer_follows
     give(alice, "transactions", "write")
     api = client_for(alice)
     body = {"resource": "transactions", "transaction_id": "TX-R1"}
-    started = time.monotonic()
     failed = api.post("/api/v1/pipeline/repush/", body, format="json")
-    assert time.monotonic() - started < 5
     assert failed.status_code == 503, failed.content
+    # Ended by the delivery timeout (1 s here), not by a fixed wait: the broker's own
+    # "message timed out" is the reason recorded.
+    assert "timed out" in failed.json()["detail"].lower(), failed.json()["detail"]
     assert (failed.json()["status"], failed.json()["code"]) == ("failed", "broker_unavailable")
     assert kafka._producer is None  # discarded: the next re-push makes a new one
 
