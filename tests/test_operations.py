@@ -443,3 +443,40 @@ def test_the_database_unreachable_is_a_clean_503_and_then_it_recovers(alice):
         connection.close()
         connection.settings_dict["PORT"] = real
     assert api.get(rows).status_code == 200
+
+
+def test_a_worker_channel_left_on_a_released_transport_fails_as_a_connection_error():
+    """kombu 5.7.0 killed the Celery worker on a Redis restart: a channel holding an
+    unacknowledged message was closed after its transport had been released, and the
+    restore raised AttributeError in Channel._connparams. The app's guard turns it into a
+    connection error (the one kind cleanup ignores) and the message stays in Redis' unacked
+    set for restore_visible."""
+    from django.conf import settings
+    from kombu import Connection, Exchange, Producer, Queue
+
+    import datalake.celery  # noqa: F401  (installs the guard, as the worker does)
+
+    name = f"test-released-{uuid.uuid4().hex[:8]}"
+    conn = Connection(settings.CELERY_BROKER_URL)
+    channel = conn.channel()
+    queue = Queue(name, Exchange(name), name, channel=channel)
+    queue.declare()
+    Producer(channel).publish({"n": 1}, exchange=name, routing_key=name, declare=[queue])
+    got = []
+    channel.basic_consume(name, False, got.append, "ctag")
+    conn.drain_events(timeout=5)
+    assert len(got) == 1 and len(channel.qos._delivered) == 1
+    tag = got[0].delivery_tag
+    unacked_key = channel.unacked_key
+    client = channel.client
+    connection_errors = conn.connection_errors
+    try:
+        conn._do_close_transport()  # the transport released, the channel still open
+        with pytest.raises(connection_errors) as raised:  # what Celery's cleanup ignores
+            channel.close()
+        assert "transport was released" in str(raised.value)
+        assert client.hexists(unacked_key, tag), "the message must stay for restore_visible"
+    finally:
+        client.hdel(unacked_key, tag)
+        client.zrem(channel.unacked_index_key, tag)
+        client.delete(name)
