@@ -239,7 +239,10 @@ LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "datalake.logging.ContextFilter"}},
+    "filters": {
+        "context": {"()": "datalake.logging.ContextFilter"},
+        "database_outage": {"()": "datalake.logging.DatabaseOutageFilter"},
+    },
     "formatters": {
         "json": {"()": "datalake.logging.JsonFormatter"},
         "text": {"()": "datalake.logging.TextFormatter"},
@@ -256,6 +259,8 @@ LOGGING = {
         # Django's own handlers (a text console in DEBUG, runserver's) give way to the root's.
         "django": {"handlers": [], "propagate": True},
         "django.server": {"handlers": [], "propagate": True},
+        # A request that met an unreachable database: one traceback a minute, not one each.
+        "django.request": {"handlers": [], "propagate": True, "filters": ["database_outage"]},
         "django.db.backends": {"level": "INFO"},
     },
 }

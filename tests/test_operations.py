@@ -423,9 +423,12 @@ def test_gunicorn_workers_share_the_metrics_and_log_json(tmp_path):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_database_unreachable_is_a_clean_503_and_then_it_recovers(alice):
+def test_the_database_unreachable_is_a_clean_503_and_then_it_recovers(alice, log_lines):
     """PostgreSQL restarting: every request fails with 503 `database_unavailable` and
-    Retry-After (not a 500), and the next request once it is back succeeds."""
+    Retry-After (not a 500), and the next request once it is back succeeds. The log has
+    one traceback for the outage, then a warning line per request."""
+    (outage,) = [f for f in logging.getLogger("django.request").filters if hasattr(f, "window")]
+    outage.last_traceback = float("-inf")
     give(alice, "transactions", "read")
     api = client_for(alice)
     rows = "/api/v1/resources/transactions/rows/"
@@ -443,6 +446,15 @@ def test_the_database_unreachable_is_a_clean_503_and_then_it_recovers(alice):
         connection.close()
         connection.settings_dict["PORT"] = real
     assert api.get(rows).status_code == 200
+    logged = [e for e in log_lines() if e["logger"] == "django.request"]
+    assert [(e["level"], "exception" in e) for e in logged] == [
+        ("ERROR", True),
+        ("WARNING", False),
+        ("WARNING", False),
+    ]
+    assert "OperationalError" in logged[0]["exception"]
+    assert logged[1]["message"].startswith("Service Unavailable: /api/v1/metrics/top-products/")
+    assert "database unavailable" in logged[2]["message"]
 
 
 def test_a_worker_channel_left_on_a_released_transport_fails_as_a_connection_error():
