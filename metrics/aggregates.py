@@ -82,6 +82,14 @@ def apply_version(version: int) -> None:
         if cursor.rowcount:
             for spec in AGGREGATES:
                 cursor.execute(_upsert_sql(*spec, source="SELECT * FROM metrics_delta"))
+            # The days this version changed: the rankings kept for ranges over them are
+            # stale from this commit on (metrics.ranges). In day order: concurrent merges
+            # lock the counters in the same order.
+            cursor.execute(
+                "INSERT INTO metrics_day_changes (day, changes) "
+                f"SELECT DISTINCT {DAY}, 1 FROM metrics_delta ORDER BY 1 "
+                "ON CONFLICT (day) DO UPDATE SET changes = metrics_day_changes.changes + 1"
+            )
         cursor.execute("DROP TABLE metrics_delta")
 
 
@@ -95,3 +103,5 @@ def rebuild(tables=None) -> None:
                 continue
             cursor.execute(f"TRUNCATE {spec[0]}")
             cursor.execute(_upsert_sql(*spec, source=source))
+        if tables is None:  # the rankings kept over ranges go with the aggregates
+            cursor.execute("TRUNCATE metrics_range_row, metrics_range_result")

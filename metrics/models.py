@@ -81,6 +81,53 @@ class Minute(models.Model):
         db_table = "metrics_minute"
 
 
+class DayChanges(models.Model):
+    """How many merges changed a day's completed transactions. A range's ranking is kept
+    (RangeResult) while the sum of its days' counters is the one it was computed at:
+    counters only grow, so any change to a day of the range makes the sum new."""
+
+    day = models.DateField(primary_key=True)
+    changes = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "metrics_day_changes"
+
+
+class RangeResult(models.Model):
+    """A ranking over a range (`kind`: top products, spend per user and type), its first
+    ranks kept in RangeRow, valid while the range's DayChanges sum equals `stamp`."""
+
+    kind = models.CharField(max_length=32)
+    range_key = models.CharField(max_length=200)
+    stamp = models.BigIntegerField()
+    row_count = models.BigIntegerField(default=0)  # groups in the range, all of them
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "metrics_range_result"
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "range_key", "stamp"], name="mrr_key")
+        ]
+        indexes = [models.Index(fields=["created_at"], name="mrr_created")]
+
+
+class RangeRow(models.Model):
+    """One rank of a RangeResult: a page is one range read of (result, rank)."""
+
+    result = models.ForeignKey(
+        RangeResult, on_delete=models.CASCADE, related_name="rows", db_index=False
+    )
+    rank = models.IntegerField()
+    key = models.CharField(max_length=64)  # product_id, or user_id
+    key2 = models.CharField(max_length=32, blank=True)  # transaction_type ('' for products)
+    total = models.DecimalField(max_digits=20, decimal_places=2)  # quantity, or total_eur
+    transactions = models.BigIntegerField()
+
+    class Meta:
+        db_table = "metrics_range_row"
+        constraints = [models.UniqueConstraint(fields=["result", "rank"], name="mrrow_key")]
+
+
 class ReportStatus(models.TextChoices):
     RUNNING = "running"
     COMPLETED = "completed"

@@ -8,7 +8,9 @@ from decimal import Decimal
 
 import orjson
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
+
+from . import ranges
 
 CENT = Decimal("0.01")
 CURRENT_COMPLETED = "valid_to IS NULL AND status = 'completed'"
@@ -122,29 +124,64 @@ def spent_per_user_type(split: Split, user_id: str | None, limit: int, offset: i
         return [], 0, False
     if unbounded(split):
         return _all_time_per_user_type(user_id, limit, offset)
-    if user_id is None and offset + limit <= RANKED_MAX:
-        return _ranked_in_range(split, limit, offset)
+    if user_id is None and offset + limit <= ranges.KEEP[ranges.SPENT_PER_USER_TYPE]:
+        result, count = ranges.ranked(ranges.SPENT_PER_USER_TYPE, split, _keep_user_types(split))
+        results = [
+            {"user_id": u, "transaction_type": t, "total_eur": money(total), "transactions": int(n)}
+            for u, t, total, n in ranges.page(result, offset, limit)
+        ]
+        return results, count, False
     return (*_summed_per_user_type(split, user_id, limit, offset), False)
 
 
-def _summed_per_user_type(split: Split, user_id: str | None, limit: int, offset: int):
-    """Every group of the range summed, then sorted: for one user, or deep pages."""
-    params: list = []
+USER_TYPE_ORDER = 'total DESC, user_id COLLATE "C", transaction_type COLLATE "C"'
+
+
+def _user_type_totals(split: Split, params: list, user_id: str | None = None) -> str:
+    """The query of every (user, type) group's total and count over the range."""
     buckets = _bucket_filter("day", split, params)
     user_a = " AND user_id = %s" if user_id else ""
     params += [user_id] if user_id else []
     edges = _edge_filter(split, params)
     params += [user_id] if user_id else []
-    sql = (
-        "WITH totals AS (SELECT user_id, transaction_type, sum(t) total, sum(n) n FROM ("
+    return (
+        "SELECT user_id, transaction_type, sum(t) total, sum(n) n FROM ("
         f"SELECT user_id, transaction_type, total_eur t, transactions n FROM metrics_user_type_day "
         f"WHERE {buckets}{user_a} UNION ALL "
         f"SELECT user_id, transaction_type, amount_eur, 1 FROM transactions "
         f"WHERE {CURRENT_COMPLETED} AND {edges}{user_a}"
-        ") parts GROUP BY 1, 2 HAVING sum(n) > 0) "
+        ") parts GROUP BY 1, 2 HAVING sum(n) > 0"
+    )
+
+
+def _keep_user_types(split: Split):
+    """Stores the range's first ranks and its number of groups (metrics.ranges)."""
+
+    def fill(cursor, result: int) -> None:
+        params: list = []
+        totals = _user_type_totals(split, params)
+        cursor.execute(
+            f"WITH top AS (SELECT *, count(*) OVER () AS groups FROM ({totals}) totals "
+            f"ORDER BY {USER_TYPE_ORDER} LIMIT %s), "
+            "kept AS (INSERT INTO metrics_range_row "
+            "(result_id, rank, key, key2, total, transactions) "
+            f"SELECT %s, row_number() OVER (ORDER BY {USER_TYPE_ORDER}), user_id, "
+            "transaction_type, total, n FROM top) "
+            "UPDATE metrics_range_result SET row_count = "
+            "coalesce((SELECT max(groups) FROM top), 0) WHERE id = %s",
+            [*params, ranges.KEEP[ranges.SPENT_PER_USER_TYPE], result, result],
+        )
+
+    return fill
+
+
+def _summed_per_user_type(split: Split, user_id: str | None, limit: int, offset: int):
+    """Every group of the range summed, then sorted: for one user, or deep pages."""
+    params: list = []
+    sql = (
+        f"WITH totals AS ({_user_type_totals(split, params, user_id)}) "
         "SELECT user_id, transaction_type, total, n, count(*) OVER () FROM totals "
-        'ORDER BY total DESC, user_id COLLATE "C", transaction_type COLLATE "C" '
-        "LIMIT %s OFFSET %s"
+        f"ORDER BY {USER_TYPE_ORDER} LIMIT %s OFFSET %s"
     )
     rows = _fetch(sql, [*params, limit, offset])
     count = rows[0][4] if rows else _count_user_types(sql, params)
@@ -185,124 +222,6 @@ def _all_time_per_user_type(user_id: str | None, limit: int, offset: int):
     return results, count, estimated
 
 
-# The ranking of a range without a user: the threshold algorithm over the all-time
-# totals. Amounts are never negative, so a group's all-time total bounds its total in
-# any range: walking the groups by all-time total, largest first, and summing each
-# one's range, the walk can stop as soon as the next all-time total is below the
-# range total of the last group of the page. Exact, and it reads the day rows of a
-# few thousand groups instead of every group of the range.
-RANKED_MAX = 5_000  # deeper pages sum every group
-RANKED_BATCH = 500
-SAMPLE_PERCENT = 0.5  # of the groups, to estimate how many have a total in the range
-
-_RANKED_SQL = """
-SELECT t.user_id, t.transaction_type, t.total_eur, r.total, r.n
-FROM (
-    SELECT user_id, transaction_type, total_eur FROM metrics_user_type_total
-    WHERE transactions > 0 {after}
-    ORDER BY total_eur DESC, user_id, transaction_type LIMIT %s
-) t CROSS JOIN LATERAL (
-    SELECT sum(v) AS total, sum(c) AS n FROM (
-        SELECT d.total_eur v, d.transactions c FROM metrics_user_type_day d
-        WHERE d.user_id = t.user_id AND d.transaction_type = t.transaction_type AND {days}
-        UNION ALL
-        SELECT x.amount_eur, 1 FROM transactions x
-        WHERE x.user_id = t.user_id AND x.transaction_type = t.transaction_type
-        AND x.valid_to IS NULL AND x.status = 'completed' AND {edges}
-    ) p
-) r
-ORDER BY t.total_eur DESC, t.user_id, t.transaction_type
-"""
-
-
-def _range_sql(split: Split) -> tuple[str, list, str, list]:
-    days_params: list = []
-    days = _bucket_filter("d.day", split, days_params)
-    if split.first is None and split.last is None and split.edges:
-        days = "FALSE"  # inside one day: no whole day
-    edge_params: list = []
-    parts = []
-    for start, end in split.edges:
-        parts.append("(x.timestamp >= %s AND x.timestamp < %s)")
-        edge_params += [start, end]
-    edges = "(" + " OR ".join(parts) + ")" if parts else "FALSE"
-    return days, days_params, edges, edge_params
-
-
-RANKED_MAX_BATCHES = 40  # then the walk costs more than summing every group
-
-
-def _ranked_in_range(split: Split, limit: int, offset: int):
-    """One snapshot for the whole walk: a merge committing meanwhile cannot move a group
-    past the bound or show it twice."""
-    outer = connection.in_atomic_block  # a caller's transaction is the snapshot then
-    with transaction.atomic(), connection.cursor() as cursor:
-        if not outer:
-            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        walked = _walk_ranked(split, offset + limit)
-        if walked is None:  # the bound fell too slowly: every group summed instead
-            return (*_summed_per_user_type(split, None, limit, offset), False)
-        found, exhausted = walked
-        page = found[offset : offset + limit]
-        results = [
-            {"user_id": u, "transaction_type": t, "total_eur": money(total), "transactions": int(n)}
-            for total, n, u, t in page
-        ]
-        if exhausted:
-            return results, len(found), False
-        # More groups exist than the walk read: at least one past the page.
-        return results, max(len(found), offset + limit + 1, _estimate_groups(split)), True
-
-
-def _walk_ranked(split: Split, need: int):
-    """(groups with a total in the range, ranked; whether every group was read), or None."""
-    days, days_params, edges, edge_params = _range_sql(split)
-    found: dict[tuple, tuple] = {}  # (user_id, transaction_type) -> (total, n, user, type)
-    after, after_params = "", []
-    for _ in range(RANKED_MAX_BATCHES):
-        sql = _RANKED_SQL.format(after=after, days=days, edges=edges)
-        rows = _fetch(sql, [*after_params, RANKED_BATCH, *days_params, *edge_params])
-        for u, t, _bound, total, n in rows:
-            if n:
-                found[(u, t)] = (total, n, u, t)
-        # Ties by user and type in code point order: `COLLATE "C"`, as the summed path.
-        ranked = sorted(found.values(), key=lambda r: (-r[0], r[2], r[3]))
-        if len(rows) < RANKED_BATCH:
-            return ranked, True
-        last_bound = rows[-1][2]
-        # A group after this one totals at most last_bound in the range; ties go by
-        # user and type, so an equal bound can still take a place.
-        if len(ranked) >= need and last_bound < ranked[need - 1][0]:
-            return ranked, False
-        u, t = rows[-1][0], rows[-1][1]
-        after = (
-            "AND total_eur <= %s AND NOT (total_eur = %s AND (user_id, transaction_type) "
-            "<= (%s, %s))"
-        )
-        after_params = [last_bound, last_bound, u, t]
-    return None
-
-
-def _estimate_groups(split: Split) -> int:
-    """How many groups have a completed transaction on the range's days, from a sample
-    of the groups (pages of metrics_user_type_total): the count is an estimate."""
-    first = split.first or dt.date.min
-    last = split.last or dt.date.max
-    for start, end in split.edges:  # the partial days count as days here
-        first, last = (
-            min(first, start.date()),
-            max(last, (end - dt.timedelta(microseconds=1)).date()),
-        )
-    sql = (
-        f"SELECT count(*) FROM metrics_user_type_total t TABLESAMPLE SYSTEM ({SAMPLE_PERCENT}) "
-        "REPEATABLE (42) WHERE t.transactions > 0 AND EXISTS (SELECT 1 FROM "
-        "metrics_user_type_day d WHERE d.user_id = t.user_id AND "
-        "d.transaction_type = t.transaction_type AND d.day >= %s AND d.day <= %s)"
-    )
-    sampled = _fetch(sql, [first, last])[0][0]
-    return round(sampled * 100 / SAMPLE_PERCENT)
-
-
 def _plan_rows(plan) -> int:
     """Rows the planner expects from the scan under an EXPLAIN (FORMAT JSON) of count(*)."""
     plan = orjson.loads(plan) if isinstance(plan, str | bytes) else plan
@@ -336,21 +255,36 @@ def top_products(split: Split, x: int) -> list[dict]:
             {"rank": i, "product_id": p, "quantity": int(q), "transactions": int(n)}
             for i, (p, q, n) in enumerate(rows, start=1)
         ]
-    params: list = []
-    buckets = _bucket_filter("day", split, params)
-    edges = _edge_filter(split, params)
-    sql = (
-        "SELECT product_id, sum(q), sum(n) FROM ("
-        f"SELECT product_id, quantity q, transactions n FROM metrics_product_day WHERE {buckets} "
-        f"UNION ALL SELECT product_id, quantity, 1 FROM transactions "
-        f"WHERE {CURRENT_COMPLETED} AND {edges}"
-        ") parts GROUP BY product_id HAVING sum(n) > 0 ORDER BY 2 DESC, 1 LIMIT %s"
-    )
-    rows = _fetch(sql, [*params, x])
+    result, _ = ranges.ranked(ranges.TOP_PRODUCTS, split, _keep_products(split))
     return [
         {"rank": i, "product_id": p, "quantity": int(q), "transactions": int(n)}
-        for i, (p, q, n) in enumerate(rows, start=1)
+        for i, (p, _, q, n) in enumerate(ranges.page(result, 0, x), start=1)
     ]
+
+
+def _keep_products(split: Split):
+    """Stores the range's first x-maximum ranks of products (metrics.ranges)."""
+
+    def fill(cursor, result: int) -> None:
+        params: list = []
+        buckets = _bucket_filter("day", split, params)
+        edges = _edge_filter(split, params)
+        cursor.execute(
+            "WITH top AS (SELECT product_id, sum(q) q, sum(n) n, count(*) OVER () AS groups FROM ("
+            "SELECT product_id, quantity q, transactions n FROM metrics_product_day "
+            f"WHERE {buckets} UNION ALL SELECT product_id, quantity, 1 FROM transactions "
+            f"WHERE {CURRENT_COMPLETED} AND {edges}"
+            ") parts GROUP BY product_id HAVING sum(n) > 0 ORDER BY q DESC, product_id LIMIT %s), "
+            "kept AS (INSERT INTO metrics_range_row "
+            "(result_id, rank, key, key2, total, transactions) "
+            "SELECT %s, row_number() OVER (ORDER BY q DESC, product_id), product_id, '', q, n "
+            "FROM top) "
+            "UPDATE metrics_range_result SET row_count = "
+            "coalesce((SELECT max(groups) FROM top), 0) WHERE id = %s",
+            [*params, ranges.KEEP[ranges.TOP_PRODUCTS], result, result],
+        )
+
+    return fill
 
 
 def product_sales(product_id: str, first: dt.date, last: dt.date) -> list[dict]:

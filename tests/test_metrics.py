@@ -269,22 +269,69 @@ def test_incremental_aggregates_equal_a_rebuild_after_a_mixed_history(db):
     assert aggregates() == incremental
 
 
-@pytest.mark.parametrize("batch", [1, 2, 3, 500])
-def test_ranked_walk_of_a_range_equals_summing_every_group(api, data, monkeypatch, batch):
-    """The threshold walk over all-time totals stops early: its pages must be exactly the
-    pages of the full sum, for any batch size, with the partial days and the ties."""
-    from metrics import selectors
+RANGES = [
+    (D0 + dt.timedelta(hours=7, minutes=30), D0 + dt.timedelta(days=5, hours=3)),
+    (D0 + dt.timedelta(days=1), D0 + dt.timedelta(days=3, microseconds=-1)),
+    (D0 + dt.timedelta(hours=2), D0 + dt.timedelta(hours=20)),
+    (None, D0 + dt.timedelta(days=2, hours=12)),
+    (D0 + dt.timedelta(days=4, hours=1), None),
+]
 
-    monkeypatch.setattr(selectors, "RANKED_BATCH", batch)
-    for since, until in [
-        (D0 + dt.timedelta(hours=7, minutes=30), D0 + dt.timedelta(days=5, hours=3)),
-        (D0 + dt.timedelta(days=1), D0 + dt.timedelta(days=3, microseconds=-1)),
-        (D0 + dt.timedelta(hours=2), D0 + dt.timedelta(hours=20)),
-    ]:
+
+@pytest.mark.parametrize("keep", [1, 4, 5_000])
+def test_kept_range_rankings_equal_summing_every_group(api, data, monkeypatch, keep):
+    """A range's ranking is stored once and its pages read from it: every page, for any
+    number of kept ranks (deeper pages sum again), equals the full sum, ties included."""
+    from metrics import ranges, selectors
+
+    monkeypatch.setitem(ranges.KEEP, ranges.SPENT_PER_USER_TYPE, keep)
+    for since, until in RANGES:
         split = selectors.split_days(since, until)
         everything, count = selectors._summed_per_user_type(split, None, 10_000, 0)
+        assert everything
         for size in (1, 3, 10):
             for page in range(len(everything) // size + 1):
                 rows, n, estimated = selectors.spent_per_user_type(split, None, size, page * size)
-                assert rows == everything[page * size : (page + 1) * size], (batch, size, page)
-                assert n == count or estimated
+                assert rows == everything[page * size : (page + 1) * size], (keep, size, page)
+                assert (n, estimated) == (count, False)
+
+
+def test_a_kept_ranking_is_reused_until_a_day_of_its_range_changes(api, data):
+    """The stored ranking serves the same range again; a merge on another day keeps it; a
+    correction on one of its days (here a partial edge day) gives a new one at once."""
+    since, until = RANGES[0]
+    params = {"x": 10, "since": since.isoformat(), "until": until.isoformat()}
+    url = "/api/v1/metrics/top-products/"
+
+    def results():
+        body = api.get(url, params)
+        assert body.status_code == 200, body.content
+        return body.json()["results"]
+
+    def kept():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT id FROM metrics_range_result WHERE kind = 'top-products'")
+            return [r[0] for r in cursor.fetchall()]
+
+    def expected():
+        sums = defaultdict(lambda: [0, 0])
+        for r in completed(data, since, until):
+            sums[r["product_id"]][0] += r["quantity"]
+            sums[r["product_id"]][1] += 1
+        ranked = sorted(sums.items(), key=lambda kv: (-kv[1][0], kv[0]))
+        return [
+            {"rank": i, "product_id": p, "quantity": q, "transactions": n}
+            for i, (p, (q, n)) in enumerate(ranked, start=1)
+        ]
+
+    assert results() == expected()
+    (first,) = kept()
+    assert results() == expected() and kept() == [first]
+    far = row(39, transaction_id="TX-LATER", timestamp=D0 + dt.timedelta(days=30))
+    merge([far])  # another day: the ranking stands
+    assert results() == expected() and kept() == [first]
+    edge = next(r for r in completed(data, since, until) if r["timestamp"].date() == until.date())
+    data[edge["transaction_id"]] = moved = {**edge, "product_id": "P-NEW", "quantity": 50}
+    merge([moved])
+    assert results() == expected() and results()[0]["product_id"] == "P-NEW"
+    assert len(kept()) == 1 and kept() != [first]  # the stale one dropped
