@@ -2,8 +2,10 @@
 
 `make demo` calls this after installing and loading the demo data. Every process
 logs to run/<name>.log, one JSON object a line (`LOG_FORMAT=text` for plain lines);
-Ctrl-C (or SIGTERM) stops them all. If one dies, the others are stopped too and the
-exit code says so. gunicorn's workers share their Prometheus metrics through
+Ctrl-C (or SIGTERM) stops them all. A process that dies is started again, as
+docker-compose's `restart: unless-stopped` does (its exit code in the output and its
+log); one that dies CRASH_LOOP times within CRASH_WINDOW seconds stops everything,
+with exit code 1. gunicorn's workers share their Prometheus metrics through
 run/prometheus/ (emptied at each start), served at http://127.0.0.1:8000/metrics.
 """
 
@@ -22,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 BIN = ROOT / ".venv" / "bin"
 RUN = ROOT / "run"
 METRICS_DIR = RUN / "prometheus"  # PROMETHEUS_MULTIPROC_DIR of the web workers
+CRASH_LOOP, CRASH_WINDOW = 5, 60.0
 
 
 def django_commands() -> set[str]:
@@ -89,24 +92,50 @@ def main() -> int:
     broker = start_broker()
     if broker is not None:
         children["broker"] = broker
-    for name, command in processes(web_port).items():
-        log = open(RUN / f"{name}.log", "ab")  # noqa: SIM115
-        children[name] = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    commands = processes(web_port)
+
+    logs: dict = {}
+
+    def spawn(name: str) -> subprocess.Popen | None:
+        if name == "broker":
+            return start_broker()
+        if name in logs:
+            logs[name].close()
+        logs[name] = open(RUN / f"{name}.log", "ab")  # noqa: SIM115
+        return subprocess.Popen(
+            commands[name], cwd=ROOT, env=env, stdout=logs[name], stderr=subprocess.STDOUT
         )
+
+    for name in commands:
+        children[name] = spawn(name)
         print(f"{name}: pid {children[name].pid}, log run/{name}.log")
     print(f"\nThe portal: http://127.0.0.1:{web_port}/api/v1/  (docs: /api/v1/docs/)")
     print("Ctrl-C stops everything.\n")
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    deaths: dict[str, list[float]] = {}
     code = 0
     try:
-        while not stopping:
-            dead = [n for n, p in children.items() if p.poll() is not None]
-            if dead:
-                print(f"stopped unexpectedly: {', '.join(dead)} (see run/<name>.log)")
-                code = 1
-                break
+        while not stopping and not code:
+            for name, process in list(children.items()):
+                if process.poll() is None:
+                    continue
+                now = time.monotonic()
+                recent = [t for t in deaths.get(name, []) if now - t < CRASH_WINDOW] + [now]
+                deaths[name] = recent
+                try:
+                    restarted = spawn(name) if len(recent) < CRASH_LOOP else None
+                except (OSError, RuntimeError) as exc:  # the broker's port taken, say
+                    print(f"{name} could not be started again: {exc}")
+                    restarted = None
+                if restarted is None:
+                    print(f"{name} stopped (exit {process.returncode}) and is not restarted; "
+                          f"stopping everything (see run/{name}.log)")  # fmt: skip
+                    code = 1
+                    break
+                children[name] = restarted
+                print(f"{name} exited with {process.returncode}: started again, "
+                      f"pid {children[name].pid} (see run/{name}.log)")  # fmt: skip
             time.sleep(1)
     except KeyboardInterrupt:
         pass
