@@ -24,7 +24,11 @@
    its group with `--poll <s>` (re-push latency only), and a drain profiled from outside
    with `py-spy record --idle` (wall time per phase of a batch; reported apart, since the
    sampler costs a little CPU).
-6. bench/results/pipeline_throughput-<timestamp>.json and a markdown table on stdout.
+6. The table's own limit, same run (unless --no-table-limit): the same N rows COPYed,
+   one batch a transaction, into an empty copy of `transactions` with its indexes: what
+   PostgreSQL takes to store these rows at all on this machine, without versions,
+   search entries or aggregates. The consumer's rate is reported against it too.
+7. bench/results/pipeline_throughput-<timestamp>.json and a markdown table on stdout.
 
 Targets (issue 5): >= 20,000 messages/s; re-push p50 < 1 s. Checked here, never in tests.
 """
@@ -243,6 +247,51 @@ def make_messages(n: int, seed: int) -> tuple[list[bytes], list[bytes]]:
         values.append(orjson.dumps(obj))
         keys.append(tx_id.encode())
     return values, keys
+
+
+# --------------------------------------------------------------------------- the table's limit
+
+COPY_COLUMNS = [
+    "transaction_id", "user_id", "timestamp", "transaction_type", "payment_method", "country",
+    "product_id", "product_category", "quantity", "amount", "currency", "amount_eur", "status",
+    "customer_rating", "valid_from",
+]  # fmt: skip
+
+
+def bench_table_limit(n: int, seed: int, batch: int) -> dict:
+    """The database's own limit for these rows, same run: the same N transactions (the
+    messages' fields, amount_eur = amount as they are EUR) COPYed B rows a transaction, as
+    the consumer's batches, into an empty copy of `transactions` (`LIKE ... INCLUDING
+    ALL`: the same 16 indexes) growing to N rows as `transactions` does during a drain.
+    No versioning, search entries, aggregates or offsets: a lower bound of what a merge
+    of those rows writes. Timed on the COPYs and commits only."""
+    values, _ = make_messages(n, seed)
+    rows = []
+    for value in values:
+        o = orjson.loads(value)
+        rows.append([o[c] for c in COPY_COLUMNS[:11]] + [o["amount"], o["status"],
+                    o["customer_rating"], 1])  # fmt: skip
+    del values
+    columns = ", ".join(f'"{c}"' for c in COPY_COLUMNS)
+    sql(
+        [
+            "DROP TABLE IF EXISTS bench_table_limit",
+            "CREATE TABLE bench_table_limit (LIKE transactions INCLUDING ALL)",
+            "CHECKPOINT",
+        ]
+    )
+    with psycopg.connect(DSN) as conn:
+        t0 = now()
+        for start in range(0, n, batch):
+            with conn.cursor().copy(f"COPY bench_table_limit ({columns}) FROM STDIN") as copy:
+                for row in rows[start : start + batch]:
+                    copy.write_row(row)
+            conn.commit()
+        seconds = now() - t0
+    count = sql(["SELECT count(*) FROM bench_table_limit"])[0][0][0]
+    sql(["DROP TABLE bench_table_limit"])
+    return {"rows": count, "batch": batch, "seconds": round(seconds, 1),
+            "rate": round(count / seconds)}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- the limit
@@ -856,6 +905,19 @@ def markdown(result: dict) -> str:
             f"| {label}: steady (10 %-90 % of the backlog) | | | "
             f"{fmt(d['rate_steady_10_90'])} | {(d['rate_steady_10_90'] or 0) / limit:.2f} |"
         )
+    table = result.get("table_limit")
+    if table:
+        best = max(d["rate_excluding_join"] or 0 for d in result["drains"] if not d["profiled"])
+        out.append(
+            f"| PostgreSQL: COPY of the same rows into a copy of `transactions` (its indexes; "
+            f"no versions, search, aggregates), {table['batch']:,} a transaction (**the "
+            f"table's limit**) | {table['rows']:,} | {table['seconds']:.1f} | "
+            f"{table['rate']:,} | {table['rate'] / limit:.2f} |"
+        )
+        out.append(
+            f"| best run_pipeline after the join, as a share of the table's limit | | | "
+            f"{best:,.0f} | {best / table['rate']:.2f} of the table's |"
+        )
     out += ["", "| re-push (request → processed) | n | p50 s | p90 s | max s | broker ack p50 s |"]
     out.append("| --- | ---: | ---: | ---: | ---: | ---: |")
     for r in result["repush"]:
@@ -926,6 +988,12 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--no-profile", action="store_true", help="Skip the py-spy drain.")
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument(
+        "--no-table-limit",
+        dest="table_limit",
+        action="store_false",
+        help="Skip the COPY of the same rows into a copy of `transactions`.",
+    )
     args = parser.parse_args(argv)
     if not args.no_profile and not Path(PY_SPY).exists():
         print(f"py-spy not found ({PY_SPY}): no profiled drain", flush=True)
@@ -1083,6 +1151,13 @@ def main(argv=None) -> int:
                 conn = psycopg.connect(DSN, autocommit=True)
                 target = merged_offsets(conn, topic)
                 conn.close()
+        if args.table_limit:
+            print(
+                f"the table's limit: COPY of the same rows, {batch_sizes[0]} a transaction",
+                flush=True,
+            )
+            result["table_limit"] = bench_table_limit(args.messages, args.seed, batch_sizes[0])
+            print(f"  {result['table_limit']}", flush=True)
         result["targets"] = targets(result)
         result["machine"]["uptime_after"] = sh("uptime")
         result["machine"]["busy_processes_at_end"] = busy_processes()
