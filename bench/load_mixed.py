@@ -709,16 +709,14 @@ class MemSampler(threading.Thread):
 
 
 def wait_backlog(timeout: float = 180) -> dict:
-    """Wait until no re-push is left `pushed` (or the count stops moving)."""
-    t0, last, still = time.monotonic(), None, 0
+    """Wait until no re-push is left `pushed`. A re-push whose message a fault swallowed
+    (the dev broker restarts empty) is sent again by beat REPUSH_RESEND_AFTER_S (120 s)
+    after it was sent: the wait covers that, so what is left is lost."""
+    t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         pushed = counts()["repush_by_status"].get("pushed", 0)
         if pushed == 0:
             return {"pushed_left": 0, "waited_s": round(time.monotonic() - t0, 1)}
-        still = still + 1 if pushed == last else 0
-        if still >= 20:  # 10 s without progress
-            break
-        last = pushed
         time.sleep(0.5)
     return {"pushed_left": pushed, "waited_s": round(time.monotonic() - t0, 1)}
 

@@ -63,9 +63,10 @@ class ContextFilter(logging.Filter):
 
 
 class DatabaseOutageFilter(logging.Filter):
-    """`django.request`'s error for a request that met an unreachable database (served as
-    503 `database_unavailable`): the first of an outage keeps its traceback, the next ones
-    in `window` seconds are one WARNING line each, without it.
+    """An error logged with an unreachable database as its cause (`django.request`'s for a
+    request served as 503 `database_unavailable`, the request log's entry that could not
+    be stored): the first of an outage keeps its traceback, the next ones in `window`
+    seconds are one WARNING line each, without it.
 
     Not a bug of the request: a restarted PostgreSQL made every web process log a full
     traceback per request (5,411 in a 10-second outage under load).

@@ -261,6 +261,7 @@ LOGGING = {
         "django.server": {"handlers": [], "propagate": True},
         # A request that met an unreachable database: one traceback a minute, not one each.
         "django.request": {"handlers": [], "propagate": True, "filters": ["database_outage"]},
+        "lineage.middleware": {"handlers": [], "propagate": True, "filters": ["database_outage"]},
         "django.db.backends": {"level": "INFO"},
     },
 }

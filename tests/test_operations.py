@@ -428,6 +428,7 @@ def test_the_database_unreachable_is_a_clean_503_and_then_it_recovers(alice, log
     Retry-After (not a 500), and the next request once it is back succeeds. The log has
     one traceback for the outage, then a warning line per request."""
     (outage,) = [f for f in logging.getLogger("django.request").filters if hasattr(f, "window")]
+    assert outage in logging.getLogger("lineage.middleware").filters  # one window for both
     outage.last_traceback = float("-inf")
     give(alice, "transactions", "read")
     api = client_for(alice)
@@ -442,16 +443,20 @@ def test_the_database_unreachable_is_a_clean_503_and_then_it_recovers(alice, log
             down = api.get(path)
             assert down.status_code == 503, (path, down.status_code, down.content[:200])
             assert down.json()["code"] == "database_unavailable" and down["Retry-After"]
+        for _ in range(2):  # a write's request log entry is stored at once: it fails too
+            down = api.post("/api/v1/pipeline/repush/", {"transaction_id": "T1"}, format="json")
+            assert down.status_code == 503, down.content[:200]
     finally:
         connection.close()
         connection.settings_dict["PORT"] = real
     assert api.get(rows).status_code == 200
-    logged = [e for e in log_lines() if e["logger"] == "django.request"]
-    assert [(e["level"], "exception" in e) for e in logged] == [
-        ("ERROR", True),
-        ("WARNING", False),
-        ("WARNING", False),
+    logged = [e for e in log_lines() if e["logger"] in ("django.request", "lineage.middleware")]
+    assert [(e["logger"], e["level"], "exception" in e) for e in logged] == [
+        ("django.request", "ERROR", True),
+        *[("django.request", "WARNING", False)] * 2,
+        *[("django.request", "WARNING", False), ("lineage.middleware", "WARNING", False)] * 2,
     ]
+    assert logged[4]["message"].startswith("Could not store the request log entry")
     assert "OperationalError" in logged[0]["exception"]
     assert logged[1]["message"].startswith("Service Unavailable: /api/v1/metrics/top-products/")
     assert "database unavailable" in logged[2]["message"]
