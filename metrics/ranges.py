@@ -84,6 +84,18 @@ def ranked(kind: str, split, fill) -> tuple[int, int]:
         return result_id, int(cursor.fetchone()[0])
 
 
+def ranked_page(kind: str, split, fill, offset: int, limit: int) -> tuple[list[tuple], int]:
+    """(rows of ranks offset+1 .. offset+limit, number of groups). A ranking found stale
+    and dropped by another request between finding it and reading its page (a merge
+    committed meanwhile) is found or computed again, once."""
+    for _ in range(2):
+        result, count = ranked(kind, split, fill)
+        rows = page(result, offset, limit)
+        if len(rows) == max(0, min(limit, count - offset)):
+            break
+    return rows, count
+
+
 def page(result_id: int, offset: int, limit: int) -> list[tuple]:
     """(key, key2, total, transactions) of ranks offset+1 .. offset+limit."""
     with connection.cursor() as cursor:

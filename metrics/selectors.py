@@ -125,10 +125,12 @@ def spent_per_user_type(split: Split, user_id: str | None, limit: int, offset: i
     if unbounded(split):
         return _all_time_per_user_type(user_id, limit, offset)
     if user_id is None and offset + limit <= ranges.KEEP[ranges.SPENT_PER_USER_TYPE]:
-        result, count = ranges.ranked(ranges.SPENT_PER_USER_TYPE, split, _keep_user_types(split))
+        rows, count = ranges.ranked_page(
+            ranges.SPENT_PER_USER_TYPE, split, _keep_user_types(split), offset, limit
+        )
         results = [
             {"user_id": u, "transaction_type": t, "total_eur": money(total), "transactions": int(n)}
-            for u, t, total, n in ranges.page(result, offset, limit)
+            for u, t, total, n in rows
         ]
         return results, count, False
     return (*_summed_per_user_type(split, user_id, limit, offset), False)
@@ -255,10 +257,10 @@ def top_products(split: Split, x: int) -> list[dict]:
             {"rank": i, "product_id": p, "quantity": int(q), "transactions": int(n)}
             for i, (p, q, n) in enumerate(rows, start=1)
         ]
-    result, _ = ranges.ranked(ranges.TOP_PRODUCTS, split, _keep_products(split))
+    rows, _ = ranges.ranked_page(ranges.TOP_PRODUCTS, split, _keep_products(split), 0, x)
     return [
         {"rank": i, "product_id": p, "quantity": int(q), "transactions": int(n)}
-        for i, (p, _, q, n) in enumerate(ranges.page(result, 0, x), start=1)
+        for i, (p, _, q, n) in enumerate(rows, start=1)
     ]
 
 
