@@ -30,6 +30,7 @@ KEEP = {TOP_PRODUCTS: 1_000, SPENT_PER_USER_TYPE: 5_000}
 # Rankings computed more than this long ago are dropped when a new one is stored.
 MAX_AGE = dt.timedelta(days=1)
 PRUNE_BATCH = 50
+ATTEMPTS = 5
 
 
 def days_of(split) -> tuple[dt.date, dt.date]:
@@ -56,32 +57,36 @@ def ranked(kind: str, split, fill) -> tuple[int, int]:
     key = range_key(split)
     first, last = days_of(split)
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT coalesce(sum(changes), 0) FROM metrics_day_changes "
-            "WHERE day >= %s AND day <= %s",
-            [first, last],
-        )
-        stamp = int(cursor.fetchone()[0])
-        found = _find(cursor, kind, key, stamp)
-        if found:
-            return found
-        with transaction.atomic():
-            # Another request storing the same ranking: the conflict waits for it, and
-            # its result is read once it committed.
+        # Another request may store the same ranking meanwhile (the INSERT's conflict
+        # waits for it, then its result is read), or drop it as stale right after (a
+        # merge committed): then the stamp is read again.
+        for _ in range(ATTEMPTS):
             cursor.execute(
-                "INSERT INTO metrics_range_result (kind, range_key, stamp, row_count, created_at) "
-                "VALUES (%s, %s, %s, 0, now()) ON CONFLICT (kind, range_key, stamp) DO NOTHING "
-                "RETURNING id",
-                [kind, key, stamp],
+                "SELECT coalesce(sum(changes), 0) FROM metrics_day_changes "
+                "WHERE day >= %s AND day <= %s",
+                [first, last],
             )
-            created = cursor.fetchone()
-            if created is None:
-                return _find(cursor, kind, key, stamp)
-            result_id = created[0]
-            fill(cursor, result_id)
-            _prune(cursor, kind, key, stamp)
-        cursor.execute("SELECT row_count FROM metrics_range_result WHERE id = %s", [result_id])
-        return result_id, int(cursor.fetchone()[0])
+            stamp = int(cursor.fetchone()[0])
+            found = _find(cursor, kind, key, stamp)
+            if found:
+                return found
+            with transaction.atomic():
+                cursor.execute(
+                    "INSERT INTO metrics_range_result "
+                    "(kind, range_key, stamp, row_count, created_at) "
+                    "VALUES (%s, %s, %s, 0, now()) "
+                    "ON CONFLICT (kind, range_key, stamp) DO NOTHING RETURNING id",
+                    [kind, key, stamp],
+                )
+                created = cursor.fetchone()
+                if created is not None:
+                    fill(cursor, created[0])
+                    _prune(cursor, kind, key, stamp)
+                    found = _find(cursor, kind, key, stamp)
+            found = found or _find(cursor, kind, key, stamp)
+            if found:
+                return found
+    raise RuntimeError(f"the {kind} ranking of {key} changed {ATTEMPTS} times while read")
 
 
 def ranked_page(kind: str, split, fill, offset: int, limit: int) -> tuple[list[tuple], int]:
