@@ -50,10 +50,11 @@ def range_key(split) -> str:
     return f"{split.first}|{split.last}|{edges}"
 
 
-def ranked(kind: str, split, fill) -> tuple[int, int]:
+def ranked(kind: str, split, groups: str, params: list, order: str) -> tuple[int, int]:
     """(result id, number of groups) of the ranking of `kind` over `split`, stored first
-    if no ranking of the current stamp is: `fill(cursor, result_id)` inserts the ranks
-    into metrics_range_row and sets the result's row_count."""
+    if no ranking of the current stamp is. `groups` is the query (with `params`) of every
+    group of the range as (key, key2, total, transactions); `order` ranks them, ties
+    included."""
     key = range_key(split)
     first, last = days_of(split)
     with connection.cursor() as cursor:
@@ -62,14 +63,15 @@ def ranked(kind: str, split, fill) -> tuple[int, int]:
         # merge committed): then the stamp is read again.
         for _ in range(ATTEMPTS):
             cursor.execute(
-                "SELECT coalesce(sum(changes), 0) FROM metrics_day_changes "
-                "WHERE day >= %s AND day <= %s",
-                [first, last],
+                "SELECT s.stamp, r.id, r.row_count FROM (SELECT coalesce(sum(changes), 0) "
+                "AS stamp FROM metrics_day_changes WHERE day >= %s AND day <= %s) s "
+                "LEFT JOIN metrics_range_result r ON r.kind = %s AND r.range_key = %s "
+                "AND r.stamp = s.stamp",
+                [first, last, kind, key],
             )
-            stamp = int(cursor.fetchone()[0])
-            found = _find(cursor, kind, key, stamp)
-            if found:
-                return found
+            stamp, result, count = cursor.fetchone()
+            if result is not None:
+                return result, int(count)
             with transaction.atomic():
                 cursor.execute(
                     "INSERT INTO metrics_range_result "
@@ -80,25 +82,41 @@ def ranked(kind: str, split, fill) -> tuple[int, int]:
                 )
                 created = cursor.fetchone()
                 if created is not None:
-                    fill(cursor, created[0])
+                    _store(cursor, created[0], groups, params, order, KEEP[kind])
                     _prune(cursor, kind, key, stamp)
-                    found = _find(cursor, kind, key, stamp)
-            found = found or _find(cursor, kind, key, stamp)
+            found = _find(cursor, kind, key, stamp)
             if found:
                 return found
     raise RuntimeError(f"the {kind} ranking of {key} changed {ATTEMPTS} times while read")
 
 
-def ranked_page(kind: str, split, fill, offset: int, limit: int) -> tuple[list[tuple], int]:
+def ranked_page(
+    kind: str, split, groups: str, params: list, order: str, offset: int, limit: int
+) -> tuple[list[tuple], int]:
     """(rows of ranks offset+1 .. offset+limit, number of groups). A ranking found stale
     and dropped by another request between finding it and reading its page (a merge
     committed meanwhile) is found or computed again, once."""
     for _ in range(2):
-        result, count = ranked(kind, split, fill)
+        result, count = ranked(kind, split, groups, params, order)
         rows = page(result, offset, limit)
         if len(rows) == max(0, min(limit, count - offset)):
             break
     return rows, count
+
+
+def _store(cursor, result: int, groups: str, params: list, order: str, keep: int) -> None:
+    """The first `keep` ranks of `groups` into metrics_range_row, and how many groups the
+    range has into the result's row_count, in one statement."""
+    cursor.execute(
+        f"WITH top AS (SELECT *, count(*) OVER () AS groups FROM ({groups}) g "
+        f"ORDER BY {order} LIMIT %s), "
+        "kept AS (INSERT INTO metrics_range_row (result_id, rank, key, key2, total, transactions) "
+        f"SELECT %s, row_number() OVER (ORDER BY {order}), key, key2, total, transactions "
+        "FROM top) "
+        "UPDATE metrics_range_result SET row_count = coalesce((SELECT max(groups) FROM top), 0) "
+        "WHERE id = %s",
+        [*params, keep, result, result],
+    )
 
 
 def page(result_id: int, offset: int, limit: int) -> list[tuple]:

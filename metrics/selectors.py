@@ -125,8 +125,14 @@ def spent_per_user_type(split: Split, user_id: str | None, limit: int, offset: i
     if unbounded(split):
         return _all_time_per_user_type(user_id, limit, offset)
     if user_id is None and offset + limit <= ranges.KEEP[ranges.SPENT_PER_USER_TYPE]:
+        params: list = []
+        groups = (
+            "SELECT user_id AS key, transaction_type AS key2, total, n AS transactions "
+            f"FROM ({_user_type_totals(split, params)}) totals"
+        )
+        order = 'total DESC, key COLLATE "C", key2 COLLATE "C"'
         rows, count = ranges.ranked_page(
-            ranges.SPENT_PER_USER_TYPE, split, _keep_user_types(split), offset, limit
+            ranges.SPENT_PER_USER_TYPE, split, groups, params, order, offset, limit
         )
         results = [
             {"user_id": u, "transaction_type": t, "total_eur": money(total), "transactions": int(n)}
@@ -134,9 +140,6 @@ def spent_per_user_type(split: Split, user_id: str | None, limit: int, offset: i
         ]
         return results, count, False
     return (*_summed_per_user_type(split, user_id, limit, offset), False)
-
-
-USER_TYPE_ORDER = 'total DESC, user_id COLLATE "C", transaction_type COLLATE "C"'
 
 
 def _user_type_totals(split: Split, params: list, user_id: str | None = None) -> str:
@@ -156,34 +159,14 @@ def _user_type_totals(split: Split, params: list, user_id: str | None = None) ->
     )
 
 
-def _keep_user_types(split: Split):
-    """Stores the range's first ranks and its number of groups (metrics.ranges)."""
-
-    def fill(cursor, result: int) -> None:
-        params: list = []
-        totals = _user_type_totals(split, params)
-        cursor.execute(
-            f"WITH top AS (SELECT *, count(*) OVER () AS groups FROM ({totals}) totals "
-            f"ORDER BY {USER_TYPE_ORDER} LIMIT %s), "
-            "kept AS (INSERT INTO metrics_range_row "
-            "(result_id, rank, key, key2, total, transactions) "
-            f"SELECT %s, row_number() OVER (ORDER BY {USER_TYPE_ORDER}), user_id, "
-            "transaction_type, total, n FROM top) "
-            "UPDATE metrics_range_result SET row_count = "
-            "coalesce((SELECT max(groups) FROM top), 0) WHERE id = %s",
-            [*params, ranges.KEEP[ranges.SPENT_PER_USER_TYPE], result, result],
-        )
-
-    return fill
-
-
 def _summed_per_user_type(split: Split, user_id: str | None, limit: int, offset: int):
     """Every group of the range summed, then sorted: for one user, or deep pages."""
     params: list = []
     sql = (
         f"WITH totals AS ({_user_type_totals(split, params, user_id)}) "
         "SELECT user_id, transaction_type, total, n, count(*) OVER () FROM totals "
-        f"ORDER BY {USER_TYPE_ORDER} LIMIT %s OFFSET %s"
+        'ORDER BY total DESC, user_id COLLATE "C", transaction_type COLLATE "C" '
+        "LIMIT %s OFFSET %s"
     )
     rows = _fetch(sql, [*params, limit, offset])
     count = rows[0][4] if rows else _count_user_types(sql, params)
@@ -257,36 +240,22 @@ def top_products(split: Split, x: int) -> list[dict]:
             {"rank": i, "product_id": p, "quantity": int(q), "transactions": int(n)}
             for i, (p, q, n) in enumerate(rows, start=1)
         ]
-    rows, _ = ranges.ranked_page(ranges.TOP_PRODUCTS, split, _keep_products(split), 0, x)
+    params: list = []
+    buckets = _bucket_filter("day", split, params)
+    edges = _edge_filter(split, params)
+    groups = (
+        "SELECT product_id AS key, '' AS key2, sum(q) AS total, sum(n) AS transactions FROM ("
+        f"SELECT product_id, quantity q, transactions n FROM metrics_product_day WHERE {buckets} "
+        f"UNION ALL SELECT product_id, quantity, 1 FROM transactions "
+        f"WHERE {CURRENT_COMPLETED} AND {edges}"
+        ") parts GROUP BY product_id HAVING sum(n) > 0"
+    )
+    order = "total DESC, key"
+    rows, _ = ranges.ranked_page(ranges.TOP_PRODUCTS, split, groups, params, order, 0, x)
     return [
         {"rank": i, "product_id": p, "quantity": int(q), "transactions": int(n)}
         for i, (p, _, q, n) in enumerate(rows, start=1)
     ]
-
-
-def _keep_products(split: Split):
-    """Stores the range's first x-maximum ranks of products (metrics.ranges)."""
-
-    def fill(cursor, result: int) -> None:
-        params: list = []
-        buckets = _bucket_filter("day", split, params)
-        edges = _edge_filter(split, params)
-        cursor.execute(
-            "WITH top AS (SELECT product_id, sum(q) q, sum(n) n, count(*) OVER () AS groups FROM ("
-            "SELECT product_id, quantity q, transactions n FROM metrics_product_day "
-            f"WHERE {buckets} UNION ALL SELECT product_id, quantity, 1 FROM transactions "
-            f"WHERE {CURRENT_COMPLETED} AND {edges}"
-            ") parts GROUP BY product_id HAVING sum(n) > 0 ORDER BY q DESC, product_id LIMIT %s), "
-            "kept AS (INSERT INTO metrics_range_row "
-            "(result_id, rank, key, key2, total, transactions) "
-            "SELECT %s, row_number() OVER (ORDER BY q DESC, product_id), product_id, '', q, n "
-            "FROM top) "
-            "UPDATE metrics_range_result SET row_count = "
-            "coalesce((SELECT max(groups) FROM top), 0) WHERE id = %s",
-            [*params, ranges.KEEP[ranges.TOP_PRODUCTS], result, result],
-        )
-
-    return fill
 
 
 def product_sales(product_id: str, first: dt.date, last: dt.date) -> list[dict]:
