@@ -13,7 +13,7 @@ from django.db import connection
 
 from datalake.models.lake import TRANSACTION_FIELDS
 from datalake.search import index as search_index
-from lineage.services import version_commit, version_lock
+from lineage.services import version_begin, version_commit, version_lock, version_publish
 from metrics.aggregates import apply_version
 
 # What else a merge keeps current, in the same transaction, once a version is made.
@@ -38,6 +38,11 @@ def _execute(sql: str, params=None) -> int:
         return cursor.rowcount
 
 
+class MergeConflict(Exception):
+    """A concurrent merge wrote a record of this batch first: the batch must be merged
+    again (its transaction rolled back), on top of the other's."""
+
+
 def merge_versioned(
     resource: str,
     *,
@@ -48,6 +53,7 @@ def merge_versioned(
     stage_sql: str | None = None,
     stage_table: str | None = None,
     scope_sql: str | None = None,
+    concurrent: bool = False,
 ) -> MergeResult:
     """Close the current rows that differ and insert the new versions of them.
 
@@ -55,17 +61,26 @@ def merge_versioned(
     has one row per key with `key + columns`. With `scope_sql` (a
     condition on the table's rows, alias `t`), current rows in that scope whose
     key is absent from the stage are closed too (a day's file replaced whole).
+
+    `concurrent`: side by side with other concurrent merges of the resource (the
+    pipeline's consumers, lineage.services.version_begin): the rows and search
+    entries are written in parallel, the version is published in its order. Two
+    batches holding the same key (a producer that did not key by id) are caught after
+    the writes: the later one raises MergeConflict and is merged again.
     """
-    res, version = version_lock(resource)
+    if concurrent:
+        resource_id, version = version_begin(resource)
+    else:
+        res, version = version_lock(resource)
     match = " AND ".join(f't."{k}" = s."{k}"' for k in key)
     stage = f'"{stage_table}"' if stage_table else f"_stage_{table}"
     if stage_sql:
         _execute(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS {stage_sql}")
         _execute(f"ANALYZE {stage}")  # its joins below go by index, not by hash of the table
+    differs = f"ROW({_cols(columns, 't')}) IS DISTINCT FROM ROW({_cols(columns, 's')})"
     changed = _execute(
         f"UPDATE {table} t SET valid_to = %(v)s FROM {stage} s "
-        f"WHERE {match} AND t.valid_to IS NULL "
-        f"AND ROW({_cols(columns, 't')}) IS DISTINCT FROM ROW({_cols(columns, 's')})",
+        f"WHERE {match} AND t.valid_to IS NULL AND {differs}",
         {"v": version},
     )
     # Rows whose key has no current row now (new keys, and those just closed). ON CONFLICT
@@ -79,6 +94,15 @@ def merge_versioned(
         f"ON CONFLICT ({quoted_key}) WHERE valid_to IS NULL DO NOTHING",
         {"v": version},
     )
+    if concurrent:
+        # A row another merge made current between our UPDATE and INSERT (they waited
+        # for it to commit) hid ours from both: the key's current row is not the stage's.
+        lost = _execute(
+            f"SELECT 1 FROM {stage} s JOIN {table} t ON {match} AND t.valid_to IS NULL "
+            f"WHERE {differs} LIMIT 1"
+        )
+        if lost:
+            raise MergeConflict(f"a concurrent merge of {resource} wrote a key of this batch")
     removed = 0
     if scope_sql:
         removed = _execute(
@@ -88,13 +112,16 @@ def merge_versioned(
         )
     added = inserted - changed
     search_index.analyze_if_stale(table)  # autovacuum may be off, or behind a bulk load
+    made = bool(added or changed or removed)
+    if made:
+        search_index.index_version(table, version, stage=stage.strip('"'), source=source)
+    if concurrent:
+        res = version_publish(resource_id, version)
     current = version_commit(
         res, version, source=source, added=added, changed=changed, removed=removed
     )
-    if current == version:
-        search_index.index_version(table, version, stage=stage.strip('"'), source=source)
-        if table in AFTER_MERGE:
-            AFTER_MERGE[table](version)
+    if made and table in AFTER_MERGE:
+        AFTER_MERGE[table](version)
     if stage_sql:
         _execute(f"DROP TABLE {stage}")
     return MergeResult(current, added, changed, removed)
@@ -105,7 +132,9 @@ TX_COLUMNS = [f for f in TRANSACTION_FIELDS if f != "transaction_id"]
 TX_COLUMNS.insert(TX_COLUMNS.index("currency") + 1, "amount_eur")
 
 
-def merge_transactions(stage: str, source: str) -> dict[str, MergeResult]:
+def merge_transactions(
+    stage: str, source: str, *, concurrent: bool = False
+) -> dict[str, MergeResult]:
     return {
         "transactions": merge_versioned(
             "transactions",
@@ -114,6 +143,7 @@ def merge_transactions(stage: str, source: str) -> dict[str, MergeResult]:
             columns=TX_COLUMNS,
             stage_table=stage,
             source=source,
+            concurrent=concurrent,
         )
     }
 
@@ -245,11 +275,11 @@ MAIN_TABLE = {
 STAGE_COLUMNS = ["line", "transaction_id", *TX_COLUMNS]
 
 
-def merge_transaction_rows(rows, source: str) -> MergeResult:
+def merge_transaction_rows(rows, source: str, *, concurrent: bool = False) -> MergeResult:
     """Merge validated transaction rows (dicts, with `line`) through a temporary stage.
 
-    For callers that hold rows in memory (the pipeline consumer); inside their
-    transaction.
+    For callers that hold rows in memory (the pipeline consumer, `concurrent`: beside
+    its other consumers); inside their transaction.
     """
     columns = ", ".join(f'"{c}"' for c in STAGE_COLUMNS)
     with connection.cursor() as cursor:
@@ -262,6 +292,6 @@ def merge_transaction_rows(rows, source: str) -> MergeResult:
         with cursor.copy(f"COPY memory_stage ({columns}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row([row.get(c) for c in STAGE_COLUMNS])
-    result = merge_transactions("memory_stage", source)["transactions"]
+    result = merge_transactions("memory_stage", source, concurrent=concurrent)["transactions"]
     _execute("DROP TABLE memory_stage")
     return result

@@ -32,7 +32,7 @@ from django.utils import timezone
 from datalake.db import vacuum_stale
 
 from .kafka import ensure_topics, producer
-from .merge import MergeResult, merge_transaction_rows
+from .merge import MergeConflict, MergeResult, merge_transaction_rows
 from .models import (
     JobStatus,
     PipelineOffset,
@@ -47,6 +47,8 @@ from .validation import validate_transaction
 logger = logging.getLogger(__name__)
 RATES_TTL = 60.0
 DB_RETRY_MAX_S = 10.0  # the longest wait between two tries while the database is away
+# Deadlock, serialization failure: a concurrent consumer's transaction, not an outage.
+RETRY_AT_ONCE = {"40P01", "40001"}
 
 
 @dataclass
@@ -59,6 +61,10 @@ class Batch:
     repush_failed: dict = field(default_factory=dict)  # repush id -> reason
     jobs: dict = field(default_factory=dict)  # job id -> [processed, failed]
     next_offsets: dict = field(default_factory=dict)  # (topic, partition) -> next offset
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def _headers(message) -> dict[str, str]:
@@ -181,15 +187,23 @@ class PipelineConsumer:
         while True:
             try:
                 return work()
+            except MergeConflict as exc:  # rolled back: merged again on top of the other's
+                logger.info("pipeline: %s; merging the batch again", exc)
+                continue
             except (OperationalError, InterfaceError) as exc:
+                if getattr(exc.__cause__, "sqlstate", None) in RETRY_AT_ONCE:
+                    # Two consumers' batches sharing a transaction id, each waiting for
+                    # the other: PostgreSQL rolled one back; it is merged again.
+                    logger.info("pipeline: %s; merging the batch again", _first_line(exc))
+                    continue
                 logger.warning(
                     "pipeline: database unavailable (%s); the batch again in %.1f s",
-                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                    _first_line(exc),
                     delay,
                 )
-                connection.close()  # Django opens a new one on the next query
-                time.sleep(delay)
-                delay = min(delay * 2, DB_RETRY_MAX_S)
+            connection.close()  # Django opens a new one on the next query
+            time.sleep(delay)
+            delay = min(delay * 2, DB_RETRY_MAX_S)
 
     # -- validation ---------------------------------------------------------------------
 
@@ -228,20 +242,27 @@ class PipelineConsumer:
 
     def merge(self, messages) -> Batch:
         """Validate and merge in one transaction with the rejects, outcomes and offsets."""
+        partitions = sorted({m.partition() for m in messages})
         with transaction.atomic():
+            # This batch's partitions only: the group's other consumers merge theirs
+            # meanwhile. Locked: a partition moving between two consumers is merged by
+            # one at a time, and the second sees what the first stored.
             stored = {
                 (o.topic, o.partition): o.next_offset
-                for o in PipelineOffset.objects.select_for_update().filter(topic=self.topic)
+                for o in PipelineOffset.objects.select_for_update()
+                .filter(topic=self.topic, partition__in=partitions)
+                .order_by("partition")
             }
             batch = self.validate(messages, stored)
             self._dead_letters(batch)
-            if batch.rows:
-                self._merge_rows(batch)
-            self._record(batch)
+            version = self._merge_rows(batch).version if batch.rows else None
+            self._record(batch, version)
         return batch
 
     def _merge_rows(self, batch: Batch) -> MergeResult:
-        return merge_transaction_rows(batch.rows.values(), self._version_source(batch))
+        return merge_transaction_rows(
+            batch.rows.values(), self._version_source(batch), concurrent=True
+        )
 
     def _version_source(self, batch: Batch) -> str:
         if len(batch.repush_ok) == 1 and not batch.jobs:
@@ -250,7 +271,7 @@ class PipelineConsumer:
             return "repush-all:" + ",".join(str(j) for j in sorted(batch.jobs))
         return f"pipeline:{self.topic}"
 
-    def _record(self, batch: Batch) -> None:
+    def _record(self, batch: Batch, version: int | None) -> None:
         now = timezone.now()
         PipelineReject.objects.bulk_create(
             [
@@ -266,9 +287,6 @@ class PipelineConsumer:
             ignore_conflicts=True,
         )
         if batch.repush_ok:
-            from datalake.models import Resource
-
-            version = Resource.objects.get(name="transactions").current_version
             RepushRequest.objects.filter(pk__in=batch.repush_ok).update(
                 status=RepushStatus.PROCESSED, processed_at=now, version=version
             )
