@@ -1,7 +1,7 @@
 """Pipeline consumer throughput and re-push latency (issue 5), against the broker's own limit.
 
     python bench/pipeline_throughput.py [--messages 1000000] [--repushes 50]
-        [--batch-sizes 10000,50000] [--poll-experiment 0.05] [--no-profile]
+        [--batch-sizes 10000,50000] [--consumers 1,2] [--poll-experiment 0.05] [--no-profile]
 
 1. A separate database `datalake_bench_pipeline` (created and migrated if missing); the
    pipeline's tables are emptied before every measured drain. A local Tansu broker
@@ -467,13 +467,19 @@ def merged_offsets(conn, topic: str) -> int:
     return int(row[0])
 
 
-def consumer_backend_pid(conn, exclude: set[int]) -> int | None:
+def consumer_backend_pids(conn, exclude: set[int], consumers: int) -> list[int]:
+    """The consumers' database backends, once each has one (else [])."""
     rows = conn.execute(
         "SELECT pid FROM pg_stat_activity WHERE datname = %s AND backend_type = 'client backend'",
         (DB_NAME,),
     ).fetchall()
     pids = [pid for (pid,) in rows if pid not in exclude]
-    return pids[0] if len(pids) == 1 else None
+    return pids if len(pids) == consumers else []
+
+
+def cpu_sum(pids) -> float | None:
+    values = [cpu_seconds(pid) for pid in pids]
+    return None if not values or None in values else sum(values)
 
 
 def table_stats(conn) -> dict:
@@ -497,14 +503,18 @@ def drain(
     exclude_pids: set[int],
     running: list,
     profile: Path | None = None,
-) -> tuple[dict, Pipeline]:
-    """Run the consumer on the backlog from a clean database until every message is merged.
+    consumers: int = 1,
+) -> tuple[dict, list[Pipeline]]:
+    """Run the consumers (one group) on the backlog from a clean database until every
+    message is merged.
 
-    Returns the figures and the still-running consumer (the caller re-pushes, then stops it).
+    Returns the figures and the still-running consumers (the caller re-pushes, then
+    stops them).
     """
     reset_state()
-    group = f"bench-{topic}-b{batch_size}-{uuid.uuid4().hex[:6]}"
-    pipeline = Pipeline(env, group, batch_size, 0.5, log)
+    group = f"bench-{topic}-b{batch_size}-c{consumers}-{uuid.uuid4().hex[:6]}"
+    pipelines = [Pipeline(env, group, batch_size, 0.5, log) for _ in range(consumers)]
+    pipeline = pipelines[0]  # the one profiled, and whose start the times count from
     conn = psycopg.connect(DSN, autocommit=True)
     exclude = set(exclude_pids) | {conn.info.backend_pid}
     stats0 = table_stats(conn)
@@ -513,8 +523,9 @@ def drain(
     load_before = load1()
     timeline: list[tuple[float, int]] = []
     spy = None
-    pipeline.start()
-    running.append(pipeline)
+    for each in pipelines:
+        each.start()
+        running.append(each)
 
     def attach_profiler():
         # From the first merge on: the steady drain, not the start-up and the group join.
@@ -537,11 +548,12 @@ def drain(
             stderr=subprocess.DEVNULL,
         )
 
-    pg_pid, pg_cpu0, consumer_cpu0, t_first, mid_ps = None, None, None, None, None
+    pg_pids, pg_cpu0, consumer_cpu0, t_first, mid_ps = [], None, None, None, None
+    consumer_pids = []
     deadline = now() + 3600
     merged = 0
     while merged < target_offsets:
-        if not pipeline.alive():
+        if not all(each.alive() for each in pipelines):
             raise RuntimeError(f"run_pipeline exited early; see {log}")
         if now() > deadline:
             raise RuntimeError(f"the consumer did not finish in an hour; see {log}")
@@ -550,9 +562,10 @@ def drain(
         timeline.append((t, merged))
         if merged and t_first is None:
             t_first = t
-            # From the first merge on: the CPU of the consumer and of its database backend.
-            pg_pid = consumer_backend_pid(conn, exclude)
-            pg_cpu0, consumer_cpu0 = cpu_seconds(pg_pid), cpu_seconds(pipeline.process.pid)
+            # From the first merge on: the CPU of the consumers and of their backends.
+            consumer_pids = [each.process.pid for each in pipelines]
+            pg_pids = consumer_backend_pids(conn, exclude, consumers)
+            pg_cpu0, consumer_cpu0 = cpu_sum(pg_pids), cpu_sum(consumer_pids)
             first_merged = merged
             if profile is not None:
                 spy = attach_profiler()
@@ -561,8 +574,8 @@ def drain(
             mid_ps = busy_processes()
         time.sleep(0.1)
     t_done = timeline[-1][0]
-    consumer_cpu = cpu_seconds(pipeline.process.pid)
-    pg_cpu = cpu_seconds(pg_pid)
+    consumer_cpu = cpu_sum(consumer_pids)
+    pg_cpu = cpu_sum(pg_pids)
     broker1 = cpu_seconds(broker_pid)
     busy1 = machine_busy()
     stats1 = table_stats(conn)
@@ -588,7 +601,8 @@ def drain(
 
     t0 = pipeline.t_start
     t_ready = pipeline.first("consuming ")
-    t_join = pipeline.assigned_at()
+    joined = [each.assigned_at() for each in pipelines]  # every consumer had partitions
+    t_join = None if None in joined else max(joined)
     messages = target_offsets
     drain_s = t_done - t_first
     # the steady rate: between 10 % and 90 % of the backlog merged
@@ -599,6 +613,7 @@ def drain(
     busy = (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1])
     result = {
         "batch_size": batch_size,
+        "consumers": consumers,
         "group": group,
         "messages": messages,
         "current_rows": current,
@@ -636,7 +651,7 @@ def drain(
         ],
         "profiled": profile is not None,
     }
-    return result, pipeline
+    return result, pipelines
 
 
 # --------------------------------------------------------------------------- re-push
@@ -887,7 +902,7 @@ def markdown(result: dict) -> str:
         f"{c['messages']:,} | {c['seconds']:.1f} | {c['rate']:,} | 1.00 |",
     ]
     for d in result["drains"]:
-        label = f"run_pipeline --batch-size {d['batch_size']}"
+        label = f"{d.get('consumers', 1)} x run_pipeline --batch-size {d['batch_size']}"
         if d["profiled"]:
             label += " (under py-spy)"
         out.append(
@@ -943,7 +958,7 @@ def targets(result: dict) -> list[dict]:
     out = [
         {
             "target": ">= 20,000 messages/s, excluding the group join "
-            f"(best: --batch-size {best['batch_size']})",
+            f"(best: {best.get('consumers', 1)} x --batch-size {best['batch_size']})",
             "figure": f"{fmt(best['rate_excluding_join'])}/s "
             f"({(best['rate_excluding_join'] or 0) / result['limit']['rate']:.2f} of the limit)",
             "verdict": "PASS"
@@ -952,7 +967,8 @@ def targets(result: dict) -> list[dict]:
         },
         {
             "target": ">= 20,000 messages/s overall, from process start "
-            f"(best: --batch-size {best_overall['batch_size']})",
+            f"(best: {best_overall.get('consumers', 1)} x --batch-size "
+            f"{best_overall['batch_size']})",
             "figure": f"{best_overall['rate_overall']:,}/s",
             "verdict": "PASS" if best_overall["rate_overall"] >= THROUGHPUT_TARGET else "FAIL",
         },
@@ -981,6 +997,11 @@ def main(argv=None) -> int:
     parser.add_argument("--repushes", type=int, default=50)
     parser.add_argument("--batch-sizes", default="10000,50000")
     parser.add_argument(
+        "--consumers",
+        default="1,2",
+        help="Consumers in the group, one drain per count (with the first batch size).",
+    )
+    parser.add_argument(
         "--poll-experiment",
         type=float,
         default=0.05,
@@ -999,6 +1020,7 @@ def main(argv=None) -> int:
         print(f"py-spy not found ({PY_SPY}): no profiled drain", flush=True)
         args.no_profile = True
     batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b]
+    consumer_counts = [int(c) for c in args.consumers.split(",") if c]
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -1071,18 +1093,19 @@ def main(argv=None) -> int:
         connection.close()
         target = total  # every offset of every partition, merged
         plans_for = None
-        drains = [(b, False) for b in batch_sizes]
+        drains = [(b, consumer_counts[0], False) for b in batch_sizes]
+        drains += [(batch_sizes[0], c, False) for c in consumer_counts[1:]]
         if not args.no_profile:
-            drains.append((batch_sizes[0], True))
-        for index, (batch_size, profiled) in enumerate(drains):
+            drains.append((batch_sizes[0], consumer_counts[0], True))
+        for index, (batch_size, consumers, profiled) in enumerate(drains):
             profile = RESULTS / f"pipeline_throughput-{stamp}-b{batch_size}.pyspy.txt"
             print(
-                f"drain: run_pipeline --batch-size {batch_size}"
+                f"drain: {consumers} x run_pipeline --batch-size {batch_size}"
                 f"{' under py-spy' if profiled else ''} ...",
                 flush=True,
             )
             connection.close()
-            figures, pipeline = drain(
+            figures, pipelines = drain(
                 env,
                 topic,
                 batch_size,
@@ -1093,6 +1116,7 @@ def main(argv=None) -> int:
                 {own_pid},
                 running,
                 profile if profiled else None,
+                consumers,
             )
             result["drains"].append(figures)
             print(
@@ -1122,9 +1146,9 @@ def main(argv=None) -> int:
                 result["repush"].append(repush)
                 print(f"  re-push: {repush['request_to_processed_s']}", flush=True)
                 connection.close()
-            stopped = pipeline.stop()
-            running.remove(pipeline)
-            figures["seconds_to_stop"] = stopped
+            figures["seconds_to_stop"] = max(each.stop() for each in pipelines)
+            for each in pipelines:
+                running.remove(each)
             conn = psycopg.connect(DSN, autocommit=True)
             target = merged_offsets(conn, topic)  # re-pushes are in the topic now
             conn.close()
@@ -1133,6 +1157,7 @@ def main(argv=None) -> int:
                 and args.poll_experiment
                 and not profiled
                 and batch_size == batch_sizes[0]
+                and consumers == consumer_counts[0]
             ):
                 # The same group, restarted with a shorter poll: nothing left to drain.
                 print(f"re-push with --poll {args.poll_experiment} ...", flush=True)

@@ -91,6 +91,8 @@ class PipelineConsumer:
         self.topic_id = ""  # the broker's id of the topic, read at each assignment
         self._rates: tuple[float, RateTable] | None = None
         self.assigned = False
+        self.partitions: set[int] = set()  # those assigned to this consumer now
+        self.batches = 0  # merged by this consumer
         self.after_db_commit = None  # a hook for fault-injection tests
 
     # -- assignment -------------------------------------------------------------------
@@ -101,6 +103,7 @@ class PipelineConsumer:
         for p in partitions:
             p.offset = stored.get((p.topic, p.partition), OFFSET_INVALID)
         consumer.assign(partitions)
+        self.partitions = {p.partition for p in partitions}
         self.assigned = True
         logger.info("pipeline: assigned %s", [(p.partition, p.offset) for p in partitions])
 
@@ -138,6 +141,7 @@ class PipelineConsumer:
 
     def _on_revoke(self, consumer, partitions):
         self.assigned = False
+        self.partitions = set()
 
     def start(self) -> None:
         ensure_topics()  # a subscription to a missing topic waits for a metadata refresh
@@ -160,6 +164,7 @@ class PipelineConsumer:
         if not messages:
             return 0
         batch = self._until_stored(lambda: self.merge(messages))
+        self.batches += 1
         try:
             vacuum_stale(every=30.0)  # the aggregates each batch updates
         except (OperationalError, InterfaceError):

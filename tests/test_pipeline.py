@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 
 import pytest
+from confluent_kafka import Producer
+from django.db.models import Sum
 from django.utils import timezone
 
 from datalake.celery import app as celery_app
 from datalake.models import Resource, Transaction
-from ingestion.models import PipelineReject, RepushJob
+from ingestion.models import PipelineOffset, PipelineReject, RepushJob
 from lineage.models import Version
 from tests.conftest import client_for, give, make_user
 from tests.pipeline_helpers import RunningConsumer, produce, read_all, wait_for
@@ -144,8 +147,6 @@ def test_offsets_of_another_life_of_the_topic_are_not_trusted(broker, topic):
     """The topic recreated, or the broker restarted without its log: its offsets start at
     0 again, below the stored ones. Its messages are read, not taken for merged ones;
     offsets stored for this topic (its id) are trusted as before."""
-    from ingestion.models import PipelineOffset
-
     produce(broker, topic, ["{}"])  # the topic exists, with its partitions
     PipelineOffset.objects.bulk_create(
         [PipelineOffset(topic=topic, partition=n, next_offset=1000, topic_id="gone") for n in
@@ -244,3 +245,47 @@ def test_a_repush_whose_message_never_arrived_is_sent_again(broker, topic, store
         )
     assert current(transaction_id="TX-R1").get().timestamp == now
     assert Transaction.objects.filter(transaction_id="TX-R1").count() == 2  # old + new version
+
+
+def test_two_consumers_share_the_partitions_and_merge_side_by_side(broker, topic):
+    """More consumers in the group: each merges its partitions' batches while the other
+    merges its own, and the versions stay consistent. A record sent to two partitions
+    (a producer that did not key by id) is neither lost nor doubled."""
+    produce(broker, topic, [tx(0)])  # the topic exists, with its partitions
+    with RunningConsumer(batch_size=50) as one, RunningConsumer(batch_size=50) as two:
+        wait_for(
+            lambda: one.consumer.assigned and two.consumer.assigned and one.consumer.partitions
+            and two.consumer.partitions, 90, "both consumers assigned",
+        )  # fmt: skip
+        mine, theirs = sorted(one.consumer.partitions), sorted(two.consumer.partitions)
+        producer = Producer({"bootstrap.servers": broker})
+        for i in range(1, 601):
+            part = (mine if i % 2 else theirs)[i % len(mine if i % 2 else theirs)]
+            producer.produce(topic, value=json.dumps(tx(i)), partition=part)
+            if i % 30 == 0:  # the same record, changed, on a partition of the other consumer
+                part = (theirs if i % 2 else mine)[0]
+                producer.produce(topic, value=json.dumps(tx(i, amount=999)), partition=part)
+        assert producer.flush(15) == 0
+        wait_for(
+            lambda: PipelineOffset.objects.filter(topic=topic).aggregate(n=Sum("next_offset"))["n"]
+            == 1 + 600 + 20 or one.error or two.error, 120, "every message merged",
+        )  # fmt: skip
+        assert one.error is None and two.error is None
+        assert one.consumer.batches > 1 and two.consumer.batches > 1
+    assert current().count() == 601
+    assert Transaction.objects.count() == 601 + 20  # each record sent twice: two versions
+    for i in range(30, 601, 30):
+        history = list(
+            Transaction.objects.filter(transaction_id=f"TX-{i:04d}").order_by("valid_from")
+        )
+        assert history[0].valid_to == history[1].valid_from and history[1].valid_to is None
+        assert {history[0].amount, history[1].amount} == {Decimal(10 + i), Decimal(999)}
+    # Every version, read as of its number, holds the rows of the versions before it.
+    total = 0
+    for version in Version.objects.filter(resource__name="transactions").order_by("version"):
+        total += version.rows_added
+        as_of = Transaction.objects.filter(valid_from__lte=version.version).exclude(
+            valid_to__lte=version.version
+        )
+        assert as_of.count() == total, version.version
+    assert total == 601
