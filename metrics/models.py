@@ -40,13 +40,16 @@ class UserTypeDay(models.Model):
 class ProductTotal(models.Model):
     """All-time sums per product: top products without a range read no day rows."""
 
-    product_id = models.CharField(max_length=64, unique=True)
+    product_id = models.CharField(max_length=64)
     quantity = models.BigIntegerField(default=0)
     transactions = models.BigIntegerField(default=0)
     total_eur = models.DecimalField(max_digits=20, decimal_places=2, default=0)
 
     class Meta:
         db_table = "metrics_product_total"
+        # A constraint, not `unique=True`: that one also builds a LIKE index (pattern ops)
+        # that no query uses and every merge's update of the row writes to.
+        constraints = [models.UniqueConstraint(fields=["product_id"], name="mpt_key")]
         indexes = [models.Index(fields=["-quantity", "product_id"], name="mpt_rank")]
 
 
