@@ -12,10 +12,12 @@
    by a bare consumer that assign()s every partition and does nothing else, timed.
 3. The real thing: `python manage.py run_pipeline --batch-size B` (the production
    command) as a subprocess with a fresh consumer group, on the N messages already in
-   the topic. Timed from the subprocess start (start-up and group join included, and
-   reported apart: the join from the command's "pipeline: assigned" log line, the first
-   merge from the first `PipelineOffset` row) until the merged offsets cover the topic;
-   then `transactions` is checked to hold N current rows.
+   the topic; with `--consumers 1,2,...`, again with that many of them in one group
+   (each merges its partitions' batches side by side with the others). Timed from the
+   subprocess start (start-up and group join included, and reported apart: the join
+   from the command's "pipeline: assigned" log line, of the last consumer to get
+   partitions; the first merge from the first `PipelineOffset` row) until the merged
+   offsets cover the topic; then `transactions` is checked to hold N current rows.
 4. Re-push latency, with that consumer still running: K x `ingestion.repush.repush_one`
    for random stored ids, one at a time (a random 0-0.5 s pause between them so the
    requests do not phase-lock with the consumer's poll), request -> `processed` seen by
@@ -121,6 +123,13 @@ def machine() -> dict:
         "memory": sh('free -g | awk \'/^Mem:/ {print $2 " GiB total, " $7 " GiB available"}\''),
         "cpu": sh("lscpu | sed -n 's/^Model name: *//p'"),
         "postgresql": sh(f"psql -h 127.0.0.1 -U postgres -d {DB_NAME} -Atc 'SHOW server_version'"),
+        # The server settings that decide a write-heavy run (buffers, checkpoints).
+        "postgresql_settings": sh(
+            f"psql -h 127.0.0.1 -U postgres -d {DB_NAME} -Atc \"SELECT string_agg(name || '=' "
+            "|| current_setting(name), ', ' ORDER BY name) FROM pg_settings WHERE name "
+            "IN ('shared_buffers', 'max_wal_size', 'checkpoint_timeout', 'synchronous_commit', "
+            "'wal_compression', 'full_page_writes')\""
+        ),
         "python": sys.version.split()[0],
         "uptime": sh("uptime"),
     }
@@ -892,7 +901,8 @@ def markdown(result: dict) -> str:
     out = [
         f"messages: {result['messages']:,} on a topic of {c['partitions']} partitions "
         f"(auto-created by Tansu); machine: {m['nproc']} cores, {m['memory']}, {m['cpu']}, "
-        f"PostgreSQL {m['postgresql']}; load before: {m['uptime']}",
+        f"PostgreSQL {m['postgresql']} ({m.get('postgresql_settings', '?')}); "
+        f"load before: {m['uptime']}",
         "",
         "| what | messages | seconds | messages/s | ratio to limit |",
         "| --- | ---: | ---: | ---: | ---: |",
@@ -1142,7 +1152,7 @@ def main(argv=None) -> int:
                 result["merge_plans"] = explain_merge(batch_size)
             if args.repushes and not profiled:
                 repush = bench_repush(keys, args.repushes, args.seed + index, topic)
-                repush["label"] = f"--batch-size {batch_size}, --poll 0.5 (default)"
+                repush["label"] = f"{consumers} x --batch-size {batch_size}, --poll 0.5 (default)"
                 result["repush"].append(repush)
                 print(f"  re-push: {repush['request_to_processed_s']}", flush=True)
                 connection.close()
