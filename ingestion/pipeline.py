@@ -72,7 +72,7 @@ def _headers(message) -> dict[str, str]:
 
 
 class PipelineConsumer:
-    def __init__(self, *, group: str | None = None, batch_size: int = 10_000, poll: float = 0.5):
+    def __init__(self, *, group: str | None = None, batch_size: int = 50_000, poll: float = 0.5):
         self.topic = settings.PIPELINE_TOPIC
         self.batch_size = batch_size
         self.poll = poll
