@@ -29,7 +29,8 @@
 6. The table's own limit, same run (unless --no-table-limit): the same N rows COPYed,
    one batch a transaction, into an empty copy of `transactions` with its indexes: what
    PostgreSQL takes to store these rows at all on this machine, without versions,
-   search entries or aggregates. The consumer's rate is reported against it too.
+   search entries or aggregates; with several consumer counts, again in as many COPY
+   streams at once as the most consumers. The consumer's rate is reported against it.
 7. bench/results/pipeline_throughput-<timestamp>.json and a markdown table on stdout.
 
 Targets (issue 5): >= 20,000 messages/s; re-push p50 < 1 s. Checked here, never in tests.
@@ -267,13 +268,28 @@ COPY_COLUMNS = [
 ]  # fmt: skip
 
 
-def bench_table_limit(n: int, seed: int, batch: int) -> dict:
+def _copy_share(rows: list, batch: int, stream: int, streams: int, start) -> None:
+    """One stream of the table's limit: every `streams`-th batch, from `stream` on."""
+    columns = ", ".join(f'"{c}"' for c in COPY_COLUMNS)
+    with psycopg.connect(DSN) as conn:
+        start.wait()
+        for first in range(stream * batch, len(rows), streams * batch):
+            with conn.cursor().copy(f"COPY bench_table_limit ({columns}) FROM STDIN") as copy:
+                for row in rows[first : first + batch]:
+                    copy.write_row(row)
+            conn.commit()
+
+
+def bench_table_limit(n: int, seed: int, batch: int, streams: int = 1) -> dict:
     """The database's own limit for these rows, same run: the same N transactions (the
     messages' fields, amount_eur = amount as they are EUR) COPYed B rows a transaction, as
     the consumer's batches, into an empty copy of `transactions` (`LIKE ... INCLUDING
     ALL`: the same 16 indexes) growing to N rows as `transactions` does during a drain.
     No versioning, search entries, aggregates or offsets: a lower bound of what a merge
-    of those rows writes. Timed on the COPYs and commits only."""
+    of those rows writes. With `streams` > 1, that many processes COPY at once (as that
+    many consumers would merge). Timed on the COPYs and commits only."""
+    import multiprocessing
+
     values, _ = make_messages(n, seed)
     rows = []
     for value in values:
@@ -281,7 +297,6 @@ def bench_table_limit(n: int, seed: int, batch: int) -> dict:
         rows.append([o[c] for c in COPY_COLUMNS[:11]] + [o["amount"], o["status"],
                     o["customer_rating"], 1])  # fmt: skip
     del values
-    columns = ", ".join(f'"{c}"' for c in COPY_COLUMNS)
     sql(
         [
             "DROP TABLE IF EXISTS bench_table_limit",
@@ -289,17 +304,25 @@ def bench_table_limit(n: int, seed: int, batch: int) -> dict:
             "CHECKPOINT",
         ]
     )
-    with psycopg.connect(DSN) as conn:
-        t0 = now()
-        for start in range(0, n, batch):
-            with conn.cursor().copy(f"COPY bench_table_limit ({columns}) FROM STDIN") as copy:
-                for row in rows[start : start + batch]:
-                    copy.write_row(row)
-            conn.commit()
-        seconds = now() - t0
+    fork = multiprocessing.get_context("fork")  # the rows are shared, not pickled
+    start = fork.Event()
+    workers = [
+        fork.Process(target=_copy_share, args=(rows, batch, k, streams, start))
+        for k in range(streams)
+    ]
+    for worker in workers:
+        worker.start()
+    time.sleep(1)  # connected
+    t0 = now()
+    start.set()
+    for worker in workers:
+        worker.join()
+    seconds = now() - t0
+    if any(worker.exitcode for worker in workers):
+        raise RuntimeError("a COPY stream of the table's limit failed")
     count = sql(["SELECT count(*) FROM bench_table_limit"])[0][0][0]
     sql(["DROP TABLE bench_table_limit"])
-    return {"rows": count, "batch": batch, "seconds": round(seconds, 1),
+    return {"rows": count, "batch": batch, "streams": streams, "seconds": round(seconds, 1),
             "rate": round(count / seconds)}  # fmt: skip
 
 
@@ -943,6 +966,18 @@ def markdown(result: dict) -> str:
             f"| best run_pipeline after the join, as a share of the table's limit | | | "
             f"{best:,.0f} | {best / table['rate']:.2f} of the table's |"
         )
+    streams = result.get("table_limit_streams")
+    if streams:
+        best = max(d["rate_excluding_join"] or 0 for d in result["drains"] if not d["profiled"])
+        out.append(
+            f"| PostgreSQL: the same COPY in {streams['streams']} streams at once (the "
+            f"table's limit for as many consumers) | {streams['rows']:,} | "
+            f"{streams['seconds']:.1f} | {streams['rate']:,} | {streams['rate'] / limit:.2f} |"
+        )
+        out.append(
+            f"| best run_pipeline after the join, as a share of that | | | {best:,.0f} | "
+            f"{best / streams['rate']:.2f} of it |"
+        )
     out += ["", "| re-push (request → processed) | n | p50 s | p90 s | max s | broker ack p50 s |"]
     out.append("| --- | ---: | ---: | ---: | ---: | ---: |")
     for r in result["repush"]:
@@ -1193,6 +1228,13 @@ def main(argv=None) -> int:
             )
             result["table_limit"] = bench_table_limit(args.messages, args.seed, batch_sizes[0])
             print(f"  {result['table_limit']}", flush=True)
+            if max(consumer_counts) > 1:  # what as many streams as consumers store at once
+                streams = max(consumer_counts)
+                print(f"  the same with {streams} COPY streams at once", flush=True)
+                result["table_limit_streams"] = bench_table_limit(
+                    args.messages, args.seed, batch_sizes[0], streams
+                )
+                print(f"  {result['table_limit_streams']}", flush=True)
         result["targets"] = targets(result)
         result["machine"]["uptime_after"] = sh("uptime")
         result["machine"]["busy_processes_at_end"] = busy_processes()

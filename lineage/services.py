@@ -70,15 +70,20 @@ def version_begin(resource_name: str) -> tuple[int, int]:
         cursor.execute("SELECT pg_advisory_xact_lock_shared(%s, 0)", [MERGE_LOCK + resource_id])
         cursor.execute("SELECT pg_advisory_lock(%s, 0)", [NUMBER_LOCK + resource_id])
         try:
-            # Held numbers first, then the current version in a new statement: a merge
-            # whose lock is gone by the first has its commit visible to the second.
-            cursor.execute(f"SELECT coalesce(max(objid), 0) FROM ({_HELD}) h(objid)", {"key": key})
-            held = cursor.fetchone()[0]
-            cursor.execute(
-                "SELECT current_version FROM datalake_resource WHERE id = %s", [resource_id]
-            )
-            version = max(held, cursor.fetchone()[0]) + 1
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [key, version])
+            # A savepoint: should a statement here fail, the transaction can still run
+            # the unlock (a session lock outlives its transaction).
+            with transaction.atomic():
+                # Held numbers first, then the current version in a new statement: a
+                # merge whose lock is gone by the first has its commit visible to the second.
+                cursor.execute(
+                    f"SELECT coalesce(max(objid), 0) FROM ({_HELD}) h(objid)", {"key": key}
+                )
+                held = cursor.fetchone()[0]
+                cursor.execute(
+                    "SELECT current_version FROM datalake_resource WHERE id = %s", [resource_id]
+                )
+                version = max(held, cursor.fetchone()[0]) + 1
+                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [key, version])
         finally:
             cursor.execute("SELECT pg_advisory_unlock(%s, 0)", [NUMBER_LOCK + resource_id])
     return resource_id, version
