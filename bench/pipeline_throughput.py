@@ -953,9 +953,9 @@ def markdown(result: dict) -> str:
             f"| {label}: steady (10 %-90 % of the backlog) | | | "
             f"{fmt(d['rate_steady_10_90'])} | {(d['rate_steady_10_90'] or 0) / limit:.2f} |"
         )
+    best = max(d["rate_excluding_join"] or 0 for d in result["drains"] if not d["profiled"])
     table = result.get("table_limit")
     if table:
-        best = max(d["rate_excluding_join"] or 0 for d in result["drains"] if not d["profiled"])
         out.append(
             f"| PostgreSQL: COPY of the same rows into a copy of `transactions` (its indexes; "
             f"no versions, search, aggregates), {table['batch']:,} a transaction (**the "
@@ -968,7 +968,6 @@ def markdown(result: dict) -> str:
         )
     streams = result.get("table_limit_streams")
     if streams:
-        best = max(d["rate_excluding_join"] or 0 for d in result["drains"] if not d["profiled"])
         out.append(
             f"| PostgreSQL: the same COPY in {streams['streams']} streams at once (the "
             f"table's limit for as many consumers) | {streams['rows']:,} | "
