@@ -7,7 +7,9 @@ to read. On (re)assignment the consumer seeks to the offsets stored in the
 database, so a crash at any point — before or after the Kafka commit — neither
 loses nor duplicates a message; Kafka's own committed offsets only follow (for
 lag monitoring). Invalid messages also go to `transactions.dlq` (at least once).
-Several consumers in one group share the partitions.
+Several consumers in one group share the partitions and merge their batches side by
+side (`merge_transaction_rows(..., concurrent=True)`: versions still become current in
+their order).
 """
 
 from __future__ import annotations
@@ -185,8 +187,10 @@ class PipelineConsumer:
 
         The messages of a batch are consumed, so a batch that failed on a lost connection
         (PostgreSQL restarted, a failover) is merged again, not skipped: the transaction
-        rolled back, and the merge is idempotent by the stored offsets. Other errors
-        are bugs and stop the consumer (its supervisor restarts it; nothing is lost).
+        rolled back, and the merge is idempotent by the stored offsets. So is, at once, a
+        batch that another consumer's batch got in the way of (the same record in both:
+        MergeConflict, or a deadlock PostgreSQL broke). Other errors are bugs and stop
+        the consumer (its supervisor restarts it; nothing is lost).
         """
         delay = 0.2
         while True:
