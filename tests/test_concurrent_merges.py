@@ -7,6 +7,7 @@ events hold a merge's transaction open at a chosen point.
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from django.db import connection, transaction
@@ -54,6 +55,26 @@ class Merge(threading.Thread):
         assert not self.is_alive()
 
 
+def wait_blocked(on: str) -> None:
+    """Until another backend of this database waits for a lock of kind `on` (`advisory`:
+    a version number or the merge lock; `transactionid`: a row or key another open
+    transaction wrote)."""
+    deadline = time.monotonic() + WAIT
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            # Inside a transaction the activity view is read once, unless cleared.
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' AND wait_event = %s",
+                [on],
+            )
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.05)
+    raise AssertionError(f"no merge waits for a lock ({on})")
+
+
 def current_ids():
     return set(
         Transaction.objects.filter(valid_to__isnull=True).values_list("transaction_id", flat=True)
@@ -68,7 +89,8 @@ def test_two_merges_write_side_by_side_and_publish_in_their_order():
     second = Merge([row(i) for i in range(10, 20)], "second")
     second.start()
     # ...only to publish: its version is the next one, current after the first's.
-    assert not second.written.wait(1.0), "published while a lower version was still open"
+    wait_blocked("advisory")
+    assert not second.written.is_set(), "published while a lower version was still open"
     assert current_ids() == set()
     first.finish()
     assert first.result.version == 1
@@ -91,7 +113,8 @@ def test_a_later_merge_never_publishes_before_an_earlier_one_ends():
     assert first.written.wait(WAIT)
     second = Merge([row(i) for i in range(5, 10)], "second")
     second.start()
-    assert not second.written.wait(1.0)
+    wait_blocked("advisory")
+    assert not second.written.is_set()
     first.roll_back = True
     first.finish()
     assert isinstance(first.error, RuntimeError)
@@ -130,7 +153,8 @@ def test_the_same_transaction_in_two_concurrent_batches_is_not_lost():
     updated = row(2, amount_eur=row(2)["amount_eur"] + 5)
     second = Merge([updated, row(3)], "second")
     second.start()  # blocks on TX-0002's key, written by the open first merge
-    assert not second.written.wait(1.0)
+    wait_blocked("transactionid")
+    assert not second.written.is_set()
     first.finish()
     second.join(WAIT)
     assert isinstance(second.error, MergeConflict)
@@ -163,7 +187,8 @@ def test_an_exclusive_merge_waits_for_the_concurrent_ones_and_they_wait_for_it()
 
     thread = threading.Thread(target=exclusive, daemon=True)
     thread.start()
-    assert not done.wait(1.0), "an exclusive merge ran beside a concurrent one"
+    wait_blocked("advisory")
+    assert not done.is_set(), "an exclusive merge ran beside a concurrent one"
     concurrent.finish()
     assert done.wait(WAIT) and taken["version"] == 2
     thread.join(WAIT)
@@ -172,7 +197,8 @@ def test_an_exclusive_merge_waits_for_the_concurrent_ones_and_they_wait_for_it()
         version_lock("transactions")  # held: a concurrent merge cannot start
         blocked = Merge([row(9)], "pipeline")
         blocked.start()
-        assert not blocked.written.wait(1.0)
+        wait_blocked("advisory")
+        assert not blocked.written.is_set()
     blocked.finish()
     assert blocked.error is None and blocked.result.version == 2
 
