@@ -268,11 +268,11 @@ COPY_COLUMNS = [
 ]  # fmt: skip
 
 
-def _copy_share(rows: list, batch: int, stream: int, streams: int, start) -> None:
+def _copy_share(rows: list, batch: int, stream: int, streams: int, ready) -> None:
     """One stream of the table's limit: every `streams`-th batch, from `stream` on."""
     columns = ", ".join(f'"{c}"' for c in COPY_COLUMNS)
     with psycopg.connect(DSN) as conn:
-        start.wait()
+        ready.wait()  # every stream connected, and the clock started
         for first in range(stream * batch, len(rows), streams * batch):
             with conn.cursor().copy(f"COPY bench_table_limit ({columns}) FROM STDIN") as copy:
                 for row in rows[first : first + batch]:
@@ -305,16 +305,15 @@ def bench_table_limit(n: int, seed: int, batch: int, streams: int = 1) -> dict:
         ]
     )
     fork = multiprocessing.get_context("fork")  # the rows are shared, not pickled
-    start = fork.Event()
+    ready = fork.Barrier(streams + 1)
     workers = [
-        fork.Process(target=_copy_share, args=(rows, batch, k, streams, start))
+        fork.Process(target=_copy_share, args=(rows, batch, k, streams, ready))
         for k in range(streams)
     ]
     for worker in workers:
         worker.start()
-    time.sleep(1)  # connected
+    ready.wait()
     t0 = now()
-    start.set()
     for worker in workers:
         worker.join()
     seconds = now() - t0

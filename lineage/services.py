@@ -34,15 +34,16 @@ NUMBER_LOCK = 0x4C4E0000  # taking a number (a moment, session-level)
 VERSION_HELD = 0x4C560000  # a concurrent merge holding a number, until its transaction ends
 
 
-def _in_atomic() -> None:
+def _resource_id(resource_name: str) -> int:
+    """The resource's id; merges run inside `transaction.atomic()` (their locks end with it)."""
     assert transaction.get_connection().in_atomic_block, "call inside transaction.atomic()"
+    return Resource.objects.values_list("pk", flat=True).get(name=resource_name)
 
 
 def version_lock(resource_name: str) -> tuple[Resource, int]:
     """Lock the resource (merges of one resource run one at a time) and return the
     version a merge would create. Must be called inside `transaction.atomic()`."""
-    _in_atomic()
-    resource_id = Resource.objects.values_list("pk", flat=True).get(name=resource_name)
+    resource_id = _resource_id(resource_name)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, 0)", [MERGE_LOCK + resource_id])
     resource = Resource.objects.select_for_update().get(pk=resource_id)
@@ -63,8 +64,7 @@ def version_begin(resource_name: str) -> tuple[int, int]:
     Inside `transaction.atomic()`; end with `version_publish` before writing anything
     that other merges of the resource also write (aggregates, the version row).
     """
-    _in_atomic()
-    resource_id = Resource.objects.values_list("pk", flat=True).get(name=resource_name)
+    resource_id = _resource_id(resource_name)
     key = VERSION_HELD + resource_id
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock_shared(%s, 0)", [MERGE_LOCK + resource_id])
