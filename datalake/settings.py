@@ -52,6 +52,13 @@ KAFKA_DELIVERY_TIMEOUT_S = env.float("KAFKA_DELIVERY_TIMEOUT_S", default=5.0)
 # A re-push still `pushed` this long after it was sent (the web died before sending it, a
 # broker lost its log) is sent again by beat, same id and new timestamp.
 REPUSH_RESEND_AFTER_S = env.float("REPUSH_RESEND_AFTER_S", default=120.0)
+# HTTP sources (ingestion/http_source.py): hosts resolving to private, loopback or
+# link-local addresses are refused unless allowed; a credential `env:NAME` is read only
+# for the NAMEs listed here.
+HTTP_SOURCE_ALLOW_PRIVATE = env.bool("HTTP_SOURCE_ALLOW_PRIVATE", default=False)
+HTTP_SOURCE_SECRET_NAMES = env.list(
+    "HTTP_SOURCE_SECRET_NAMES", default=["PRODUCTS_API_USERNAME", "PRODUCTS_API_PASSWORD"]
+)
 PIPELINE_TOPIC = env("PIPELINE_TOPIC", default="transactions.raw")
 PIPELINE_DLQ_TOPIC = env("PIPELINE_DLQ_TOPIC", default="transactions.dlq")
 PIPELINE_GROUP = env("PIPELINE_GROUP", default="datalake-pipeline")
