@@ -205,6 +205,19 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=4 * 3600)
+# One queue per kind of work, each with workers of its own (docker-compose.yml,
+# scripts/run_local.py): a loop of trainings or reports never starves ingestion. The
+# short periodic housekeeping stays on Celery's default queue `celery`.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_ROUTES = {
+    "ingestion.run": {"queue": "ingestion"},
+    "ingestion.run_batch": {"queue": "ingestion"},
+    "ingestion.pull": {"queue": "ingestion"},
+    "ingestion.scan_landing": {"queue": "ingestion"},
+    "pipeline.repush_all": {"queue": "ingestion"},
+    "reports.run": {"queue": "reports"},
+    "ml.train": {"queue": "ml"},
+}
 # The daily schedule: look for new files in every landing folder (INGEST_SCAN_CRON, UTC).
 _scan = env("INGEST_SCAN_CRON", default="0 2 * * *").split()
 REPORT_TIMEOUT = env.int("REPORT_TIMEOUT", default=1800)  # then a `running` report is `error`

@@ -334,3 +334,58 @@ def test_a_user_runs_a_bounded_number_of_reports_at_once(alice, settings, db):
     assert other.post("/api/v1/reports/", body, format="json").status_code == 202  # per user
     Report.objects.filter(requested_by=alice).update(status=ReportStatus.COMPLETED)
     assert api.post("/api/v1/reports/", body, format="json").status_code == 202
+
+
+# -- queues: ingestion, reports and ML apart, each with its workers -------------------------------
+
+QUEUES = {
+    "ingestion.run": "ingestion",
+    "ingestion.run_batch": "ingestion",
+    "ingestion.pull": "ingestion",
+    "ingestion.scan_landing": "ingestion",
+    "pipeline.repush_all": "ingestion",
+    "reports.run": "reports",
+    "ml.train": "ml",
+}
+
+
+def queue_of(name: str) -> str:
+    from datalake.celery import app
+
+    route = app.amqp.router.route({}, name, (), {})
+    return route["queue"].name
+
+
+def test_ingestion_reports_and_ml_have_queues_of_their_own():
+    from datalake.celery import app
+
+    app.loader.import_default_modules()
+    assert set(QUEUES) <= set(app.tasks)
+    assert {name: queue_of(name) for name in QUEUES} == QUEUES
+    for housekeeping in ("reports.expire_stale", "ingestion.recover_stalled"):
+        assert queue_of(housekeeping) == "celery"
+
+
+def consumed(command: list[str]) -> set[str]:
+    """The queues a `celery worker` command line consumes (-Q, or Celery's default)."""
+    if "-Q" not in command:
+        return {"celery"}
+    return set(command[command.index("-Q") + 1].split(","))
+
+
+def test_make_run_and_compose_start_a_worker_for_every_queue():
+    import yaml
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import run_local
+
+    needed = set(QUEUES.values()) | {"celery"}
+    local = [c for c in run_local.processes(8000).values() if "worker" in c]
+    assert set().union(*map(consumed, local)) == needed
+    assert all(len(consumed(c) & {"ingestion", "reports", "ml"}) <= 1 for c in local)
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    workers = [
+        s["command"] for s in compose["services"].values() if "worker" in s.get("command", [])
+    ]
+    assert set().union(*map(consumed, workers)) == needed
+    assert all(len(consumed(c) & {"ingestion", "reports", "ml"}) <= 1 for c in workers)
