@@ -223,6 +223,8 @@ _scan = env("INGEST_SCAN_CRON", default="0 2 * * *").split()
 REPORT_TIMEOUT = env.int("REPORT_TIMEOUT", default=1800)  # then a `running` report is `error`
 # Reports one user may have `running` at once (more: 429 `too_many_running_reports`).
 REPORTS_MAX_RUNNING_PER_USER = env.int("REPORTS_MAX_RUNNING_PER_USER", default=3)
+# Trainings one user may have queued or running at once (more: 429).
+TRAININGS_MAX_RUNNING_PER_USER = env.int("TRAININGS_MAX_RUNNING_PER_USER", default=1)
 CELERY_BEAT_SCHEDULE = {
     "expire-stale-reports": {"task": "reports.expire_stale", "schedule": 300.0},
     "resend-stuck-repushes": {"task": "pipeline.resend_stuck_repushes", "schedule": 60.0},

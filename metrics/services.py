@@ -8,14 +8,14 @@ import logging
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from rest_framework.exceptions import PermissionDenied, ValidationError
 
 from accounts.restrictions import refuse_if_restricted
 from accounts.selectors import has_privilege
-from datalake.api.errors import TooManyJobs
 from datalake.csvsafe import safe_row
+from datalake.jobs import refuse_too_many_running
 
 from .models import Report, ReportRow, ReportStatus
 from .reports import get_report_type
@@ -82,16 +82,11 @@ def report_start(*, report_name: str, params: dict, requested_by) -> Report:
 
 
 def _refuse_too_many_running(user) -> None:
-    limit = settings.REPORTS_MAX_RUNNING_PER_USER
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('metrics.report_start'), %s)",
-                       [user.pk % 2**31])  # fmt: skip
-    running = Report.objects.filter(requested_by=user, status=ReportStatus.RUNNING).count()
-    if running >= limit:
-        raise TooManyJobs(
-            f"You have {running} reports running (at most {limit}); wait for one to end.",
-            code="too_many_running_reports",
-        )
+    refuse_too_many_running(
+        user, Report.objects.filter(requested_by=user, status=ReportStatus.RUNNING),
+        limit=settings.REPORTS_MAX_RUNNING_PER_USER, what="reports",
+        code="too_many_running_reports",
+    )  # fmt: skip
 
 
 def report_execute(report_id: int, task_id: str = "") -> Report:

@@ -389,3 +389,24 @@ def test_make_run_and_compose_start_a_worker_for_every_queue():
     ]
     assert set().union(*map(consumed, workers)) == needed
     assert all(len(consumed(c) & {"ingestion", "reports", "ml"}) <= 1 for c in workers)
+
+
+def test_a_user_runs_a_bounded_number_of_trainings_at_once(settings, db):
+    from django.utils import timezone
+
+    from metrics.ml.models import Training
+
+    settings.TRAININGS_MAX_RUNNING_PER_USER = 1
+    ana = make_user("ana")
+    for privilege in ("read", "write"):  # training needs `write` (h3's rule) besides `read`
+        give(ana, "transactions", privilege)
+    api = client_for(ana)
+    body = {"model": "product-demand"}
+    assert api.post("/api/v1/ml/trainings/", body, format="json").status_code == 202
+    refused = api.post("/api/v1/ml/trainings/", body, format="json")
+    assert refused.status_code == 429, refused.json()
+    assert refused.json()["code"] == "too_many_running_trainings"
+    # One queued longer than the task time limit lost its worker: it counts no more.
+    old = timezone.now() - dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 1)
+    Training.objects.filter(requested_by=ana).update(created_at=old)
+    assert api.post("/api/v1/ml/trainings/", body, format="json").status_code == 202
