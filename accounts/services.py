@@ -9,7 +9,8 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.exceptions import PermissionDenied
 
-from .models import ApiToken, Grant
+from .models import ApiToken, Grant, Privilege
+from .restrictions import restriction_for
 from .selectors import has_privilege
 
 
@@ -28,12 +29,15 @@ def grant_give(
 ):
     """Give `privilege` on `resource` to a user or group; returns (grant, created).
 
-    The giver needs `grant` on the resource (or staff). An identical live grant
-    (same grantee, resource, privilege and restrictions) is returned as it is, not
-    duplicated; one with other restrictions is another grant (they combine as a union).
+    The giver needs `grant` on the resource (or staff), and gives no more than it holds:
+    a privilege it holds itself, and a `read` grant no wider than its own read (see
+    `_refuse_wider`). An identical live grant (same grantee, resource, privilege and
+    restrictions) is returned as it is, not duplicated; one with other restrictions is
+    another grant (they combine as a union).
     """
     if not has_privilege(by, resource.name, "grant"):
         raise PermissionDenied(f"You need `grant` on {resource.name!r} to give privileges on it.")
+    _refuse_wider(by, resource.name, privilege, columns, row_filter, masked)
     existing = (
         Grant.objects.live()
         .select_for_update()
@@ -58,15 +62,61 @@ def grant_give(
     return grant, True
 
 
+def _refuse_wider(by, resource: str, privilege, columns, row_filter, masked) -> None:
+    """403 `grant_wider_than_held` unless the grant is within what `by` holds (staff: all).
+
+    Levels rank read < write < grant: a `grant` holder holds every level, so it may give
+    any privilege. What it may not do is widen its own reading: when it holds `read`
+    with restrictions, a `read` grant it gives must let through only rows one of its
+    own row filters lets through (same columns, values a subset), show only columns it
+    sees, and mask every column it sees masked. A holder with no `read` grant at all is
+    a delegate (it reads nothing itself) and gives any `read` grant, as staff would.
+    """
+    if by.is_staff or privilege != Privilege.READ:
+        return
+    held = restriction_for(by, resource)
+    if held.columns is not None and (columns is None or not set(columns) <= held.columns):
+        _wider(f"you see only the columns {sorted(held.columns)}")
+    if held.rows is not None:
+        given = row_filter if isinstance(row_filter, dict) else None
+
+        def within(mine: dict) -> bool:
+            return given is not None and all(
+                name in given and isinstance(given[name], list) and set(given[name]) <= set(values)
+                for name, values in mine.items()
+            )
+
+        if not any(within(mine) for mine in held.rows):
+            _wider("your row filter must hold for every row it allows")
+    shown = held.masked if columns is None else held.masked & set(columns)
+    if not shown <= set(masked or ()):
+        _wider(f"you see {sorted(shown)} masked: mask them in it too")
+
+
+def _wider(why: str) -> None:
+    raise PermissionDenied(
+        f"You cannot give a grant wider than yours: {why}.", code="grant_wider_than_held"
+    )
+
+
 def _same(field: str, value) -> dict:
     """A JSON field equal to `value`; None is SQL NULL (not JSON null)."""
     return {f"{field}__isnull": True} if value is None else {field: value}
 
 
 def grant_revoke(*, by, grant: Grant) -> None:
-    """Delete a grant; from the next request on it gives nothing (no cache holds it)."""
+    """Delete a grant; from the next request on it gives nothing (no cache holds it).
+
+    A holder of `grant` (not staff) revokes no grant it holds itself, directly or through
+    a group: dropping its own restricted `read` would make it a delegate free to give
+    itself an unrestricted one (`_refuse_wider`)."""
     if not has_privilege(by, grant.resource.name, "grant"):
         raise PermissionDenied(f"You need `grant` on {grant.resource.name!r} to revoke it.")
+    if not by.is_staff and Grant.objects.held_by(by).filter(pk=grant.pk).exists():
+        raise PermissionDenied(
+            "You cannot revoke a grant you hold yourself; ask staff or another holder.",
+            code="own_grant",
+        )
     grant.delete()
 
 

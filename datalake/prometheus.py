@@ -16,8 +16,9 @@ server's start), every worker writes its histogram there and any worker's `/metr
 sums them all (prometheus_client's multiprocess mode). Without it, each process reports
 its own requests only.
 
-Access: from the networks of `METRICS_ALLOWED_NETWORKS` (loopback and private ranges by
-default), or with `Authorization: Bearer <METRICS_TOKEN>`; 403 otherwise.
+Access: with `Authorization: Bearer <METRICS_TOKEN>`, or from the networks of
+`METRICS_ALLOWED_NETWORKS` (none by default: a reverse proxy makes every client look
+private); 403 otherwise.
 """
 
 from __future__ import annotations

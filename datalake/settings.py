@@ -20,6 +20,18 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 DEBUG = env.bool("DEBUG", default=True)
 SECRET_KEY = env("SECRET_KEY", default="dev-insecure-change-me" if DEBUG else environ.Env.NOTSET)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"] if DEBUG else ["localhost", "127.0.0.1"])
+# Outside DEBUG: cookies only over HTTPS, HSTS, plain HTTP redirected (except the probes,
+# which load balancers and compose call on plain HTTP inside the network).
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = not DEBUG
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto (and strips the client's).
+if env.bool("SECURE_PROXY_SSL", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 DATABASES = {
     "default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/datalake"),
@@ -52,6 +64,13 @@ KAFKA_DELIVERY_TIMEOUT_S = env.float("KAFKA_DELIVERY_TIMEOUT_S", default=5.0)
 # A re-push still `pushed` this long after it was sent (the web died before sending it, a
 # broker lost its log) is sent again by beat, same id and new timestamp.
 REPUSH_RESEND_AFTER_S = env.float("REPUSH_RESEND_AFTER_S", default=120.0)
+# HTTP sources (ingestion/http_source.py): hosts resolving to private, loopback or
+# link-local addresses are refused unless allowed; a credential `env:NAME` is read only
+# for the NAMEs listed here.
+HTTP_SOURCE_ALLOW_PRIVATE = env.bool("HTTP_SOURCE_ALLOW_PRIVATE", default=False)
+HTTP_SOURCE_SECRET_NAMES = env.list(
+    "HTTP_SOURCE_SECRET_NAMES", default=["PRODUCTS_API_USERNAME", "PRODUCTS_API_PASSWORD"]
+)
 PIPELINE_TOPIC = env("PIPELINE_TOPIC", default="transactions.raw")
 PIPELINE_DLQ_TOPIC = env("PIPELINE_DLQ_TOPIC", default="transactions.dlq")
 PIPELINE_GROUP = env("PIPELINE_GROUP", default="datalake-pipeline")
@@ -87,7 +106,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "auditlog.middleware.AuditlogMiddleware",
+    "lineage.middleware.AuditlogMiddleware",  # auditlog's, with the request log's client IP
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -186,9 +205,26 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=4 * 3600)
+# One queue per kind of work, each with workers of its own (docker-compose.yml,
+# scripts/run_local.py): a loop of trainings or reports never starves ingestion. The
+# short periodic housekeeping stays on Celery's default queue `celery`.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_ROUTES = {
+    "ingestion.run": {"queue": "ingestion"},
+    "ingestion.run_batch": {"queue": "ingestion"},
+    "ingestion.pull": {"queue": "ingestion"},
+    "ingestion.scan_landing": {"queue": "ingestion"},
+    "pipeline.repush_all": {"queue": "ingestion"},
+    "reports.run": {"queue": "reports"},
+    "ml.train": {"queue": "ml"},
+}
 # The daily schedule: look for new files in every landing folder (INGEST_SCAN_CRON, UTC).
 _scan = env("INGEST_SCAN_CRON", default="0 2 * * *").split()
 REPORT_TIMEOUT = env.int("REPORT_TIMEOUT", default=1800)  # then a `running` report is `error`
+# Reports one user may have `running` at once (more: 429 `too_many_running_reports`).
+REPORTS_MAX_RUNNING_PER_USER = env.int("REPORTS_MAX_RUNNING_PER_USER", default=3)
+# Trainings one user may have queued or running at once (more: 429).
+TRAININGS_MAX_RUNNING_PER_USER = env.int("TRAININGS_MAX_RUNNING_PER_USER", default=1)
 CELERY_BEAT_SCHEDULE = {
     "expire-stale-reports": {"task": "reports.expire_stale", "schedule": 300.0},
     "resend-stuck-repushes": {"task": "pipeline.resend_stuck_repushes", "schedule": 60.0},
@@ -209,6 +245,11 @@ CACHES = {
         "KEY_PREFIX": "datalake",
     }
 }
+
+# Ranged metrics (metrics/ranges.py): a ranking is stored only for a range whose edges
+# fall on this many seconds, and at most this many rankings are kept (the oldest go).
+METRICS_RANGE_GRANULARITY_SECONDS = env.int("METRICS_RANGE_GRANULARITY_SECONDS", default=60)
+METRICS_RANGE_CACHE_MAX = env.int("METRICS_RANGE_CACHE_MAX", default=1000)
 
 # Search: merges keep the index current (false only for a bulk backfill, then rebuild it).
 SEARCH_INDEX_ENABLED = env.bool("SEARCH_INDEX_ENABLED", default=True)
@@ -267,10 +308,9 @@ LOGGING = {
 }
 logging.captureWarnings(True)  # Python warnings become log records (py.warnings): JSON too
 
-# /metrics (datalake/prometheus.py): open to these networks, or with
-# `Authorization: Bearer <METRICS_TOKEN>` from anywhere (no token: networks only).
+# /metrics (datalake/prometheus.py): with `Authorization: Bearer <METRICS_TOKEN>`, or from
+# the networks listed here. None by default: behind a reverse proxy every request comes
+# from a private (or loopback) address, so an address proves nothing unless the operator
+# knows the scraper connects directly.
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
-METRICS_ALLOWED_NETWORKS = env.list(
-    "METRICS_ALLOWED_NETWORKS",
-    default=["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"],
-)
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])

@@ -71,7 +71,9 @@ class HttpSourceAdmin(admin.ModelAdmin):
                     "username",
                     "password",
                 ),
-                "description": "Write `env:VAR` to read a credential from the environment.",
+                "description": "Write `env:VAR` to read a credential from the environment "
+                "(VAR must be listed in HTTP_SOURCE_SECRET_NAMES). The password is never "
+                "shown back: leave it blank to keep the stored one.",
             },
         ),
         ("Retries", {"fields": ("max_retries", "backoff_seconds", "timeout_seconds")}),
@@ -80,8 +82,21 @@ class HttpSourceAdmin(admin.ModelAdmin):
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         if db_field.name == "password":
-            kwargs["widget"] = forms.PasswordInput(render_value=True)
+            # Write-only: the stored value is never rendered into the page.
+            kwargs["widget"] = forms.PasswordInput(render_value=False)
         return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if obj is not None:
+            form.base_fields["password"].required = False
+        return form
+
+    def save_model(self, request, obj, form, change):
+        if change and not form.cleaned_data.get("password"):
+            # A blank password on a change keeps the stored one (the form never shows it).
+            obj.password = type(obj).objects.only("password").get(pk=obj.pk).password
+        super().save_model(request, obj, form, change)
 
     @admin.action(description="Pull now (then ingest)")
     def pull_now(self, request, queryset):

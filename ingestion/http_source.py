@@ -8,21 +8,31 @@ records, one JSON object per line exactly as received, page after page, in
 `landing/<source>/<UTC time>-pull<id>.jsonl` (written aside, then renamed), so the
 `raw_<source>` resource serves them and `ingest <source> <file>` replays them. The
 file then goes through the ordinary ingestion run (Spark, versioned merge).
+
+Where a pull may go (a staff user configures sources, and the remote API answers; neither
+may steer the portal's requests elsewhere): httpx with a timeout on every request; only
+http(s) URLs whose origin (scheme, host, port) is the source's base URL or its token or
+refresh URL, for the first request, each redirect hop and each next link alike; no
+host that resolves to a private, loopback, link-local or reserved address unless
+`HTTP_SOURCE_ALLOW_PRIVATE`. A credential written `env:NAME` is read only when NAME is
+listed in `HTTP_SOURCE_SECRET_NAMES`: a source cannot send any other variable of the
+environment (SECRET_KEY, DATABASE_URL) anywhere.
 """
 
 from __future__ import annotations
 
 import email.utils
-import http.client
+import ipaddress
 import logging
 import os
+import socket
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
 
+import httpx
 import orjson
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -34,6 +44,8 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_WAIT = 300.0  # seconds: the longest back-off or Retry-After honoured
 MAX_PAGES = 100_000  # a paging loop that never ends is a failed pull
 EXPIRY_MARGIN = 5.0  # renew a token this many seconds before it expires
+MAX_REDIRECTS = 5
+SCHEMES = ("http", "https")
 
 
 class PullFailed(Exception):
@@ -41,13 +53,72 @@ class PullFailed(Exception):
 
 
 def secret(value: str) -> str:
-    """`env:VAR` reads VAR from the environment; anything else is the value itself."""
+    """`env:NAME` reads NAME from the environment, only if `HTTP_SOURCE_SECRET_NAMES` lists
+    it; anything else is the value itself."""
     if value.startswith("env:"):
         name = value.removeprefix("env:")
+        if name not in settings.HTTP_SOURCE_SECRET_NAMES:
+            raise PullFailed(
+                f"env:{name} is not allowed: list {name} in HTTP_SOURCE_SECRET_NAMES to use it."
+            )
         if name not in os.environ:
             raise PullFailed(f"The environment variable {name} is not set.")
         return os.environ[name]
     return value
+
+
+# -- where a request may go ---------------------------------------------------------------
+
+
+def origin(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of an http(s) URL; PullFailed for anything else."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if scheme not in SCHEMES or not host:
+        raise PullFailed(f"{url[:200]!r} is not allowed: only http(s) URLs with a host.")
+    return scheme, host.lower(), port or (443 if scheme == "https" else 80)
+
+
+def source_origins(source: HttpSource) -> set[tuple[str, str, int]]:
+    """The origins a source's requests may go to: its base URL's, its token and refresh
+    URLs' (when absolute)."""
+    origins = {origin(source.base_url)}
+    for url in (source.token_url, source.refresh_url):
+        if url and urllib.parse.urlsplit(url).scheme:
+            origins.add(origin(url))
+    return origins
+
+
+def _public(host: str, port: int) -> None:
+    """PullFailed unless every address of `host` is global (or HTTP_SOURCE_ALLOW_PRIVATE).
+
+    Checked before each request; a DNS answer that changes between the check and the
+    connection (rebinding) is not covered: see docs/SECURITY.md."""
+    if settings.HTTP_SOURCE_ALLOW_PRIVATE:
+        return
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), port, proto=socket.IPPROTO_TCP)
+    except OSError as exc:
+        raise PullFailed(f"{host}: the name does not resolve ({exc})") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        if not address.is_global:
+            raise PullFailed(
+                f"{host} resolves to a private address ({address}); not allowed unless "
+                "HTTP_SOURCE_ALLOW_PRIVATE."
+            )
+
+
+def check_url(source: HttpSource, url: str) -> None:
+    """PullFailed unless `url` may be requested for `source` (see the module's doc)."""
+    scheme, host, port = origin(url)
+    if (scheme, host, port) not in source_origins(source):
+        raise PullFailed(f"{url[:200]!r} is not allowed: not the source's host.")
+    _public(host, port)
 
 
 def dig(body, path: str):
@@ -57,7 +128,7 @@ def dig(body, path: str):
 
 
 def _headers(message) -> dict[str, str]:
-    return {k.lower(): v for k, v in (message.items() if message else ())}
+    return {k.lower(): v for k, v in message.items()}
 
 
 @dataclass
@@ -89,6 +160,17 @@ class Client:
         self.access: str | None = None
         self.refresh: str | None = None
         self.expires_at: float | None = None
+        # Every request, each redirect hop included, goes through the URL check first.
+        self.http = httpx.Client(
+            timeout=httpx.Timeout(source.timeout_seconds),
+            follow_redirects=True,
+            max_redirects=MAX_REDIRECTS,
+            trust_env=False,  # no proxy or netrc of the worker's environment
+            event_hooks={"request": [lambda request: check_url(source, str(request.url))]},
+        )
+
+    def close(self) -> None:
+        self.http.close()
 
     def url(self, path_or_url: str) -> str:
         if urllib.parse.urlsplit(path_or_url).scheme:
@@ -104,14 +186,10 @@ class Client:
             data, headers["Content-Type"] = orjson.dumps(payload), "application/json"
         if auth and self.access:
             headers["Authorization"] = f"Bearer {self.access}"
-        request = urllib.request.Request(url, data=data, headers=headers, method=method)
+        check_url(self.source, url)  # before counting: a refused URL is no request
         self.counters.requests += 1
-        try:
-            with urllib.request.urlopen(request, timeout=self.source.timeout_seconds) as answer:
-                return Response(answer.status, _headers(answer.headers), answer.read())
-        except urllib.error.HTTPError as error:
-            with error:
-                return Response(error.code, _headers(error.headers), error.read())
+        answer = self.http.request(method, url, content=data, headers=headers)
+        return Response(answer.status_code, _headers(answer.headers), answer.content)
 
     def send(self, method: str, url: str, payload=None, auth: bool = True) -> Response:
         """The answer, after retrying 429, 5xx and network errors up to `max_retries` times."""
@@ -119,8 +197,10 @@ class Client:
         for attempt in range(attempts):
             try:
                 response = self._once(method, url, payload, auth)
-            except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-                response, problem = None, f"no answer ({getattr(exc, 'reason', exc)})"
+            except httpx.TooManyRedirects:
+                raise PullFailed(f"{method} {url}: more than {MAX_REDIRECTS} redirects") from None
+            except (httpx.TransportError, OSError) as exc:
+                response, problem = None, f"no answer ({type(exc).__name__}: {exc})"
             else:
                 if response.status not in RETRY_STATUSES:
                     return response
@@ -167,12 +247,14 @@ class Client:
 
     def login(self) -> None:
         source = self.source
+        url = self.url(source.token_url)
+        check_url(source, url)  # before reading a secret for it
         credentials = {
             source.username_field: secret(source.username),
             "password": secret(source.password),
         }
         self.counters.token_requests += 1
-        response = self.send("POST", self.url(source.token_url), credentials, auth=False)
+        response = self.send("POST", url, credentials, auth=False)
         if not self._take_tokens(response, "login"):
             raise PullFailed(f"login refused: HTTP {response.status}: {response.body[:200]!r}")
 
@@ -268,13 +350,18 @@ def pages(client: Client):
 
 def fetch(source: HttpSource, target, counters: Counters, sleep=time.sleep) -> int:
     """Write every record of every page to `target` (a binary file); the record count."""
+    source_origins(source)  # every configured URL is http(s) before anything is sent
     client = Client(source, counters, sleep)
     count = 0
-    for url, records in pages(client):
-        counters.pages_info.append({"url": url, "first_line": count + 1, "records": len(records)})
-        for record in records:
-            target.write(orjson.dumps(record) + b"\n")
-        count += len(records)
+    try:
+        for url, records in pages(client):
+            info = {"url": url, "first_line": count + 1, "records": len(records)}
+            counters.pages_info.append(info)
+            for record in records:
+                target.write(orjson.dumps(record) + b"\n")
+            count += len(records)
+    finally:
+        client.close()
     return count
 
 

@@ -1,6 +1,8 @@
 """Ingestion runs (one file of one source) and their rejected lines; the pipeline's
 bookkeeping; HTTP sources and their pulls; the `products` table they feed."""
 
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.db import models
 
@@ -226,7 +228,8 @@ class HttpSource(models.Model):
     `name` is the lake source its pages feed: they land in `landing/<name>/` (so
     `raw_<name>` serves them) and load with that source's parser and merge. A value
     of `username` or `password` written `env:VAR` is read from the environment at
-    each pull, so the secret need not be stored here.
+    each pull, so the secret need not be stored here; only names listed in
+    `HTTP_SOURCE_SECRET_NAMES` are read.
     """
 
     name = models.SlugField(
@@ -299,8 +302,21 @@ class HttpSource(models.Model):
 
         from .sources import SOURCES
 
+        errors = {}
         if self.name not in SOURCES:
-            raise ValidationError({"name": [f"Not a lake source; one of {sorted(SOURCES)}."]})
+            errors["name"] = [f"Not a lake source; one of {sorted(SOURCES)}."]
+        # The pull refuses these too (ingestion/http_source.py); here the admin says so.
+        for name in ("base_url", "path", "token_url", "refresh_url"):
+            scheme = urlsplit(getattr(self, name) or "").scheme.lower()
+            if (name == "base_url" or scheme) and scheme not in ("http", "https"):
+                errors[name] = ["Only http(s) URLs (or a path under base_url)."]
+        for name in ("username", "password"):
+            value = getattr(self, name) or ""
+            variable = value.removeprefix("env:")
+            if value.startswith("env:") and variable not in settings.HTTP_SOURCE_SECRET_NAMES:
+                errors[name] = [f"env:{variable} is not listed in HTTP_SOURCE_SECRET_NAMES."]
+        if errors:
+            raise ValidationError(errors)
 
 
 class HttpPull(models.Model):

@@ -6,11 +6,12 @@ import datetime as dt
 
 import orjson
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from rest_framework.exceptions import NotFound, ValidationError
 
+from datalake.api.errors import Conflict
 from datalake.models import Transaction
 from datalake.models.lake import TRANSACTION_FIELDS
 
@@ -112,8 +113,23 @@ def resend_stuck_repushes(limit: int = 1000) -> int:
     return sent
 
 
+@transaction.atomic
 def repush_all_start(*, resource: str, retimestamp: bool = True, requested_by=None) -> RepushJob:
+    """Queue a re-push of every current record; 409 `repush_all_running` while another
+    job is `running` (each streams the whole table to the broker: one at a time).
+
+    An advisory lock, held until this transaction ends, makes the check and the insert
+    one step: two requests at once cannot both find no job running."""
     check_resource(resource)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('ingestion.repush_all'))")
+    running = RepushJob.objects.filter(status=JobStatus.RUNNING).order_by("id").first()
+    if running is not None:
+        raise Conflict(
+            f"Re-push-all job {running.pk} is still running; one runs at a time. Poll "
+            f"/api/v1/pipeline/jobs/{running.pk}/ until it ends.",
+            code="repush_all_running",
+        )
     job = RepushJob.objects.create(
         resource=resource, retimestamp=retimestamp, requested_by=requested_by
     )

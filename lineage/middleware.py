@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 
+from auditlog.middleware import AuditlogMiddleware as _AuditlogMiddleware
 from django.core.signals import request_finished
 from django.db import DatabaseError
 from django.utils import timezone
@@ -22,6 +23,29 @@ from .audit import body_of, query_of
 from .writer import store_entry
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def client_address(request) -> str | None:
+    """The client's address as every log of the portal records it: the peer of the
+    connection (`REMOTE_ADDR`), never a header the client writes itself
+    (`X-Forwarded-For`). Behind a reverse proxy, the proxy's address (see
+    docs/SECURITY.md)."""
+    return request.META.get("REMOTE_ADDR") or None
+
+
+class AuditlogMiddleware(_AuditlogMiddleware):
+    """django-auditlog's middleware with the request log's client address: the library's
+    own takes the first `X-Forwarded-For` entry, which any client can forge."""
+
+    @staticmethod
+    def _get_remote_addr(request):
+        from django.conf import settings
+
+        return None if settings.AUDITLOG_DISABLE_REMOTE_ADDR else client_address(request)
+
+    @staticmethod
+    def _get_remote_port(request):
+        return None  # `X-Forwarded-Port` is the client's word too
 
 
 logger = logging.getLogger(__name__)
@@ -76,7 +100,7 @@ class RequestLogMiddleware:
             "status_code": response.status_code,
             "duration_ms": round(duration_ms, 3),
             "resource": getattr(request, "audit_resource", "")[:100],
-            "ip": request.META.get("REMOTE_ADDR") or None,
+            "ip": client_address(request),
             "restrictions": getattr(request, "audit_restrictions", None),
             "request_id": request.request_id,
         }

@@ -14,12 +14,20 @@ that changed is never read again (the next request computes a new one).
 Reading the stamp before computing keeps this safe under concurrent merges: the
 ranking then sees at least the data the stamp counts, so at worst it is stored under
 a stamp already out of date and never served.
+
+What is stored is bounded: only a range whose edges fall on the granularity
+(METRICS_RANGE_GRANULARITY_SECONDS; an inclusive `until` one microsecond short of it
+counts as on it) is stored, so a caller varying `since` by a microsecond cannot store
+a ranking per request; any other range is ranked for the page asked, exactly, and
+nothing is kept. At most METRICS_RANGE_CACHE_MAX rankings are kept (the oldest go
+first) besides those older than MAX_AGE.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
+from django.conf import settings
 from django.db import connection, transaction
 
 TOP_PRODUCTS = "top-products"
@@ -43,6 +51,22 @@ def days_of(split) -> tuple[dt.date, dt.date]:
         first = min(first, start.astimezone(dt.UTC).date())
         last = max(last, (end - dt.timedelta(microseconds=1)).astimezone(dt.UTC).date())
     return first, last
+
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def _on_grain(t: dt.datetime, grain: dt.timedelta) -> bool:
+    """`t`, or `t` less one microsecond (the exclusive end of an inclusive `until` on the
+    grain), is a multiple of `grain`: at most two keys per grain and edge."""
+    return any((u - EPOCH) % grain == dt.timedelta(0) for u in (t, t - MICROSECOND))
+
+
+def storable(split) -> bool:
+    """Whether a ranking of `split` may be stored: every edge on the granularity."""
+    grain = dt.timedelta(seconds=max(1, settings.METRICS_RANGE_GRANULARITY_SECONDS))
+    return all(_on_grain(t, grain) for edge in split.edges for t in edge)
 
 
 def range_key(split) -> str:
@@ -96,12 +120,29 @@ def ranked_page(
     """(rows of ranks offset+1 .. offset+limit, number of groups). A ranking found stale
     and dropped by another request between finding it and reading its page (a merge
     committed meanwhile) is found or computed again, once."""
+    if not storable(split):
+        return _ranked_directly(groups, params, order, offset, limit)
     for _ in range(2):
         result, count = ranked(kind, split, groups, params, order)
         rows = page(result, offset, limit)
         if len(rows) == max(0, min(limit, count - offset)):
             break
     return rows, count
+
+
+def _ranked_directly(groups: str, params: list, order: str, offset: int, limit: int):
+    """(rows of ranks offset+1 .. offset+limit, number of groups), summed now, not kept."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT key, key2, total, transactions, count(*) OVER () AS groups "
+            f"FROM ({groups}) g ORDER BY {order} LIMIT %s OFFSET %s",
+            [*params, limit, offset],
+        )
+        rows = cursor.fetchall()
+        if rows:
+            return [r[:4] for r in rows], int(rows[0][4])
+        cursor.execute(f"SELECT count(*) FROM ({groups}) g", params)
+        return [], int(cursor.fetchone()[0])
 
 
 def _store(cursor, result: int, groups: str, params: list, order: str, keep: int) -> None:
@@ -141,13 +182,19 @@ def _find(cursor, kind: str, key: str, stamp: int) -> tuple[int, int] | None:
 
 
 def _prune(cursor, kind: str, key: str, stamp: int) -> None:
-    """Drop the same range's stale rankings, and a batch of old ones of any range."""
+    """Drop the same range's stale rankings, a batch of old ones of any range, and the
+    oldest beyond METRICS_RANGE_CACHE_MAX."""
     cursor.execute(
         "SELECT id FROM metrics_range_result WHERE (kind = %s AND range_key = %s "
         "AND stamp < %s) OR created_at < now() - %s ORDER BY id LIMIT %s",
         [kind, key, stamp, MAX_AGE, PRUNE_BATCH],
     )
     stale = [r[0] for r in cursor.fetchall()]
+    cursor.execute(
+        "SELECT id FROM metrics_range_result ORDER BY id DESC OFFSET %s LIMIT %s",
+        [max(1, settings.METRICS_RANGE_CACHE_MAX), PRUNE_BATCH],
+    )
+    stale += [r[0] for r in cursor.fetchall()]
     if stale:
         cursor.execute("DELETE FROM metrics_range_row WHERE result_id = ANY(%s)", [stale])
         cursor.execute("DELETE FROM metrics_range_result WHERE id = ANY(%s)", [stale])

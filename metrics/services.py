@@ -14,6 +14,8 @@ from rest_framework.exceptions import PermissionDenied, ValidationError
 
 from accounts.restrictions import refuse_if_restricted
 from accounts.selectors import has_privilege
+from datalake.csvsafe import safe_row
+from datalake.jobs import refuse_too_many_running
 
 from .models import Report, ReportRow, ReportStatus
 from .reports import get_report_type
@@ -55,14 +57,21 @@ def refuse_result(user, report: Report, request=None) -> None:
     )  # fmt: skip
 
 
+@transaction.atomic
 def report_start(*, report_name: str, params: dict, requested_by) -> Report:
-    """Validate and queue a report; it reads with the requester's privileges."""
+    """Validate and queue a report; it reads with the requester's privileges.
+
+    A user has at most REPORTS_MAX_RUNNING_PER_USER reports `running` (429
+    `too_many_running_reports` past it; staff too: a loop of reports starves the
+    workers whoever sends it). A per-user advisory lock makes the count and the insert
+    one step."""
     report_type = get_report_type(report_name)
     if report_type is None:
         raise ValidationError({"report_name": [f"Unknown report {report_name!r}."]})
     _refuse_unreadable(requested_by, report_type, "This report reads {resource!r}; you need "
                        "`read` on it.")  # fmt: skip
     _params(report_type, params)
+    _refuse_too_many_running(requested_by)
     report = Report.objects.create(
         report_name=report_name, params=params, requested_by=requested_by
     )
@@ -70,6 +79,14 @@ def report_start(*, report_name: str, params: dict, requested_by) -> Report:
 
     transaction.on_commit(lambda: run_report.delay(report.pk))
     return report
+
+
+def _refuse_too_many_running(user) -> None:
+    refuse_too_many_running(
+        user, Report.objects.filter(requested_by=user, status=ReportStatus.RUNNING),
+        limit=settings.REPORTS_MAX_RUNNING_PER_USER, what="reports",
+        code="too_many_running_reports",
+    )  # fmt: skip
 
 
 def report_execute(report_id: int, task_id: str = "") -> Report:
@@ -102,11 +119,11 @@ def _store(report: Report, report_type, params: dict) -> None:
     with transaction.atomic(), open(partial, "w", newline="", encoding="utf-8") as handle:
         ReportRow.objects.filter(report=report).delete()
         writer = csv.writer(handle)
-        writer.writerow(report_type.columns)
+        writer.writerow(safe_row(report_type.columns))
         batch = []
         for row in report_type.rows(params):
             count += 1
-            writer.writerow([row[c] for c in report_type.columns])
+            writer.writerow(safe_row(row[c] for c in report_type.columns))
             batch.append(ReportRow(report=report, n=count, data=row))
             if len(batch) == ROW_BATCH:
                 ReportRow.objects.bulk_create(batch)

@@ -1,4 +1,4 @@
-"""Run the whole portal on this machine: broker, web, worker, scheduler, pipeline consumer.
+"""Run the whole portal on this machine: broker, web, workers, scheduler, pipeline consumer.
 
 `make demo` calls this after installing and loading the demo data. Every process
 logs to run/<name>.log, one JSON object a line (`LOG_FORMAT=text` for plain lines);
@@ -36,6 +36,14 @@ def django_commands() -> set[str]:
     return set(get_commands())
 
 
+def celery_worker(queues: str, concurrency: int) -> list[str]:
+    name = queues.split(",")[0]
+    return [
+        str(BIN / "celery"), "-A", "datalake", "--quiet", "worker", "-Q", queues,
+        "-c", str(concurrency), "-n", f"{name}@%h",
+    ]  # fmt: skip
+
+
 def processes(web_port: int) -> dict[str, list[str]]:
     python = str(BIN / "python")
     procs = {
@@ -51,8 +59,11 @@ def processes(web_port: int) -> dict[str, list[str]]:
             "--logger-class",
             "datalake.logging.GunicornLogger",
         ],
-        # --quiet: no banner, so that the logs hold JSON lines only.
-        "worker": [str(BIN / "celery"), "-A", "datalake", "--quiet", "worker", "-c", "2"],
+        # --quiet: no banner, so that the logs hold JSON lines only. One worker per queue
+        # (settings.CELERY_TASK_ROUTES): ingestion never waits behind reports or training.
+        "worker": celery_worker("ingestion", 2),
+        "worker-reports": celery_worker("reports,celery", 1),
+        "worker-ml": celery_worker("ml", 1),
         "beat": [
             str(BIN / "celery"),
             "-A",

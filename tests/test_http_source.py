@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
@@ -114,6 +115,10 @@ def handler_for(shop: Shop):
                     return self.products(query)
                 if parts.path == "/catalogue":  # next links, no authentication
                     return self.catalogue(query)
+                if parts.path == "/elsewhere":  # a redirect, to `query["to"]`
+                    return self.answer(302, {}, {"Location": query["to"]})
+                if parts.path == "/away":  # a next link to `shop.next_elsewhere`
+                    return self.answer(200, {"items": [], "next": shop.next_elsewhere})
             self.answer(404, {})
 
         def products(self, query):
@@ -162,6 +167,14 @@ class Server:
     def __exit__(self, *exc):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+@pytest.fixture(autouse=True)
+def _local_servers_allowed(settings):
+    """The test servers listen on 127.0.0.1: allowed here explicitly (refused by default,
+    see test_private_addresses_are_refused_unless_allowed); the tests' secret is named."""
+    settings.HTTP_SOURCE_ALLOW_PRIVATE = True
+    settings.HTTP_SOURCE_SECRET_NAMES = ["SHOP_TEST_PASSWORD"]
 
 
 @pytest.fixture
@@ -396,3 +409,146 @@ def test_fetch_ecb_rates_offline_explains_the_manual_drop(lake):
     assert str(lake / "landing" / "exchange_rates") in message
     assert "eurofxref-hist.zip" in message and "ingest exchange_rates" in message
     assert not (lake / "landing" / "exchange_rates").exists()
+
+
+def test_fetch_ecb_rates_reads_no_local_file(lake, tmp_path):
+    private = tmp_path / "private.csv"
+    private.write_text("PRIVATE-FIRST-LINE\n")
+    with pytest.raises(CommandError) as error:
+        call_command("fetch_ecb_rates", url=f"file://{private}")
+    assert "Could not download" in str(error.value) and "PRIVATE" not in str(error.value)
+
+
+# -- where a pull may go: hosts, schemes, addresses, secrets (issue 24.6) -------------------
+
+
+class Spy:
+    """Another host (another port is another origin): records every request it gets."""
+
+    def __init__(self):
+        self.seen: list[tuple[str, str]] = []  # (path, Authorization)
+
+    def handler(self):
+        spy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                spy.seen.append((self.path, self.headers.get("Authorization", "")))
+                data = b'{"items": []}'
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_POST = do_GET
+
+        return Handler
+
+
+@pytest.fixture
+def spy():
+    state = Spy()
+    with Server(state.handler()) as server:
+        state.url = server.url
+        yield state
+
+
+def pull_of(source: HttpSource) -> HttpPull:
+    return http_pull_execute(HttpPull.objects.create(source=source, ingest=False).pk)
+
+
+@pytest.mark.django_db
+def test_file_and_other_schemes_are_refused(lake, shop, tmp_path, monkeypatch):
+    monkeypatch.setenv("SHOP_TEST_PASSWORD", "s3cret")
+    secret_file = tmp_path / "secret.txt"
+    secret_file.write_text("TOP-SECRET-CONTENT")
+    for changes in (
+        {"path": f"file://{secret_file}", "token_url": ""},
+        {"token_url": f"file://{secret_file}"},
+        {"path": "ftp://127.0.0.1/x", "token_url": ""},
+    ):
+        pull = pull_of(products_source(shop.url, **changes))
+        assert pull.status == RunStatus.FAILED
+        assert "TOP-SECRET" not in pull.error and "not allowed" in pull.error, pull.error
+    assert shop.log == []
+
+
+@pytest.mark.django_db
+def test_next_links_and_redirects_to_other_hosts_are_refused(lake, shop, spy, monkeypatch):
+    monkeypatch.setenv("SHOP_TEST_PASSWORD", "s3cret")
+    # A next link to another host: refused before any request goes there.
+    shop.next_elsewhere = f"{spy.url}/steal"
+    away = products_source(
+        shop.url, path="/away", pagination="next", token_url="", items_key="items"
+    )
+    pull = pull_of(away)
+    assert pull.status == RunStatus.FAILED and "not allowed" in pull.error, pull.error
+    # A redirect to another host, with the bearer token of a login: not followed.
+    to = f"{spy.url}/steal"
+    source = products_source(shop.url, path=f"/elsewhere?to={to}", pagination="next")
+    pull = pull_of(source)
+    assert pull.status == RunStatus.FAILED and "not allowed" in pull.error, pull.error
+    assert spy.seen == []
+    # A redirect on the same host is followed.
+    same = products_source(
+        shop.url, path="/elsewhere?to=/catalogue", pagination="next", items_key="data.items",
+        token_url="",
+    )  # fmt: skip
+    assert pull_of(same).status == RunStatus.SUCCEEDED
+
+
+@pytest.mark.django_db
+def test_the_token_host_may_differ_from_the_base_host(lake, spy):
+    source = products_source(
+        f"{spy.url}/api", path="/things", token_url="", items_key="items", pagination="next"
+    )
+    assert pull_of(source).status == RunStatus.SUCCEEDED
+    assert spy.seen == [("/api/things", "")]
+
+
+@pytest.mark.django_db
+def test_private_addresses_are_refused_unless_allowed(lake, shop, settings):
+    settings.HTTP_SOURCE_ALLOW_PRIVATE = False
+    for url in (shop.url, shop.url.replace("127.0.0.1", "localhost")):
+        pull = pull_of(products_source(url, token_url=""))
+        assert pull.status == RunStatus.FAILED and "private" in pull.error, pull.error
+    for address in ("http://10.1.2.3", "http://169.254.169.254", "http://[::1]:1"):
+        pull = pull_of(products_source(address, token_url=""))
+        assert "private" in pull.error, pull.error
+    assert shop.log == []
+
+
+@pytest.mark.django_db
+def test_secrets_come_from_named_settings_only(lake, shop, monkeypatch, spy):
+    monkeypatch.setenv("UNLISTED_SECRET", "do-not-send")
+    source = products_source(shop.url, password="env:UNLISTED_SECRET")
+    pull = pull_of(source)
+    assert pull.status == RunStatus.FAILED and "HTTP_SOURCE_SECRET_NAMES" in pull.error
+    assert shop.log == []
+    with pytest.raises(ValidationError, match="HTTP_SOURCE_SECRET_NAMES"):
+        source.full_clean()
+    with pytest.raises(ValidationError, match="http"):
+        products_source(shop.url, token_url="file:///etc/passwd").full_clean()
+
+
+@pytest.mark.django_db
+def test_the_admin_never_shows_the_stored_password(lake, shop, staff):
+    from django.test import Client
+
+    source = products_source(shop.url, password="literal-pass-123")
+    browser = Client()
+    browser.force_login(staff)
+    url = f"/admin/ingestion/httpsource/{source.pk}/change/"
+    page = browser.get(url)
+    assert page.status_code == 200 and b"literal-pass-123" not in page.content
+    # Saving the form with the password left blank keeps it.
+    form = page.context["adminform"].form
+    data = {k: v for k, v in form.initial.items() if v is not None}
+    data.update(field_map="{}", password="", name="products")
+    answer = browser.post(url, data)
+    assert answer.status_code == 302, answer.content[:2000]
+    source.refresh_from_db()
+    assert source.password == "literal-pass-123"

@@ -199,6 +199,13 @@ def test_python_warnings_are_log_lines_too():
 # -- /metrics ------------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def _scrapes_from_loopback(settings):
+    """The test client scrapes from 127.0.0.1: allowed here explicitly (no network is by
+    default: tests/test_hardening.py)."""
+    settings.METRICS_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+
+
 def scrape(client=None, **extra) -> dict:
     """{(name, sorted labels): value} of every sample /metrics shows."""
     response = (client or APIClient()).get("/metrics", **extra)
@@ -320,7 +327,9 @@ def test_no_broker_means_nan_lag_not_a_500(db, settings):
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "10.1.2.3", "192.168.0.7", "172.20.0.4", "::1"])
-def test_local_and_private_addresses_read_the_metrics(db, address):
+def test_the_networks_the_operator_names_read_the_metrics(db, settings, address):
+    settings.METRICS_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12",
+                                         "192.168.0.0/16"]  # fmt: skip
     assert APIClient().get("/metrics", REMOTE_ADDR=address).status_code == 200
 
 
@@ -368,6 +377,7 @@ def test_gunicorn_workers_share_the_metrics_and_log_json(tmp_path):
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
         "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
         "LOG_FORMAT": "json",
+        "METRICS_ALLOWED_NETWORKS": "127.0.0.1/32",  # no network is trusted by default
     }
     log = tmp_path / "gunicorn.log"
     command = [

@@ -15,6 +15,18 @@ class Conflict(exceptions.APIException):
         self.code = code or self.default_code
 
 
+class TooManyJobs(exceptions.APIException):
+    """429: the caller already has as many jobs of a kind running as it may."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_detail = "You have too many jobs running; wait for one to end."
+    default_code = "too_many_jobs"
+
+    def __init__(self, detail=None, code=None):
+        super().__init__(detail, code)
+        self.code = code or self.default_code
+
+
 def _flatten(detail) -> dict:
     """Per-field messages as {field: [str, ...]}."""
     if isinstance(detail, dict):

@@ -79,7 +79,7 @@ ERRORS = {
     "404": "No such resource or object (or not one you may see).",
     "405": "Method not allowed on this path.",
     "409": "Conflicts with the state of the resource (`code` says which).",
-    "429": "Too many attempts; retry later.",
+    "429": "Too many attempts, or too many jobs running; retry later (`code` says which).",
 }
 
 

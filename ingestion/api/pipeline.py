@@ -188,7 +188,8 @@ class RepushAllView(APIView):
     @extend_schema(
         operation_id="pipeline_repush_all_create",
         description="Re-push every current record of the resource, in batches, from a "
-        "background job. Needs `write`. 202 with the job; follow it at `url`.",
+        "background job. Needs `write`. 202 with the job; follow it at `url`. One job "
+        "runs at a time: 409 `repush_all_running` (naming it) while one is `running`.",
         request=RepushAllCreateSerializer,
         responses={202: RepushJobSerializer},
         examples=[

@@ -125,7 +125,9 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
 
     @extend_schema(
         description="Run a report in the background. 202 with its `url` to poll. Unknown "
-        "report or bad params: 400; a resource it reads that you cannot read: 403.",
+        "report or bad params: 400; a resource it reads that you cannot read: 403; "
+        "`REPORTS_MAX_RUNNING_PER_USER` of yours already running: 429 "
+        "`too_many_running_reports`.",
         request=ReportCreateSerializer,
         responses={202: ReportSerializer},
         examples=[

@@ -3,8 +3,10 @@ predictions from the current version."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
@@ -13,6 +15,7 @@ from rest_framework.exceptions import PermissionDenied, ValidationError
 from accounts.restrictions import refuse_if_restricted
 from accounts.selectors import has_privilege
 from datalake.api.errors import Conflict
+from datalake.jobs import refuse_too_many_running
 
 from . import artifacts
 from .models import FINAL_STATES, MLModel, ModelVersion, Training, TrainingStatus
@@ -44,18 +47,34 @@ def check_reader(user, model_type: type[ModelType], request=None) -> None:
     refuse_if_restricted(user, [model_type.resource], "Models", request)
 
 
+@transaction.atomic
 def training_start(*, model: str, params: dict, requested_by, request=None) -> Training:
-    """Validate and queue a training; the task reads data with the requester's privileges."""
+    """Validate and queue a training; the task reads data with the requester's privileges.
+    At most TRAININGS_MAX_RUNNING_PER_USER unfinished per user (429)."""
     model_type = get_model_type(model)
     if model_type is None:
         raise ValidationError({"model": [f"Unknown model {model!r}: see GET /api/v1/ml/models/."]})
     check_reader(requested_by, model_type, request)
     params_of(model_type, params)
+    _refuse_too_many_running(requested_by)
     training = Training.objects.create(model_name=model, params=params, requested_by=requested_by)
     from metrics.tasks import run_training
 
     transaction.on_commit(lambda: run_training.delay(training.pk))
     return training
+
+
+def _refuse_too_many_running(user) -> None:
+    """429 past TRAININGS_MAX_RUNNING_PER_USER unfinished trainings of `user`; one queued
+    longer than the task's hard time limit lost its worker and counts no more."""
+    since = timezone.now() - dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+    unfinished = Training.objects.filter(requested_by=user, created_at__gte=since).exclude(
+        status__in=FINAL_STATES
+    )
+    refuse_too_many_running(
+        user, unfinished, limit=settings.TRAININGS_MAX_RUNNING_PER_USER, what="trainings",
+        code="too_many_running_trainings",
+    )  # fmt: skip
 
 
 def training_execute(training_id: int, task_id: str = "") -> Training:

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import urllib.error
-import urllib.request
 import zipfile
 from pathlib import Path
 
+import httpx
 from django.core.management.base import BaseCommand, CommandError
 
 from datalake.catalog.files import landing_dir
@@ -64,8 +63,8 @@ class Command(BaseCommand):
         folder = landing_dir() / "exchange_rates"
         try:
             payload = self._download(url)
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", None) or exc
+        except (httpx.HTTPError, OSError) as exc:
+            reason = exc
             raise CommandError(self._offline_help(url, reason, folder)) from None
         target = self._land(_csv_of(payload, url), folder, "history" if history else "sdmx")
         self.stdout.write(f"landed {target} ({target.stat().st_size:,} bytes) from {url}")
@@ -80,9 +79,12 @@ class Command(BaseCommand):
             )
 
     def _download(self, url: str) -> bytes:
-        request = urllib.request.Request(url, headers={"Accept": "text/csv, application/zip"})
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-            return response.read()
+        """The body of a 2xx answer; httpx speaks http(s) only (no `file://`)."""
+        headers = {"Accept": "text/csv, application/zip"}
+        with httpx.Client(timeout=TIMEOUT, follow_redirects=True, max_redirects=5) as client:
+            response = client.get(url, headers=headers)
+            response.raise_for_status()
+            return response.content
 
     def _land(self, payload: bytes, folder: Path, kind: str) -> Path:
         folder.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,23 @@
+"""Cells of CSV exports that a spreadsheet would run as a formula, made inert.
+
+A text cell starting with `=`, `+`, `-`, `@`, a tab or a carriage return is a formula
+(or becomes one) in Excel, LibreOffice and Google Sheets: `=HYPERLINK(...)` in a
+product name would run on the reader's machine. Such a cell gets a leading `'`
+(OWASP's advice), which spreadsheets show as text. Numbers are left as they are: a
+negative amount is data, not a formula.
+"""
+
+from __future__ import annotations
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value):
+    """`value`, with a `'` in front when it is text a spreadsheet would evaluate."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def safe_row(values) -> list:
+    return [safe_cell(v) for v in values]
