@@ -9,6 +9,8 @@ import os
 # Before the import: the product settings derive their production defaults from DEBUG.
 os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("SECRET_KEY", "bench-only-not-a-secret")
+# The benches speak plain HTTP to a local server: no redirect to HTTPS.
+os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 
 from datalake.settings import *  # noqa: F403
 
