@@ -61,7 +61,7 @@ SECRET_KEY = _secret("SECRET_KEY")
 # Keys of the pseudonyms of masked columns and of the sealed `rows/` cursors, apart from
 # SECRET_KEY (which signs sessions and is shared more widely). A comma-separated list: the
 # first masks and seals; the others still open cursors sealed before a rotation (see
-# docs/SECURITY.md: rotating changes every pseudonym).
+# docs/MASKING.md: rotating changes every pseudonym).
 LAKE_MASKING_KEY = [k.strip() for k in _secret("LAKE_MASKING_KEY").split(",") if k.strip()]
 if any(len(k) < 32 for k in LAKE_MASKING_KEY):
     raise ImproperlyConfigured("Each LAKE_MASKING_KEY must be at least 32 characters long.")
