@@ -43,8 +43,10 @@ COPY --chown=app:app . .
 
 USER ${APP_UID}:${APP_GID}
 
-# Static files are collected at build time; the key is a build-only dummy.
+# Static files are collected at build time; the keys are build-only dummies (the running
+# container takes its own from the environment: compose refuses to start without them).
 RUN DEBUG=false SECRET_KEY=collectstatic-build-only-not-secret \
+    LAKE_MASKING_KEY=collectstatic-build-only-not-a-masking-key \
     python manage.py collectstatic --noinput
 
 ENV LAKE_ROOT=/lake \

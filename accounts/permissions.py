@@ -7,6 +7,7 @@ from rest_framework.permissions import BasePermission
 
 from lineage.audit import note_resource
 
+from .restrictions import refuse_masked_writer
 from .selectors import has_privilege, prefetch_read_grants
 
 
@@ -19,6 +20,7 @@ class ResourcePrivilege(BasePermission):
     which raises 404 for an unknown resource. A view whose answer draws on several
     resources declares `get_resource_names()` instead: the privilege is needed on
     each. The (first) resource is noted for the request log whatever the outcome.
+    A `write` is refused to a user whose `read` grant masks a column of the resource.
     """
 
     def has_permission(self, request, view) -> bool:
@@ -40,4 +42,6 @@ class ResourcePrivilege(BasePermission):
         for name in names:
             if not has_privilege(request.user, name, privilege):
                 raise PermissionDenied(f"You need the `{privilege}` privilege on {name!r}.")
+            if privilege == "write":
+                refuse_masked_writer(request.user, name, request)
         return True

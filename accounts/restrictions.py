@@ -13,29 +13,34 @@ list (else every column any grant lists), and a column is masked only if every
 grant that shows it masks it.
 
 A hidden or masked column cannot be filtered or ordered on (403 naming it): a
-filter on a masked column would let its real values be guessed one by one.
+filter on a masked column would let its real values be guessed one by one. Where the
+key (the tie-breaker of every order) is hidden or masked, rows are ordered by its
+keyed hash instead (`masking.order_hash`), so their rank says nothing of its values.
+A masked reader cannot write the resource (`refuse_masked_writer`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, replace
 
-from django.conf import settings
 from rest_framework.exceptions import PermissionDenied
+
+from .masking import pseudonym
 
 META = frozenset({"_file", "_line"})  # where a raw record is: never hidden
 
 
 @dataclass(frozen=True)
 class Restriction:
-    """What a user may see of one resource. `columns`/`rows` None: no limit."""
+    """What a user may see of one resource. `columns`/`rows` None: no limit.
+
+    `resource` keys the pseudonyms: each resource and column masks with its own key.
+    """
 
     columns: frozenset[str] | None = None
     rows: tuple[dict[str, tuple], ...] | None = None
     masked: frozenset[str] = frozenset()
+    resource: str = ""
 
     @property
     def restricted(self) -> bool:
@@ -73,7 +78,7 @@ class Restriction:
         names = [n for n in self.masked if rows and n in rows[0]]
         for row in rows if names else ():
             for name in names:
-                row[name] = pseudonym(row[name])
+                row[name] = pseudonym(self.resource, name, row[name])
         return rows
 
 
@@ -117,7 +122,7 @@ def restriction_for(user, resource: str, request=None) -> Restriction:
     from .selectors import read_grants
 
     grants = read_grants(user, resource)
-    found = combine(grants) if grants else UNRESTRICTED
+    found = replace(combine(grants), resource=resource) if grants else UNRESTRICTED
     if request is not None:
         if cache is None:
             cache = request._restrictions = {}
@@ -127,26 +132,6 @@ def restriction_for(user, resource: str, request=None) -> Restriction:
 
             note_restriction(request, resource, found.describe())
     return found
-
-
-def pseudonym(value) -> str | None:
-    """A keyed hash of the value: stable (joins still work), not reversible."""
-    if value is None:
-        return None
-    return _pseudonym(str(value), settings.SECRET_KEY)
-
-
-@lru_cache(maxsize=50_000)
-def _pseudonym(text: str, secret: str) -> str:
-    """Masked columns repeat their values (a payment method, a country, a user's id on
-    every page): a page of ten rows costs ten dict lookups, not twenty hashes. Keyed
-    by the secret too, so a changed SECRET_KEY never serves an old pseudonym."""
-    return "anon_" + hmac.new(_mask_key(secret), text.encode(), hashlib.sha256).hexdigest()[:20]
-
-
-@lru_cache(maxsize=4)
-def _mask_key(secret: str) -> bytes:
-    return hashlib.sha256(f"column-mask:{secret}".encode()).digest()
 
 
 FILTERABLE_TYPES = {"string": str, "integer": int, "boolean": bool}
@@ -205,6 +190,23 @@ def validate_restriction(grant) -> None:
                     )
     if errors:
         raise ValidationError(errors)
+
+
+def refuse_masked_writer(user, resource: str, request=None) -> None:
+    """403 `masked_writer` when the user's `read` grant on `resource` masks a column.
+
+    A write is a chosen-value oracle for a masked column: write a row with a known
+    value, read back its pseudonym, and every row carrying that pseudonym is unmasked.
+    So a user who reads a resource through a mask does not write to it (any write path:
+    retail creations, re-push, ingestion); staff and unmasked readers do.
+    """
+    masked = restriction_for(user, resource, request).masked
+    if masked:
+        raise PermissionDenied(
+            f"Your grant on {resource!r} masks {', '.join(sorted(masked))}: a write would "
+            "reveal the values behind the pseudonyms, so you cannot write to it.",
+            code="masked_writer",
+        )
 
 
 def refuse_if_restricted(user, resources, what: str, request=None) -> None:

@@ -148,8 +148,10 @@ def deep_cursor(page: int) -> tuple[str, str, int]:
     """The next_cursor of page `page` (10 rows a page), the id of the row expected next,
     and the number of matching rows; built as the endpoint builds its next_cursor."""
     from django.db import connection
+    from django.http import QueryDict
 
-    from datalake.api.grammar import encode_cursor
+    from datalake.api.grammar import parse_row_query
+    from datalake.api.selectors import resource_entry
 
     with connection.cursor() as cur:
         cur.execute(f"SELECT count(*) FROM transactions WHERE {FILTER_SQL}")
@@ -162,7 +164,8 @@ def deep_cursor(page: int) -> tuple[str, str, int]:
         ids = [r[0] for r in cur.fetchall()]
     if len(ids) < 2:
         sys.exit(f"only {matching:,} rows match the filter: too few for the cursor scenario")
-    return encode_cursor([ids[0]]), ids[1], matching
+    query = parse_row_query(resource_entry("transactions"), QueryDict())  # default order
+    return query.encode_cursor([ids[0]]), ids[1], matching
 
 
 def scenario_paths(cursor: str) -> dict[str, str]:

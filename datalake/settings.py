@@ -6,6 +6,9 @@ clone runs against the PostgreSQL and Redis of the developer's machine.
 """
 
 import logging
+import os
+import secrets
+import time
 from pathlib import Path
 
 import environ
@@ -18,7 +21,50 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=True)
-SECRET_KEY = env("SECRET_KEY", default="dev-insecure-change-me" if DEBUG else environ.Env.NOTSET)
+# No secret has a published default. Outside DEBUG each must be set; in DEBUG one is
+# made for this machine on first use and kept in LOCAL_SECRETS_DIR (0600), so that every
+# process of a local run (web, worker, tests) shares it and no two machines do.
+LOCAL_SECRETS_DIR = (BASE_DIR / env("LOCAL_SECRETS_DIR", default="run/secrets")).resolve()
+
+
+def _local_secret(name: str) -> str:
+    """This machine's value of `name`, made once (the first process to ask wins)."""
+    LOCAL_SECRETS_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = LOCAL_SECRETS_DIR / name
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _attempt in range(50):  # another process made it and may still be writing
+            value = path.read_text().strip()
+            if value:
+                return value
+            time.sleep(0.01)
+        raise ImproperlyConfigured(f"{path} is empty: delete it or set {name}.") from None
+    value = secrets.token_urlsafe(48)
+    with os.fdopen(fd, "w") as out:
+        out.write(value)
+    return value
+
+
+def _secret(name: str) -> str:
+    value = env(name, default="")
+    if value:
+        return value
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            f"Set the {name} environment variable (required when DEBUG is off)."
+        )
+    return _local_secret(name)
+
+
+SECRET_KEY = _secret("SECRET_KEY")
+# Keys of the pseudonyms of masked columns and of the sealed `rows/` cursors, apart from
+# SECRET_KEY (which signs sessions and is shared more widely). A comma-separated list: the
+# first masks and seals; the others still open cursors sealed before a rotation (see
+# docs/MASKING.md: rotating changes every pseudonym).
+LAKE_MASKING_KEY = [k.strip() for k in _secret("LAKE_MASKING_KEY").split(",") if k.strip()]
+if any(len(k) < 32 for k in LAKE_MASKING_KEY):
+    raise ImproperlyConfigured("Each LAKE_MASKING_KEY must be at least 32 characters long.")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"] if DEBUG else ["localhost", "127.0.0.1"])
 # Outside DEBUG: cookies only over HTTPS, HSTS, plain HTTP redirected (except the probes,
 # which load balancers and compose call on plain HTTP inside the network).

@@ -126,12 +126,11 @@ def test_a_hidden_key_gives_an_opaque_cursor_that_still_walks(stored):
     api = client_for(partner)
     first = api.get(ROWS).json()
     cursor = first["next_cursor"]
-    assert cursor.startswith("s")
-    decoded = base64.urlsafe_b64decode(cursor[1:] + "=" * (-len(cursor[1:]) % 4))
+    decoded = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
     assert b"TX-" not in decoded
     rows = every_row(api, ROWS)
     assert len(rows) == 20 and all(set(r) == {"country", "amount"} for r in rows)
-    forged = api.get(ROWS, {"cursor": "s" + cursor[2:]})
+    forged = api.get(ROWS, {"cursor": cursor[:-2] + ("AA" if cursor[-2:] != "AA" else "BB")})
     assert forged.status_code == 400
 
 

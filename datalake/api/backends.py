@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 import duckdb
 from django.conf import settings
 from django.db import connection
-from django.db.models import F, Q, QuerySet
+from django.db.models import BigIntegerField, Expression, F, Q, QuerySet
 from django_filters.constants import EMPTY_VALUES
 
+from accounts.masking import ORDER_HEX_DIGITS, column_key, hmac_pads, order_hash
 from datalake.catalog import Entry
 from datalake.catalog.rawfiles import load_folder
 from datalake.db import prepared_cursor
@@ -52,6 +53,36 @@ def row_filter_q(rows) -> Q:
     for conditions in rows:
         allowed |= Q(**{f"{name}__in": list(values) for name, values in conditions.items()})
     return allowed
+
+
+class KeyHash(Expression):
+    """`masking.order_hash` of a column in PostgreSQL: HMAC-SHA256 of its text (built on
+    sha256(), no extension needed), the first 60 bits as a bigint. The keys are bound
+    parameters: outer pad, inner pad."""
+
+    output_field = BigIntegerField()
+
+    def __init__(self, column, key: bytes):
+        super().__init__(output_field=BigIntegerField())
+        self.column = F(column) if isinstance(column, str) else column
+        self.key = key
+
+    def get_source_expressions(self):
+        return [self.column]
+
+    def set_source_expressions(self, exprs):
+        (self.column,) = exprs
+
+    def as_sql(self, compiler, connection):
+        sql, params = compiler.compile(self.column)
+        outer, inner = hmac_pads(self.key)
+        digest = f"sha256(%s || sha256(%s || convert_to(({sql})::text, 'UTF8')))"
+        bits = ORDER_HEX_DIGITS * 4
+        hex_sql = f"substr(encode({digest}, 'hex'), 1, {ORDER_HEX_DIGITS})"
+        return f"('x' || {hex_sql})::bit({bits})::bigint", (outer, inner, *params)
+
+
+HASH_FIELD = BigIntegerField()
 
 
 class TableBackend:
@@ -99,9 +130,25 @@ class TableBackend:
         return tuple(shape), tuple(params)
 
     def _term(self, name, op, value, shape, params) -> None:
-        values = prepared(self.field(name), Q_LOOKUPS.get(op, op), value)
+        hashed = self.query.hashed.get(name)
+        field = HASH_FIELD if hashed else self.field(name)
+        values = prepared(field, Q_LOOKUPS.get(op, op), value)
         shape.append((name, op, len(values)))
+        if hashed and op not in ("isnull", "notnull"):  # the expression's keys, then the value
+            params.extend(hmac_pads(self._key(hashed)))
         params.extend(values)
+
+    def _key(self, column: str) -> bytes:
+        return column_key(self.query.entry.name, column)
+
+    def _hash_params(self, select) -> tuple:
+        """The keys of the keyed hashes selected (SELECT comes before WHERE)."""
+        return tuple(
+            pad
+            for name in select
+            if name in self.query.hashed
+            for pad in hmac_pads(self._key(self.query.hashed[name]))
+        )
 
     def query_key(self) -> tuple:
         """What decides which rows a page holds, in which order (not the columns shown)."""
@@ -111,7 +158,7 @@ class TableBackend:
             self.mode,
             where_shape,
             where_params,
-            tuple(self.query.ordering),
+            self.query.order_key,
         )
 
     def data_version(self):
@@ -151,7 +198,7 @@ class TableBackend:
             tuple(select),
             ordering,
         )
-        params = self._version_params() + where_params + after_params
+        params = self._hash_params(select) + self._version_params() + where_params + after_params
         found = checked(_shapes, shape, params, lambda: self._page_queryset(select, after, bound))
         if found is None:  # an empty result set by construction
             return []
@@ -160,6 +207,9 @@ class TableBackend:
 
     def _page_queryset(self, select, after, bound) -> QuerySet:
         qs = self.filtered
+        if self.query.hashed:
+            hashes = {n: KeyHash(c, self._key(c)) for n, c in self.query.hashed.items()}
+            qs = qs.annotate(**hashes)
         if after is not None:
             disjunction = Q()
             for conjuncts in after:
@@ -216,7 +266,15 @@ _local = threading.local()
 def _duck() -> duckdb.DuckDBPyConnection:
     if not hasattr(_local, "con"):
         _local.con = duckdb.connect(":memory:", config={"threads": 1})
+        _local.con.create_function(
+            "lake_keyhash", _keyhash, [duckdb.sqltype("VARCHAR")] * 2, duckdb.sqltype("BIGINT")
+        )
     return _local.con
+
+
+def _keyhash(key_hex: str, text: str) -> int:
+    """`masking.order_hash` for DuckDB (NULLs never reach it: DuckDB answers NULL)."""
+    return order_hash(bytes.fromhex(key_hex), text)
 
 
 def ident(name: str) -> str:
@@ -265,8 +323,21 @@ class FileBackend:
         cursor.register("t", self.table)
         return cursor.execute(sql, params)
 
+    def _source(self) -> tuple[str, list]:
+        """The table, with the keyed hashes of the hidden or masked key columns if any."""
+        if not self.query.hashed:
+            return "t", []
+        hashes = [
+            (f"lake_keyhash(?, CAST({ident(column)} AS VARCHAR)) AS {ident(name)}",
+             column_key(self.query.entry.name, column).hex())
+            for name, column in self.query.hashed.items()
+        ]  # fmt: skip
+        sql = ", ".join(expression for expression, _key in hashes)
+        return f"(SELECT *, {sql} FROM t) t", [key for _expression, key in hashes]
+
     def fetch(self, select, offset, limit, after=None, bound=None) -> list[dict]:
-        where, params = self.where, list(self.params)
+        source, source_params = self._source()
+        where, params = self.where, [*source_params, *self.params]
         if after is not None:
             parts = [_sql_condition(c) for c in after]
             where += " AND (" + (" OR ".join(f"({s})" for s, _ in parts) or "FALSE") + ")"
@@ -276,11 +347,11 @@ class FileBackend:
             for n, desc in self.query.ordering
         )
         cols = ", ".join(ident(n) for n in select)
-        sql = f"SELECT {cols} FROM t WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"
+        sql = f"SELECT {cols} FROM {source} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"
         result = self._run(sql, [*params, limit, offset])
         names = [d[0] for d in result.description]
         rows = [dict(zip(names, row, strict=True)) for row in result.fetchall()]
-        stamps = [n for n in names if self.query.entry.column(n).type == "timestamp"]
+        stamps = [n for n in names if self.query.column(n).type == "timestamp"]
         for row in rows if stamps else ():
             for name in stamps:
                 if row[name] is not None:

@@ -79,10 +79,14 @@ def compile_queryset(queryset, extra_params: tuple = ()) -> tuple[Compiled, tupl
         sql, params = compiler.as_sql()
     except EmptyResultSet:
         return None
-    names = tuple(
-        [*queryset.query.extra_select, *queryset.query.values_select,
-         *queryset.query.annotation_select]
-    )  # fmt: skip
+    query = queryset.query
+    # A `.values()` query selects in the order it names (fields and annotations mixed),
+    # as Django's ValuesIterable reads it.
+    names = (
+        tuple(query.selected)
+        if query.selected
+        else (*query.extra_select, *query.values_select, *query.annotation_select)
+    )
     converters = compiler.get_converters([col for col, _sql, _alias in compiler.select])
     flat = tuple((i, tuple(fns), expression) for i, (fns, expression) in converters.items())
     return Compiled(sql, names, flat), tuple(params) + extra_params

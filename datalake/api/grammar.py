@@ -7,28 +7,28 @@ filter value of the wrong type, a bad page or cursor.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import re
-import secrets
 from dataclasses import dataclass, field
 from functools import lru_cache
 from types import SimpleNamespace
 
-import orjson
 from django.conf import settings
 from rest_framework.exceptions import ValidationError
 
+from accounts.masking import key_fingerprint
 from accounts.restrictions import UNRESTRICTED, Restriction
 from datalake.catalog import Entry
+from datalake.catalog.columns import Column
 
+from .cursors import seal, unseal
 from .filters import filterset_for, operators_of
 
 NO_QUERYSET = SimpleNamespace(model=None)  # raw files: filters validate values, DuckDB applies
 PLAIN_FILE = re.compile(r"^[^/\\\x00]+$")  # a name inside the folder: no path, no NUL
 CONTROL_PARAMS = frozenset({"page", "page_size", "cursor", "fields", "ordering", "format"})
+# The name, in an ordering, of the keyed hash of a hidden or masked key column: no catalog
+# column has it (no model field has a `:`; a raw folder's names never start with `_`).
+KEYHASH = "_keyhash:"
 
 
 @dataclass
@@ -47,14 +47,33 @@ class RowQuery:
     restriction: Restriction = UNRESTRICTED
 
     @property
-    def sealed(self) -> bool:
-        """The cursor holds values of hidden or masked columns: it must be opaque."""
-        r = self.restriction
-        return any(r.hides(n) or n in r.masked for n in self.ordering_names)
-
-    @property
     def ordering_names(self) -> list[str]:
         return [name for name, _desc in self.ordering]
+
+    @property
+    def hashed(self) -> dict[str, str]:
+        """Keyed-hash names of the ordering -> the hidden or masked column each hashes."""
+        return {n: n.removeprefix(KEYHASH) for n in self.ordering_names if n.startswith(KEYHASH)}
+
+    def column(self, name: str) -> Column | None:
+        """A column of the entry, or the integer keyed hash of one (`KEYHASH` names)."""
+        if name.startswith(KEYHASH):
+            hashed = self.entry.column(name.removeprefix(KEYHASH))
+            return Column(name, "integer", (), "", hashed.nullable)
+        return self.entry.column(name)
+
+    @property
+    def order_key(self) -> tuple:
+        """The order the rows come in; a keyed order names the masking key it uses."""
+        return (tuple(self.ordering), key_fingerprint() if self.hashed else None)
+
+    @property
+    def cursor_context(self) -> bytes:
+        """What a cursor is bound to: this resource walked in this order."""
+        return repr((self.entry.name, self.order_key)).encode()
+
+    def encode_cursor(self, values: list) -> str:
+        return seal(values, self.cursor_context)
 
 
 def _positive_int(params, name: str, default: int) -> int:
@@ -112,63 +131,22 @@ def _filters(entry: Entry, params) -> tuple[object, list]:
     return filterset, filters
 
 
-def encode_cursor(values: list, sealed: bool = False) -> str:
-    data = orjson.dumps(values, default=str)
-    if sealed:
-        return "s" + base64.urlsafe_b64encode(seal(data)).decode().rstrip("=")
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+def keyed_ordering(ordering: list[tuple[str, bool]], restriction: Restriction) -> list:
+    """The order with each hidden or masked column after its keyed hash.
 
-
-def decode_cursor(raw: str, size: int) -> list:
-    try:
-        if raw.startswith("s"):  # base64 of "[" never starts with "s"
-            data = unseal(base64.urlsafe_b64decode(raw[1:] + "=" * (-len(raw[1:]) % 4)))
-        else:
-            data = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
-        values = orjson.loads(data)
-    except (binascii.Error, ValueError):
-        values = None
-    if not isinstance(values, list) or len(values) != size:
-        raise ValidationError(
-            {"cursor": ["Not a cursor of this query; use `next_cursor` as given."]}
-        )
-    return values
-
-
-def _sealing_keys() -> tuple[bytes, bytes]:
-    secret = settings.SECRET_KEY.encode()
-    return (
-        hashlib.sha256(b"cursor-stream:" + secret).digest(),
-        hashlib.sha256(b"cursor-mac:" + secret).digest(),
-    )
-
-
-def seal(data: bytes) -> bytes:
-    """Encrypt-then-MAC with HMAC-SHA256 as the stream (CTR) and as the tag: a cursor
-    over hidden columns reveals nothing of their values and cannot be forged."""
-    stream_key, mac_key = _sealing_keys()
-    nonce = secrets.token_bytes(12)
-    stream = b"".join(
-        hmac.new(stream_key, nonce + i.to_bytes(4, "big"), hashlib.sha256).digest()
-        for i in range(len(data) // 32 + 1)
-    )
-    body = nonce + bytes(a ^ b for a, b in zip(data, stream, strict=False))
-    return body + hmac.new(mac_key, body, hashlib.sha256).digest()[:16]
-
-
-def unseal(token: bytes) -> bytes:
-    stream_key, mac_key = _sealing_keys()
-    body, tag = token[:-16], token[-16:]
-    if len(token) < 29 or not hmac.compare_digest(
-        hmac.new(mac_key, body, hashlib.sha256).digest()[:16], tag
-    ):
-        raise ValueError("not a sealed cursor")
-    nonce, data = body[:12], body[12:]
-    stream = b"".join(
-        hmac.new(stream_key, nonce + i.to_bytes(4, "big"), hashlib.sha256).digest()
-        for i in range(len(data) // 32 + 1)
-    )
-    return bytes(a ^ b for a, b in zip(data, stream, strict=False))
+    Only the key's tie-breakers can be hidden or masked here (naming one in `ordering`
+    is a 403): rows then come in the order of the key's pseudonyms, which reveals
+    nothing of the real values; the real key after it only breaks ties of the 60-bit
+    hash, so the order stays total and keyset pages exact.
+    """
+    if not restriction.restricted:
+        return ordering
+    keyed = []
+    for name, desc in ordering:
+        if restriction.hides(name) or name in restriction.masked:
+            keyed.append((KEYHASH + name, desc))
+        keyed.append((name, desc))
+    return keyed
 
 
 def parse_row_query(entry: Entry, params, restriction: Restriction = UNRESTRICTED) -> RowQuery:
@@ -192,19 +170,20 @@ def parse_row_query(entry: Entry, params, restriction: Restriction = UNRESTRICTE
         restriction.refuse_hidden(fields, "see", masked_too=False)
         restriction.refuse_hidden([name for name, _op, _v in parsed.filters], "filter on")
         restriction.refuse_hidden(parsed.requested_ordering, "order on")
-    cursor = decode_cursor(params["cursor"], len(parsed.ordering)) if "cursor" in params else None
-    return RowQuery(
+    query = RowQuery(
         entry=entry,
         fields=fields,
         filterset=parsed.filterset,
         filters=parsed.filters,
-        ordering=parsed.ordering,
+        ordering=keyed_ordering(parsed.ordering, restriction),
         page_size=parsed.page_size,
         page=_positive_int(params, "page", 1),
-        cursor=cursor,
         params=params,
         restriction=restriction,
     )
+    if "cursor" in params:
+        query.cursor = unseal(params["cursor"], len(query.ordering), query.cursor_context)
+    return query
 
 
 @dataclass(frozen=True)

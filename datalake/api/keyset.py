@@ -6,6 +6,9 @@ backend reproduces. The condition is a disjunction of conjunctions of
 `(column, op, value)` with op among eq, gt, lt, isnull, notnull; each backend
 turns it into its own SQL. A leading bound on the first column lets the
 database start an index range scan at the cursor.
+
+`columns` is the query (`RowQuery.column`): its order may hold the keyed hash of a
+hidden or masked key (an integer column of its own, see `grammar.keyed_ordering`).
 """
 
 from __future__ import annotations
@@ -15,8 +18,6 @@ from decimal import Decimal, InvalidOperation
 
 from django.utils.dateparse import parse_date, parse_datetime
 from rest_framework.exceptions import ValidationError
-
-from datalake.catalog import Entry
 
 
 def _after(name: str, desc: bool, value, nullable: bool) -> list[tuple]:
@@ -33,20 +34,20 @@ def _equal(name: str, value) -> tuple:
     return (name, "isnull", None) if value is None else (name, "eq", value)
 
 
-def after_condition(entry: Entry, ordering: list[tuple[str, bool]], values: list) -> list[list]:
+def after_condition(columns, ordering: list[tuple[str, bool]], values: list) -> list[list]:
     """Disjuncts (each a list of conjuncts) selecting the rows after `values`."""
     disjuncts = []
     for i, (name, desc) in enumerate(ordering):
         prefix = [_equal(n, v) for (n, _d), v in zip(ordering[:i], values[:i], strict=True)]
-        nullable = entry.column(name).nullable
+        nullable = columns.column(name).nullable
         disjuncts += [[*prefix, alt] for alt in _after(name, desc, values[i], nullable)]
     return disjuncts
 
 
-def leading_bound(entry: Entry, ordering, values) -> tuple | None:
+def leading_bound(columns, ordering, values) -> tuple | None:
     """`first >= v` (or `<=`): redundant with the condition, but it is what an index uses."""
     name, desc = ordering[0]
-    if values[0] is None or entry.column(name).nullable:
+    if values[0] is None or columns.column(name).nullable:
         return None
     return (name, "lte" if desc else "gte", values[0])
 
@@ -71,11 +72,11 @@ def _typed(col_type: str, value):
     raise ValueError(value)
 
 
-def typed_cursor(entry: Entry, ordering, values: list) -> list:
+def typed_cursor(columns, ordering, values: list) -> list:
     """The cursor's JSON values converted to the columns' types; 400 if they do not fit."""
     try:
         return [
-            _typed(entry.column(n).type, v) for (n, _d), v in zip(ordering, values, strict=True)
+            _typed(columns.column(n).type, v) for (n, _d), v in zip(ordering, values, strict=True)
         ]
     except (ValueError, TypeError, InvalidOperation):
         raise ValidationError(

@@ -7,7 +7,7 @@ from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from .backends import backend_for
 from .compiled import ShapeCache
-from .grammar import RowQuery, encode_cursor
+from .grammar import RowQuery
 from .keyset import after_condition, leading_bound, typed_cursor
 
 
@@ -27,9 +27,9 @@ def rows_page(query: RowQuery, request, version: int | None = None) -> dict:
     )
     after = bound = None
     if values is not None:
-        typed = typed_cursor(query.entry, query.ordering, values) if query.cursor else values
-        after = after_condition(query.entry, query.ordering, typed)
-        bound = leading_bound(query.entry, query.ordering, typed)
+        typed = typed_cursor(query, query.ordering, values) if query.cursor else values
+        after = after_condition(query, query.ordering, typed)
+        bound = leading_bound(query, query.ordering, typed)
     offset = 0 if after is not None else (query.page - 1) * query.page_size
     lead = 1 if starts and after is None else 0  # the row before the page: where it starts
     rows = backend.fetch(select, offset - lead, query.page_size + 1 + lead, after, bound)
@@ -43,7 +43,7 @@ def rows_page(query: RowQuery, request, version: int | None = None) -> dict:
     last = [rows[-1][n] for n in names] if has_next else None
     if starts and last:
         starts.remember(query.page + 1, last)
-    next_cursor = encode_cursor(last, query.sealed) if has_next else None
+    next_cursor = query.encode_cursor(last) if has_next else None
     extra = [n for n in select if n not in query.fields]
     for row in rows if extra else ():
         for name in extra:

@@ -10,6 +10,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.restrictions import refuse_masked_writer
 from accounts.selectors import has_privilege
 from ingestion import repush
 from ingestion.models import RepushJob, RepushRequest, RepushStatus
@@ -20,6 +21,8 @@ def require(request, resource: str, privilege: str) -> None:
     note_resource(request, resource)
     if not has_privilege(request.user, resource, privilege):
         raise PermissionDenied(f"You need the `{privilege}` privilege on {resource!r}.")
+    if privilege == "write":
+        refuse_masked_writer(request.user, resource, request)
 
 
 def id_parameter(what: str) -> OpenApiParameter:

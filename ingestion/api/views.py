@@ -9,6 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
+from accounts.restrictions import refuse_masked_writer
 from accounts.selectors import has_privilege, resources_with
 from datalake.api.pagination import PagePagination
 from ingestion import services
@@ -114,6 +115,7 @@ class IngestionRunViewSet(
         note_resource(request, table)
         if not has_privilege(request.user, table, "write"):
             raise PermissionDenied(f"You need the `write` privilege on {table!r}.")
+        refuse_masked_writer(request.user, table, request)
         run = services.ingestion_run_start(requested_by=request.user, **data.validated_data)
         body = IngestionRunSerializer(run, context={"request": request}).data
         return Response(body, status=status.HTTP_202_ACCEPTED)
