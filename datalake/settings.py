@@ -213,6 +213,12 @@ CACHES = {
 # Search: merges keep the index current (false only for a bulk backfill, then rebuild it).
 SEARCH_INDEX_ENABLED = env.bool("SEARCH_INDEX_ENABLED", default=True)
 
+# Machine learning (metrics/ml/): OpenMP threads of a fit, a training's time limit, and how
+# many unfinished trainings (queued or running, younger than the limit) a user may have.
+ML_THREADS = env.int("ML_THREADS", default=1)
+ML_TRAINING_TIMEOUT = env.int("ML_TRAINING_TIMEOUT", default=3600)
+ML_MAX_ACTIVE_TRAININGS = env.int("ML_MAX_ACTIVE_TRAININGS", default=2)
+
 # The request log (lineage/writer.py): reads' entries are stored in batches by a thread
 # of each process, every this many ms (0: one INSERT per request, before the response),
 # holding at most this many entries while the database cannot be reached.
