@@ -223,7 +223,8 @@ def choose(days: int, estimator: str = "auto", hold: int | None = None) -> tuple
     `auto` takes the boosted model when the data has the days it needs, else the
     seasonal-naive forecast, else the mean: the best the history supports.
     """
-    if estimator == "auto":
+    asked = estimator != "auto"
+    if not asked:
         boosted_hold = hold or _default_holdout(BOOSTED, days)
         if days >= _boosted_needs(boosted_hold):
             estimator, hold = BOOSTED, boosted_hold
@@ -242,6 +243,8 @@ def choose(days: int, estimator: str = "auto", hold: int | None = None) -> tuple
             f"The {estimator} estimator needs at least {needs[0]} days of sales ({needs[1]}, "
             f"holdout_days={hold} held back); the data has {days}."
         )
+    if asked:
+        return estimator, hold, f"{span}: the {estimator} estimator was asked for"
     reason = {
         BOOSTED: f"{span}: the boosted model needs {_boosted_needs(BOOSTED_MIN_HOLDOUT)} or more",
         SEASONAL_NAIVE: f"{span}: fewer than the boosted model's "
@@ -324,9 +327,10 @@ class ProductDemand(ModelType):
         params = {**params, "estimator": estimator}
         x, y = features(units, first, 1, days), units[1:].reshape(-1).astype(float)
         split = (days - 1 - hold) * len(products)
-        if not units[: days - hold].any():  # (the boosted model learns from days 1.. only)
-            raise TrainingError("No unit was sold before the held-back days: nothing to learn.")
-        if estimator == BOOSTED and not y[:split].any():
+        # The boosted model learns from days 1.. (day 0 has no history); the others read
+        # their history from day 0 on.
+        learnt = y[:split] if estimator == BOOSTED else units[: days - hold]
+        if not learnt.any():
             raise TrainingError("No unit was sold before the held-back days: nothing to learn.")
         held = _fit(params, x[:split], y[:split])
         mae, rmse = _errors(y[split:], _predict(held, x[split:]))
