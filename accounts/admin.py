@@ -1,9 +1,27 @@
 """Admin for grants and tokens: usable without reading code."""
 
 from django.contrib import admin
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
+from datalake.admin import RankedSearchMixin
+
 from .models import ApiToken, Grant
+
+# The grant form's user and group autocompletes rank the exact name first, as resources do.
+admin.site.unregister(User)
+admin.site.unregister(Group)
+
+
+@admin.register(User)
+class RankedUserAdmin(RankedSearchMixin, UserAdmin):
+    rank_field = "username"
+
+
+@admin.register(Group)
+class RankedGroupAdmin(RankedSearchMixin, GroupAdmin):
+    rank_field = "name"
 
 
 @admin.register(Grant)

@@ -270,7 +270,7 @@ REPORT_TIMEOUT = env.int("REPORT_TIMEOUT", default=1800)  # then a `running` rep
 # Reports one user may have `running` at once (more: 429 `too_many_running_reports`).
 REPORTS_MAX_RUNNING_PER_USER = env.int("REPORTS_MAX_RUNNING_PER_USER", default=3)
 # Trainings one user may have queued or running at once (more: 429).
-TRAININGS_MAX_RUNNING_PER_USER = env.int("TRAININGS_MAX_RUNNING_PER_USER", default=1)
+TRAININGS_MAX_RUNNING_PER_USER = env.int("TRAININGS_MAX_RUNNING_PER_USER", default=2)
 CELERY_BEAT_SCHEDULE = {
     "expire-stale-reports": {"task": "reports.expire_stale", "schedule": 300.0},
     "resend-stuck-repushes": {"task": "pipeline.resend_stuck_repushes", "schedule": 60.0},
@@ -299,6 +299,11 @@ METRICS_RANGE_CACHE_MAX = env.int("METRICS_RANGE_CACHE_MAX", default=1000)
 
 # Search: merges keep the index current (false only for a bulk backfill, then rebuild it).
 SEARCH_INDEX_ENABLED = env.bool("SEARCH_INDEX_ENABLED", default=True)
+
+# Machine learning (metrics/ml/): OpenMP threads of a fit and a training's time limit (the
+# per-user limit of unfinished trainings is TRAININGS_MAX_RUNNING_PER_USER, above).
+ML_THREADS = env.int("ML_THREADS", default=1)
+ML_TRAINING_TIMEOUT = env.int("ML_TRAINING_TIMEOUT", default=3600)
 
 # The request log (lineage/writer.py): reads' entries are stored in batches by a thread
 # of each process, every this many ms (0: one INSERT per request, before the response),

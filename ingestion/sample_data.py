@@ -55,6 +55,11 @@ BAD_KINDS = {
     "exchange_rates": (),
 }
 MIN_PER_DAY = 10
+# What `make demo` writes (generate_sample_data's defaults), ending today: 29 whole days
+# before today are what the product-demand model needs to train its boosted estimator
+# with its 14 held-back days (today is not over and is not learnt from).
+DEMO_DAYS = 30
+DEMO_PER_DAY = 500
 MAX_PER_DAY = 900_000  # transaction ids have 6 digits
 CORRECTIONS = 3
 RATE_LEAD_DAYS = 10

@@ -15,6 +15,8 @@ def _field_schema(field) -> dict:
         schema = {"type": "array", "items": _field_schema(field.child)}
         if field.max_length:
             schema["maxItems"] = field.max_length
+    elif isinstance(field, serializers.ChoiceField):
+        schema = {"type": "string", "enum": list(field.choices)}
     else:
         schema = next((dict(s) for t, s in TYPES.items() if isinstance(field, t)), None)
         schema = schema or {"type": "string"}

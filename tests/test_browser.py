@@ -23,6 +23,7 @@ import pytest
 from accounts.models import ApiToken, Grant, hash_key
 from accounts.selectors import has_privilege
 from datalake.celery import app as celery_app
+from datalake.models import Resource
 from tests.conftest import give, make_user
 from tests.test_metrics import merge, row
 
@@ -241,10 +242,12 @@ def test_the_docs_render_offline(page, analyst):
 
 
 def _pick(page, field: str, text: str) -> None:
-    """Choose `text` in one of the admin's autocomplete (select2) fields."""
+    """Choose the option whose whole text is `text` in one of the admin's autocomplete
+    (select2) fields (`transactions` must not pick `raw_transactions`)."""
     page.locator(f"#id_{field} + .select2 .select2-selection").click()
     page.locator(".select2-container--open .select2-search__field").fill(text)
-    page.locator(".select2-results__option", has_text=text).first.click()
+    exact = re.compile(rf"^\s*{re.escape(text)}\s*$")
+    page.locator(".select2-results__option").filter(has_text=exact).click()
 
 
 def test_an_administrator_gives_and_revokes_a_grant(page, analyst):
@@ -253,6 +256,10 @@ def test_an_administrator_gives_and_revokes_a_grant(page, analyst):
     make_user("root", is_staff=True, is_superuser=True)
     carol = make_user("carol")
     assert not has_privilege(carol, "transactions", "read")
+    # A machine with landing files has `raw_transactions` too, which also matches the text.
+    Resource.objects.get_or_create(
+        name="raw_transactions", defaults={"kind": "files", "source": "transactions"}
+    )
 
     page.goto("/admin/accounts/grant/add/")
     expect(page).to_have_url(re.compile(r"/admin/login/"))

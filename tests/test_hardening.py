@@ -398,7 +398,7 @@ def test_a_user_runs_a_bounded_number_of_trainings_at_once(settings, db):
 
     settings.TRAININGS_MAX_RUNNING_PER_USER = 1
     ana = make_user("ana")
-    for privilege in ("read", "write"):  # training needs `write` (h3's rule) besides `read`
+    for privilege in ("read", "write"):  # training needs `write` besides `read`
         give(ana, "transactions", privilege)
     api = client_for(ana)
     body = {"model": "product-demand"}

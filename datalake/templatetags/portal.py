@@ -7,6 +7,7 @@ nobody (they are public), yet a logged-in visitor should still see their name th
 
 from __future__ import annotations
 
+import datetime as dt
 from urllib.parse import urlencode
 
 from django import template
@@ -29,6 +30,9 @@ ADMIN = ("Admin", "/admin/")
 ALSO_UNDER = {"/api/v1/reports/": ("/reports/",), "/api/v1/docs/": ("/api/v1/redoc/",)}
 ROWS_VIEWS = ("resource-rows", "resource-version-rows")
 RESET_PARAMS = ("page", "cursor")  # a new query starts from its first page
+# The Search form's `since` (required by the API) starts this many days back: a month of
+# records, enough to find a recent id without searching the whole history by default.
+SEARCH_SINCE_DAYS = 30
 
 
 def _http_request(request):
@@ -90,6 +94,16 @@ def _row_fields(request, name: str, params) -> list[dict] | None:
     ]
 
 
+def _search_fields(params) -> list[dict]:
+    """`q` and `since`, both required by the API: `since` is a date picker that starts
+    SEARCH_SINCE_DAYS back (UTC), so that the form as shown is a valid search."""
+    default = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=SEARCH_SINCE_DAYS)
+    return [
+        {"name": "q", "value": params.get("q", ""), "hint": "words", "input": "search"},
+        {"name": "since", "value": params.get("since", default.isoformat()), "input": "date"},
+    ]
+
+
 @register.inclusion_tag("portal/query_form.html", takes_context=True)
 def portal_query_form(context):
     """A form for the page's query: a search box, or one field per filterable column."""
@@ -98,7 +112,7 @@ def portal_query_form(context):
         return {}
     url_name, kwargs, _status, params = answer
     if url_name == "search":
-        fields = [{"name": "q", "value": params.get("q", ""), "hint": "words", "wide": True}]
+        fields = _search_fields(params)
     elif url_name in ROWS_VIEWS:
         fields = _row_fields(context["request"], kwargs.get("name", ""), params)
         if fields is None:

@@ -30,15 +30,20 @@ from .ml_serializers import (
     MLModelSerializer,
     ModelVersionSerializer,
     PredictionSerializer,
+    PromoteSerializer,
     TrainingCreateSerializer,
     TrainingSerializer,
 )
 
 METRICS_EXAMPLE = {
+    "estimator": "boosted",
+    "estimator_reason": "70 days of sales: the boosted model needs 22 or more",
     "mae": 2.91,
     "rmse": 3.78,
     "naive_mae": 4.62,
     "naive_rmse": 5.93,
+    "mae_vs_naive": 0.6299,
+    "beats_naive": True,
     "holdout_days": 14,
     "holdout_from": "2026-11-07",
     "holdout_until": "2026-11-20",
@@ -54,6 +59,12 @@ TRAINING_EXAMPLE = {
     "error": "",
     "metrics": METRICS_EXAMPLE,
     "model_version": 2,
+    "promotion": {
+        "became_current": True,
+        "previous_version": 1,
+        "previous_mae_vs_naive": 0.7012,
+        "mae_vs_naive": 0.6299,
+    },
     "data_version": 41,
     "requested_by": "analyst",
     "created_at": "2026-11-23T10:00:00Z",
@@ -70,6 +81,7 @@ VERSION_EXAMPLE = {
     "params": {"holdout_days": 14, "max_iter": 100, "until": "2026-11-22"},
     "metrics": METRICS_EXAMPLE,
     "path": "models/product-demand/v2",
+    "current": True,
     "requested_by": "analyst",
     "training_id": 3,
 }
@@ -143,11 +155,17 @@ class TrainingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     @extend_schema(
         description="Train a model in the background (a Celery task); 202 with the training's "
-        "`url` to poll. It reads the model's data with your privileges (`read` on its "
-        "resource, unrestricted; checked now and again when it runs), holds back the last "
-        "`holdout_days` days to measure it against the naive forecast, stores the model in "
-        "the lake under `models/<name>/v<N>/` and makes it the current version. Unknown "
-        "model or bad params: 400; no `read` on its resource: 403.",
+        "`url` to poll. Needs `read` (unrestricted) and `write` on the model's resource, "
+        "checked now and again when it runs. It holds back the last `holdout_days` days to "
+        "measure it against the naive forecast and stores the model in the lake under "
+        "`models/<name>/v<N>/`. product-demand trains the estimator its data supports "
+        "(`params.estimator` `auto`: the boosted model from 22 days of sales, else the "
+        "seasonal-naive forecast, else the mean; 2 days at least) and says which in "
+        "`metrics.estimator`. The new version becomes current only if its `mae_vs_naive` "
+        "is no higher than the current version's (`promotion` says; else "
+        "`POST ml/models/{name}/promote/`). At most `TRAININGS_MAX_RUNNING_PER_USER` unfinished "
+        "trainings per user: one more is a 429 `too_many_running_trainings`. Unknown model or bad "
+        "params: 400; without `read` and `write` on its resource: 403.",
         request=TrainingCreateSerializer,
         responses={202: TrainingSerializer},
         examples=[
@@ -208,7 +226,9 @@ class MLModelViewSet(viewsets.GenericViewSet):
     lookup_field = "name"
     lookup_value_regex = r"[A-Za-z0-9_\-]+"
     permission_classes = [ResourcePrivilege]
-    required_privileges = {"retrieve": "read", "versions": "read", "predict": "read"}
+    required_privileges = {
+        "retrieve": "read", "versions": "read", "predict": "read", "promote": "write",
+    }  # fmt: skip
     serializer_class = MLModelSerializer
     queryset = ModelVersion.objects.none()
     filter_backends = []
@@ -260,7 +280,8 @@ class MLModelViewSet(viewsets.GenericViewSet):
     def versions(self, request, name=None):
         reject_unknown_params(request, PAGING_PARAMS)
         versions = ModelVersion.objects.filter(model__name=self.model_type().name)
-        page = self.paginate_queryset(versions.select_related("requested_by").order_by("-version"))
+        versions = versions.select_related("requested_by", "model").order_by("-version")
+        page = self.paginate_queryset(versions)
         data = ModelVersionSerializer(page, many=True).data
         return self.get_paginated_response(data)
 
@@ -295,3 +316,31 @@ class MLModelViewSet(viewsets.GenericViewSet):
         data.is_valid(raise_exception=True)
         result = services.model_predict(model_type=model_type, data=data.validated_data)
         return Response(PredictionSerializer(result).data)
+
+    @extend_schema(
+        description="Make a version the current one, the one `predict/` answers from, "
+        "whatever its score: a new version only replaces the current one by itself when "
+        "its `mae_vs_naive` is no higher. Needs `read` (unrestricted) and `write` on the "
+        "model's resource. Answers the model. A version the model does not have: 404.",
+        parameters=[MODEL_NAME],
+        request=PromoteSerializer,
+        responses={200: MLModelSerializer},
+        examples=[
+            OpenApiExample("Promote version 2", value={"version": 2}, request_only=True),
+            OpenApiExample("Model", value=MODEL_EXAMPLE, response_only=True),
+        ],
+        tags=["machine learning"],
+    )
+    @action(detail=True, methods=["post"])
+    def promote(self, request, name=None):
+        model_type = self.model_type()
+        if not isinstance(request.data, dict):
+            raise ValidationError({"non_field_errors": ["The body must be a JSON object."]})
+        data = PromoteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.model_promote(
+            model_type=model_type, version=data.validated_data["version"], by=request.user,
+            request=request,
+        )  # fmt: skip
+        body = self._body(model_type)
+        return Response(MLModelSerializer(body, context={"request": request}).data)

@@ -33,8 +33,16 @@ class TrainingSerializer(serializers.ModelSerializer):
     requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     metrics = serializers.JSONField(
         read_only=True,
-        help_text="On success: `mae`, `rmse` of the model and `naive_mae`, `naive_rmse` of "
-        "the naive forecast (yesterday's value) on the held-back days, and that window.",
+        help_text="On success: the `estimator` chosen (`boosted`, `seasonal-naive`, `mean`) "
+        "and why (`estimator_reason`), `mae`, `rmse` of the model and `naive_mae`, "
+        "`naive_rmse` of the naive forecast (yesterday's value) on the held-back days, "
+        "`mae_vs_naive` (their ratio: under 1 beats it), `beats_naive`, and that window.",
+    )
+    promotion = serializers.JSONField(
+        read_only=True,
+        help_text="On success: `became_current` (whether its version replaced the current "
+        "one: only if its `mae_vs_naive` is no higher), `previous_version`, "
+        "`previous_mae_vs_naive`, `mae_vs_naive`. A version left aside can be promoted.",
     )
     model_version = serializers.IntegerField(
         read_only=True, help_text="The version this training published (on success)."
@@ -54,6 +62,7 @@ class TrainingSerializer(serializers.ModelSerializer):
             "error",
             "metrics",
             "model_version",
+            "promotion",
             "data_version",
             "requested_by",
             "created_at",
@@ -70,6 +79,12 @@ class ModelVersionSerializer(serializers.ModelSerializer):
     path = serializers.CharField(
         read_only=True, help_text="Its folder in the lake, relative to LAKE_ROOT."
     )
+    current = serializers.SerializerMethodField(
+        help_text="Whether `predict/` answers from this version now."
+    )
+
+    def get_current(self, obj) -> bool:
+        return obj.model.current_version == obj.version
 
     class Meta:
         model = ModelVersion
@@ -82,10 +97,17 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "params",
             "metrics",
             "path",
+            "current",
             "requested_by",
             "training_id",
         ]
         read_only_fields = fields
+
+
+class PromoteSerializer(StrictSerializer):
+    version = serializers.IntegerField(
+        min_value=1, max_value=2**31 - 1, help_text="The version to make current."
+    )
 
 
 class MLModelSerializer(serializers.Serializer):

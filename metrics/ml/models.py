@@ -2,8 +2,9 @@
 
 A training is a row that moves queued -> running -> succeeded | failed. A succeeded
 training publishes one `ModelVersion` (its artifact under `LAKE_ROOT/models/<name>/v<N>/`)
-and makes it the current version of its `MLModel`, in one transaction that holds the
-`MLModel` row locked: version numbers are unique and gapless per model.
+and makes it the current version of its `MLModel` if it scores at least as well as the
+current one (`Training.promotion` says), in one transaction that holds the `MLModel` row
+locked: version numbers are unique and gapless per model.
 """
 
 from django.db import models
@@ -47,6 +48,9 @@ class Training(models.Model):
     error = models.TextField(blank=True)
     metrics = models.JSONField(null=True, blank=True)
     model_version = models.PositiveIntegerField(null=True, blank=True)
+    promotion = models.JSONField(
+        null=True, blank=True, help_text="On success: whether its version became current."
+    )
     data_version = models.PositiveIntegerField(null=True, blank=True)
     task_id = models.CharField(max_length=64, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)

@@ -11,6 +11,13 @@ of week), so the same recipe answers any day inside the data and, day by day, th
 target is a count) learns them; the last `holdout_days` days are held back to
 measure it one day ahead against the naive forecast (yesterday's value), then the
 model is fit again on every day and stored.
+
+A short history cannot teach the boosted model (it needs MIN_LEARN_DAYS days to learn
+from, after one of history, before the held-back days): below that, the estimator is
+the one the data supports (`choose`), scored the same way: the seasonal-naive forecast
+(the same weekday a week before) once every held-back day has a week before it, else the
+mean of the last four weeks. Two days of sales (one to learn from, one held back) are
+the minimum. The choice and its reason are in the metrics.
 """
 
 from __future__ import annotations
@@ -35,16 +42,34 @@ FEATURES = (
     "day_of_week",
 )
 LAG_1 = FEATURES.index("lag_1")
-MIN_LEARN_DAYS = 14
+LAG_7 = FEATURES.index("lag_7")
+MEAN_28 = FEATURES.index("mean_28")
+MIN_LEARN_DAYS = 14  # the boosted model's fewest days to learn from
+BOOSTED_HOLDOUT = 14  # its held-back days when the data has them ...
+BOOSTED_MIN_HOLDOUT = 7  # ... and fewest: a whole week, so that every weekday is measured
+SIMPLE_MAX_HOLDOUT = 7  # the simple forecasters hold back a third of the days, up to a week
+SEASON = 7  # days between a day and the one the seasonal-naive forecast repeats
+BOOSTED, SEASONAL_NAIVE, MEAN = "boosted", "seasonal-naive", "mean"
+ESTIMATORS = ("auto", BOOSTED, SEASONAL_NAIVE, MEAN)
 # OpenMP threads of one fit or prediction (setting ML_THREADS). A Celery worker already runs
 # a task per core, and more threads than free cores slow a fit down ~10x on 2 busy cores.
 DEFAULT_THREADS = 1
 
 
 class ProductDemandParams(serializers.Serializer):
+    estimator = serializers.ChoiceField(
+        choices=ESTIMATORS, default="auto",
+        help_text="`auto`: the boosted model when the data has at least "
+        f"{1 + MIN_LEARN_DAYS + BOOSTED_MIN_HOLDOUT} days, else `seasonal-naive` (the same "
+        "weekday a week before) when every held-back day has a week before it, else `mean` "
+        "(of the last 28 days). Naming one trains it or fails saying how many days it needs.",
+    )  # fmt: skip
     holdout_days = serializers.IntegerField(
-        default=14, min_value=1, max_value=90,
-        help_text="The last N days, held back to measure the model and the naive forecast.",
+        required=False, min_value=1, max_value=90,
+        help_text="The last N days, held back to measure the model and the naive forecast "
+        f"(default: {BOOSTED_HOLDOUT} for the boosted model, down to {BOOSTED_MIN_HOLDOUT} on "
+        "a shorter history; a third of the days, at most "
+        f"{SIMPLE_MAX_HOLDOUT}, for the simple forecasters).",
     )  # fmt: skip
     since = serializers.DateField(
         required=False, help_text="Learn from this day on (default: the first day with sales)."
@@ -151,6 +176,84 @@ def features(units: np.ndarray, first_day: dt.date, start: int, stop: int) -> np
     return np.stack(columns, axis=-1).reshape(-1, len(FEATURES))
 
 
+class SeasonalNaive:
+    """The units of the same weekday a week before; the mean of the last 28 days where
+    the data has no week before (0 without any day)."""
+
+    name = SEASONAL_NAIVE
+
+    def fit(self, x: np.ndarray, y: np.ndarray):
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        week = x[:, LAG_7]
+        return np.nan_to_num(np.where(np.isnan(week), x[:, MEAN_28], week), nan=0.0)
+
+
+class MeanForecast:
+    """The mean units of the last 28 days (fewer at the start of the data; 0 without any)."""
+
+    name = MEAN
+
+    def fit(self, x: np.ndarray, y: np.ndarray):
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.nan_to_num(x[:, MEAN_28], nan=0.0)
+
+
+def _boosted_needs(hold: int) -> int:
+    return 1 + MIN_LEARN_DAYS + hold
+
+
+def _seasonal_needs(hold: int) -> int:
+    return SEASON + hold  # the first held-back day has its day a week before
+
+
+def _default_holdout(estimator: str, days: int) -> int:
+    if estimator == BOOSTED:
+        return max(BOOSTED_MIN_HOLDOUT, min(BOOSTED_HOLDOUT, days - _boosted_needs(0)))
+    return max(1, min(SIMPLE_MAX_HOLDOUT, days // 3))
+
+
+def choose(days: int, estimator: str = "auto", hold: int | None = None) -> tuple[str, int, str]:
+    """(estimator, holdout days, why) for `days` days of data; TrainingError when the
+    estimator asked for (or, under `auto`, any) cannot be trained and measured on them.
+
+    `auto` takes the boosted model when the data has the days it needs, else the
+    seasonal-naive forecast, else the mean: the best the history supports.
+    """
+    asked = estimator != "auto"
+    if not asked:
+        boosted_hold = hold or _default_holdout(BOOSTED, days)
+        if days >= _boosted_needs(boosted_hold):
+            estimator, hold = BOOSTED, boosted_hold
+        else:
+            hold = hold or _default_holdout(MEAN, days)
+            estimator = SEASONAL_NAIVE if days >= _seasonal_needs(hold) else MEAN
+    hold = hold or _default_holdout(estimator, days)
+    needs = {
+        BOOSTED: (_boosted_needs(hold), f"1 of history, {MIN_LEARN_DAYS} to learn from"),
+        SEASONAL_NAIVE: (_seasonal_needs(hold), f"{SEASON} before the first held-back day"),
+        MEAN: (1 + hold, "1 to learn from"),
+    }[estimator]
+    span = f"{days} day{'s' if days != 1 else ''} of sales"
+    if days < needs[0]:
+        raise TrainingError(
+            f"The {estimator} estimator needs at least {needs[0]} days of sales ({needs[1]}, "
+            f"holdout_days={hold} held back); the data has {days}."
+        )
+    if asked:
+        return estimator, hold, f"{span}: the {estimator} estimator was asked for"
+    reason = {
+        BOOSTED: f"{span}: the boosted model needs {_boosted_needs(BOOSTED_MIN_HOLDOUT)} or more",
+        SEASONAL_NAIVE: f"{span}: fewer than the boosted model's "
+        f"{_boosted_needs(BOOSTED_MIN_HOLDOUT)}, each held-back day has its weekday a week before",
+        MEAN: f"{span}: too few for a week before each held-back day",
+    }[estimator]
+    return estimator, hold, reason
+
+
 def _threads():
     """Limit the threads of the libraries loaded; scikit-learn's OpenMP runtime is loaded
     first, else the first training of a process would run unlimited."""
@@ -163,6 +266,10 @@ def _threads():
 def _fit(params: dict, x: np.ndarray, y: np.ndarray):
     """Fit; a feature with no value at all in `x` (a lag longer than the data) is given 0,
     a constant the trees never split on (scikit-learn cannot bin an all-missing column)."""
+    if params["estimator"] == SEASONAL_NAIVE:
+        return SeasonalNaive()
+    if params["estimator"] == MEAN:
+        return MeanForecast()
     empty = np.isnan(x).all(axis=0)
     if empty.any():
         x = x.copy()
@@ -211,23 +318,28 @@ class ProductDemand(ModelType):
     def _train(self, params: dict) -> Trained:
         until = params.get("until") or dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
         version, first, products, units = daily_units(params.get("since"), until)
-        days, hold = units.shape[0], params["holdout_days"]
-        if days < 1 + MIN_LEARN_DAYS + hold:
-            raise TrainingError(
-                f"product-demand needs at least {1 + MIN_LEARN_DAYS + hold} days of sales "
-                f"(1 of history, {MIN_LEARN_DAYS} to learn from, holdout_days={hold} held "
-                f"back); the data has {days} ({first}..{first + dt.timedelta(days=days - 1)})."
-            )
+        days = units.shape[0]
+        last = first + dt.timedelta(days=days - 1)
+        try:
+            estimator, hold, reason = choose(days, params["estimator"], params.get("holdout_days"))
+        except TrainingError as exc:
+            raise TrainingError(f"{exc} It runs {first}..{last}.") from None
+        params = {**params, "estimator": estimator}
         x, y = features(units, first, 1, days), units[1:].reshape(-1).astype(float)
         split = (days - 1 - hold) * len(products)
-        if not y[:split].any():
+        # The boosted model learns from days 1.. (day 0 has no history); the others read
+        # their history from day 0 on.
+        learnt = y[:split] if estimator == BOOSTED else units[: days - hold]
+        if not learnt.any():
             raise TrainingError("No unit was sold before the held-back days: nothing to learn.")
         held = _fit(params, x[:split], y[:split])
         mae, rmse = _errors(y[split:], _predict(held, x[split:]))
         naive_mae, naive_rmse = _errors(y[split:], x[split:, LAG_1])
-        last = first + dt.timedelta(days=days - 1)
         metrics = {
+            "estimator": estimator, "estimator_reason": reason,
             "mae": mae, "rmse": rmse, "naive_mae": naive_mae, "naive_rmse": naive_rmse,
+            "mae_vs_naive": round(mae / naive_mae, 4) if naive_mae else None,
+            "beats_naive": mae < naive_mae or (mae == naive_mae == 0),
             "holdout_days": hold, "holdout_from": (last - dt.timedelta(days=hold - 1)).isoformat(),
             "holdout_until": last.isoformat(), "holdout_rows": int(len(y) - split),
             "train_rows": int(split),
@@ -237,7 +349,7 @@ class ProductDemand(ModelType):
             "format": 1, "estimator": model, "first_day": first, "products": products,
             "units": units.astype(np.int32), "horizon_days": params["horizon_days"],
         }  # fmt: skip
-        effective = {**params, "until": until}
+        effective = {**params, "until": until, "holdout_days": hold}
         return Trained(
             artifact=artifact,
             metrics=metrics,

@@ -1,4 +1,5 @@
-"""Trainings: start one, execute it with its requester's privileges, publish the version;
+"""Trainings: start one, execute it with its requester's privileges, publish the version
+(current only if it scores at least as well as the current one), promote a version;
 predictions from the current version."""
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework import status
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 
 from accounts.restrictions import refuse_if_restricted
 from accounts.selectors import has_privilege
@@ -37,14 +39,19 @@ def params_of(model_type: type[ModelType], params) -> dict:
     return data.validated_data
 
 
-def check_reader(user, model_type: type[ModelType], request=None) -> None:
-    """403 unless `user` may read the model's data whole (a restricted grant may not)."""
-    if user is None or not has_privilege(user, model_type.resource, "read"):
+def check_trainer(user, model_type: type[ModelType], request=None) -> None:
+    """403 unless `user` may read the model's data whole (a restricted grant may not) and
+    write to it: a training costs a worker for minutes and its version may become what
+    every reader's predictions come from, which is the data owners' call, not a reader's."""
+    resource = model_type.resource
+    if user is None or not (
+        has_privilege(user, resource, "read") and has_privilege(user, resource, "write")
+    ):
         raise PermissionDenied(
-            f"The {model_type.name} model learns from {model_type.resource!r}; "
-            "you need `read` on it."
+            f"The {model_type.name} model learns from {resource!r}; training it or choosing "
+            "its current version needs `read` and `write` on it."
         )
-    refuse_if_restricted(user, [model_type.resource], "Models", request)
+    refuse_if_restricted(user, [resource], "Models", request)
 
 
 @transaction.atomic
@@ -54,7 +61,7 @@ def training_start(*, model: str, params: dict, requested_by, request=None) -> T
     model_type = get_model_type(model)
     if model_type is None:
         raise ValidationError({"model": [f"Unknown model {model!r}: see GET /api/v1/ml/models/."]})
-    check_reader(requested_by, model_type, request)
+    check_trainer(requested_by, model_type, request)
     params_of(model_type, params)
     _refuse_too_many_running(requested_by)
     training = Training.objects.create(model_name=model, params=params, requested_by=requested_by)
@@ -65,9 +72,10 @@ def training_start(*, model: str, params: dict, requested_by, request=None) -> T
 
 
 def _refuse_too_many_running(user) -> None:
-    """429 past TRAININGS_MAX_RUNNING_PER_USER unfinished trainings of `user`; one queued
-    longer than the task's hard time limit lost its worker and counts no more."""
-    since = timezone.now() - dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+    """429 past TRAININGS_MAX_RUNNING_PER_USER unfinished trainings of `user`; one older than
+    ML_TRAINING_TIMEOUT lost its worker or its task (a running one past it has been
+    stopped) and counts no more."""
+    since = timezone.now() - dt.timedelta(seconds=settings.ML_TRAINING_TIMEOUT + 60)
     unfinished = Training.objects.filter(requested_by=user, created_at__gte=since).exclude(
         status__in=FINAL_STATES
     )
@@ -93,7 +101,7 @@ def training_execute(training_id: int, task_id: str = "") -> Training:
         if model_type is None:
             raise TrainingError(f"Unknown model {training.model_name!r}.")
         try:
-            check_reader(training.requested_by, model_type)
+            check_trainer(training.requested_by, model_type)
         except PermissionDenied as exc:
             raise TrainingError(f"The requester may no longer train it: {exc.detail}") from None
         trained = model_type().train(params_of(model_type, training.params))
@@ -141,16 +149,67 @@ def _publish(training: Training, trained: Trained, staging) -> ModelVersion | No
                 data_from=trained.data_from, data_until=trained.data_until, training=training,
                 requested_by=training.requested_by, trained_at=trained_at,
             )  # fmt: skip
-            model.current_version = version
-            model.save(update_fields=["current_version", "updated_at"])
+            promotion = _promotion(model, trained.metrics)
+            if promotion["became_current"]:
+                model.current_version = version
+                model.save(update_fields=["current_version", "updated_at"])
             Training.objects.filter(pk=training.pk).update(
                 status=TrainingStatus.SUCCEEDED, metrics=trained.metrics, model_version=version,
                 data_version=trained.data_version, finished_at=timezone.now(),
+                promotion=promotion,
             )  # fmt: skip
         except Exception:
             artifacts.discard(final)  # still under the lock: nobody else numbered this version
             raise
     return published
+
+
+def mae_vs_naive(metrics: dict) -> float | None:
+    """The model's MAE over the naive forecast's on its held-back days (lower is better;
+    under 1 beats the naive forecast): comparable between versions measured on different
+    days, whose absolute errors are not. None when the naive forecast made no error."""
+    if metrics.get("mae_vs_naive") is not None or "mae" not in metrics:
+        return metrics.get("mae_vs_naive")
+    naive = metrics.get("naive_mae")
+    return round(metrics["mae"] / naive, 4) if naive else None
+
+
+def _promotion(model: MLModel, metrics: dict) -> dict:
+    """Whether a new version replaces the current one: if it scores at least as well
+    (`mae_vs_naive` no higher; a tie goes to the newer data), or if there is none.
+    Without a score on either side (a naive forecast without error), by `mae`."""
+    previous = model.versions.filter(version=model.current_version).first()
+    new_score = mae_vs_naive(metrics)
+    if previous is None:
+        better = True
+        old_score = None
+    else:
+        old_score = mae_vs_naive(previous.metrics)
+        if new_score is not None and old_score is not None:
+            better = new_score <= old_score
+        else:
+            better = metrics.get("mae", 0) <= previous.metrics.get("mae", float("inf"))
+    return {
+        "became_current": better,
+        "previous_version": previous.version if previous else None,
+        "previous_mae_vs_naive": old_score,
+        "mae_vs_naive": new_score,
+    }
+
+
+def model_promote(*, model_type: type[ModelType], version: int, by, request=None) -> MLModel:
+    """Make `version` the current one (its `predict/` answers), whatever its score: the
+    explicit choice of a user who may train the model. 404 for a version it does not have."""
+    check_trainer(by, model_type, request)
+    with transaction.atomic():
+        model = MLModel.objects.select_for_update().filter(name=model_type.name).first()
+        if model is None or not model.versions.filter(version=version).exists():
+            raise NotFound(f"The {model_type.name} model has no version {version}.")
+        if model.current_version != version:
+            model.current_version = version
+            model.save(update_fields=["current_version", "updated_at"])
+    logger.info("%s made version %s of %s current", by.username, version, model_type.name)
+    return model
 
 
 def _metadata(training: Training, trained: Trained, version: int, trained_at) -> dict:

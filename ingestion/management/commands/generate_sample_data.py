@@ -6,7 +6,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from ingestion.sample_data import generate
+from ingestion.sample_data import DEMO_DAYS, DEMO_PER_DAY, generate
 
 
 class Command(BaseCommand):
@@ -14,8 +14,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--out", default=None, help="Default: LAKE_ROOT/landing.")
-        parser.add_argument("--days", type=int, default=7)
-        parser.add_argument("--per-day", type=int, default=1000)
+        parser.add_argument("--days", type=int, default=DEMO_DAYS)
+        parser.add_argument("--per-day", type=int, default=DEMO_PER_DAY)
         parser.add_argument("--seed", type=int, default=42)
         parser.add_argument(
             "--end-date",
@@ -24,7 +24,9 @@ class Command(BaseCommand):
             help="Last day (YYYY-MM-DD); default: today (UTC).",
         )
 
-    def handle(self, out=None, days=7, per_day=1000, seed=42, end_date=None, **options):
+    def handle(
+        self, out=None, days=DEMO_DAYS, per_day=DEMO_PER_DAY, seed=42, end_date=None, **options
+    ):
         out_dir = Path(out) if out else Path(settings.LAKE_ROOT) / "landing"
         end = end_date or dt.datetime.now(dt.UTC).date()
         try:
