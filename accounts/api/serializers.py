@@ -7,10 +7,11 @@ from django.contrib.auth.models import Group
 from rest_framework import serializers
 
 from accounts.models import ApiToken, Grant, Privilege
+from datalake.api.strict import StrictSerializer
 from datalake.models import Resource
 
 
-class CredentialsSerializer(serializers.Serializer):
+class CredentialsSerializer(StrictSerializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=256, style={"input_type": "password"})
 
@@ -57,7 +58,7 @@ class GrantSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class GrantCreateSerializer(serializers.Serializer):
+class GrantCreateSerializer(StrictSerializer):
     """`{"user" or "group", "resource", "privilege", "expires_at"?}`."""
 
     user = serializers.SlugRelatedField(

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.selectors import has_privilege
+from datalake.api.strict import StrictSerializer
 from ingestion import repush
 from ingestion.models import RepushJob, RepushRequest, RepushStatus
 from lineage.audit import note_resource
@@ -33,12 +34,12 @@ def requested_resource(request) -> str:
     return str(body.get("resource") or "transactions")[:100]
 
 
-class RepushCreateSerializer(serializers.Serializer):
+class RepushCreateSerializer(StrictSerializer):
     resource = serializers.CharField(default="transactions", help_text="`transactions`.")
     transaction_id = serializers.CharField(max_length=64)
 
 
-class RepushAllCreateSerializer(serializers.Serializer):
+class RepushAllCreateSerializer(StrictSerializer):
     resource = serializers.CharField(default="transactions", help_text="`transactions`.")
     retimestamp = serializers.BooleanField(
         default=True, help_text="Give every record the re-push time (default) or keep its own."

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from datalake.api.strict import StrictSerializer
 from ingestion.models import IngestionRun, Reject
 from ingestion.sources import SOURCES
 
@@ -35,7 +36,7 @@ class IngestionRunSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class IngestionRunCreateSerializer(serializers.Serializer):
+class IngestionRunCreateSerializer(StrictSerializer):
     source = serializers.ChoiceField(choices=sorted(SOURCES), help_text="The source of the file.")
     path = serializers.CharField(
         max_length=1000, help_text="Path of the file, relative to the lake root."

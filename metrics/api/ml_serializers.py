@@ -5,17 +5,8 @@ from __future__ import annotations
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
+from datalake.api.strict import StrictSerializer
 from metrics.ml.models import ModelVersion, Training
-
-
-class StrictSerializer(serializers.Serializer):
-    """A body with a key this serializer does not know is a 400 naming it."""
-
-    def validate(self, attrs):
-        unknown = sorted(set(getattr(self, "initial_data", {}) or {}) - set(self.fields))
-        if unknown:
-            raise serializers.ValidationError({k: ["Unknown field."] for k in unknown})
-        return attrs
 
 
 class TrainingCreateSerializer(StrictSerializer):

@@ -17,13 +17,14 @@ from rest_framework.response import Response
 
 from datalake.api.errors import Conflict
 from datalake.api.pagination import PagePagination
+from datalake.api.strict import StrictSerializer
 from metrics import services
 from metrics.models import Report, ReportStatus
 from metrics.reports import REGISTRY
 from metrics.schema import params_json_schema
 
 
-class ReportCreateSerializer(serializers.Serializer):
+class ReportCreateSerializer(StrictSerializer):
     report_name = serializers.CharField(help_text="A name from `GET /api/v1/reports/types/`.")
     params = serializers.JSONField(default=dict, help_text="The report's parameters.")
 

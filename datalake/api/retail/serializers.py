@@ -7,20 +7,11 @@ from decimal import Decimal
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
+from datalake.api.strict import StrictSerializer
+
 KEY_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
 KEY_HELP = "1 to 32 letters, digits, `-` or `_`."
 CENT, MILLI = Decimal("0.01"), Decimal("0.001")
-
-
-class StrictSerializer(serializers.Serializer):
-    """A body with a key this serializer does not know is a 400 naming it, never ignored."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)
 
 
 class AwareDateTimeField(serializers.DateTimeField):
