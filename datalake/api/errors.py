@@ -80,8 +80,8 @@ def error_response(detail: str, code: str, status_code: int) -> Response:
 class ErrorSerializer(serializers.Serializer):
     """Every error body: a sentence to act on, and a stable code."""
 
-    detail = serializers.CharField()
-    code = serializers.CharField()
+    detail = serializers.CharField(help_text="A sentence a person can act on.")
+    code = serializers.CharField(help_text="A stable machine string, e.g. `not_found`.")
 
 
 def not_found(request, exception=None):
