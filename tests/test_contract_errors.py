@@ -48,6 +48,16 @@ def test_nested_validation_errors_of_any_view_are_flattened():
     assert body["detail"] == "Invalid params.since, params.rows.0.x: Bad date."
 
 
+@pytest.mark.parametrize("detail", [{}, [], [{}, {}]])
+def test_a_validation_error_without_messages_still_has_one(detail):
+    from rest_framework.exceptions import ValidationError
+
+    from datalake.api.errors import exception_handler
+
+    body = exception_handler(ValidationError(detail), {}).data
+    assert body["detail"] and body["errors"] == {"non_field_errors": [body["detail"]]}
+
+
 @pytest.mark.parametrize(
     ("url", "body"),
     [

@@ -25,15 +25,16 @@ def _messages(detail, prefix: str, into: dict) -> dict:
         for index, value in enumerate(detail):
             if value:  # DRF puts {} for the items of a list that were valid
                 _messages(value, f"{prefix}.{index}" if prefix else str(index), into)
-    else:
+    elif detail not in (None, "", []):  # an empty list or message says nothing
         messages = detail if isinstance(detail, list) else [detail]
         into.setdefault(prefix or "non_field_errors", []).extend(str(m) for m in messages)
     return into
 
 
 def _flatten(detail) -> dict:
-    """Per-field messages as {field: [str, ...]}; nested fields as `outer.inner`."""
-    return _messages(detail, "", {})
+    """Per-field messages as {field: [str, ...]}; nested fields as `outer.inner`; never
+    empty (the envelope's `detail` is its first message)."""
+    return _messages(detail, "", {}) or {"non_field_errors": ["Invalid input."]}
 
 
 def _as_drf(exc):
