@@ -43,7 +43,10 @@ class TokenView(APIView):
         description=(
             "Exchange a username and password for a new API token. Send it on every other "
             "call as `Authorization: Token <token>`. The token is shown once; only its hash "
-            "is stored. Bad credentials: 400; repeated failures: 429."
+            "is stored. Bad credentials: 400. The 5th failure (by default) of a username "
+            "from one IP within 5 minutes (or the 30th of any usernames from one IP) locks "
+            "it out: 429 with Retry-After, even for the right password; `/api-auth/login/` "
+            "and `/admin/login/` count in the same throttle."
         ),
         request=CredentialsSerializer,
         responses={200: TokenResponseSerializer},
