@@ -128,6 +128,42 @@ def token_issue(*, user) -> tuple[ApiToken, str]:
 
 
 @transaction.atomic
+def token_reissue(*, user) -> tuple[ApiToken, str]:
+    """Revoke every token of `user` and issue one new standard token: only the key
+    returned works from now on (the demo's accounts, at each `make demo`)."""
+    ApiToken.objects.filter(user=user).delete()
+    return token_issue(user=user)
+
+
+def user_new(*, username: str, staff: bool = False):
+    """An unsaved user, checked: Django's ValidationError if the username has other
+    characters than Django allows or is taken."""
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model()(username=username, is_staff=staff)
+    user.full_clean(exclude=["password"])
+    return user
+
+
+@transaction.atomic
+def user_create(*, username: str, password: str | None, staff: bool = False):
+    """A new active user. `password` is checked by AUTH_PASSWORD_VALIDATORS (Django's
+    ValidationError if refused); None gives an unusable one (the user logs in by token
+    only). Staff may use the admin and see everyone's objects, but holds no grants:
+    privileges on resources are grants, given apart."""
+    from django.contrib.auth.password_validation import validate_password
+
+    user = user_new(username=username, staff=staff)
+    if password is None:
+        user.set_unusable_password()
+    else:
+        validate_password(password, user)
+        user.set_password(password)
+    user.save()
+    return user
+
+
+@transaction.atomic
 def token_rotate(*, token: ApiToken) -> tuple[ApiToken, str]:
     """Replace `token` by a new one for the same user; the old key stops working now."""
     user = token.user

@@ -134,6 +134,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "auditlog",
+    "axes",
     "datalake",
     "accounts",
     "ingestion",
@@ -154,6 +155,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "lineage.middleware.AuditlogMiddleware",  # auditlog's, with the request log's client IP
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a login refused by the failed-login throttle into its 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "datalake.urls"
@@ -177,6 +180,7 @@ TEMPLATES = [
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 
 LANGUAGE_CODE = "en-us"
@@ -311,10 +315,26 @@ ML_TRAINING_TIMEOUT = env.int("ML_TRAINING_TIMEOUT", default=3600)
 REQUEST_LOG_FLUSH_MS = env.int("REQUEST_LOG_FLUSH_MS", default=20)
 REQUEST_LOG_BUFFER = env.int("REQUEST_LOG_BUFFER", default=100_000)
 
-# Accounts: token lifetime (0: no expiry) and the failed-login throttle.
+# Accounts: token lifetime (0: no expiry) and the failed-login throttle (django-axes on
+# every login path, accounts/throttling.py): LOGIN_FAILURE_LIMIT failures of one username
+# from one IP, or LOGIN_FAILURE_IP_LIMIT of any usernames from one IP, within
+# LOGIN_FAILURE_WINDOW seconds of the last one: 429 until that window has passed.
 API_TOKEN_TTL_DAYS = env.int("API_TOKEN_TTL_DAYS", default=30)
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_FAILURE_IP_LIMIT = env.int("LOGIN_FAILURE_IP_LIMIT", default=30)
 LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=300)
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out client
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "accounts.throttling.LoginThrottleHandler"
+AXES_CACHE = "default"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_FAILURE_LIMIT = "accounts.throttling.failure_limit"
+AXES_COOLOFF_TIME = "accounts.throttling.cool_off"
+AXES_CLIENT_IP_CALLABLE = "accounts.throttling.client_ip"
+AXES_LOCKOUT_CALLABLE = "accounts.throttling.lockout_response"
+AXES_ENABLE_ADMIN = False  # the cache handler keeps no rows for the admin to show
 
 # The catalog: above this many rows (planner estimate), `count` is the estimate.
 LAKE_EXACT_COUNT_LIMIT = env.int("LAKE_EXACT_COUNT_LIMIT", default=10_000)

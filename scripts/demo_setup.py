@@ -21,7 +21,7 @@ from django.conf import settings  # noqa: E402
 from django.contrib.auth.models import User  # noqa: E402
 from django.core.management import call_command, get_commands  # noqa: E402
 
-from accounts.models import ApiToken  # noqa: E402
+from accounts.services import token_reissue  # noqa: E402
 from datalake.catalog.sync import sync_resources  # noqa: E402
 from datalake.models import Resource  # noqa: E402
 
@@ -29,14 +29,16 @@ DEMO_USERS = {"admin": True, "analyst": False}
 
 
 def ensure_user(username: str, staff: bool) -> tuple[User, str]:
-    """The demo user, with a fresh token (only hashes are stored, so a new key each run)."""
+    """The demo user, with a new standard token (API_TOKEN_TTL_DAYS); the tokens of the
+    previous runs are revoked, so only the key printed last works (only hashes are
+    stored: an old key cannot be printed again)."""
     user, created = User.objects.get_or_create(
         username=username, defaults={"is_staff": staff, "is_superuser": staff}
     )
     if created:
         user.set_password(f"{username}-demo-pw")
         user.save()
-    return user, ApiToken.issue(user)[1]
+    return user, token_reissue(user=user)[1]
 
 
 def grant_analyst(analyst: User, admin: User) -> None:

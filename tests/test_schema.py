@@ -37,6 +37,28 @@ def test_every_parameter_is_described(schema):
             assert parameter.get("description"), (path, method, parameter["name"])
 
 
+def undescribed_fields(name: str, component: dict, path: str = ""):
+    """`Component.field` for each property (nested ones too) without a description."""
+    for field, prop in (component.get("properties") or {}).items():
+        if not prop.get("description"):
+            yield f"{name}.{path}{field}"
+        inner = prop.get("items") if prop.get("type") == "array" else prop
+        if isinstance(inner, dict) and inner.get("properties"):
+            yield from undescribed_fields(name, inner, f"{path}{field}.")
+    for key in ("allOf", "oneOf", "anyOf"):
+        for part in component.get(key) or []:
+            yield from undescribed_fields(name, part, path)
+
+
+def test_every_field_of_every_component_is_described(schema):
+    missing = [
+        field
+        for name, component in schema["components"]["schemas"].items()
+        for field in undescribed_fields(name, component)
+    ]
+    assert not missing, f"{len(missing)} fields without a description: {missing}"
+
+
 def test_per_table_filters_appear(schema):
     params = {
         p["name"]

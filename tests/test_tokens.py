@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -79,21 +80,80 @@ def test_an_administrator_revokes_any_token_a_user_only_their_own(alice, staff):
     assert with_key(alice_key).get("/api/v1/resources/").status_code == 401
 
 
-def test_repeated_failed_logins_are_throttled(alice, settings):
+def test_failures_lock_that_username_from_that_ip_only(alice, settings):
+    """Counted per (username, IP): an attacker elsewhere cannot lock alice out."""
     settings.LOGIN_FAILURE_LIMIT = 3
-    for _ in range(3):
-        assert login(password="wrong").status_code == 400
-    throttled = login(password="wrong")
+    for _ in range(2):
+        assert login(password="wrong", ip="10.6.6.6").status_code == 400
+    assert login(password="wrong", ip="10.6.6.6").status_code == 429  # the limit reached
+    throttled = login(ip="10.6.6.6")  # even the right password, until the window ends
     assert throttled.status_code == 429
-    assert "Retry-After" in throttled.headers
-    assert login().status_code == 429  # even the right password, until the window ends
-    assert login("alice", "alice-pw-123", ip="10.9.9.9").status_code == 429  # per username too
+    assert throttled.json()["code"] == "throttled" and throttled.json()["detail"]
+    assert int(throttled.headers["Retry-After"]) == settings.LOGIN_FAILURE_WINDOW
+    assert login(ip="10.1.1.1").status_code == 200  # alice, from her own machine
 
 
-def test_failures_from_one_ip_throttle_that_ip(alice, settings):
+def test_failures_for_other_usernames_do_not_refuse_the_right_password(alice, settings):
     settings.LOGIN_FAILURE_LIMIT = 3
     make_user("bob")
-    for name in ("x1", "x2", "x3"):
-        login(name, "nope", ip="10.0.0.7")
+    for _ in range(5):
+        login("alice", "wrong", ip="10.0.0.7")
+    assert login("bob", "bob-pw-123", ip="10.0.0.7").status_code == 200
+
+
+def test_an_ip_guessing_many_usernames_meets_its_own_cap(alice, settings):
+    settings.LOGIN_FAILURE_LIMIT = 3
+    settings.LOGIN_FAILURE_IP_LIMIT = 6
+    make_user("bob")
+    for n in range(6):
+        assert login(f"x{n}", "nope", ip="10.0.0.7").status_code in (400, 429)
     assert login("bob", "bob-pw-123", ip="10.0.0.7").status_code == 429
     assert login("bob", "bob-pw-123", ip="10.0.0.8").status_code == 200
+
+
+def test_a_success_clears_only_that_usernames_count(alice, settings):
+    settings.LOGIN_FAILURE_LIMIT = 3
+    settings.LOGIN_FAILURE_IP_LIMIT = 5
+    make_user("bob")
+    for _ in range(2):
+        login(password="wrong")
+    assert login().status_code == 200
+    for _ in range(2):
+        assert login(password="wrong").status_code == 400  # alice's count started again
+    login("x1", "nope")
+    # The IP's count (5 failures) was not reset by alice's success: the cap holds.
+    assert login("bob", "bob-pw-123").status_code == 429
+
+
+def browser_login(path: str, username: str, password: str, ip: str):
+    from django.test import Client
+
+    return Client().post(path, {"username": username, "password": password}, REMOTE_ADDR=ip)
+
+
+@pytest.mark.parametrize("path", ["/api-auth/login/", "/admin/login/"])
+def test_one_throttle_counts_failures_on_every_login_path(alice, staff, settings, path):
+    settings.LOGIN_FAILURE_LIMIT = 3
+    for _ in range(3):
+        assert browser_login(path, "root", "wrong", "10.2.2.2").status_code in (200, 429)
+    refused = browser_login(path, "root", "root-pw-123", "10.2.2.2")
+    assert refused.status_code == 429 and "_auth_user_id" not in refused.client.session
+    assert login("root", "root-pw-123", ip="10.2.2.2").status_code == 429
+    ok = browser_login(path, "root", "root-pw-123", "10.3.3.3")
+    assert ok.status_code == 302 and ok.client.session["_auth_user_id"]
+
+
+def test_token_failures_lock_the_browser_login_too(alice, settings):
+    settings.LOGIN_FAILURE_LIMIT = 3
+    for _ in range(3):
+        login(password="wrong", ip="10.4.4.4")
+    assert browser_login("/api-auth/login/", "alice", "alice-pw-123", "10.4.4.4").status_code == 429
+
+
+def test_common_passwords_are_refused():
+    from django.contrib.auth.password_validation import validate_password
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError, match="too common"):
+        validate_password("password123")
+    validate_password("plover-quartz-1887")

@@ -7,36 +7,68 @@ from django.contrib.auth.models import Group
 from rest_framework import serializers
 
 from accounts.models import ApiToken, Grant, Privilege
+from datalake.api.strict import StrictSerializer
 from datalake.models import Resource
 
+PRIVILEGE_HELP = (
+    "`read`: query the resource's data; `write`: re-push, ingest, create retail objects; "
+    "`grant`: give and revoke privileges on it, see who accessed it."
+)
 
-class CredentialsSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=256, style={"input_type": "password"})
+
+class CredentialsSerializer(StrictSerializer):
+    username = serializers.CharField(max_length=150, help_text="Your username.")
+    password = serializers.CharField(
+        max_length=256, style={"input_type": "password"}, help_text="Your password."
+    )
 
 
 class TokenResponseSerializer(serializers.Serializer):
     token = serializers.CharField(help_text="Send as `Authorization: Token <token>`; shown once.")
-    expires_at = serializers.DateTimeField(allow_null=True)
+    expires_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="When the token stops working (`API_TOKEN_TTL_DAYS` after it was issued); "
+        "null: never.",
+    )
 
 
 class ApiTokenSerializer(serializers.ModelSerializer):
-    user = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    user = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, help_text="The owner's username."
+    )
 
     class Meta:
         model = ApiToken
         fields = ["id", "user", "prefix", "created_at", "expires_at", "last_used_at"]
         read_only_fields = fields
+        extra_kwargs = {
+            "id": {"help_text": "The token's id, to revoke it (`DELETE .../tokens/{id}/`)."},
+            "created_at": {"help_text": "When the token was issued."},
+            "expires_at": {"help_text": "When it stops working; null: never."},
+            "last_used_at": {
+                "help_text": "When it last authenticated a request (to 5 minutes); null: never."
+            },
+        }
 
 
 class GrantSerializer(serializers.ModelSerializer):
     """A grant as the API shows it."""
 
-    user = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    group = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    resource = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    granted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    url = serializers.HyperlinkedIdentityField(view_name="grant-detail")
+    user = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, help_text="The grantee's username (or null)."
+    )
+    group = serializers.SlugRelatedField(
+        slug_field="name", read_only=True, help_text="The grantee group's name (or null)."
+    )
+    resource = serializers.SlugRelatedField(
+        slug_field="name", read_only=True, help_text="The resource's name."
+    )
+    granted_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, help_text="Who gave it; null if unknown."
+    )
+    url = serializers.HyperlinkedIdentityField(
+        view_name="grant-detail", help_text="This grant; `DELETE` it to revoke."
+    )
 
     class Meta:
         model = Grant
@@ -55,9 +87,14 @@ class GrantSerializer(serializers.ModelSerializer):
             "masked",
         ]
         read_only_fields = fields
+        extra_kwargs = {
+            "id": {"help_text": "The grant's id."},
+            "privilege": {"help_text": PRIVILEGE_HELP},
+            "created_at": {"help_text": "When it was given."},
+        }
 
 
-class GrantCreateSerializer(serializers.Serializer):
+class GrantCreateSerializer(StrictSerializer):
     """`{"user" or "group", "resource", "privilege", "expires_at"?}`."""
 
     user = serializers.SlugRelatedField(
@@ -75,7 +112,7 @@ class GrantCreateSerializer(serializers.Serializer):
     resource = serializers.SlugRelatedField(
         slug_field="name", queryset=Resource.objects.all(), help_text="Resource name."
     )
-    privilege = serializers.ChoiceField(choices=Privilege.choices)
+    privilege = serializers.ChoiceField(choices=Privilege.choices, help_text=PRIVILEGE_HELP)
     expires_at = serializers.DateTimeField(
         required=False, allow_null=True, help_text="ISO 8601 with a time zone; in the future."
     )

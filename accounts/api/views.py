@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth import authenticate
+from django.contrib.auth.signals import user_logged_in
 from django_filters import rest_framework as df
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import PermissionDenied, Throttled, ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -16,7 +18,7 @@ from rest_framework.views import APIView
 from accounts import services
 from accounts.models import ApiToken, Grant, Privilege
 from accounts.selectors import grants_visible_to
-from accounts.throttling import check_login_allowed, clear_login_failures, record_login_failure
+from accounts.throttling import LOCKED_OUT
 from lineage.audit import note_resource
 
 from . import examples
@@ -41,7 +43,10 @@ class TokenView(APIView):
         description=(
             "Exchange a username and password for a new API token. Send it on every other "
             "call as `Authorization: Token <token>`. The token is shown once; only its hash "
-            "is stored. Bad credentials: 400; repeated failures: 429."
+            "is stored. Bad credentials: 400. The 5th failure (by default) of a username "
+            "from one IP within 5 minutes (or the 30th of any usernames from one IP) locks "
+            "it out: 429 with Retry-After, even for the right password; `/api-auth/login/` "
+            "and `/admin/login/` count in the same throttle."
         ),
         request=CredentialsSerializer,
         responses={200: TokenResponseSerializer},
@@ -52,17 +57,17 @@ class TokenView(APIView):
     def post(self, request):
         credentials = CredentialsSerializer(data=request.data)
         credentials.is_valid(raise_exception=True)
-        username = credentials.validated_data["username"]
-        check_login_allowed(request, username)
-        user = authenticate(
-            request, username=username, password=credentials.validated_data["password"]
-        )
+        # Django's request, not DRF's: the failed-login throttle (axes) marks it.
+        django_request = request._request
+        user = authenticate(django_request, **credentials.validated_data)
+        if getattr(django_request, "axes_locked_out", False):
+            raise Throttled(wait=settings.LOGIN_FAILURE_WINDOW, detail=LOCKED_OUT)
         if user is None or not user.is_active:
-            record_login_failure(request, username)
             raise ValidationError(
                 {"non_field_errors": ["Unable to log in with these credentials."]}
             )
-        clear_login_failures(request, username)
+        # A login like the others: clears this username's failures from this IP.
+        user_logged_in.send(sender=type(user), request=django_request, user=user)
         token, key = services.token_issue(user=user)
         return Response({"token": key, "expires_at": token.expires_at})
 

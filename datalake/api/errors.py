@@ -27,16 +27,44 @@ class TooManyJobs(exceptions.APIException):
         self.code = code or self.default_code
 
 
-def _flatten(detail) -> dict:
-    """Per-field messages as {field: [str, ...]}."""
+def _messages(detail, prefix: str, into: dict) -> dict:
+    """Collect `detail` into `into` as {dotted.path: [str, ...]}: a nested serializer's
+    errors (a report's `params`, a list of objects) name their field, never a repr."""
     if isinstance(detail, dict):
-        return {k: [str(m) for m in (v if isinstance(v, list) else [v])] for k, v in detail.items()}
-    return {
-        "non_field_errors": [str(m) for m in (detail if isinstance(detail, list) else [detail])]
-    }
+        for key, value in detail.items():
+            _messages(value, f"{prefix}.{key}" if prefix else str(key), into)
+    elif isinstance(detail, list) and any(isinstance(m, (dict, list)) for m in detail):
+        for index, value in enumerate(detail):
+            if value:  # DRF puts {} for the items of a list that were valid
+                _messages(value, f"{prefix}.{index}" if prefix else str(index), into)
+    elif detail not in (None, "", []):  # an empty list or message says nothing
+        messages = detail if isinstance(detail, list) else [detail]
+        into.setdefault(prefix or "non_field_errors", []).extend(str(m) for m in messages)
+    return into
+
+
+def _flatten(detail) -> dict:
+    """Per-field messages as {field: [str, ...]}; nested fields as `outer.inner`; never
+    empty (the envelope's `detail` is its first message)."""
+    return _messages(detail, "", {}) or {"non_field_errors": ["Invalid input."]}
+
+
+def _as_drf(exc):
+    """Django's Http404 and PermissionDenied as DRF's own exceptions, so that their
+    `code` is DRF's (`not_found`, `permission_denied`) like every other 404 and 403."""
+    from django.core.exceptions import PermissionDenied
+    from django.http import Http404
+
+    if isinstance(exc, Http404):
+        # Django's text names the model class; say what a client can act on instead.
+        return exceptions.NotFound("No such object, or not one you may see.")
+    if isinstance(exc, PermissionDenied):
+        return exceptions.PermissionDenied(*exc.args)
+    return exc
 
 
 def exception_handler(exc, context):
+    exc = _as_drf(exc)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -49,8 +77,10 @@ def exception_handler(exc, context):
         return response
     code = getattr(exc, "code", None) or getattr(exc, "default_code", "error")
     detail = getattr(exc, "detail", str(exc))
-    if isinstance(detail, (dict, list)):
-        response.data = {"detail": str(detail), "code": code}
+    if isinstance(detail, (dict, list)):  # never a repr: the first message, and all of them
+        errors = _flatten(detail)
+        first = next(iter(errors.values()), [""])[0]
+        response.data = {"detail": first, "code": code, "errors": errors}
     else:
         response.data = {"detail": str(detail), "code": getattr(detail, "code", code) or code}
     return response
@@ -63,8 +93,8 @@ def error_response(detail: str, code: str, status_code: int) -> Response:
 class ErrorSerializer(serializers.Serializer):
     """Every error body: a sentence to act on, and a stable code."""
 
-    detail = serializers.CharField()
-    code = serializers.CharField()
+    detail = serializers.CharField(help_text="A sentence a person can act on.")
+    code = serializers.CharField(help_text="A stable machine string, e.g. `not_found`.")
 
 
 def not_found(request, exception=None):

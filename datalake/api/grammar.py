@@ -87,7 +87,8 @@ def _positive_int(params, name: str, default: int) -> int:
 
 def _columns(entry: Entry, raw: str, name: str) -> list[str]:
     names = [part.strip() for part in raw.split(",")]
-    unknown = [n for n in names if entry.column(n.lstrip("-")) is None]
+    # One leading `-` (descending) at most: `--amount` names no column.
+    unknown = [n for n in names if entry.column(n.removeprefix("-")) is None]
     if not raw or unknown or "" in names:
         shown = ", ".join(unknown) or repr(raw)
         raise ValidationError({name: [f"Unknown column(s): {shown}. Known: {entry.column_names}."]})
@@ -97,7 +98,7 @@ def _columns(entry: Entry, raw: str, name: str) -> list[str]:
 def _ordering(entry: Entry, raw: str | None) -> list[tuple[str, bool]]:
     """Requested columns, then the key columns not already there, as tie-breakers."""
     order = (
-        [(n.lstrip("-"), n.startswith("-")) for n in _columns(entry, raw, "ordering")]
+        [(n.removeprefix("-"), n.startswith("-")) for n in _columns(entry, raw, "ordering")]
         if raw
         else []
     )
@@ -233,7 +234,7 @@ def _parsed(entry: Entry, key: tuple) -> _Parsed:
         filterset=filterset,
         filters=filters,
         ordering=ordering,
-        requested_ordering=[n.strip().lstrip("-") for n in requested.split(",")]
+        requested_ordering=[n.strip().removeprefix("-") for n in requested.split(",")]
         if requested
         else [],
         page_size=size,

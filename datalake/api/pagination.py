@@ -19,3 +19,17 @@ class PagePagination(PageNumberPagination):
         if values and (len(values) > 1 or not values[0].isdigit() or int(values[0]) < 1):
             raise ValidationError({"page_size": ["Must be one whole number of 1 or more."]})
         return super().get_page_size(request)
+
+    def get_paginated_response_schema(self, schema):
+        page = super().get_paginated_response_schema(schema)
+        descriptions = {
+            "count": "How many objects match, over every page.",
+            "next": "The URL of the next page; null on the last page.",
+            "previous": "The URL of the previous page; null on the first page.",
+            "results": "This page's objects, at most `page_size` (10).",
+        }
+        for name, text in descriptions.items():
+            field = page["properties"][name]
+            if isinstance(field, dict):  # drf-spectacular also passes a marker object
+                page["properties"][name] = {**field, "description": text}
+        return page

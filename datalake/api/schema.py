@@ -63,10 +63,16 @@ ERROR_COMPONENT = {
     "description": "Every error: a sentence to act on and a stable code; a 400 also has "
     "`errors`, the messages per field or parameter.",
     "properties": {
-        "detail": {"type": "string"},
-        "code": {"type": "string"},
+        "detail": {"type": "string", "description": "A sentence a person can act on."},
+        "code": {
+            "type": "string",
+            "description": "A stable machine string: `invalid`, `not_found`, "
+            "`permission_denied`, `throttled`, ...",
+        },
         "errors": {
             "type": "object",
+            "description": "400 only: the messages per field or parameter (a nested field as "
+            "`outer.inner`).",
             "additionalProperties": {"type": "array", "items": {"type": "string"}},
         },
     },

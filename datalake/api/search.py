@@ -53,17 +53,19 @@ class SearchHitSerializer(serializers.Serializer):
 
 
 class SearchResourceSerializer(serializers.Serializer):
-    resource = serializers.CharField()
+    resource = serializers.CharField(help_text="The resource searched (a table or a folder).")
     matches = serializers.IntegerField(help_text="Matching records (at most 1000 counted).")
     matches_capped = serializers.BooleanField(help_text="True when there are more than 1000.")
     results = SearchHitSerializer(many=True, help_text="At most 10 records, ranked.")
 
 
 class SearchBodySerializer(serializers.Serializer):
-    q = serializers.CharField()
-    since = serializers.DateField()
+    q = serializers.CharField(help_text="The text searched, as given.")
+    since = serializers.DateField(help_text="The first day searched, as given.")
     total = serializers.IntegerField(help_text="Sum of the resources' matches.")
-    resources = SearchResourceSerializer(many=True)
+    resources = SearchResourceSerializer(
+        many=True, help_text="Each resource you may read that has matches."
+    )
 
 
 def readable(user) -> tuple[list[str], list[str]]:

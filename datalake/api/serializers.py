@@ -8,7 +8,9 @@ from accounts.models import Privilege
 class ColumnSerializer(serializers.Serializer):
     name = serializers.CharField(help_text="Column name, as used in `fields`, filters, ordering.")
     type = serializers.ChoiceField(
-        choices=["string", "integer", "decimal", "date", "timestamp", "boolean", "array"]
+        choices=["string", "integer", "decimal", "date", "timestamp", "boolean", "array"],
+        help_text="How values are written and filtered (API.md: decimals as strings, "
+        "timestamps ISO 8601 with a time zone).",
     )
     filters = serializers.ListField(
         child=serializers.ChoiceField(choices=["eq", "gt", "gte", "lt", "lte", "in"]),
@@ -19,11 +21,16 @@ class ColumnSerializer(serializers.Serializer):
 class ResourceSerializer(serializers.Serializer):
     """A resource of the lake as the catalog lists it."""
 
-    name = serializers.CharField()
-    kind = serializers.ChoiceField(choices=["table", "files"])
-    description = serializers.CharField()
-    columns = ColumnSerializer(many=True)
-    versioning = serializers.BooleanField()
+    name = serializers.CharField(help_text="The resource's name, as in its URLs and grants.")
+    kind = serializers.ChoiceField(
+        choices=["table", "files"],
+        help_text="`table`: a PostgreSQL table; `files`: a folder of raw files read in place.",
+    )
+    description = serializers.CharField(help_text="What the resource holds.")
+    columns = ColumnSerializer(many=True, help_text="Its columns (those your grant shows).")
+    versioning = serializers.BooleanField(
+        help_text="True when each load makes a version readable at `versions/{n}/rows/`."
+    )
     current_version = serializers.IntegerField(
         allow_null=True, help_text="Latest version; null where versioning is off."
     )
@@ -41,7 +48,7 @@ class ResourceSerializer(serializers.Serializer):
         help_text="The restrictions of the caller's `read` (union of their grants): "
         "`columns` (null: all), `row_filter` (null: every row), `masked`; null if none.",
     )
-    url = serializers.URLField()
+    url = serializers.URLField(help_text="This resource; its rows are at `rows/`.")
 
 
 class RowsPageSerializer(serializers.Serializer):
@@ -51,8 +58,12 @@ class RowsPageSerializer(serializers.Serializer):
     count_is_estimate = serializers.BooleanField(
         help_text="True when `count` is the planner's estimate (large results)."
     )
-    next = serializers.URLField(allow_null=True)
-    previous = serializers.URLField(allow_null=True)
+    next = serializers.URLField(
+        allow_null=True, help_text="The URL of the next page; null on the last page."
+    )
+    previous = serializers.URLField(
+        allow_null=True, help_text="The URL of the previous page; null on the first page."
+    )
     next_cursor = serializers.CharField(
         allow_null=True, help_text="Pass as `?cursor=` for the next page; null on the last page."
     )

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from accounts.restrictions import refuse_masked_writer
 from accounts.selectors import has_privilege
+from datalake.api.strict import StrictSerializer
 from ingestion import repush
 from ingestion.models import RepushJob, RepushRequest, RepushStatus
 from lineage.audit import note_resource
@@ -36,12 +37,14 @@ def requested_resource(request) -> str:
     return str(body.get("resource") or "transactions")[:100]
 
 
-class RepushCreateSerializer(serializers.Serializer):
+class RepushCreateSerializer(StrictSerializer):
     resource = serializers.CharField(default="transactions", help_text="`transactions`.")
-    transaction_id = serializers.CharField(max_length=64)
+    transaction_id = serializers.CharField(
+        max_length=64, help_text="The id of a current transaction, e.g. `TX-20261120-000123`."
+    )
 
 
-class RepushAllCreateSerializer(serializers.Serializer):
+class RepushAllCreateSerializer(StrictSerializer):
     resource = serializers.CharField(default="transactions", help_text="`transactions`.")
     retimestamp = serializers.BooleanField(
         default=True, help_text="Give every record the re-push time (default) or keep its own."
@@ -49,7 +52,9 @@ class RepushAllCreateSerializer(serializers.Serializer):
 
 
 class RepushSerializer(serializers.ModelSerializer):
-    url = serializers.HyperlinkedIdentityField(view_name="pipeline-repush-detail")
+    url = serializers.HyperlinkedIdentityField(
+        view_name="pipeline-repush-detail", help_text="This re-push, to poll its status."
+    )
     row = serializers.SerializerMethodField(help_text="The record as now stored (when processed).")
 
     class Meta:
@@ -69,6 +74,20 @@ class RepushSerializer(serializers.ModelSerializer):
             "row",
         ]
         read_only_fields = fields
+        extra_kwargs = {
+            "id": {"help_text": "The re-push's id."},
+            "resource": {"help_text": "The resource re-pushed to (`transactions`)."},
+            "status": {
+                "help_text": "`pushed` (on the topic), then `processed` (merged) or `failed`."
+            },
+            "transaction_id": {"help_text": "The transaction re-pushed."},
+            "original_timestamp": {"help_text": "Its timestamp before the re-push."},
+            "new_timestamp": {"help_text": "The timestamp it was given: the time of the re-push."},
+            "topic": {"help_text": "The Kafka topic the message was sent to."},
+            "processed_at": {"help_text": "When the pipeline merged it; null until then."},
+            "version": {"help_text": "The table version that holds it; null until processed."},
+            "error": {"help_text": "Why it failed; empty otherwise."},
+        }
 
     def get_row(self, obj) -> dict | None:
         if obj.status != "processed":
@@ -83,7 +102,9 @@ class RepushSerializer(serializers.ModelSerializer):
 
 
 class RepushJobSerializer(serializers.ModelSerializer):
-    url = serializers.HyperlinkedIdentityField(view_name="pipeline-job-detail")
+    url = serializers.HyperlinkedIdentityField(
+        view_name="pipeline-job-detail", help_text="This job, to poll its progress."
+    )
 
     class Meta:
         model = RepushJob
@@ -102,6 +123,21 @@ class RepushJobSerializer(serializers.ModelSerializer):
             "finished_at",
         ]
         read_only_fields = fields
+        extra_kwargs = {
+            "id": {"help_text": "The job's id."},
+            "resource": {"help_text": "The resource re-pushed (`transactions`)."},
+            "status": {"help_text": "`running`, then `completed` or `failed`."},
+            "retimestamp": {
+                "help_text": "Whether each record got the re-push time as its timestamp."
+            },
+            "total": {"help_text": "Current records to re-push."},
+            "pushed": {"help_text": "Records sent to the topic so far."},
+            "processed": {"help_text": "Records the pipeline merged so far."},
+            "failed": {"help_text": "Records the pipeline could not merge."},
+            "error": {"help_text": "Why the job failed; empty otherwise."},
+            "created_at": {"help_text": "When the job was requested."},
+            "finished_at": {"help_text": "When it ended; null while running."},
+        }
 
 
 REPUSH_EXAMPLE = {

@@ -5,17 +5,8 @@ from __future__ import annotations
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
+from datalake.api.strict import StrictSerializer
 from metrics.ml.models import ModelVersion, Training
-
-
-class StrictSerializer(serializers.Serializer):
-    """A body with a key this serializer does not know is a 400 naming it."""
-
-    def validate(self, attrs):
-        unknown = sorted(set(getattr(self, "initial_data", {}) or {}) - set(self.fields))
-        if unknown:
-            raise serializers.ValidationError({k: ["Unknown field."] for k in unknown})
-        return attrs
 
 
 class TrainingCreateSerializer(StrictSerializer):
@@ -26,7 +17,9 @@ class TrainingCreateSerializer(StrictSerializer):
 
 
 class TrainingSerializer(serializers.ModelSerializer):
-    url = serializers.HyperlinkedIdentityField(view_name="ml-training-detail")
+    url = serializers.HyperlinkedIdentityField(
+        view_name="ml-training-detail", help_text="This training, to poll its status."
+    )
     model = serializers.CharField(
         source="model_name", read_only=True, help_text="The model trained."
     )
@@ -71,6 +64,19 @@ class TrainingSerializer(serializers.ModelSerializer):
             "attempts",
         ]
         read_only_fields = fields
+        extra_kwargs = {
+            "id": {"help_text": "The training's id."},
+            "params": {"help_text": "The training parameters asked for."},
+            "status": {"help_text": "`queued`, `running`, then `succeeded` or `failed`."},
+            "error": {"help_text": "Why it failed; empty otherwise."},
+            "created_at": {"help_text": "When it was requested."},
+            "started_at": {"help_text": "When a worker started it; null while queued."},
+            "finished_at": {"help_text": "When it ended; null until then."},
+            "attempts": {
+                "help_text": "How many times a worker started it (a lost worker's "
+                "training is started again)."
+            },
+        }
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
@@ -102,6 +108,17 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "training_id",
         ]
         read_only_fields = fields
+        extra_kwargs = {
+            "version": {"help_text": "The version number, 1 for the first, then +1."},
+            "trained_at": {"help_text": "When its training ended."},
+            "data_from": {"help_text": "The first day of the data it learnt from."},
+            "data_until": {"help_text": "The last day of the data it learnt from."},
+            "params": {"help_text": "The training parameters it was made with."},
+            "metrics": {
+                "help_text": "Its errors on the held-back days, beside the naive "
+                "forecast's (as the training's `metrics`)."
+            },
+        }
 
 
 class PromoteSerializer(StrictSerializer):
@@ -111,18 +128,18 @@ class PromoteSerializer(StrictSerializer):
 
 
 class MLModelSerializer(serializers.Serializer):
-    name = serializers.CharField()
-    description = serializers.CharField()
+    name = serializers.CharField(help_text="The model's name, as in its URLs.")
+    description = serializers.CharField(help_text="What it predicts, and from what.")
     resource = serializers.CharField(help_text="The resource it learns from (`read` needed).")
     params = serializers.JSONField(help_text="Its training parameters, as a JSON Schema.")
     current_version = serializers.IntegerField(
         allow_null=True, help_text="The version `predict/` answers from; null before any."
     )
-    versions_count = serializers.IntegerField()
+    versions_count = serializers.IntegerField(help_text="How many versions were trained.")
     versions = ModelVersionSerializer(many=True, help_text="The 10 newest versions.")
-    url = serializers.SerializerMethodField()
+    url = serializers.SerializerMethodField(help_text="This model.")
     versions_url = serializers.SerializerMethodField(help_text="Every version, paginated.")
-    predict_url = serializers.SerializerMethodField()
+    predict_url = serializers.SerializerMethodField(help_text="`POST` here to predict.")
 
     def _link(self, obj, view: str) -> str:
         request = self.context["request"]
@@ -139,10 +156,10 @@ class MLModelSerializer(serializers.Serializer):
 
 
 class PredictionSerializer(serializers.Serializer):
-    model = serializers.CharField()
+    model = serializers.CharField(help_text="The model that answered.")
     model_version = serializers.IntegerField(help_text="The version that answered.")
-    product_id = serializers.CharField()
-    date = serializers.DateField()
+    product_id = serializers.CharField(help_text="The product asked about.")
+    date = serializers.DateField(help_text="The day asked about.")
     prediction = serializers.FloatField(help_text="Expected units sold that day.")
     actual = serializers.IntegerField(
         allow_null=True, help_text="Units sold that day in the model's data (null past it)."

@@ -17,21 +17,28 @@ from rest_framework.response import Response
 
 from datalake.api.errors import Conflict
 from datalake.api.pagination import PagePagination
+from datalake.api.strict import StrictSerializer
 from metrics import services
 from metrics.models import Report, ReportStatus
 from metrics.reports import REGISTRY
 from metrics.schema import params_json_schema
 
 
-class ReportCreateSerializer(serializers.Serializer):
+class ReportCreateSerializer(StrictSerializer):
     report_name = serializers.CharField(help_text="A name from `GET /api/v1/reports/types/`.")
     params = serializers.JSONField(default=dict, help_text="The report's parameters.")
 
 
 class ReportSerializer(serializers.ModelSerializer):
-    url = serializers.HyperlinkedIdentityField(view_name="report-detail")
-    result_url = serializers.SerializerMethodField()
-    csv_url = serializers.SerializerMethodField()
+    url = serializers.HyperlinkedIdentityField(
+        view_name="report-detail", help_text="This report, to poll its status."
+    )
+    result_url = serializers.SerializerMethodField(
+        help_text="The result rows, paginated; null until `completed`."
+    )
+    csv_url = serializers.SerializerMethodField(
+        help_text="The whole result as CSV; null until `completed`."
+    )
     page_url = serializers.SerializerMethodField(help_text="A page with a chart, for people.")
 
     class Meta:
@@ -52,6 +59,17 @@ class ReportSerializer(serializers.ModelSerializer):
             "page_url",
         ]
         read_only_fields = fields
+        extra_kwargs = {
+            "id": {"help_text": "The report's id."},
+            "report_name": {"help_text": "Its type, from `GET /api/v1/reports/types/`."},
+            "params": {"help_text": "The parameters it was asked with."},
+            "status": {"help_text": "`running`, then `completed` or `error`."},
+            "error": {"help_text": "Why it ended in `error`; empty otherwise."},
+            "report_date": {"help_text": "When it was requested."},
+            "started_at": {"help_text": "When a worker started it; null until then."},
+            "finished_at": {"help_text": "When it ended; null until then."},
+            "row_count": {"help_text": "Rows of the result; null until `completed`."},
+        }
 
     def _link(self, obj, path: str) -> str | None:
         if obj.status != ReportStatus.COMPLETED:

@@ -37,12 +37,16 @@ class SpentLastMinutesParams(serializers.Serializer):
     )
 
 
+TOTAL_HELP = "Sum of `amount_eur` of the completed transactions, in euros."
+COUNT_HELP = "How many completed transactions."
+
+
 class SpentLastMinutesBody(serializers.Serializer):
-    minutes = serializers.IntegerField()
-    from_ = serializers.DateTimeField()
-    to = serializers.DateTimeField()
-    total_eur = serializers.DecimalField(max_digits=20, decimal_places=2)
-    transactions = serializers.IntegerField()
+    minutes = serializers.IntegerField(help_text="The window asked for, in minutes.")
+    from_ = serializers.DateTimeField(help_text="Start of the window (inclusive).")
+    to = serializers.DateTimeField(help_text="End of the window (inclusive): now.")
+    total_eur = serializers.DecimalField(max_digits=20, decimal_places=2, help_text=TOTAL_HELP)
+    transactions = serializers.IntegerField(help_text=COUNT_HELP)
 
     def get_fields(self):
         fields = super().get_fields()
@@ -57,10 +61,10 @@ class SpentPerUserTypeParams(RangeParams):
 
 
 class UserTypeTotal(serializers.Serializer):
-    user_id = serializers.CharField()
-    transaction_type = serializers.CharField()
-    total_eur = serializers.DecimalField(max_digits=20, decimal_places=2)
-    transactions = serializers.IntegerField()
+    user_id = serializers.CharField(help_text="The user who made the transactions.")
+    transaction_type = serializers.CharField(help_text="Their type, e.g. `purchase`.")
+    total_eur = serializers.DecimalField(max_digits=20, decimal_places=2, help_text=TOTAL_HELP)
+    transactions = serializers.IntegerField(help_text=COUNT_HELP)
 
 
 class TopProductsParams(RangeParams):
@@ -68,15 +72,17 @@ class TopProductsParams(RangeParams):
 
 
 class RankedProduct(serializers.Serializer):
-    rank = serializers.IntegerField()
-    product_id = serializers.CharField()
+    rank = serializers.IntegerField(help_text="1 for the largest quantity.")
+    product_id = serializers.CharField(help_text="The product.")
     quantity = serializers.IntegerField(help_text="Sum of quantities of completed sales.")
-    transactions = serializers.IntegerField()
+    transactions = serializers.IntegerField(help_text="Completed transactions of it.")
 
 
 class TopProductsBody(serializers.Serializer):
-    x = serializers.IntegerField()
-    results = RankedProduct(many=True)
+    x = serializers.IntegerField(help_text="How many products were asked for.")
+    results = RankedProduct(
+        many=True, help_text="At most `x` products, by quantity, ties by `product_id`."
+    )
 
 
 class ProductSalesParams(serializers.Serializer):
@@ -89,17 +95,17 @@ class ProductSalesParams(serializers.Serializer):
 
 
 class DaySales(serializers.Serializer):
-    date = serializers.DateField()
-    times_sold = serializers.IntegerField()
+    date = serializers.DateField(help_text="The day.")
+    times_sold = serializers.IntegerField(help_text="Times the product was sold that day.")
 
 
 class ProductSalesBody(serializers.Serializer):
-    product_id = serializers.CharField()
-    days = serializers.IntegerField()
-    from_ = serializers.DateField()
-    until = serializers.DateField()
-    times_sold = serializers.IntegerField()
-    per_day = DaySales(many=True)
+    product_id = serializers.CharField(help_text="The product.")
+    days = serializers.IntegerField(help_text="How many days, ending on `until`.")
+    from_ = serializers.DateField(help_text="The first day (inclusive).")
+    until = serializers.DateField(help_text="The last day (inclusive).")
+    times_sold = serializers.IntegerField(help_text="Times sold over the whole span.")
+    per_day = DaySales(many=True, help_text="Every day of the span in order, zeros included.")
 
     def get_fields(self):
         fields = super().get_fields()

@@ -7,20 +7,11 @@ from decimal import Decimal
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
+from datalake.api.strict import StrictSerializer
+
 KEY_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
 KEY_HELP = "1 to 32 letters, digits, `-` or `_`."
 CENT, MILLI = Decimal("0.01"), Decimal("0.001")
-
-
-class StrictSerializer(serializers.Serializer):
-    """A body with a key this serializer does not know is a 400 naming it, never ignored."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)
 
 
 class AwareDateTimeField(serializers.DateTimeField):
@@ -103,53 +94,59 @@ class ItemCreateSerializer(StrictSerializer):
 
 # -- output ---------------------------------------------------------------------------
 
+INVOICE_NO_HELP = "The invoice number; a `C` first marks a cancellation."
+
 
 class CustomerLinkSerializer(serializers.Serializer):
-    customer_id = serializers.CharField()
-    url = serializers.URLField()
+    customer_id = serializers.CharField(help_text="The customer's id.")
+    url = serializers.URLField(help_text="The customer.")
 
 
 class CustomerSerializer(serializers.Serializer):
-    customer_id = serializers.CharField()
-    country = serializers.CharField()
-    url = serializers.URLField()
+    customer_id = serializers.CharField(help_text="The customer's id.")
+    country = serializers.CharField(help_text="The customer's country, as in the data.")
+    url = serializers.URLField(help_text="This customer.")
     invoices_url = serializers.URLField(help_text="The customer's invoices.")
 
 
 class InvoiceSummarySerializer(serializers.Serializer):
-    invoice_no = serializers.CharField()
-    invoice_date = serializers.DateTimeField()
-    cancelled = serializers.BooleanField()
-    url = serializers.URLField()
+    invoice_no = serializers.CharField(help_text=INVOICE_NO_HELP)
+    invoice_date = serializers.DateTimeField(help_text="When it was issued.")
+    cancelled = serializers.BooleanField(help_text="True for the `C` invoices.")
+    url = serializers.URLField(help_text="The invoice, with its items.")
 
 
 class ItemSerializer(serializers.Serializer):
     line = serializers.IntegerField(help_text="Position of the item in its invoice (1-based).")
-    stock_code = serializers.CharField()
-    description = serializers.CharField(allow_null=True)
+    stock_code = serializers.CharField(help_text="The product's stock code.")
+    description = serializers.CharField(
+        allow_null=True, help_text="The product's description; null if none recorded."
+    )
     quantity = serializers.IntegerField(help_text="Negative on cancellations and adjustments.")
-    unit_price = PriceField()
-    url = serializers.URLField()
-    stock_code_url = serializers.URLField()
-    invoice_url = serializers.URLField()
+    unit_price = PriceField(help_text="Price of one unit: 2 decimals, or 3 when it has a third.")
+    url = serializers.URLField(help_text="This item.")
+    stock_code_url = serializers.URLField(help_text="The product's stock code.")
+    invoice_url = serializers.URLField(help_text="The invoice it is on.")
 
 
 class InvoiceSerializer(serializers.Serializer):
-    invoice_no = serializers.CharField()
-    url = serializers.URLField()
-    invoice_date = serializers.DateTimeField()
+    invoice_no = serializers.CharField(help_text=INVOICE_NO_HELP)
+    url = serializers.URLField(help_text="This invoice.")
+    invoice_date = serializers.DateTimeField(help_text="When it was issued.")
     cancelled = serializers.BooleanField(help_text="True for the `C` invoices.")
-    country = serializers.CharField()
+    country = serializers.CharField(help_text="The country it was sold to.")
     customer = CustomerLinkSerializer(allow_null=True, help_text="null: no customer recorded.")
     items_url = serializers.URLField(help_text="POST an item here.")
-    items = ItemSerializer(many=True)
+    items = ItemSerializer(many=True, help_text="Its items, by `line`.")
     total = serializers.DecimalField(
         max_digits=20, decimal_places=2, help_text="Sum of quantity x unit_price, to the cent."
     )
 
 
 class StockCodeSerializer(serializers.Serializer):
-    stock_code = serializers.CharField()
-    description = serializers.CharField(allow_null=True)
+    stock_code = serializers.CharField(help_text="The product's stock code.")
+    description = serializers.CharField(
+        allow_null=True, help_text="The product's description; null if none recorded."
+    )
     invoices = serializers.IntegerField(help_text="Current invoices with an item of it.")
-    url = serializers.URLField()
+    url = serializers.URLField(help_text="This stock code.")
