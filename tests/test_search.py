@@ -152,9 +152,11 @@ class Statements:
 
     def __init__(self):
         self.sql: list[str] = []
+        self.params: list = []
 
     def __call__(self, execute, sql, params, many, context):
         self.sql.append(" ".join(sql.split()))
+        self.params.append(params)
         return execute(sql, params, many, context)
 
 
@@ -257,3 +259,30 @@ def test_an_api_query_past_the_statement_timeout_is_a_503_in_the_envelope(
     with connection.cursor() as cursor:
         cursor.execute("SHOW statement_timeout")
         assert cursor.fetchone()[0] == "0"
+
+
+def test_the_bitmap_plan_and_the_prefix_probe_use_the_text_index_without_statistics(lake):
+    pipeline_batch(*(tx(i, transaction_id=f"TX-{i:05d}") for i in range(300)))
+    reader = make_user("reader")
+    give(reader, "transactions")
+    with connection.cursor() as cursor:  # a fresh index, or statistics of another day
+        cursor.execute("DELETE FROM pg_statistic WHERE starelid = 'search_entries'::regclass")
+    query._stats["at"] = 0.0
+    statements = Statements()
+    with connection.execute_wrapper(statements):
+        assert found(search(client_for(reader), "TX-00123")) == {"transactions": ["TX-00123"]}
+    reads = [
+        i
+        for i, s in enumerate(statements.sql)
+        if "search_entries e" in s or "search_entries WHERE" in s
+    ]
+    probe, bitmap = reads
+    for at in (probe, bitmap):
+        # Each statement as it ran, after its SET LOCALs: its plan.
+        sets = [s for s in statements.sql[at - 2 : at] if s.startswith("SET LOCAL")]
+        with transaction.atomic(), connection.cursor() as cursor:
+            for statement in sets:
+                cursor.execute(statement)
+            cursor.execute("EXPLAIN " + statements.sql[at], statements.params[at])
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        assert "search_doc" in plan and "search_current_at" not in plan, plan

@@ -167,12 +167,18 @@ def search(
     return [r for r in found if r.matches], True
 
 
-def _matching(scopes, query: str, start: dt.datetime, join: str = "") -> tuple[str, list]:
-    """FROM/WHERE of the entries of any of `scopes` matching `query` since `start`."""
+def _matching(scopes, query: str, start: dt.datetime, join="", join_params=()) -> tuple:
+    """FROM/WHERE (and params) of the entries of any of `scopes` matching `query` since
+    `start`, found through the GIN index only: the text's condition alone inside a
+    fence (`OFFSET 0`: nothing else is pushed into it), the others filter its rows.
+    Without it, on missing or stale statistics, the planner's bitmap took the
+    `(resource, at)` index and tested the text on every entry of the resource."""
     where = " OR ".join(f"({cond})" for _name, cond, _param in scopes)
-    params = [query, start, *(param for _n, _c, param in scopes)]
-    sql = f"FROM search_entries e {join} WHERE e.doc @@ %s::tsquery AND e.at >= %s AND ({where})"
-    return sql, params
+    sql = f"FROM ({_GIN_ONLY}) e {join} WHERE e.at >= %s AND ({where})"
+    return sql, [query, *join_params, start, *(param for _n, _c, param in scopes)]
+
+
+_GIN_ONLY = "SELECT * FROM search_entries WHERE doc @@ %s::tsquery OFFSET 0"
 
 
 # Each entry once per scope it belongs to (a table's entry naming a file line is in both).
@@ -191,8 +197,8 @@ def _bitmap(scopes, query: str, start: dt.datetime, q: str) -> list[ResourceMatc
     most `PER_RESOURCE` rows per scope reach Python (the count of each scope is exact;
     above `COUNT_CAP` it is reported as capped)."""
     join = _IN_SCOPE.format(values=", ".join(["(%s, %s, %s)"] * len(scopes)))
-    matching, params = _matching(scopes, query, start, join)
     kinds = [v for name, _c, param in scopes for v in (name, name.startswith("raw_"), param)]
+    matching, params = _matching(scopes, query, start, join, kinds)
     sql = (
         "SELECT name, key, at, raw_file, raw_line, n FROM (SELECT s.name, e.key, e.at, "
         "e.raw_file, e.raw_line, count(*) OVER (PARTITION BY s.name) AS n, row_number() OVER "
@@ -201,7 +207,7 @@ def _bitmap(scopes, query: str, start: dt.datetime, q: str) -> list[ResourceMatc
     )
     with transaction.atomic(), connection.cursor() as cursor:
         _force_bitmap(cursor)
-        cursor.execute(sql, [q, *kinds, *params, PER_RESOURCE, PER_RESOURCE * len(scopes)])
+        cursor.execute(sql, [q, *params, PER_RESOURCE, PER_RESOURCE * len(scopes)])
         rows = cursor.fetchall()
     found = {name: ResourceMatches(name) for name, _c, _p in scopes}
     for name, *hit, n in rows:
@@ -278,10 +284,10 @@ def search_restricted(
 
     visible = doc_sql(ids_sql, words_sql)
 
-    def matching(query: str) -> tuple[str, list]:
-        return _restricted_matching(spec, restriction, raw_source, start, visible, query)
+    def matching(query: str, gin_only: bool = False) -> tuple[str, list]:
+        return _restricted_matching(spec, restriction, raw_source, start, visible, query, gin_only)
 
-    check_prefixes(words, matching)
+    check_prefixes(words, lambda query: matching(query, gin_only=True))
     sql, params = matching(tsquery(words))
     with connection.cursor() as cursor:
         cursor.execute(
@@ -300,9 +306,12 @@ def search_restricted(
     return ResourceMatches(name, min(count, COUNT_CAP), count > COUNT_CAP, hits)
 
 
-def _restricted_matching(spec, restriction, raw_source, start, visible_doc: str, query: str):
+def _restricted_matching(
+    spec, restriction, raw_source, start, visible_doc: str, query: str, gin_only: bool = False
+):
     """FROM/WHERE of the entries of `spec`'s table (or of its raw folder) matching `query`
-    on both the whole record and its visible part, in the rows the reader may see."""
+    on both the whole record and its visible part, in the rows the reader may see
+    (`gin_only`: the entries found through the GIN index only, as in `_matching`)."""
     table = spec.table
     allowed, allowed_params = row_filter_sql(restriction)
     version = "AND t.valid_from = e.valid_from" if spec.versioned else ""
@@ -310,9 +319,11 @@ def _restricted_matching(spec, restriction, raw_source, start, visible_doc: str,
         scope, param = "e.raw_source = %s AND e.raw_file IS NOT NULL", raw_source
     else:
         scope, param = "e.resource = %s AND e.valid_to IS NULL", table
+    entries = f"({_GIN_ONLY}) e" if gin_only else "search_entries e"
     sql = (
-        f"FROM search_entries e JOIN {table} t ON {spec.key} = e.key {version} "
+        f"FROM {entries} JOIN {table} t ON {spec.key} = e.key {version} "
         f"WHERE {scope} AND e.resource = %s AND e.at >= %s AND e.doc @@ %s::tsquery "
         f"AND {visible_doc} @@ %s::tsquery AND {allowed}"
     )
-    return sql, [param, table, start, query, query, *allowed_params]
+    params = [param, table, start, query, query, *allowed_params]
+    return sql, [query, *params] if gin_only else params
