@@ -17,7 +17,9 @@ process measured) on 127.0.0.1:8768, a token of the `bench` user holding `read` 
    country: ~150,000 entries);
 2. after `ANALYZE search_entries`: frequent words take the walk plan;
 3. a second server with `API_STATEMENT_TIMEOUT_MS=--tight-ms`: a statement past it is
-   cancelled and answered 503 `query_timeout`.
+   cancelled and answered 503 `query_timeout`;
+4. with `--compare-commit <commit>`: that commit's code (before the fix) served the
+   same way, each text once, without statistics.
 
 For each text: the HTTP status and code, the matches per resource, the median latency,
 and the worker's RSS (VmRSS) and peak RSS (VmHWM, from /proc) after it. The worker's
@@ -30,10 +32,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -51,7 +55,7 @@ import psycopg  # noqa: E402
 import rows_http as rh  # noqa: E402
 
 DB_NAME = "datalake_bench_search_bound"
-PORT, TIGHT_PORT = 8768, 8769  # not rows_http's 8765/8766 nor search_http's 8767
+PORT, TIGHT_PORT, OLD_PORT = 8768, 8769, 8770  # not rows_http's 8765/6, search_http's 8767
 SINCE = "2026-01-01"
 
 # (text, what it is). Ids are `TX-` and 8 digits (lexemes `tx` and `-00000001`), users
@@ -174,12 +178,35 @@ def serve(port: int, log_path: Path, extra_env: dict) -> tuple:
     return proc, base
 
 
+def compare(commit: str, token: str, log_path: Path) -> list[dict]:
+    """The texts once each on the code of `commit` (`git archive` into a temporary
+    folder, served the same way), without statistics: the worker before the fix."""
+    folder = Path(tempfile.mkdtemp(prefix="search_bound_"))
+    subprocess.run(f"git -C {ROOT} archive {commit} | tar -x -C {folder}", shell=True, check=True)
+    saved = rh.ROOT, rh.ENV.get("PYTHONPATH")
+    rh.ROOT, rh.ENV["PYTHONPATH"] = folder, str(folder)
+    proc = None
+    try:
+        proc, base = serve(OLD_PORT, log_path, {})
+        q1("DELETE FROM pg_statistic WHERE starelid = 'search_entries'::regclass")
+        pid = worker_pid(proc.pid)
+        call("TX-00000001", token, base)
+        log(f"commit {commit}: worker {pid} {memory(pid)} after one search")
+        return phase(f"commit {commit} (before the fix), no statistics", token, base, pid, 1)
+    finally:
+        if proc is not None:
+            rh.stop_gunicorn(proc)
+        rh.ROOT, rh.ENV["PYTHONPATH"] = saved
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--tight-ms", type=int, default=50)
     parser.add_argument("--reuse-index", action="store_true", help="keep a complete index")
+    parser.add_argument("--compare-commit", help="also serve this commit's code, no statistics")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, rh._raise_exit)  # so that `finally` stops gunicorn
     rh.configure(DB_NAME)
@@ -220,6 +247,10 @@ def main(argv=None) -> int:
         tight_pid = worker_pid(tight.pid)
         runs += phase(f"timeout {args.tight_ms} ms, no statistics", token, tight_base,
                       tight_pid, 1)  # fmt: skip
+        for proc in procs:
+            rh.stop_gunicorn(proc)
+        if args.compare_commit:
+            runs += compare(args.compare_commit, token, log_path)
     finally:
         for proc in procs:
             rh.stop_gunicorn(proc)
