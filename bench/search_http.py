@@ -250,6 +250,10 @@ def label_of(sql: str) -> str:
     if s.upper().startswith("SET "):
         return "set"
     if "search_entries" in s:
+        if "row_number() OVER" in s:
+            return "bitmap: 10 per resource, counted"
+        if "OFFSET 0" in s:
+            return "bitmap: prefix probe (<= limit + 1)"
         if "count(*)" in s:
             return "walk: count (<= 1001)"
         if "ORDER BY e.at DESC" in s:

@@ -85,6 +85,9 @@ DATABASES = {
 DATABASES["default"]["ENGINE"] = "django.db.backends.postgresql"
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=600))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Every SQL statement of an /api/ request is cancelled past this many ms (503 query_timeout;
+# datalake/statement_timeout.py); 0: no limit. Background jobs keep the server's own.
+API_STATEMENT_TIMEOUT_MS = env.int("API_STATEMENT_TIMEOUT_MS", default=5000)
 # Statements run through datalake.db.prepared_cursor() are prepared (planned once per
 # connection); psycopg prepares nothing else by itself (see datalake/db.py).
 DB_PREPARED_STATEMENTS = env.bool("DB_PREPARED_STATEMENTS", default=True)
@@ -146,6 +149,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Outermost after security: even requests refused by later middleware are logged.
     "lineage.middleware.RequestLogMiddleware",
+    # Inside the request log (whose own writes are not limited): every /api/ query after it.
+    "datalake.statement_timeout.StatementTimeoutMiddleware",
     "accounts.middleware.GrantScopeMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -303,6 +308,9 @@ METRICS_RANGE_CACHE_MAX = env.int("METRICS_RANGE_CACHE_MAX", default=1000)
 
 # Search: merges keep the index current (false only for a bulk backfill, then rebuild it).
 SEARCH_INDEX_ENABLED = env.bool("SEARCH_INDEX_ENABLED", default=True)
+# An id-like search word also matches as a prefix, unless it begins more than this many of
+# the records searched (then 400 query_too_broad: give more of the id).
+SEARCH_PREFIX_MAX_MATCHES = env.int("SEARCH_PREFIX_MAX_MATCHES", default=1000)
 
 # Machine learning (metrics/ml/): OpenMP threads of a fit and a training's time limit (the
 # per-user limit of unfinished trainings is TRAININGS_MAX_RUNNING_PER_USER, above).

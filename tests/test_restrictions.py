@@ -220,3 +220,30 @@ def test_grants_api_takes_and_checks_restrictions(stored):
     assert json.loads(json.dumps(client_for(alice).get(ROWS).json()["results"][0])) == {
         "country": "FR"
     }
+
+
+@pytest.mark.slow
+def test_a_raw_file_search_hit_carries_its_record_through_the_grant(lake):
+    from tests.test_ingestion import ingest
+
+    records = [tx(i, country=COUNTRIES[i % 3], user_id=f"user-{i % 4}") for i in range(30)]
+    path = write_lines(lake / "landing/transactions/2026-11-20.jsonl", records)
+    sync_resources()
+    assert ingest("transactions", path).status == "succeeded"
+    reader = make_user("reader")
+    restricted(reader, "raw_transactions", columns=["transaction_id", "country", "amount"],
+               row_filter={"country": ["BE"]}, masked=["amount"])  # fmt: skip
+    body = client_for(reader).get("/api/v1/search/", {"q": "Belgium", "since": "2026-01-01"})
+    assert body.status_code == 200, body.content
+    (resource,) = body.json()["resources"]
+    assert resource["resource"] == "raw_transactions" and resource["matches"] == 10
+    by_line = {r["_line"]: r for r in resource["results"]}
+    assert len(by_line) == 10
+    for line, hit in by_line.items():
+        record, source = hit["record"], records[line - 1]
+        assert set(record) == {"_file", "_line", "transaction_id", "country", "amount"}
+        assert record["country"] == "BE" and record["transaction_id"] == source["transaction_id"]
+        assert record["amount"].startswith("anon_")
+        # The same record as the raw rows endpoint gives this reader.
+        rows = client_for(reader).get(hit["url"]).json()["results"]
+        assert rows == [record]

@@ -3,6 +3,7 @@
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
 
 class Conflict(exceptions.APIException):
@@ -63,7 +64,23 @@ def _as_drf(exc):
     return exc
 
 
+def statement_timeout_response() -> Response:
+    """A statement cancelled past API_STATEMENT_TIMEOUT_MS: the query costs too much now."""
+    detail = (
+        "The query took longer than this API allows and was cancelled; narrow it (filters, "
+        "a later date, more of an id) or retry in a few seconds."
+    )
+    response = Response({"detail": detail, "code": "query_timeout"}, status=503)
+    response["Retry-After"] = "5"
+    return response
+
+
 def exception_handler(exc, context):
+    from datalake.statement_timeout import is_statement_timeout
+
+    if is_statement_timeout(exc):
+        set_rollback()
+        return statement_timeout_response()
     exc = _as_drf(exc)
     response = drf_exception_handler(exc, context)
     if response is None:
@@ -73,7 +90,8 @@ def exception_handler(exc, context):
         names = ", ".join(k for k in errors if k != "non_field_errors")
         first = next(iter(errors.values()))[0]
         sentence = f"Invalid {names}: {first}" if names else first
-        response.data = {"detail": sentence, "code": "invalid", "errors": errors}
+        # `invalid`, or the code of a ValidationError subclass (search's `query_too_broad`).
+        response.data = {"detail": sentence, "code": exc.default_code, "errors": errors}
         return response
     code = getattr(exc, "code", None) or getattr(exc, "default_code", "error")
     detail = getattr(exc, "detail", str(exc))
@@ -125,6 +143,12 @@ def server_error(request):
     from django.http import HttpResponse, JsonResponse
     from django.views.defaults import server_error as django_server_error
 
+    from datalake.statement_timeout import is_statement_timeout
+
+    if is_statement_timeout(sys.exc_info()[1]) and request.path.startswith("/api/"):
+        response = JsonResponse(statement_timeout_response().data, status=503)
+        response["Retry-After"] = "5"
+        return response
     if isinstance(sys.exc_info()[1], (OperationalError, InterfaceError)):
         detail = "The database is unavailable for a moment; retry in a few seconds."
         if request.path.startswith("/api/"):

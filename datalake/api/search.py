@@ -14,13 +14,14 @@ import orjson
 from django.db import connection
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.restrictions import restriction_for
 from accounts.selectors import resources_with
+from datalake.catalog.rawfiles import records_at
 from datalake.models import Resource
 from datalake.search import query
 from datalake.search.index import SPECS
@@ -29,9 +30,16 @@ from .filtering import reject_unknown_params
 
 Q_HELP = (
     "The text: an id, a code, a country, words. Searched literally (no query syntax); "
-    "every word must match; an id-like word of 4+ characters also matches as a prefix."
+    "every word must match; an id-like word of 4+ characters also matches as a prefix, "
+    "unless it begins too many records (400 `query_too_broad`: give more of it)."
 )
 SINCE_HELP = "Only records dated on or after this day (YYYY-MM-DD, UTC)."
+
+
+class QueryTooBroad(exceptions.ValidationError):
+    """400 `query_too_broad`: a prefix of too many records; the hint says which word."""
+
+    default_code = "query_too_broad"
 
 
 class SearchParams(serializers.Serializer):
@@ -45,7 +53,12 @@ class SearchHitSerializer(serializers.Serializer):
     )
     at = serializers.DateTimeField(help_text="The record's date.")
     record = serializers.DictField(
-        required=False, help_text="Tables: the record as currently stored."
+        required=False,
+        allow_null=True,
+        help_text="The record found, through your grant's columns and masks: in a table as "
+        "currently stored; in a raw file as its line says it (`_file`, `_line` and the "
+        "folder's columns, typed as the raw rows endpoint gives them). Null if it is gone "
+        "(or outside your grant's rows).",
     )
     _file = serializers.CharField(required=False, help_text="Raw files: the file's name.")
     _line = serializers.IntegerField(required=False, help_text="Raw files: the line number.")
@@ -134,8 +147,10 @@ class SearchView(APIView):
         description="Every record of every resource you can `read`, dated on or after `since`, "
         "that mentions `q` (an id such as a transaction_id, a country code or name, a word of "
         "a product description), grouped by resource: at most 10 records each, an exact key "
-        "match first, then newest first. Raw-file matches name the file and line. Resources "
-        "you cannot read are neither searched nor named.",
+        "match first, then newest first. Every hit carries its record; raw-file hits also "
+        "name the file and line. Resources you cannot read are neither searched nor named. "
+        "An id-like word that begins too many records is refused (400 `query_too_broad`); a "
+        "search past the API's statement time limit answers 503 `query_timeout`.",
         parameters=[
             OpenApiParameter("q", OpenApiTypes.STR, required=True, description=Q_HELP),
             OpenApiParameter("since", OpenApiTypes.DATE, required=True, description=SINCE_HELP),
@@ -159,6 +174,12 @@ class SearchView(APIView):
                                     "at": "2026-01-05T10:12:00Z",
                                     "_file": "2026-01-05.jsonl",
                                     "_line": 17,
+                                    "record": {
+                                        "_file": "2026-01-05.jsonl",
+                                        "_line": 17,
+                                        "transaction_id": "TX-000123",
+                                        "country": "FR",
+                                    },
                                     "url": "/api/v1/resources/raw_transactions/rows/"
                                     "?_file=2026-01-05.jsonl&_line=17",
                                 }
@@ -190,7 +211,10 @@ class SearchView(APIView):
         params = SearchParams(data=request.query_params)
         params.is_valid(raise_exception=True)
         q, since = params.validated_data["q"], params.validated_data["since"]
-        found = run_search(request, q, since)
+        try:
+            found = run_search(request, q, since)
+        except query.TooBroad as broad:
+            raise QueryTooBroad({"q": [too_broad_hint(broad)]}) from None
         body = [self.resource_body(request, r) for r in sorted(found, key=lambda r: r.resource)]
         return Response(
             {
@@ -206,10 +230,14 @@ class SearchView(APIView):
         limit = restriction_for(request.user, found.resource, request)
         if found.resource.startswith("raw_"):
             base = f"/api/v1/resources/{found.resource}/rows/"
+            stored = raw_records(found.resource.removeprefix("raw_"), found.hits)
             for hit in found.hits:
                 where = {"_file": hit.raw_file, "_line": hit.raw_line}
+                record = restrict(limit, stored.get((hit.raw_file, hit.raw_line)))
                 url = f"{base}?{urlencode(where)}"
-                results.append({"key": hit.key, "at": _utc(hit.at), **where, "url": url})
+                results.append(
+                    {"key": hit.key, "at": _utc(hit.at), **where, "record": record, "url": url}
+                )
         else:
             stored = records(found.resource, [h.key for h in found.hits])
             column = key_column(found.resource)
@@ -230,6 +258,38 @@ class SearchView(APIView):
             "matches_capped": found.capped,
             "results": results,
         }
+
+
+def too_broad_hint(broad: query.TooBroad) -> str:
+    return (
+        f"`{broad.term}` begins the ids or codes of more than {broad.limit} records: give "
+        "more of it (the whole id), or search for a whole word."
+    )
+
+
+def raw_records(folder: str, hits: list[query.Hit]) -> dict[tuple[str, int], dict]:
+    """The records of the hits' file lines, as the files say them (one read per file)."""
+    lines: dict[str, set[int]] = {}
+    for hit in hits:
+        lines.setdefault(hit.raw_file, set()).add(hit.raw_line)
+    return {
+        (file, line): record
+        for file, wanted in lines.items()
+        for line, record in records_at(folder, file, wanted).items()
+    }
+
+
+def restrict(limit, record: dict | None) -> dict | None:
+    """A raw record through the reader's grant, as the raw rows endpoint shows it: outside
+    its row filter, none; hidden columns dropped, masked ones pseudonymised."""
+    if record is None or not limit.restricted:
+        return record
+    if limit.rows is not None and not any(
+        all(record.get(name) in values for name, values in allowed.items())
+        for allowed in limit.rows
+    ):
+        return None
+    return limit.mask_rows([{k: record[k] for k in limit.visible(record)}])[0]
 
 
 def hide_keys(resource: str, limit, results: list[dict]) -> None:

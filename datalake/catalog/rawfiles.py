@@ -177,3 +177,46 @@ def file_row_count(source: str) -> int | None:
     if cached and cached[0] == _signature(files.folder_files(source)):
         return cached[1].num_rows
     return None
+
+
+def records_at(source: str, file: str, lines: set[int]) -> dict[int, dict]:
+    """The records at these line numbers of one file of a landing folder, typed as the raw
+    rows endpoint gives them (`_file`, `_line`, the folder's columns; timestamps in UTC).
+
+    Reads the file once, up to the last line wanted, and parses only the lines wanted
+    (CSV: every record, its quoted fields may span lines): memory does not grow with
+    the file, and the folder is not loaded. A file not in the folder gives nothing.
+    """
+    path = next((p for p in files.folder_files(source) if p.name == file), None)
+    if path is None or not lines:
+        return {}
+    schema = files.folder_schema(source)
+    found = {}
+    for number, record in _records_at(path, lines, max(lines)):
+        row = {"_file": file, "_line": number}
+        for name, kind in schema:
+            value = CONVERTERS[kind](record.get(name))
+            row[name] = value.replace(tzinfo=UTC) if kind == "timestamp" and value else value
+        found[number] = row
+    return found
+
+
+def _records_at(path: Path, wanted: set[int], last: int):
+    if ".csv" in path.name:
+        for number, record in iter_records(path):
+            if number in wanted:
+                yield number, record
+            if number >= last:
+                return
+        return
+    with _open_text(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            if number in wanted:
+                try:
+                    record = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    record = None
+                if isinstance(record, dict):
+                    yield number, record
+            if number >= last:
+                return

@@ -1,0 +1,87 @@
+"""A time limit on every SQL statement an API request runs (`API_STATEMENT_TIMEOUT_MS`).
+
+One request must not hold a database backend (and a web worker) for minutes: under
+`/api/`, the request's connection gets PostgreSQL's `statement_timeout` for the
+request's duration. A statement past it is cancelled by the server; the API answers
+503 `query_timeout` in the error envelope (`is_statement_timeout`, used by
+`datalake.api.errors`), never a 500.
+
+Guarantees:
+- set before the request's first query (the connection is opened here if need be),
+  again on any connection opened during the request (a reconnect after a failed
+  health check), session-level so that a transaction rolled back inside the request
+  does not undo it;
+- reset when the request ends, so the thread's persistent connection (`CONN_MAX_AGE`)
+  carries no limit into a later non-API request; a connection whose reset fails is
+  closed at the end of the request instead of being reused;
+- other connections are untouched: Celery workers, management commands and the
+  request log's writer thread (its own connection) keep the server's setting.
+
+Behind a pooler in transaction mode (PgBouncer), a session `SET` would leak to other
+clients: there set `API_STATEMENT_TIMEOUT_MS=0` and give the web's role its own
+`statement_timeout` (`ALTER ROLE ... SET statement_timeout = '5s'`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.db.backends.signals import connection_created
+from django.dispatch import receiver
+
+log = logging.getLogger(__name__)
+_ATTR = "_api_statement_timeout_ms"
+
+
+def is_statement_timeout(exc: BaseException | None) -> bool:
+    """True for a database error that is PostgreSQL cancelling a statement."""
+    from psycopg import errors
+
+    return isinstance(exc, DatabaseError) and isinstance(exc.__cause__, errors.QueryCanceled)
+
+
+def _apply(conn, ms: int) -> None:
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT set_config('statement_timeout', %s, false)", [f"{ms}ms"])
+
+
+@receiver(connection_created)
+def _on_connect(sender, connection, **kwargs):
+    """A connection opened while an API request is being served gets its limit too."""
+    ms = getattr(connection, _ATTR, None)
+    if ms:
+        _apply(connection, ms)
+
+
+class StatementTimeoutMiddleware:
+    """`statement_timeout` = API_STATEMENT_TIMEOUT_MS for the queries of /api/ requests."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        ms = settings.API_STATEMENT_TIMEOUT_MS
+        if not ms or not request.path.startswith("/api/"):
+            return self.get_response(request)
+        setattr(connection, _ATTR, ms)
+        try:
+            connection.ensure_connection()  # a new connection is limited by the signal
+            _apply(connection, ms)
+            return self.get_response(request)
+        finally:
+            setattr(connection, _ATTR, None)
+            _reset()
+
+
+def _reset() -> None:
+    if connection.connection is None:
+        return
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET statement_timeout")
+    except DatabaseError:
+        # A broken connection, or one left in a failed transaction: not reused with the limit.
+        log.warning("statement_timeout not reset; the connection is closed after the request")
+        connection.close_at = 0
