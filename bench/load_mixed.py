@@ -186,9 +186,9 @@ def prepare(rows: int, keep: bool) -> dict:
 
 
 def make_users() -> None:
-    os.environ.update({k: ENV[k] for k in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "DEBUG",
-                                           "SECRET_KEY", "LAKE_ROOT", "REDIS_URL",
-                                           "CACHE_URL")})  # fmt: skip
+    names = ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "DEBUG", "SECRET_KEY", "LAKE_MASKING_KEY",
+             "LAKE_ROOT", "REDIS_URL", "CACHE_URL")  # fmt: skip
+    os.environ.update({k: ENV[k] for k in names})
     import django
 
     django.setup()
@@ -1132,6 +1132,8 @@ def main(argv=None) -> int:
         "CACHE_URL": CACHE_URL,
         "DEBUG": "false",
         "SECRET_KEY": "bench-load-mixed-not-secret-" + stamp,
+        "LAKE_MASKING_KEY": "bench-load-mixed-masking-key-not-secret-" + stamp,
+        "SECURE_SSL_REDIRECT": "false",  # plain HTTP on loopback
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "LOG_LEVEL": "WARNING",
         "PROMETHEUS_MULTIPROC_DIR": str(prom),

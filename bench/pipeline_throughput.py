@@ -188,6 +188,8 @@ def configure_env(bootstrap: str, topic: str) -> dict:
         "DJANGO_SETTINGS_MODULE": "datalake.settings",
         "DEBUG": "false",
         "SECRET_KEY": "bench-only-not-a-secret",
+        "LAKE_MASKING_KEY": "bench-only-masking-key-not-a-secret-0123456789",
+        "SECURE_SSL_REDIRECT": "false",  # plain HTTP on loopback
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "PIPELINE_TOPIC": topic,
         "PIPELINE_DLQ_TOPIC": f"{topic}.dlq",

@@ -9,6 +9,7 @@ import os
 # Before the import: the product settings derive their production defaults from DEBUG.
 os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("SECRET_KEY", "bench-only-not-a-secret")
+os.environ.setdefault("LAKE_MASKING_KEY", "bench-only-masking-key-not-a-secret-0123456789")
 # The benches speak plain HTTP to a local server: no redirect to HTTPS.
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 
