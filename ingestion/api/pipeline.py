@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.selectors import has_privilege
-from ingestion import repush
+from ingestion import repush, selectors
 from ingestion.models import RepushJob, RepushRequest, RepushStatus
 from lineage.audit import note_resource
 
@@ -70,13 +70,9 @@ class RepushSerializer(serializers.ModelSerializer):
     def get_row(self, obj) -> dict | None:
         if obj.status != "processed":
             return None
-        from datalake.models import Transaction
-
-        return (
-            Transaction.objects.filter(transaction_id=obj.transaction_id, valid_to__isnull=True)
-            .values(*[c for c in repush.MESSAGE_FIELDS], "amount_eur")
-            .first()
-        )
+        request = self.context["request"]
+        fields = [*repush.MESSAGE_FIELDS, "amount_eur"]
+        return selectors.repush_row(obj, fields, request.user, request)
 
 
 class RepushJobSerializer(serializers.ModelSerializer):
@@ -172,14 +168,16 @@ class RepushDetailView(APIView):
     @extend_schema(
         operation_id="pipeline_repush_retrieve",
         description="A re-push: `pushed`, `processed` (with the version it produced and the "
-        "record as now stored) or `failed` (with `error`). Needs `read` on the resource.",
+        "record as now stored, under your restriction on the resource: null outside your "
+        "row filter) or `failed` (with `error`). Yours only (staff: any); another's is a "
+        "404. Needs `read` on the resource.",
         responses=RepushSerializer,
         parameters=[id_parameter("re-push")],
         examples=[OpenApiExample("Processed", value=REPUSH_EXAMPLE, response_only=True)],
         tags=["pipeline"],
     )
     def get(self, request, pk: int):
-        obj = get_object_or_404(RepushRequest, pk=pk)
+        obj = get_object_or_404(selectors.repushes_visible_to(request.user), pk=pk)
         require(request, obj.resource, "read")
         return Response(RepushSerializer(obj, context={"request": request}).data)
 
@@ -210,13 +208,14 @@ class RepushJobView(APIView):
     @extend_schema(
         operation_id="pipeline_jobs_retrieve",
         description="A re-push-all job: `running`, `completed` or `failed`, with `total`, "
-        "`pushed` and `processed`. Needs `read` on the resource.",
+        "`pushed` and `processed`. Yours only (staff: any); another's is a 404. Needs "
+        "`read` on the resource.",
         responses=RepushJobSerializer,
         parameters=[id_parameter("job")],
         examples=[OpenApiExample("A job", value=JOB_EXAMPLE, response_only=True)],
         tags=["pipeline"],
     )
     def get(self, request, pk: int):
-        job = get_object_or_404(RepushJob, pk=pk)
+        job = get_object_or_404(selectors.repush_jobs_visible_to(request.user), pk=pk)
         require(request, job.resource, "read")
         return Response(RepushJobSerializer(job, context={"request": request}).data)

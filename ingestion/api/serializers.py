@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
-from ingestion.models import IngestionRun, Reject
+from ingestion.models import IngestionRun
+from ingestion.selectors import RUN_COUNTS
 from ingestion.sources import SOURCES
 
 
@@ -34,6 +35,13 @@ class IngestionRunSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def to_representation(self, instance):
+        """Counts over a whole file are null for a reader under a row filter on the table."""
+        body = super().to_representation(instance)
+        if instance.source in self.context.get("counts_hidden_for", ()):
+            body.update(dict.fromkeys(RUN_COUNTS))
+        return body
+
 
 class IngestionRunCreateSerializer(serializers.Serializer):
     source = serializers.ChoiceField(choices=sorted(SOURCES), help_text="The source of the file.")
@@ -42,10 +50,19 @@ class IngestionRunCreateSerializer(serializers.Serializer):
     )
 
 
-class RejectSerializer(serializers.ModelSerializer):
-    """A rejected line: its number in the file, its raw text, and why."""
+class RejectSerializer(serializers.Serializer):
+    """A rejected line as the reader may see it: its number, its fields, why, and (for an
+    unrestricted reader of the source's raw files) the line itself."""
 
-    class Meta:
-        model = Reject
-        fields = ["line", "raw", "reason"]
-        read_only_fields = fields
+    line = serializers.IntegerField(help_text="The line's number in the file (from 1).")
+    raw = serializers.CharField(
+        allow_null=True,
+        help_text="The line as it was read; null unless you read `raw_<source>` unrestricted.",
+    )
+    fields = serializers.DictField(
+        help_text="The source's fields read from the line (those of the table you may see, "
+        "masked ones as pseudonyms); empty when none could be read."
+    )
+    reason = serializers.CharField(
+        help_text="Why it was rejected: `<code>: <sentence>`, or the code only under a restriction."
+    )

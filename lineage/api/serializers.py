@@ -52,3 +52,10 @@ class VersionSerializer(serializers.ModelSerializer):
         model = Version
         fields = ["version", "created_at", "source", "rows_added", "rows_changed", "rows_removed"]
         read_only_fields = fields
+
+    def to_representation(self, instance):
+        """Counts over every row are null for a reader under a row filter (`hide_counts`)."""
+        body = super().to_representation(instance)
+        if self.context.get("hide_counts"):
+            body.update(dict.fromkeys(("rows_added", "rows_changed", "rows_removed")))
+        return body
