@@ -121,3 +121,18 @@ def repush_row(push: RepushRequest, fields: list[str], user, request) -> dict | 
         current = current.filter(row_filter_q(limit.rows))
     row = current.values(*limit.visible(fields)).first()
     return limit.mask_rows([row])[0] if row is not None else None
+
+
+def repush_shows_original(push: RepushRequest, user, request) -> bool:
+    """Whether the re-pushed record's stored timestamp may be shown to the reader: the
+    column is visible in clear, and the record passes the reader's row filter."""
+    from datalake.api.backends import row_filter_q
+    from datalake.models import Transaction
+
+    limit = restriction_for(user, push.resource, request)
+    if limit.hides("timestamp") or "timestamp" in limit.masked:
+        return False
+    if limit.rows is None:
+        return True
+    current = Transaction.objects.filter(transaction_id=push.transaction_id, valid_to__isnull=True)
+    return current.filter(row_filter_q(limit.rows)).exists()

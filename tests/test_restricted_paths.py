@@ -204,9 +204,13 @@ def repushed(db):
 def test_a_repush_is_shown_to_its_requester_only_and_restricted(repushed, staff):
     alice, push, job = repushed
     url, job_url = f"/api/v1/pipeline/repush/{push.pk}/", f"/api/v1/pipeline/jobs/{job.pk}/"
-    row = client_for(alice).get(url).json()["row"]
+    shown = client_for(alice).get(url).json()
+    row = shown["row"]
     assert set(row) == {"transaction_id", "user_id"} and row["user_id"].startswith("anon_")
-    assert client_for(staff).get(url).json()["row"]["user_id"] == "U-secret"
+    assert shown["original_timestamp"] is None  # `timestamp` is not in alice's columns
+    by_staff = client_for(staff).get(url).json()
+    assert by_staff["row"]["user_id"] == "U-secret"
+    assert by_staff["original_timestamp"] == "2026-11-20T13:45:00Z"
     assert client_for(alice).get(job_url).status_code == 200
     other = make_user("other-reader")
     give(other, "transactions", "read")
@@ -219,4 +223,5 @@ def test_a_repush_is_shown_to_its_requester_only_and_restricted(repushed, staff)
     give(give_filter_only, "transactions", "read", row_filter={"country": ["FR"]})
     push.requested_by = give_filter_only
     push.save()
-    assert client_for(give_filter_only).get(url).json()["row"] is None
+    outside = client_for(give_filter_only).get(url).json()
+    assert outside["row"] is None and outside["original_timestamp"] is None

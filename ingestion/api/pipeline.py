@@ -47,7 +47,15 @@ class RepushAllCreateSerializer(serializers.Serializer):
 
 class RepushSerializer(serializers.ModelSerializer):
     url = serializers.HyperlinkedIdentityField(view_name="pipeline-repush-detail")
-    row = serializers.SerializerMethodField(help_text="The record as now stored (when processed).")
+    row = serializers.SerializerMethodField(
+        help_text="The record as now stored (when processed), under your restriction: hidden "
+        "columns absent, masked ones as pseudonyms, null outside your row filter."
+    )
+    original_timestamp = serializers.DateTimeField(
+        read_only=True,
+        allow_null=True,
+        help_text="The record's timestamp before the re-push; null where your grant hides it.",
+    )
 
     class Meta:
         model = RepushRequest
@@ -66,6 +74,14 @@ class RepushSerializer(serializers.ModelSerializer):
             "row",
         ]
         read_only_fields = fields
+
+    def to_representation(self, instance):
+        """`original_timestamp` is data of the record: null where the reader may not see it."""
+        body = super().to_representation(instance)
+        request = self.context["request"]
+        if not selectors.repush_shows_original(instance, request.user, request):
+            body["original_timestamp"] = None
+        return body
 
     def get_row(self, obj) -> dict | None:
         if obj.status != "processed":
