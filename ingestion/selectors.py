@@ -32,16 +32,14 @@ def runs_readable_by(user) -> QuerySet:
     return runs.filter(source__in=[s for s, t in MAIN_TABLE.items() if t in readable])
 
 
-def row_filtered_sources(user, request) -> set[str]:
-    """Sources whose table the user reads under a row filter: their runs' counts are over
-    every row of a file, so they are not shown (as the catalog hides `row_count`)."""
+def restricted_sources(user, request) -> dict[str, Restriction]:
+    """The user's restriction on each source's table, for the sources it is restricted
+    on: a run's counts are over every row of a file (not shown under a row filter, as
+    the catalog hides `row_count`), and its error may quote a value of any column."""
     if user.is_staff:
-        return set()
-    return {
-        source
-        for source, table in MAIN_TABLE.items()
-        if restriction_for(user, table, request).rows is not None
-    }
+        return {}
+    limits = {s: restriction_for(user, t, request) for s, t in MAIN_TABLE.items()}
+    return {source: limit for source, limit in limits.items() if limit.restricted}
 
 
 @dataclass(frozen=True)

@@ -225,3 +225,18 @@ def test_a_repush_is_shown_to_its_requester_only_and_restricted(repushed, staff)
     push.save()
     outside = client_for(give_filter_only).get(url).json()
     assert outside["row"] is None and outside["original_timestamp"] is None
+
+
+def test_a_failed_runs_error_text_is_cut_to_its_kind_under_a_restriction(db):
+    from ingestion.models import IngestionRun
+
+    error = 'The Spark job failed: DataError: value too long for type character varying(2): "FRX"'
+    run = IngestionRun.objects.create(
+        source="transactions", path="landing/transactions/x.jsonl", status="failed", error=error
+    )  # as _finish records a failure: the database's message may quote a value
+    analyst = make_user("analyst")
+    give(analyst, "transactions", "read", columns=["transaction_id"])
+    assert client_for(analyst).get(f"{RUNS}{run.pk}/").json()["error"] == "The Spark job failed"
+    reader = make_user("reader")
+    give(reader, "transactions", "read")
+    assert client_for(reader).get(f"{RUNS}{run.pk}/").json()["error"] == error

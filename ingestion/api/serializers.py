@@ -36,10 +36,15 @@ class IngestionRunSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def to_representation(self, instance):
-        """Counts over a whole file are null for a reader under a row filter on the table."""
+        """Under a restriction on the table: the error cut to its kind (the text before
+        its first colon: a database message may quote a value); under a row filter, no
+        counts (they are over the whole file)."""
         body = super().to_representation(instance)
-        if instance.source in self.context.get("counts_hidden_for", ()):
-            body.update(dict.fromkeys(RUN_COUNTS))
+        limit = self.context.get("limits", {}).get(instance.source)
+        if limit is not None:
+            body["error"] = body["error"].split(":", 1)[0]
+            if limit.rows is not None:
+                body.update(dict.fromkeys(RUN_COUNTS))
         return body
 
 

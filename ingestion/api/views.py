@@ -82,8 +82,8 @@ class IngestionRunViewSet(
         return selectors.runs_readable_by(self.request.user)
 
     def get_serializer_context(self):
-        hidden = selectors.row_filtered_sources(self.request.user, self.request)
-        return {**super().get_serializer_context(), "counts_hidden_for": hidden}
+        limits = selectors.restricted_sources(self.request.user, self.request)
+        return {**super().get_serializer_context(), "limits": limits}
 
     @extend_schema(
         description="Ingest one file of a source (`path` relative to the lake root). Needs "

@@ -52,6 +52,10 @@ class VersionSerializer(serializers.ModelSerializer):
         model = Version
         fields = ["version", "created_at", "source", "rows_added", "rows_changed", "rows_removed"]
         read_only_fields = fields
+        extra_kwargs = {
+            name: {"allow_null": True, "help_text": f"Rows {name[5:]}; null under a row filter."}
+            for name in ("rows_added", "rows_changed", "rows_removed")
+        }
 
     def to_representation(self, instance):
         """Counts over every row are null for a reader under a row filter (`hide_counts`)."""
