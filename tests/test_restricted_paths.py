@@ -240,3 +240,17 @@ def test_a_failed_runs_error_text_is_cut_to_its_kind_under_a_restriction(db):
     reader = make_user("reader")
     give(reader, "transactions", "read")
     assert client_for(reader).get(f"{RUNS}{run.pk}/").json()["error"] == error
+
+
+def test_a_runs_progress_shows_no_counts_under_a_row_filter(db):
+    from ingestion.models import IngestionRun
+
+    progress = {"phase": "done", "rows_read": 6, "rows_loaded": 2, "rows_rejected": 4}
+    run = IngestionRun.objects.create(
+        source="transactions", path="landing/transactions/x.jsonl", status="succeeded",
+        rows_read=6, progress=progress,
+    )  # fmt: skip
+    analyst = make_user("analyst")
+    give(analyst, "transactions", "read", row_filter={"country": ["FR"]})
+    shown = client_for(analyst).get(f"{RUNS}{run.pk}/").json()
+    assert shown["rows_read"] is None and shown["progress"] == {"phase": "done"}

@@ -4,6 +4,8 @@ from ingestion.models import IngestionRun
 from ingestion.selectors import RUN_COUNTS
 from ingestion.sources import SOURCES
 
+PHASE = ("phase", "at")  # what a run's progress says besides its counts
+
 
 class IngestionRunSerializer(serializers.ModelSerializer):
     """A run: one file of one source, its status and counts."""
@@ -38,13 +40,14 @@ class IngestionRunSerializer(serializers.ModelSerializer):
     def to_representation(self, instance):
         """Under a restriction on the table: the error cut to its kind (the text before
         its first colon: a database message may quote a value); under a row filter, no
-        counts (they are over the whole file)."""
+        counts, in the progress neither (they are over the whole file)."""
         body = super().to_representation(instance)
         limit = self.context.get("limits", {}).get(instance.source)
         if limit is not None:
             body["error"] = body["error"].split(":", 1)[0]
             if limit.rows is not None:
                 body.update(dict.fromkeys(RUN_COUNTS))
+                body["progress"] = {k: v for k, v in body["progress"].items() if k in PHASE}
         return body
 
 
