@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from django.db.models import Q, QuerySet
 
 from accounts.restrictions import Restriction, restriction_for
-from accounts.selectors import has_privilege, resources_with
+from accounts.selectors import has_privilege, prefetch_read_grants, resources_with
 from datalake.catalog import get_entry
 
 from .merge import MAIN_TABLE
@@ -38,6 +38,7 @@ def restricted_sources(user, request) -> dict[str, Restriction]:
     the catalog hides `row_count`), and its error may quote a value of any column."""
     if user.is_staff:
         return {}
+    prefetch_read_grants(user, list(MAIN_TABLE.values()))  # one query, not one per table
     limits = {s: restriction_for(user, t, request) for s, t in MAIN_TABLE.items()}
     return {source: limit for source, limit in limits.items() if limit.restricted}
 
