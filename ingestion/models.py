@@ -66,12 +66,18 @@ class IngestionRun(models.Model):
 
 
 class Reject(models.Model):
-    """A line that could not be loaded, with its raw text and why."""
+    """A line that could not be loaded: its raw text, the source's own fields that could
+    be read from it (what readers of the table see, under their restriction), and why."""
 
     run = models.ForeignKey(IngestionRun, on_delete=models.CASCADE, related_name="rejects")
     line = models.BigIntegerField()
     raw = models.TextField()
     reason = models.TextField()
+    fields = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The source's fields read from the line, by column (null: not recorded).",
+    )
 
     class Meta:
         ordering = ["run", "line", "id"]

@@ -47,6 +47,28 @@ def resolve_path(path: str, *, allow_outside: bool = False) -> Path:
     return resolved
 
 
+def landing_file(source: str, path: str) -> Path:
+    """The file at `path` if it lies directly in the source's own landing folder, links
+    resolved. Its rejects are then lines of the source's raw-file resource, shown on the
+    terms of that resource's grant: a path elsewhere (report outputs, model metadata,
+    another source's files) would turn every line of any lake file into a reject."""
+    resolved = resolve_path(path)
+    folder = (Path(settings.LAKE_ROOT) / "landing" / source).resolve()
+    if resolved.parent != folder:
+        raise ValidationError(
+            {"path": [f"A {source} run reads a file directly in landing/{source}/."]}
+        )
+    return resolved
+
+
+def in_landing_folder(source: str, display: str) -> bool:
+    """Whether a run's stored path is a file directly in its source's landing folder."""
+    root = Path(settings.LAKE_ROOT).resolve()
+    path = Path(display)
+    resolved = (path if path.is_absolute() else root / path).resolve()
+    return resolved.parent == (root / "landing" / source).resolve()
+
+
 def display_path(path: Path) -> str:
     root = Path(settings.LAKE_ROOT).resolve()
     return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
@@ -56,7 +78,7 @@ def ingestion_run_start(*, source: str, path: str, requested_by=None, cli: bool 
     """Queue a run of `source` on the file at `path`; the task starts after commit."""
     if source not in SOURCES:
         raise ValidationError({"source": [f"Unknown source; one of {sorted(SOURCES)}."]})
-    resolved = resolve_path(path, allow_outside=cli)
+    resolved = resolve_path(path, allow_outside=True) if cli else landing_file(source, path)
     if not resolved.name.endswith(SOURCES[source].suffixes):
         raise ValidationError({"path": [f"A {source} file ends with {SOURCES[source].suffixes}."]})
     task_id = str(uuid.uuid4())  # known before the task starts: recovery finds its runs
@@ -387,8 +409,9 @@ def _merge(run: IngestionRun, stage: str, result: dict) -> None:
         main = results[MAIN_TABLE[run.source]]
         with connection.cursor() as cursor:
             cursor.execute(
-                "INSERT INTO ingestion_reject (run_id, line, raw, reason) "
-                f'SELECT %s, line, raw, reason FROM "{stage}_rejects" ORDER BY line',
+                "INSERT INTO ingestion_reject (run_id, line, raw, reason, fields) "
+                f'SELECT %s, line, raw, reason, fields::jsonb FROM "{stage}_rejects" '
+                "ORDER BY line",
                 [run.pk],
             )
         _finish(
@@ -409,7 +432,8 @@ def _create_stage(stage: str, source) -> None:
     with connection.cursor() as cursor:
         cursor.execute(f'CREATE UNLOGGED TABLE "{stage}" (line bigint, {columns})')
         cursor.execute(
-            f'CREATE UNLOGGED TABLE "{stage}_rejects" (line bigint, raw text, reason text)'
+            f'CREATE UNLOGGED TABLE "{stage}_rejects" '
+            "(line bigint, raw text, reason text, fields text)"
         )
 
 

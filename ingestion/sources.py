@@ -40,6 +40,17 @@ class Source:
     has_header: bool = False
     dedup_key: str | None = None
     suffixes: tuple[str, ...] = field(default=(".jsonl", ".json", ".csv", ".csv.gz"))
+    salvage: object = None  # (raw, ctx) -> the fields a rejected line still gives
+
+    def reject_fields(self, raw: str, ctx: Context) -> dict:
+        """The source's own fields of a rejected line, by staging column name, as far as
+        they can be read (nothing else of the line: a reject keeps no foreign data)."""
+        try:
+            found = self.salvage(raw, ctx) if self.salvage and raw.strip() else {}
+        except Exception:  # the line is broken in some other way: nothing can be read
+            return {}
+        names = {n for n, _ in self.columns}
+        return {k: v for k, v in found.items() if k in names and _plain(v)}
 
 
 @dataclass
@@ -236,6 +247,45 @@ def parse_product(raw: str, ctx: Context) -> list[dict]:
     return [row]
 
 
+def _plain(value) -> bool:
+    """A JSON scalar, or a list of them (a row filter compares scalars only)."""
+    scalar = (str, int, float, bool, type(None))
+    return isinstance(value, scalar) or (
+        isinstance(value, list) and all(isinstance(v, scalar) for v in value)
+    )
+
+
+def _salvage_object(names: dict):
+    """Fields of a JSON line: staging column <- dotted path in the object."""
+
+    def salvage(raw: str, ctx: Context) -> dict:
+        obj = parse_object(raw)
+        paths = {**names, **(ctx.options.get("fields") or {})}
+        return {n: _dig(obj, p) for n, p in paths.items() if _dig(obj, p) is not None}
+
+    return salvage
+
+
+RETAIL_COLUMNS = dict(
+    zip(RETAIL_HEADER, ["invoice_no", "stock_code", "description", "quantity", "invoice_date",
+                        "unit_price", "customer_id", "country"], strict=True)
+)  # fmt: skip
+
+
+def _salvage_retail(raw: str, ctx: Context) -> dict:
+    fields = dict(zip(RETAIL_HEADER, _csv_fields(raw, 8), strict=True))
+    found = {RETAIL_COLUMNS[k]: v.strip() for k, v in fields.items() if v.strip()}
+    if "quantity" in found and found["quantity"].lstrip("-").isdigit():
+        found["quantity"] = int(found["quantity"])  # as a good row has it (row filters)
+    return found
+
+
+TRANSACTION_FIELDS = (
+    "transaction_id", "user_id", "timestamp", "transaction_type", "payment_method", "country",
+    "product_id", "product_category", "quantity", "amount", "currency", "status",
+    "customer_rating",
+)  # fmt: skip
+
 SOURCES = {
     "transactions": Source(
         "transactions",
@@ -257,12 +307,14 @@ SOURCES = {
         ),
         parse_transaction,
         dedup_key="transaction_id",
+        salvage=_salvage_object({n: n for n in TRANSACTION_FIELDS}),
         suffixes=(".jsonl", ".json", ".jsonl.gz", ".json.gz"),
     ),
     "sales": Source(
         "sales",
         (("sale_date", "date"), ("customer_id", "varchar(64)"), ("products", "varchar(64)[]")),
         parse_sale,
+        salvage=_salvage_object({"customer_id": "Id", "products": "products"}),
         suffixes=(".json", ".jsonl", ".json.gz", ".jsonl.gz"),
     ),
     "retail": Source(
@@ -279,6 +331,7 @@ SOURCES = {
         ),
         parse_retail,
         has_header=True,
+        salvage=_salvage_retail,
         suffixes=(".csv", ".csv.gz"),
     ),
     "exchange_rates": Source(
@@ -301,6 +354,7 @@ SOURCES = {
         ),
         parse_product,
         dedup_key="product_id",
+        salvage=_salvage_object(PRODUCT_FIELDS),
         suffixes=(".jsonl", ".jsonl.gz"),
     ),
 }

@@ -42,7 +42,7 @@ FILTERED_LISTS = {"/api/v1/ingestion/runs/", "/api/v1/ml/models/"}
 OBJECT_ROUTES = {
     "/api/v1/ingestion/runs/1/",
     "/api/v1/ingestion/runs/1/rejects/",
-    "/api/v1/pipeline/repush/1/",  # 404 if missing, 403 without read (test_pipeline.py)
+    "/api/v1/pipeline/repush/1/",  # only the requester and staff (test_restricted_paths.py)
     "/api/v1/pipeline/jobs/1/",
     "/api/v1/reports/1/",  # only the requester and staff see a report (test_reports.py)
     "/api/v1/reports/1/result/",

@@ -91,7 +91,7 @@ def test_repush_one_is_processed_with_a_new_timestamp(broker, topic, stored, ali
     assert done["row"]["timestamp"] == pushed["new_timestamp"]
     assert done["row"]["amount"] == "59.90"
     outsider = client_for(make_user("mallory"))
-    assert outsider.get(url).status_code == 403
+    assert outsider.get(url).status_code == 404  # another's re-push: not even its existence
     assert outsider.get("/api/v1/pipeline/repush/999999/").status_code == 404
     then = api.get("/api/v1/resources/transactions/versions/1/rows/").json()["results"]
     assert then[0]["timestamp"] == "2026-11-20T13:45:12Z"

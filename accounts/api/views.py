@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from accounts import services
 from accounts.models import ApiToken, Grant, Privilege
-from accounts.selectors import grants_visible_to
+from accounts.selectors import grants_visible_to, has_privilege
 from accounts.throttling import LOCKED_OUT
 from lineage.audit import note_resource
 
@@ -108,6 +108,20 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets.
         return Response({"token": key, "expires_at": token.expires_at})
 
 
+def refuse_without_grant(request) -> None:
+    """403 unless the caller holds `grant` on the named resource (or is staff), decided
+    from the raw body before anything is validated: a 400 "does not exist" for a user,
+    group or resource would tell anyone which names exist."""
+    if request.user.is_staff:
+        return
+    body = request.data if isinstance(request.data, dict) else {}
+    name = body.get("resource")
+    name = name[:100] if isinstance(name, str) else ""
+    note_resource(request, name)
+    if not has_privilege(request.user, name, "grant"):
+        raise PermissionDenied("You need `grant` on the resource to give privileges on it.")
+
+
 class GrantFilter(df.FilterSet):
     resource = df.CharFilter(field_name="resource__name", help_text="Resource name.")
     user = df.CharFilter(field_name="user__username", help_text="Grantee username.")
@@ -155,6 +169,7 @@ class GrantViewSet(
         tags=["grants"],
     )
     def create(self, request):
+        refuse_without_grant(request)  # before any name is looked up: no existence oracle
         data = GrantCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         note_resource(request, data.validated_data["resource"].name)

@@ -110,7 +110,8 @@ class ResourceViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         description="The versions of a versioned resource, newest first: what made each "
-        "(`ingestion:42`, `repush:7`, ...) and how many rows it added and changed. "
+        "(`ingestion:42`, `repush:7`, ...) and how many rows it added and changed (null "
+        "under a row filter: the counts are over every row). "
         "409 `versioning_disabled` where versioning is off.",
         parameters=[docs.NAME_PARAMETER, *docs.PAGE_PARAMETERS],
         responses={200: VersionSerializer(many=True), 409: ErrorSerializer},
@@ -124,7 +125,9 @@ class ResourceViewSet(viewsets.GenericViewSet):
         queryset = Version.objects.filter(resource__name=entry.name).order_by("-version")
         paginator = PagePagination()
         page = paginator.paginate_queryset(queryset, request, view=self)
-        return paginator.get_paginated_response(VersionSerializer(page, many=True).data)
+        hide_counts = self._restriction().rows is not None  # as the catalog's row_count
+        body = VersionSerializer(page, many=True, context={"hide_counts": hide_counts}).data
+        return paginator.get_paginated_response(body)
 
     @extend_schema(
         description="The records exactly as they were at version `n`, with the same "

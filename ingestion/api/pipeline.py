@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from accounts.restrictions import refuse_masked_writer
 from accounts.selectors import has_privilege
 from datalake.api.strict import StrictSerializer
-from ingestion import repush
+from ingestion import repush, selectors
 from ingestion.models import RepushJob, RepushRequest, RepushStatus
 from lineage.audit import note_resource
 
@@ -55,7 +55,15 @@ class RepushSerializer(serializers.ModelSerializer):
     url = serializers.HyperlinkedIdentityField(
         view_name="pipeline-repush-detail", help_text="This re-push, to poll its status."
     )
-    row = serializers.SerializerMethodField(help_text="The record as now stored (when processed).")
+    row = serializers.SerializerMethodField(
+        help_text="The record as now stored (when processed), under your restriction: hidden "
+        "columns absent, masked ones as pseudonyms, null outside your row filter."
+    )
+    original_timestamp = serializers.DateTimeField(
+        read_only=True,
+        allow_null=True,
+        help_text="The record's timestamp before the re-push; null where your grant hides it.",
+    )
 
     class Meta:
         model = RepushRequest
@@ -81,7 +89,6 @@ class RepushSerializer(serializers.ModelSerializer):
                 "help_text": "`pushed` (on the topic), then `processed` (merged) or `failed`."
             },
             "transaction_id": {"help_text": "The transaction re-pushed."},
-            "original_timestamp": {"help_text": "Its timestamp before the re-push."},
             "new_timestamp": {"help_text": "The timestamp it was given: the time of the re-push."},
             "topic": {"help_text": "The Kafka topic the message was sent to."},
             "processed_at": {"help_text": "When the pipeline merged it; null until then."},
@@ -89,16 +96,20 @@ class RepushSerializer(serializers.ModelSerializer):
             "error": {"help_text": "Why it failed; empty otherwise."},
         }
 
+    def to_representation(self, instance):
+        """`original_timestamp` is data of the record: null where the reader may not see it."""
+        body = super().to_representation(instance)
+        request = self.context["request"]
+        if not selectors.repush_shows_original(instance, request.user, request):
+            body["original_timestamp"] = None
+        return body
+
     def get_row(self, obj) -> dict | None:
         if obj.status != "processed":
             return None
-        from datalake.models import Transaction
-
-        return (
-            Transaction.objects.filter(transaction_id=obj.transaction_id, valid_to__isnull=True)
-            .values(*[c for c in repush.MESSAGE_FIELDS], "amount_eur")
-            .first()
-        )
+        request = self.context["request"]
+        fields = [*repush.MESSAGE_FIELDS, "amount_eur"]
+        return selectors.repush_row(obj, fields, request.user, request)
 
 
 class RepushJobSerializer(serializers.ModelSerializer):
@@ -211,14 +222,16 @@ class RepushDetailView(APIView):
     @extend_schema(
         operation_id="pipeline_repush_retrieve",
         description="A re-push: `pushed`, `processed` (with the version it produced and the "
-        "record as now stored) or `failed` (with `error`). Needs `read` on the resource.",
+        "record as now stored, under your restriction on the resource: null outside your "
+        "row filter) or `failed` (with `error`). Yours only (staff: any); another's is a "
+        "404. Needs `read` on the resource.",
         responses=RepushSerializer,
         parameters=[id_parameter("re-push")],
         examples=[OpenApiExample("Processed", value=REPUSH_EXAMPLE, response_only=True)],
         tags=["pipeline"],
     )
     def get(self, request, pk: int):
-        obj = get_object_or_404(RepushRequest, pk=pk)
+        obj = get_object_or_404(selectors.repushes_visible_to(request.user), pk=pk)
         require(request, obj.resource, "read")
         return Response(RepushSerializer(obj, context={"request": request}).data)
 
@@ -250,13 +263,14 @@ class RepushJobView(APIView):
     @extend_schema(
         operation_id="pipeline_jobs_retrieve",
         description="A re-push-all job: `running`, `completed` or `failed`, with `total`, "
-        "`pushed` and `processed`. Needs `read` on the resource.",
+        "`pushed` and `processed`. Yours only (staff: any); another's is a 404. Needs "
+        "`read` on the resource.",
         responses=RepushJobSerializer,
         parameters=[id_parameter("job")],
         examples=[OpenApiExample("A job", value=JOB_EXAMPLE, response_only=True)],
         tags=["pipeline"],
     )
     def get(self, request, pk: int):
-        job = get_object_or_404(RepushJob, pk=pk)
+        job = get_object_or_404(selectors.repush_jobs_visible_to(request.user), pk=pk)
         require(request, job.resource, "read")
         return Response(RepushJobSerializer(job, context={"request": request}).data)

@@ -1,8 +1,11 @@
 from rest_framework import serializers
 
 from datalake.api.strict import StrictSerializer
-from ingestion.models import IngestionRun, Reject
+from ingestion.models import IngestionRun
+from ingestion.selectors import RUN_COUNTS
 from ingestion.sources import SOURCES
+
+PHASE = ("phase", "at")  # what a run's progress says besides its counts
 
 
 class IngestionRunSerializer(serializers.ModelSerializer):
@@ -62,6 +65,19 @@ class IngestionRunSerializer(serializers.ModelSerializer):
             "error": {"help_text": "Why it failed; empty otherwise."},
         }
 
+    def to_representation(self, instance):
+        """Under a restriction on the table: the error cut to its kind (the text before
+        its first colon: a database message may quote a value); under a row filter, no
+        counts, in the progress neither (they are over the whole file)."""
+        body = super().to_representation(instance)
+        limit = self.context.get("limits", {}).get(instance.source)
+        if limit is not None:
+            body["error"] = body["error"].split(":", 1)[0]
+            if limit.rows is not None:
+                body.update(dict.fromkeys(RUN_COUNTS))
+                body["progress"] = {k: v for k, v in body["progress"].items() if k in PHASE}
+        return body
+
 
 class IngestionRunCreateSerializer(StrictSerializer):
     source = serializers.ChoiceField(choices=sorted(SOURCES), help_text="The source of the file.")
@@ -70,15 +86,19 @@ class IngestionRunCreateSerializer(StrictSerializer):
     )
 
 
-class RejectSerializer(serializers.ModelSerializer):
-    """A rejected line: its number in the file, its raw text, and why."""
+class RejectSerializer(serializers.Serializer):
+    """A rejected line as the reader may see it: its number, its fields, why, and (for an
+    unrestricted reader of the source's raw files) the line itself."""
 
-    class Meta:
-        model = Reject
-        fields = ["line", "raw", "reason"]
-        read_only_fields = fields
-        extra_kwargs = {
-            "line": {"help_text": "The line's number in the file, from 1."},
-            "raw": {"help_text": "The line's text as delivered."},
-            "reason": {"help_text": "Why it was rejected (unparsable, a missing field, ...)."},
-        }
+    line = serializers.IntegerField(help_text="The line's number in the file (from 1).")
+    raw = serializers.CharField(
+        allow_null=True,
+        help_text="The line as it was read; null unless you read `raw_<source>` unrestricted.",
+    )
+    fields = serializers.DictField(
+        help_text="The source's fields read from the line (those of the table you may see, "
+        "masked ones as pseudonyms); empty when none could be read."
+    )
+    reason = serializers.CharField(
+        help_text="Why it was rejected: `<code>: <sentence>`, or the code only under a restriction."
+    )

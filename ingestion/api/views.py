@@ -10,9 +10,9 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
 from accounts.restrictions import refuse_masked_writer
-from accounts.selectors import has_privilege, resources_with
+from accounts.selectors import has_privilege
 from datalake.api.pagination import PagePagination
-from ingestion import services
+from ingestion import selectors, services
 from ingestion.merge import MAIN_TABLE
 from ingestion.models import IngestionRun, RunStatus
 from lineage.audit import note_resource
@@ -80,12 +80,11 @@ class IngestionRunViewSet(
     queryset = IngestionRun.objects.none()
 
     def get_queryset(self):
-        """Runs are data about a table: visible with `read` on the source's table."""
-        readable = resources_with(self.request.user, "read")
-        qs = IngestionRun.objects.all()
-        if readable is None:
-            return qs
-        return qs.filter(source__in=[s for s, t in MAIN_TABLE.items() if t in readable])
+        return selectors.runs_readable_by(self.request.user)
+
+    def get_serializer_context(self):
+        limits = selectors.restricted_sources(self.request.user, self.request)
+        return {**super().get_serializer_context(), "limits": limits}
 
     @extend_schema(
         description="Ingest one file of a source (`path` relative to the lake root). Needs "
@@ -121,7 +120,13 @@ class IngestionRunViewSet(
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
-        description="The lines of a run that were rejected: line number, raw text, reason.",
+        description="The lines of a run that were rejected, under your restriction on the "
+        "source's table: line number, the source's `fields` read from the line (row filter, "
+        "column list and masks applied as to rows: under a row filter, a line whose fields "
+        "could not be read is not shown), and the `reason` (its code only under a "
+        "restriction, or where the table has only part of the source's fields). `raw`, the "
+        "line itself, only to an unrestricted reader of the raw-file resource `raw_<source>`; "
+        "else null.",
         responses=RejectSerializer(many=True),
         examples=[
             OpenApiExample(
@@ -134,6 +139,7 @@ class IngestionRunViewSet(
                         {
                             "line": 17,
                             "raw": '{"transaction_id": "TX-1", "quantity": 0}',
+                            "fields": {"transaction_id": "TX-1", "quantity": 0},
                             "reason": "bad_quantity: quantity must be 1 or more, got 0",
                         }
                     ],
@@ -147,6 +153,8 @@ class IngestionRunViewSet(
     def rejects(self, request, pk=None):
         run = self.get_object()
         note_resource(request, table_of(run.source))
+        shape = selectors.reject_shape(run, request.user, request)
         paginator = PagePagination()
-        page = paginator.paginate_queryset(run.rejects.all(), request, view=self)
-        return paginator.get_paginated_response(RejectSerializer(page, many=True).data)
+        page = paginator.paginate_queryset(selectors.run_rejects(run, shape), request, view=self)
+        body = [selectors.reject_body(reject, shape) for reject in page]
+        return paginator.get_paginated_response(RejectSerializer(body, many=True).data)

@@ -48,7 +48,8 @@ def arrow_type(pg_type: str) -> pa.DataType:
 
 def out_schema(source) -> pa.Schema:
     fields = [(n, arrow_type(t)) for n, t in source.columns]
-    return pa.schema([("line", pa.int64()), ("raw", pa.string()), ("reason", pa.string()), *fields])
+    meta = [("line", pa.int64()), ("raw", pa.string()), ("reason", pa.string())]
+    return pa.schema([*meta, ("fields", pa.string()), *fields])
 
 
 def validate_batches(source, ctx, batches):
@@ -66,12 +67,14 @@ def validate_batches(source, ctx, batches):
                     raise Rejected("empty_line", "the line is empty")
             except Rejected as rejected:
                 rows, reason = [dict.fromkeys(names)], rejected.reason
+                fields = json.dumps(source.reject_fields(raw, ctx), default=_json_value)
             else:
-                reason = None
+                reason = fields = None
             for row in rows:
                 cols["line"].append(line)
                 cols["raw"].append(raw)
                 cols["reason"].append(reason)
+                cols["fields"].append(fields)
                 for name in names:
                     cols[name].append(row[name])
         yield pa.record_batch(
@@ -104,12 +107,29 @@ def copy_batches(source, dsn: str, stage: str, batches):
                     [_pg_array(v) for v in rows.column(name).to_pylist()], pa.string()
                 )
                 rows = rows.set_column(index, name, literal)
-            rejects = table.filter(pc.invert(ok)).select(["line", "raw", "reason"])
+            rejects = reject_fields(table.filter(pc.invert(ok)), names)
             _copy(conn, f'"{stage}"', ["line", *names], rows)
-            _copy(conn, f'"{stage}_rejects"', ["line", "raw", "reason"], rejects)
+            _copy(conn, f'"{stage}_rejects"', ["line", "raw", "reason", "fields"], rejects)
             good, bad = good + rows.num_rows, bad + rejects.num_rows
         conn.commit()
     yield pa.record_batch([pa.array([good]), pa.array([bad])], names=["good", "bad"])
+
+
+def _json_value(value) -> str:
+    """Dates and times in ISO 8601, decimals as their exact text (as the API shows them)."""
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def reject_fields(rejects: pa.Table, names: list[str]) -> pa.Table:
+    """line, raw, reason and the parsed fields (JSON) of each reject: a duplicate was
+    parsed in full (its typed columns), a line that failed has what could be salvaged."""
+    fields = rejects.column("fields").to_pylist()
+    parsed = rejects.select(names).to_pylist()
+    for i, found in enumerate(fields):
+        if found is None:
+            fields[i] = json.dumps(parsed[i], default=_json_value)
+    data = rejects.select(["line", "raw", "reason"])
+    return data.append_column("fields", pa.array(fields, pa.string()))
 
 
 def _copy(conn, table: str, columns: list[str], data: pa.Table) -> None:

@@ -85,10 +85,26 @@ class VersionSerializer(serializers.ModelSerializer):
         extra_kwargs = {
             "version": {"help_text": "The version number, 1 for the first load, then +1."},
             "created_at": {"help_text": "When the version was published."},
-            "rows_added": {"help_text": "Rows of keys new in this version."},
-            "rows_changed": {"help_text": "Rows whose values changed (the old row superseded)."},
+            "rows_added": {
+                "allow_null": True,
+                "help_text": "Rows of keys new in this version; null under a row filter.",
+            },
+            "rows_changed": {
+                "allow_null": True,
+                "help_text": "Rows whose values changed (the old row superseded); null under a "
+                "row filter.",
+            },
             "rows_removed": {
-                "help_text": "Rows no longer current: their key was missing from a load "
-                "that replaces a whole scope (the days of a daily sales file); else 0."
+                "allow_null": True,
+                "help_text": "Rows no longer current: their key was missing from a load that "
+                "replaces a whole scope (the days of a daily sales file), else 0; null under a "
+                "row filter.",
             },
         }
+
+    def to_representation(self, instance):
+        """Counts over every row are null for a reader under a row filter (`hide_counts`)."""
+        body = super().to_representation(instance)
+        if self.context.get("hide_counts"):
+            body.update(dict.fromkeys(("rows_added", "rows_changed", "rows_removed")))
+        return body

@@ -1,0 +1,137 @@
+"""Reads of ingestion runs and their rejects, on the reader's terms.
+
+A reject is data of the source's table: its parsed fields are shown as rows are (row
+filter, column list, masks); its raw line only to an unrestricted reader of the
+source's raw-file resource (`raw_<source>`), which holds that very line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Q, QuerySet
+
+from accounts.restrictions import Restriction, restriction_for
+from accounts.selectors import has_privilege, prefetch_read_grants, resources_with
+from datalake.catalog import get_entry
+
+from .merge import MAIN_TABLE
+from .models import IngestionRun, Reject, RepushJob, RepushRequest
+from .services import in_landing_folder
+from .sources import SOURCES
+
+RUN_COUNTS = ("rows_read", "rows_loaded", "rows_rejected", "rows_added", "rows_changed")
+
+
+def runs_readable_by(user) -> QuerySet:
+    """Runs are data about a table: visible with `read` on the source's table."""
+    readable = resources_with(user, "read")
+    runs = IngestionRun.objects.all()
+    if readable is None:
+        return runs
+    return runs.filter(source__in=[s for s, t in MAIN_TABLE.items() if t in readable])
+
+
+def restricted_sources(user, request) -> dict[str, Restriction]:
+    """The user's restriction on each source's table, for the sources it is restricted
+    on: a run's counts are over every row of a file (not shown under a row filter, as
+    the catalog hides `row_count`), and its error may quote a value of any column."""
+    if user.is_staff:
+        return {}
+    prefetch_read_grants(user, list(MAIN_TABLE.values()))  # one query, not one per table
+    limits = {s: restriction_for(user, t, request) for s, t in MAIN_TABLE.items()}
+    return {source: limit for source, limit in limits.items() if limit.restricted}
+
+
+@dataclass(frozen=True)
+class RejectShape:
+    """How one reader sees the rejects of one run."""
+
+    limit: Restriction
+    columns: frozenset[str]  # the table's columns: a reject shows no other field
+    raw: bool  # the raw line is shown
+    reasons: bool  # the reason's sentence is shown (it may quote any field of the line)
+
+
+def reject_shape(run: IngestionRun, user, request) -> RejectShape:
+    table = MAIN_TABLE[run.source]
+    limit = restriction_for(user, table, request)
+    entry = get_entry(table)
+    columns = frozenset(entry.column_names if entry else ())
+    raw_name = f"raw_{run.source}"
+    raw = (
+        in_landing_folder(run.source, run.path)
+        and has_privilege(user, raw_name, "read")
+        and not restriction_for(user, raw_name, request).restricted
+    )
+    whole = {n for n, _ in SOURCES[run.source].columns} <= columns
+    return RejectShape(limit, columns, raw, raw or (whole and not limit.restricted))
+
+
+def run_rejects(run: IngestionRun, shape: RejectShape) -> QuerySet:
+    """The rejects the reader may see, in line order: under a row filter, only those
+    whose fields pass it (a line whose fields could not be read never does)."""
+    rejects = run.rejects.all()
+    if shape.limit.rows is not None:
+        allowed = Q(pk__in=[])
+        for conditions in shape.limit.rows:
+            allowed |= Q(**{f"fields__{n}__in": list(v) for n, v in conditions.items()})
+        rejects = rejects.filter(allowed)
+    return rejects
+
+
+def reject_body(reject: Reject, shape: RejectShape) -> dict:
+    """One reject as the reader sees it: fields dropped and masked as in rows."""
+    limit = shape.limit
+    fields = {
+        k: v for k, v in (reject.fields or {}).items() if k in shape.columns and not limit.hides(k)
+    }
+    limit.mask_rows([fields])
+    return {
+        "line": reject.line,
+        "raw": reject.raw if shape.raw else None,
+        "fields": fields,
+        "reason": reject.reason if shape.reasons else reject.reason.split(":", 1)[0],
+    }
+
+
+def repushes_visible_to(user) -> QuerySet:
+    """A re-push is its requester's (and staff's): its transaction and outcome are not
+    shown to other readers, whose ids would otherwise walk every re-push."""
+    pushes = RepushRequest.objects.all()
+    return pushes if user.is_staff else pushes.filter(requested_by=user)
+
+
+def repush_jobs_visible_to(user) -> QuerySet:
+    """A re-push-all job is its requester's (and staff's), as a single re-push is."""
+    jobs = RepushJob.objects.all()
+    return jobs if user.is_staff else jobs.filter(requested_by=user)
+
+
+def repush_row(push: RepushRequest, fields: list[str], user, request) -> dict | None:
+    """The record a processed re-push stored, as the reader may read it: None outside the
+    reader's row filter, hidden columns absent, masked ones as pseudonyms."""
+    from datalake.api.backends import row_filter_q
+    from datalake.models import Transaction
+
+    limit = restriction_for(user, push.resource, request)
+    current = Transaction.objects.filter(transaction_id=push.transaction_id, valid_to__isnull=True)
+    if limit.rows is not None:
+        current = current.filter(row_filter_q(limit.rows))
+    row = current.values(*limit.visible(fields)).first()
+    return limit.mask_rows([row])[0] if row is not None else None
+
+
+def repush_shows_original(push: RepushRequest, user, request) -> bool:
+    """Whether the re-pushed record's stored timestamp may be shown to the reader: the
+    column is visible in clear, and the record passes the reader's row filter."""
+    from datalake.api.backends import row_filter_q
+    from datalake.models import Transaction
+
+    limit = restriction_for(user, push.resource, request)
+    if limit.hides("timestamp") or "timestamp" in limit.masked:
+        return False
+    if limit.rows is None:
+        return True
+    current = Transaction.objects.filter(transaction_id=push.transaction_id, valid_to__isnull=True)
+    return current.filter(row_filter_q(limit.rows)).exists()
