@@ -21,8 +21,7 @@ class InstantField(serializers.CharField):
             return parse_instant(text, end=self.end)
         except ValueError:
             raise serializers.ValidationError(
-                "Give a date (YYYY-MM-DD) or an ISO 8601 timestamp with a time zone, "
-                f"{RANGE_TEXT}."
+                f"Give a date (YYYY-MM-DD) or an ISO 8601 timestamp with a time zone, {RANGE_TEXT}."
             ) from None
 
 
