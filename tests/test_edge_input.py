@@ -12,7 +12,6 @@ import base64
 import sys
 
 import pytest
-from django.test import override_settings
 
 from datalake.catalog.sync import sync_resources
 from datalake.models import Resource
@@ -280,6 +279,8 @@ def test_pages_outside_api_keep_djangos_pages(client, settings):
     assert not response["Content-Type"].startswith("application/json")
 
 
-@override_settings(DEBUG=True)
-def test_debug_does_not_change_a_drf_error(client):
-    envelope(client.get("/api/v1/resources/nope/"), 404)
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_lookup_by_an_id_that_is_no_number_is_a_404_in_the_envelope(client, settings, debug):
+    settings.DEBUG = debug
+    for url in ("/api/v1/grants/1e3/", "/api/v1/reports/1e3/", "/api/v1/ingestion/runs/1e3/"):
+        assert envelope(client.get(url), 404)["code"] == "not_found"

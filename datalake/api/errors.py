@@ -1,5 +1,6 @@
 """Errors as JSON with `detail` (a sentence) and `code` (a stable string)."""
 
+from django.http import Http404
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -35,6 +36,8 @@ def exception_handler(exc, context):
         sentence = f"Invalid {names}: {first}" if names else first
         response.data = {"detail": sentence, "code": "invalid", "errors": errors}
         return response
+    if isinstance(exc, Http404):  # DRF's lookups raise it bare (a pk that is no number)
+        exc = exceptions.NotFound(str(exc) or None)
     code = getattr(exc, "code", None) or getattr(exc, "default_code", "error")
     detail = getattr(exc, "detail", str(exc))
     if isinstance(detail, (dict, list)):
