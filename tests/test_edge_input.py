@@ -115,6 +115,8 @@ CONTROL_PATHS = [
 @pytest.mark.parametrize("url", CONTROL_PATHS)
 def test_control_characters_in_a_path_segment_are_a_400(client, url):
     assert envelope(client.get(url), 400)["code"] == "invalid_path"
+    # Logged (refused before authentication, as an unknown path is: without its user).
+    assert RequestLog.objects.filter(status_code=400, method="GET").count() == 1
 
 
 def test_a_nul_in_a_grants_row_filter_is_a_400(client):
