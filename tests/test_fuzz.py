@@ -75,15 +75,16 @@ DOMAIN_REFUSALS = {("POST", "/api/v1/auth/token/"): [positive_data_acceptance]}
 class FuzzStats:
     """What the fuzzing ran, printed at the end of the session (tests/conftest.py)."""
 
-    operations: set = field(default_factory=set)
-    examples: int = 0  # schemathesis cases
+    operations: set = field(default_factory=set)  # by schemathesis
+    examples: int = 0
+    edge_operations: set = field(default_factory=set)
     edge_requests: int = 0
 
     def summary(self) -> str:
         return (
             f"fuzzing: {len(self.operations)} operations, {self.examples} schemathesis "
-            f"examples (FUZZ_EXAMPLES={EXAMPLES}; examples, coverage and fuzzing phases), "
-            f"{self.edge_requests} edge requests"
+            f"examples (FUZZ_EXAMPLES={EXAMPLES}; examples, coverage and fuzzing phases); "
+            f"{len(self.edge_operations)} operations, {self.edge_requests} edge requests"
         )
 
 
@@ -253,7 +254,7 @@ def test_edge_values_on_every_operation(api_schema, edge_world, live_server, set
         response = session.request(
             method, live_server.url + path, params=query, data=data, headers=headers, timeout=60
         )
-        STATS.operations.add(label)
+        STATS.edge_operations.add(label)
         STATS.edge_requests += 1
         problem = edge_failure(response)
         if problem:
