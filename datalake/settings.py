@@ -78,6 +78,8 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 # Behind a TLS-terminating proxy that sets X-Forwarded-Proto (and strips the client's).
 if env.bool("SECURE_PROXY_SSL", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# DEBUG's error page shows the innermost frames only: a deep recursion renders in no time.
+DEFAULT_EXCEPTION_REPORTER = "datalake.debug.BoundedExceptionReporter"
 
 DATABASES = {
     "default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/datalake"),
@@ -149,6 +151,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Outermost after security: even requests refused by later middleware are logged.
     "lineage.middleware.RequestLogMiddleware",
+    # Just inside the request log: every /api/ answer is JSON in the envelope, even DEBUG's.
+    "datalake.api.middleware.ApiErrorMiddleware",
     # Inside the request log (whose own writes are not limited): every /api/ query after it.
     "datalake.statement_timeout.StatementTimeoutMiddleware",
     "accounts.middleware.GrantScopeMiddleware",
@@ -203,6 +207,9 @@ WHITENOISE_USE_FINDERS = DEBUG  # serve straight from the apps in development
 LOGIN_URL = "/api-auth/login/"
 LOGIN_REDIRECT_URL = "/api/v1/"
 
+# JSON bodies (and the request log's copy of them) nested deeper than this are refused
+# with a 400 (datalake/api/parsers.py): real bodies need 4 levels.
+API_JSON_MAX_DEPTH = env.int("API_JSON_MAX_DEPTH", default=32)
 REST_FRAMEWORK = {
     # Token first: its `WWW-Authenticate` header makes anonymous calls 401, not 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -214,7 +221,7 @@ REST_FRAMEWORK = {
         "datalake.api.renderers.FastJSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["datalake.api.parsers.BoundedJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "datalake.api.pagination.PagePagination",
     "DEFAULT_FILTER_BACKENDS": ["datalake.api.filtering.StrictFilterBackend"],
     "PAGE_SIZE": 10,

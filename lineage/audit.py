@@ -5,6 +5,10 @@ from __future__ import annotations
 import re
 
 import orjson
+from django.conf import settings
+from django.core.exceptions import SuspiciousOperation
+
+from datalake.api.parsers import TooDeep, check_json
 
 SECRET_KEYS = re.compile(r"pass|token|secret|key|authorization|credential|cookie", re.I)
 MASK = "***"
@@ -37,7 +41,10 @@ def mask(value):
 
 
 def query_of(request) -> dict:
-    return mask({k: v[0] if len(v) == 1 else v for k, v in request.GET.lists()})
+    try:
+        return mask({k: v[0] if len(v) == 1 else v for k, v in request.GET.lists()})
+    except SuspiciousOperation:  # over DATA_UPLOAD_MAX_NUMBER_FIELDS: the request is logged
+        return {"_unreadable": True, "_head": _mask_text(request.META.get("QUERY_STRING", ""))}
 
 
 def body_of(request):
@@ -53,10 +60,7 @@ def body_of(request):
         return {"_truncated": True, "_size": len(raw), "_head": _mask_text(head)}
     content_type = request.content_type or ""
     if "json" in content_type or raw[:1] in (b"{", b"["):
-        try:
-            return mask(orjson.loads(raw))
-        except orjson.JSONDecodeError:
-            return {"_invalid_json": _mask_text(raw.decode("utf-8", "replace"))}
+        return _json_body(raw)
     if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         try:
             form = {k: v[0] if len(v) == 1 else v for k, v in request.POST.lists()}
@@ -65,6 +69,22 @@ def body_of(request):
             return {"_malformed_form": True}
         return mask(form)
     return {"_text": _mask_text(raw.decode("utf-8", "replace"))}
+
+
+def _json_body(raw: bytes):
+    """Parsed and masked; nested deeper than API_JSON_MAX_DEPTH (the parser refuses those
+    too), a marker with the masked head, so that masking and encoding never recurse deep."""
+    text = raw.decode("utf-8", "replace")
+    try:
+        data = orjson.loads(raw)
+        check_json(data, settings.API_JSON_MAX_DEPTH)
+    except TooDeep:
+        return {"_too_deep": True, "_size": len(raw), "_head": _mask_text(text[:2000])}
+    except orjson.JSONDecodeError as exc:
+        if "depth limit" in str(exc):  # orjson's own limit (1024 levels)
+            return {"_too_deep": True, "_size": len(raw), "_head": _mask_text(text[:2000])}
+        return {"_invalid_json": _mask_text(text)}
+    return mask(data)
 
 
 def _mask_text(text: str) -> str:

@@ -53,7 +53,11 @@ MAX_BATCH = 2_000
 
 def _json(value) -> bytes:
     # PostgreSQL text and jsonb take no NUL character: keep the entry, mark the spot.
-    return orjson.dumps(value, default=str).replace(b"\\u0000", b"\\ufffd")
+    try:
+        data = orjson.dumps(value, default=str)
+    except orjson.JSONEncodeError:  # nested past orjson's 254 levels: keep the entry
+        data = orjson.dumps({**value, "body": {"_unencodable": True}}, default=str)
+    return data.replace(b"\\u0000", b"\\ufffd")
 
 
 def store_entry(entry: dict, *, asynchronous: bool) -> None:

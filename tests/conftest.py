@@ -6,6 +6,7 @@ Everything here is real: the PostgreSQL test database, Redis, the Tansu broker.
 from __future__ import annotations
 
 import socket
+import sys
 
 import pytest
 from django.conf import settings as django_settings
@@ -24,6 +25,14 @@ def pytest_configure(config):
     django_settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # Tests change data between identical queries: no reuse of counts.
     django_settings.LAKE_COUNT_CACHE_SECONDS = 0
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How much the fuzzing (tests/test_fuzz.py) ran, when it ran."""
+    fuzz = sys.modules.get("tests.test_fuzz")
+    if fuzz is not None and (fuzz.STATS.examples or fuzz.STATS.edge_requests):
+        terminalreporter.write_sep("-", "fuzzing")
+        terminalreporter.write_line(fuzz.STATS.summary())
 
 
 @pytest.fixture(autouse=True)

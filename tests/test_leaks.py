@@ -108,7 +108,7 @@ INJECTIONS = [
     ("/api/v1/resources/transactions;DROP TABLE transactions/rows/", {}, (404,)),
     ("/api/v1/resources/..%2F..%2Fetc%2Fpasswd/rows/", {}, (404,)),
     ("/api/v1/resources/raw_..%2F..%2Fetc/rows/", {}, (404,)),
-    ("/api/v1/resources/raw_transactions%00/rows/", {}, (404,)),
+    ("/api/v1/resources/raw_transactions%00/rows/", {}, (400,)),  # control character
     (
         "/api/v1/resources/transactions/rows/",
         {"fields": "amount);DROP TABLE transactions;--"},

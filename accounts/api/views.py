@@ -10,7 +10,7 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, Throttled, ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -19,6 +19,7 @@ from accounts import services
 from accounts.models import ApiToken, Grant, Privilege
 from accounts.selectors import grants_visible_to, has_privilege
 from accounts.throttling import LOCKED_OUT
+from datalake.api.parsers import BoundedJSONParser
 from lineage.audit import note_resource
 
 from . import examples
@@ -36,7 +37,7 @@ class TokenView(APIView):
 
     authentication_classes = ()
     permission_classes = (AllowAny,)
-    parser_classes = (JSONParser, FormParser, MultiPartParser)
+    parser_classes = (BoundedJSONParser, FormParser, MultiPartParser)
 
     @extend_schema(
         operation_id="auth_token_create",

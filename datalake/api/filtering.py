@@ -11,6 +11,8 @@ from django.utils.dateparse import parse_date, parse_datetime
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework.exceptions import ValidationError
 
+from .bounds import RANGE_TEXT, check_day, check_instant
+
 PAGING_PARAMS = frozenset({"page", "page_size", "format"})
 
 
@@ -32,14 +34,19 @@ class StrictFilterBackend(DjangoFilterBackend):
 
 
 def parse_instant(value: str, *, end: bool) -> dt.datetime:
-    """A date or an ISO timestamp; a date covers its whole UTC day (inclusive bounds)."""
+    """A date or an ISO timestamp; a date covers its whole UTC day (inclusive bounds).
+
+    ValueError when `value` is neither, or lies outside the supported range (bounds.py):
+    what a caller does with the instant (a day more or less) stays inside the calendar.
+    """
     stamp = parse_datetime(value) if "T" in value or " " in value else None
     if stamp is not None:
-        return stamp if timezone.is_aware(stamp) else timezone.make_aware(stamp, dt.UTC)
+        aware = stamp if timezone.is_aware(stamp) else timezone.make_aware(stamp, dt.UTC)
+        return check_instant(aware)
     day = parse_date(value)
     if day is None:
         raise ValueError(value)
-    start = dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
+    start = dt.datetime.combine(check_day(day), dt.time.min, tzinfo=dt.UTC)
     return start + dt.timedelta(days=1) - dt.timedelta(microseconds=1) if end else start
 
 
@@ -56,7 +63,7 @@ class InstantField(forms.CharField):
             return parse_instant(value, end=self.end)
         except ValueError:
             raise forms.ValidationError(
-                "Give a date (YYYY-MM-DD) or an ISO 8601 timestamp."
+                f"Give a date (YYYY-MM-DD) or an ISO 8601 timestamp, {RANGE_TEXT}."
             ) from None
 
 

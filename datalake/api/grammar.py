@@ -20,6 +20,7 @@ from accounts.restrictions import UNRESTRICTED, Restriction
 from datalake.catalog import Entry
 from datalake.catalog.columns import Column
 
+from .bounds import whole_number
 from .cursors import seal, unseal
 from .filters import filterset_for, operators_of
 
@@ -78,11 +79,7 @@ class RowQuery:
 
 def _positive_int(params, name: str, default: int) -> int:
     raw = params.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValidationError({name: [f"Must be a whole number of 1 or more, got {raw!r}."]})
-    return int(raw)
+    return default if raw is None else whole_number(raw, name)
 
 
 def _columns(entry: Entry, raw: str, name: str) -> list[str]:

@@ -58,7 +58,9 @@ def _typed(col_type: str, value):
     if col_type == "integer" and isinstance(value, int) and not isinstance(value, bool):
         return value
     if col_type == "decimal":
-        return Decimal(str(value))
+        number = Decimal(str(value))
+        if number.is_finite():  # "NaN" and "Infinity" parse, and no column holds them
+            return number
     if col_type == "boolean" and isinstance(value, bool):
         return value
     if col_type == "timestamp":

@@ -3,6 +3,8 @@
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
 
+from .bounds import whole_number
+
 
 class PagePagination(PageNumberPagination):
     """`?page=N&page_size=M`; M defaults to 10 and a larger value is served as 10.
@@ -16,8 +18,10 @@ class PagePagination(PageNumberPagination):
 
     def get_page_size(self, request):
         values = request.query_params.getlist(self.page_size_query_param)
-        if values and (len(values) > 1 or not values[0].isdigit() or int(values[0]) < 1):
+        if len(values) > 1:
             raise ValidationError({"page_size": ["Must be one whole number of 1 or more."]})
+        if values:
+            whole_number(values[0], "page_size")
         return super().get_page_size(request)
 
     def get_paginated_response_schema(self, schema):

@@ -11,7 +11,11 @@ import copy
 
 from datalake.catalog.entries import list_table_entries
 
+from .bounds import MAX_WHOLE
 from .filters import param_name
+
+PLAIN_SEGMENT = r"^[^\u0000-\u001f\u007f]+$"  # else 400 `invalid_path` (api/middleware.py)
+INSIDE_CALENDAR = r"^(?!0001-|9999-)"  # bounds.FIRST_DAY..LAST_DAY, with room for time zones
 
 SCHEMA_TYPES = {
     "string": {"type": "string"},
@@ -105,10 +109,18 @@ def add_error_responses(result, generator, request, public):
 
 
 def bound_paging_parameters(result, generator, request, public):
-    """`page` and `page_size` are whole numbers of 1 or more everywhere (else 400/404)."""
+    """The limits of bounds.py, documented: `page` and `page_size` are whole numbers
+    1..MAX_WHOLE everywhere; a path segment holds no control character; `since` and
+    `until` stay a day inside the calendar (the schema says: not in years 1 or 9999)."""
     for methods in result.get("paths", {}).values():
         for operation in methods.values():
             for parameter in operation.get("parameters", []):
-                if parameter.get("name") in ("page", "page_size"):
-                    parameter.setdefault("schema", {"type": "integer"})["minimum"] = 1
+                schema = parameter.setdefault("schema", {"type": "string"})
+                name, where = parameter.get("name"), parameter.get("in")
+                if name in ("page", "page_size"):
+                    schema.update(type="integer", minimum=1, maximum=MAX_WHOLE)
+                elif where == "path" and schema.get("type") == "string":
+                    schema["pattern"] = PLAIN_SEGMENT
+                elif where == "query" and name in ("since", "until"):
+                    schema["pattern"] = INSIDE_CALENDAR
     return result

@@ -4,6 +4,7 @@ import datetime as dt
 
 from rest_framework import serializers
 
+from datalake.api.bounds import RANGE_TEXT, BoundedDateField, WholeNumberField, days_before
 from datalake.api.filtering import parse_instant
 
 
@@ -20,7 +21,7 @@ class InstantField(serializers.CharField):
             return parse_instant(text, end=self.end)
         except ValueError:
             raise serializers.ValidationError(
-                "Give a date (YYYY-MM-DD) or an ISO 8601 timestamp with a time zone."
+                f"Give a date (YYYY-MM-DD) or an ISO 8601 timestamp with a time zone, {RANGE_TEXT}."
             ) from None
 
 
@@ -56,8 +57,8 @@ class SpentLastMinutesBody(serializers.Serializer):
 
 class SpentPerUserTypeParams(RangeParams):
     user_id = serializers.CharField(required=False, max_length=64, help_text="One user only.")
-    page = serializers.IntegerField(required=False, min_value=1)
-    page_size = serializers.IntegerField(required=False, min_value=1)
+    page = WholeNumberField(required=False)
+    page_size = WholeNumberField(required=False)
 
 
 class UserTypeTotal(serializers.Serializer):
@@ -87,10 +88,12 @@ class TopProductsBody(serializers.Serializer):
 
 class ProductSalesParams(serializers.Serializer):
     days = serializers.IntegerField(default=7, min_value=1, max_value=366)
-    until = serializers.DateField(required=False, help_text="Last day (default: today, UTC).")
+    until = BoundedDateField(required=False, help_text="Last day (default: today, UTC).")
 
     def validate(self, attrs):
+        """Adds `first`, the first day of the window (a 400 naming `days` before 0001)."""
         attrs.setdefault("until", dt.datetime.now(dt.UTC).date())
+        attrs["first"] = days_before(attrs["until"], attrs["days"] - 1, "days")
         return attrs
 
 

@@ -6,6 +6,7 @@ import datetime as dt
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework.fields import IntegerField
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -29,10 +30,16 @@ def query_parameters(serializer_class) -> list[OpenApiParameter]:
     """The serializer's fields as documented query parameters."""
     out = []
     for name, field in serializer_class().fields.items():
-        kind = OpenApiTypes.INT if "Integer" in type(field).__name__ else OpenApiTypes.STR
+        kind = _integer_schema(field) if isinstance(field, IntegerField) else OpenApiTypes.STR
         description = str(field.help_text or name.replace("_", " "))
         out.append(OpenApiParameter(name, kind, required=field.required, description=description))
     return out
+
+
+def _integer_schema(field: IntegerField) -> dict:
+    """An integer with its bounds: clients (and the fuzzing) see the limits."""
+    limits = {"minimum": field.min_value, "maximum": field.max_value}
+    return {"type": "integer", **{k: v for k, v in limits.items() if v is not None}}
 
 
 class MetricView(APIView):
@@ -201,7 +208,7 @@ class ProductSalesView(MetricView):
     )
     def get(self, request, product_id: str):
         p = params(request, s.ProductSalesParams)
-        first = p["until"] - dt.timedelta(days=p["days"] - 1)
+        first = p["first"]
         per_day = selectors.product_sales(product_id, first, p["until"])
         return Response(
             {
