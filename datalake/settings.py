@@ -390,6 +390,8 @@ LOGGING = {
         "django.request": {"handlers": [], "propagate": True, "filters": ["database_outage"]},
         "lineage.middleware": {"handlers": [], "propagate": True, "filters": ["database_outage"]},
         "django.db.backends": {"level": "INFO"},
+        # django-axes greets every process start (each management command) at INFO.
+        "axes.apps": {"level": "WARNING"},
     },
 }
 logging.captureWarnings(True)  # Python warnings become log records (py.warnings): JSON too
