@@ -469,7 +469,7 @@ def test_a_forced_estimator_and_holdout_are_kept_or_refused(analyst, db, lake, t
     bad = api.post(
         TRAININGS, {"model": "product-demand", "params": {"estimator": "magic"}}, format="json"
     )
-    assert bad.status_code == 400 and "params" in bad.json()["errors"]
+    assert bad.status_code == 400 and "params.estimator" in bad.json()["errors"]
     schema = api.get("/api/v1/ml/models/product-demand/").json()["params"]["properties"]
     assert schema["estimator"]["enum"] == ["auto", "boosted", "seasonal-naive", "mean"]
 
