@@ -247,3 +247,32 @@ def test_a_raw_file_search_hit_carries_its_record_through_the_grant(lake):
         # The same record as the raw rows endpoint gives this reader.
         rows = client_for(reader).get(hit["url"]).json()["results"]
         assert rows == [record]
+
+
+def test_a_search_hit_hides_where_and_when_it_is_where_the_grant_masks_it(lake):
+    """`_file` and `_line` masked: a raw hit names neither (nor links to them), as the raw
+    rows endpoint shows only their pseudonyms; `timestamp` masked: no hit has a date."""
+    from tests.test_ingestion import ingest
+
+    records = [tx(i, country="BE") for i in range(3)]
+    path = write_lines(lake / "landing/transactions/2026-11-20.jsonl", records)
+    sync_resources()
+    assert ingest("transactions", path).status == "succeeded"
+    reader = make_user("reader")
+    restricted(reader, "raw_transactions", masked=["_file", "_line"])
+    rows = client_for(reader).get("/api/v1/resources/raw_transactions/rows/").json()["results"]
+    assert rows and all(r["_file"].startswith("anon_") for r in rows), rows
+    body = client_for(reader).get("/api/v1/search/", {"q": "Belgium", "since": "2026-01-01"})
+    assert body.status_code == 200, body.content
+    (resource,) = body.json()["resources"]
+    assert len(resource["results"]) == 3
+    for hit in resource["results"]:
+        assert "url" not in hit and "_file" not in hit and "_line" not in hit, hit
+        assert hit["record"]["_file"].startswith("anon_"), hit["record"]
+        assert ".jsonl" not in str(hit), hit
+    dated = make_user("dated")
+    restricted(dated, "transactions", masked=["timestamp"])
+    restricted(dated, "raw_transactions", masked=["timestamp"])
+    body = client_for(dated).get("/api/v1/search/", {"q": "Belgium", "since": "2026-01-01"})
+    hits = [hit for found in body.json()["resources"] for hit in found["results"]]
+    assert len(hits) == 6 and all(hit["at"] is None for hit in hits), hits

@@ -51,7 +51,9 @@ class SearchHitSerializer(serializers.Serializer):
     key = serializers.CharField(
         allow_null=True, help_text="The record's key in its table (null if your grant hides it)."
     )
-    at = serializers.DateTimeField(help_text="The record's date.")
+    at = serializers.DateTimeField(
+        allow_null=True, help_text="The record's date (null if your grant hides or masks it)."
+    )
     record = serializers.DictField(
         required=False,
         allow_null=True,
@@ -60,9 +62,16 @@ class SearchHitSerializer(serializers.Serializer):
         "folder's columns, typed as the raw rows endpoint gives them). Null if it is gone "
         "(or outside your grant's rows).",
     )
-    _file = serializers.CharField(required=False, help_text="Raw files: the file's name.")
-    _line = serializers.IntegerField(required=False, help_text="Raw files: the line number.")
-    url = serializers.CharField(required=False, help_text="Where to read the record.")
+    _file = serializers.CharField(
+        required=False, help_text="Raw files: the file's name (absent if your grant masks it)."
+    )
+    _line = serializers.IntegerField(
+        required=False, help_text="Raw files: the line number (absent if your grant masks it)."
+    )
+    url = serializers.CharField(
+        required=False,
+        help_text="Where to read the record (absent where it would name a masked key).",
+    )
 
 
 class SearchResourceSerializer(serializers.Serializer):
@@ -251,7 +260,7 @@ class SearchView(APIView):
                     item["url"] = f"/api/v1/resources/{found.resource}/rows/?{query_string}"
                 results.append(item)
         if limit.restricted:
-            hide_keys(found.resource, limit, results)
+            hide_located(found.resource, limit, results)
         return {
             "resource": found.resource,
             "matches": found.matches,
@@ -292,16 +301,29 @@ def restrict(limit, record: dict | None) -> dict | None:
     return limit.mask_rows([{k: record[k] for k in limit.visible(record)}])[0]
 
 
-def hide_keys(resource: str, limit, results: list[dict]) -> None:
-    """A key made of a hidden or masked column is not shown (nor its lookup URL)."""
-    table = RAW_AS_TABLE.get(resource.removeprefix("raw_"), resource)
-    used = set(query._COLUMN.findall(SPECS[table].key)) if table in SPECS else set()
-    if any(n in limit.masked or (limit.columns is not None and n not in limit.columns)
-           for n in used):  # fmt: skip
-        for item in results:
+def hide_located(resource: str, limit, results: list[dict]) -> None:
+    """What a hit says besides its record (its key, its date, a raw line's file and
+    number, the URL made of them) is shown only where the grant shows, unmasked, every
+    column it is made of: otherwise it would give in clear what the record masks."""
+    raw = resource.startswith("raw_")
+    spec = SPECS.get(RAW_AS_TABLE.get(resource.removeprefix("raw_"), resource))
+
+    def concealed(names) -> bool:
+        return any(n in limit.masked or limit.hides(n) for n in names)
+
+    key_hidden = spec is not None and concealed(query._COLUMN.findall(spec.key))
+    at_hidden = spec is not None and concealed(query._COLUMN.findall(spec.at))
+    where_hidden = raw and concealed(("_file", "_line"))
+    for item in results:
+        if key_hidden:
             item["key"] = None
-            if not resource.startswith("raw_"):
+            if not raw:  # a table's URL looks the key up
                 item.pop("url", None)
+        if at_hidden:
+            item["at"] = None
+        if where_hidden:
+            for name in ("_file", "_line", "url"):
+                item.pop(name, None)
 
 
 def _utc(at: dt.datetime) -> str:
