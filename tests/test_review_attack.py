@@ -1,0 +1,67 @@
+"""Review attacks on the merged fixes of issues 17 and 24: each test fails on the code
+as merged, for the leak or 500 it names."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import client_for, give, make_user
+from tests.test_restrictions import ROWS, every_row, restricted, stored  # noqa: F401
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FR_MASKED = {
+    "row_filter": {"country": ["FR"]},
+    "columns": ["transaction_id", "user_id", "amount", "country"],
+    "masked": ["user_id"],
+}
+
+
+def test_a_restricted_grant_holder_cannot_widen_its_read_through_a_delegate(stored):  # noqa: F811
+    """dora reads FR rows with user_id masked, and holds `grant`. She may not give a
+    wider read; but she may give `grant` to a second account (no read of its own, so a
+    'delegate'), which then gives dora (or itself) an unrestricted read."""
+    dora, mallory = make_user("dora"), make_user("mallory")
+    give(dora, "transactions", "grant")
+    restricted(dora, **FR_MASKED)
+    grants = "/api/v1/grants/"
+    body = {"user": "mallory", "resource": "transactions", "privilege": "grant"}
+    first = client_for(dora).post(grants, body, format="json")
+    if first.status_code == 201:
+        body = {"user": "dora", "resource": "transactions", "privilege": "read"}
+        client_for(mallory).post(grants, body, format="json")
+    rows = every_row(client_for(dora), ROWS)
+    assert {r["country"] for r in rows} == {"FR"}, "dora reads every country"
+    assert all(r["user_id"].startswith("anon_") for r in rows), "dora reads user_id in clear"
+
+
+def test_access_log_does_not_show_a_restricted_holder_values_its_grant_masks(stored):  # noqa: F811
+    """A `grant` holder whose read masks user_id reads the access log: the query strings
+    of other (unrestricted) readers name real user_id values."""
+    analyst = make_user("analyst")
+    give(analyst, "transactions", "read")
+    secret = stored[1]["user_id"]
+    assert client_for(analyst).get(ROWS, {"user_id": secret}).status_code == 200
+    dora = make_user("dora")
+    give(dora, "transactions", "grant")
+    restricted(dora, **FR_MASKED)
+    body = client_for(dora).get("/api/v1/resources/transactions/access-log/").json()
+    assert secret not in str(body), body
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"timestamp__gt": "0001-01-01T00:00:00+14:00"},
+        {"timestamp__lt": "9999-12-31T23:59:59-12:00"},
+    ],
+)
+def test_raw_rows_date_filter_at_the_calendar_edge_is_a_400(stored, params):  # noqa: F811
+    """The table's rows answer these (200); the raw folder's rows convert the aware
+    datetime to UTC and overflow (OverflowError: date value out of range): a 500."""
+    staff = make_user("ops", is_staff=True)
+    api = client_for(staff)
+    api.raise_request_exception = False
+    assert client_for(staff).get(ROWS, params).status_code == 200
+    response = api.get("/api/v1/resources/raw_transactions/rows/", params)
+    assert response.status_code in (200, 400), (response.status_code, response.content[:300])
