@@ -65,3 +65,34 @@ def test_raw_rows_date_filter_at_the_calendar_edge_is_a_400(stored, params):  # 
     assert client_for(staff).get(ROWS, params).status_code == 200
     response = api.get("/api/v1/resources/raw_transactions/rows/", params)
     assert response.status_code in (200, 400), (response.status_code, response.content[:300])
+
+
+def test_a_runs_checksum_does_not_let_a_restricted_reader_recover_masked_values(lake):
+    """A run shows a row-filtered, masked reader the sha256 of the whole landing file
+    (`checksum`), beside the record its grant shows. The file's hidden and masked values
+    are few and guessable: hashing candidate lines offline finds the real user_id behind
+    the pseudonym (and the hidden columns), a dictionary oracle on every landing file."""
+    import hashlib
+    import itertools
+    import json
+
+    from datalake.catalog.sync import sync_resources
+    from tests.test_ingestion import ingest, tx, write_lines
+
+    record = tx(3, country="FR", user_id="U5", payment_method="paypal")
+    write_lines(lake / "landing/transactions/2026-11-20.jsonl", [record])
+    sync_resources()
+    run = ingest("transactions", lake / "landing/transactions/2026-11-20.jsonl")
+    assert run.status == "succeeded", run.error
+    reader = make_user("reader")
+    restricted(reader, **FR_MASKED)
+    api = client_for(reader)
+    seen = api.get(ROWS).json()["results"][0]  # what the grant shows: user_id masked
+    assert seen["user_id"].startswith("anon_")
+    checksum = api.get(f"/api/v1/ingestion/runs/{run.pk}/").json().get("checksum")
+    recovered = None
+    for user_id, method in itertools.product([f"U{i}" for i in range(7)], ["card", "paypal"]):
+        guess = {**record, "user_id": user_id, "payment_method": method}  # hidden/masked
+        if checksum and hashlib.sha256((json.dumps(guess) + "\n").encode()).hexdigest() == checksum:
+            recovered = (user_id, method)
+    assert recovered is None, f"masked user_id and hidden payment_method recovered: {recovered}"
