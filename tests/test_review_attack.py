@@ -96,3 +96,32 @@ def test_a_runs_checksum_does_not_let_a_restricted_reader_recover_masked_values(
         if checksum and hashlib.sha256((json.dumps(guess) + "\n").encode()).hexdigest() == checksum:
             recovered = (user_id, method)
     assert recovered is None, f"masked user_id and hidden payment_method recovered: {recovered}"
+
+
+def test_repush_all_total_does_not_count_rows_outside_the_writers_row_filter(
+    stored, monkeypatch  # noqa: F811
+):
+    """A writer whose read is row-filtered (FR, no mask: allowed to write) starts a
+    re-push-all: its job's `total` is the count of every current row, all countries, the
+    figure the catalog, versions and runs hide from it (issue 17.4). The broker is
+    replaced by a producer that accepts everything."""
+    from ingestion import repush
+
+    class Producer:
+        def produce(self, *args, **kwargs):
+            pass
+
+        def flush(self, timeout=None):
+            return 0
+
+    monkeypatch.setattr(repush, "producer", Producer)
+    writer = make_user("writer")
+    give(writer, "transactions", "write")
+    restricted(writer, row_filter={"country": ["FR"]}, columns=["transaction_id", "country"])
+    api = client_for(writer)
+    assert api.get("/api/v1/resources/transactions/").json()["row_count"] is None
+    started = api.post("/api/v1/pipeline/repush-all/", {"resource": "transactions"}, format="json")
+    assert started.status_code == 202, started.json()
+    repush.repush_all_execute(started.json()["id"])  # what the worker does
+    job = api.get(f"/api/v1/pipeline/jobs/{started.json()['id']}/").json()
+    assert job.get("total") in (None, 10), job  # 30: every country's rows
