@@ -125,3 +125,26 @@ def test_repush_all_total_does_not_count_rows_outside_the_writers_row_filter(
     repush.repush_all_execute(started.json()["id"])  # what the worker does
     job = api.get(f"/api/v1/pipeline/jobs/{started.json()['id']}/").json()
     assert job.get("total") in (None, 10), job  # 30: every country's rows
+
+
+def test_a_training_is_not_read_after_its_requester_is_restricted(db):
+    """Reports check the reader's privileges at read time (a grant revoked or restricted
+    after the report ran: 403); trainings do not: their metrics (figures over every row of
+    transactions) stay readable to a requester whose read became row-filtered."""
+    from metrics.ml.models import Training
+
+    alice = make_user("alice")
+    grant = give(alice, "transactions", "read")
+    give(alice, "transactions", "write")
+    training = Training.objects.create(
+        model_name="product-demand", status="succeeded", requested_by=alice,
+        metrics={"mae": 1.5, "rmse": 2.0, "days": 40}, model_version=1,
+    )  # fmt: skip
+    grant.delete()
+    restricted(alice, row_filter={"country": ["FR"]})
+    api = client_for(alice)
+    assert api.get("/api/v1/ml/models/").json()["count"] == 0  # models: refused as restricted
+    detail = api.get(f"/api/v1/ml/trainings/{training.pk}/")
+    listed = api.get("/api/v1/ml/trainings/").json()
+    assert detail.status_code in (403, 404), detail.json()
+    assert "mae" not in str(listed), listed
