@@ -148,3 +148,29 @@ def test_a_training_is_not_read_after_its_requester_is_restricted(db):
     listed = api.get("/api/v1/ml/trainings/").json()
     assert detail.status_code in (403, 404), detail.json()
     assert "mae" not in str(listed), listed
+
+
+def test_an_invoice_writer_learns_nothing_of_customers_it_cannot_read(lake):
+    """`POST /customers/{id}/invoices/` needs `write` on retail_invoices only, yet answers
+    404 for an unknown customer and, for a known one, 201 with the customer's country
+    (copied from retail_customers): a user with no grant on retail_customers enumerates
+    its ids and reads their countries."""
+    from datalake.catalog.sync import sync_resources
+
+    sync_resources()
+    staff = make_user("ops", is_staff=True)
+    made = client_for(staff).post(
+        "/api/v1/customers/", {"customer_id": "99001", "country": "Iceland"}, format="json"
+    )
+    assert made.status_code == 201, made.json()
+    mallory = make_user("mallory")
+    give(mallory, "retail_invoices", "write")
+    api = client_for(mallory)
+    assert api.get("/api/v1/customers/99001/").status_code == 403  # no read on customers
+    body = {"invoice_date": "2011-12-10T09:00:00Z"}
+    unknown = api.post("/api/v1/customers/99999/invoices/", {**body, "invoice_no": "600001"},
+                       format="json")  # fmt: skip
+    known = api.post("/api/v1/customers/99001/invoices/", {**body, "invoice_no": "600002"},
+                     format="json")  # fmt: skip
+    assert "Iceland" not in str(known.json()), known.json()
+    assert unknown.status_code == known.status_code, (unknown.json(), known.json())
