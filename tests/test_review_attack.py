@@ -174,3 +174,20 @@ def test_an_invoice_writer_learns_nothing_of_customers_it_cannot_read(lake):
                      format="json")  # fmt: skip
     assert "Iceland" not in str(known.json()), known.json()
     assert unknown.status_code == known.status_code, (unknown.json(), known.json())
+
+
+def test_one_landed_line_at_the_calendar_edge_does_not_break_the_raw_folder(lake):
+    """A delivered line whose timestamp is valid ISO but leaves the calendar in UTC
+    (`0001-01-01T00:00:00+14:00`) makes every read of the raw folder a 500, for every
+    reader, whatever the parameters (rawfiles._to_timestamp: OverflowError)."""
+    from datalake.catalog.sync import sync_resources
+    from tests.test_ingestion import tx, write_lines
+
+    lines = [tx(1), tx(2, timestamp="0001-01-01T00:00:00+14:00")]
+    write_lines(lake / "landing/transactions/2026-11-20.jsonl", lines)
+    sync_resources()
+    api = client_for(make_user("ops", is_staff=True))
+    api.raise_request_exception = False
+    response = api.get("/api/v1/resources/raw_transactions/rows/")
+    assert response.status_code == 200, (response.status_code, response.content[:200])
+    assert response.json()["count"] == 2
