@@ -191,3 +191,26 @@ def test_one_landed_line_at_the_calendar_edge_does_not_break_the_raw_folder(lake
     response = api.get("/api/v1/resources/raw_transactions/rows/")
     assert response.status_code == 200, (response.status_code, response.content[:200])
     assert response.json()["count"] == 2
+
+
+def test_search_since_is_not_an_oracle_on_a_hidden_date(stored):  # noqa: F811
+    """Under a grant that hides `timestamp`, a hit's `at` is null (commit 651caa2), but
+    `since` still filters on it: asking the same visible id with successive `since` days
+    finds the hidden date to the day."""
+    reader = make_user("reader")
+    restricted(reader, columns=["transaction_id", "country", "amount"])
+    api = client_for(reader)
+    record = stored[0]  # TX-0000, its timestamp hidden from the reader
+    day = record["timestamp"][:10]
+
+    def found(since: str) -> bool:
+        body = api.get("/api/v1/search/", {"q": record["transaction_id"], "since": since}).json()
+        return any(r["resource"] == "transactions" and r["matches"] for r in body["resources"])
+
+    assert found("2026-11-01")
+    hit = api.get("/api/v1/search/", {"q": record["transaction_id"], "since": "2026-11-01"})
+    assert hit.json()["resources"][0]["results"][0]["at"] is None  # the date is hidden...
+    import datetime as dt
+
+    after = (dt.date.fromisoformat(day) + dt.timedelta(days=1)).isoformat()
+    assert found(day) == found(after), f"...yet `since` tells it is {day}"
