@@ -58,6 +58,16 @@ def check_instant(stamp: dt.datetime) -> dt.datetime:
     return stamp
 
 
+def in_utc(stamp: dt.datetime) -> dt.datetime:
+    """An aware `stamp` converted to UTC; ValueError when the conversion leaves the
+    calendar (0001-01-01T00:00:00+14:00, 9999-12-31T23:59:59-12:00)."""
+    try:
+        return stamp.astimezone(dt.UTC)
+    except OverflowError:
+        message = f"Leaves the calendar in UTC: timestamps must be {RANGE_TEXT} (UTC)."
+        raise ValueError(message) from None
+
+
 def days_before(day: dt.date, days: int, name: str) -> dt.date:
     """`day` minus `days`; a 400 naming `name` when that leaves the supported range."""
     try:

@@ -7,6 +7,7 @@ filter value of the wrong type, a bad page or cursor.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -20,7 +21,7 @@ from accounts.restrictions import UNRESTRICTED, Restriction
 from datalake.catalog import Entry
 from datalake.catalog.columns import Column
 
-from .bounds import whole_number
+from .bounds import in_utc, whole_number
 from .cursors import seal, unseal
 from .filters import filterset_for, operators_of
 
@@ -126,6 +127,13 @@ def _filters(entry: Entry, params) -> tuple[object, list]:
         values = value if isinstance(value, list | tuple) else [value]
         if name == "_file" and any(not PLAIN_FILE.match(str(v)) for v in values):
             raise ValidationError({key: ["A file name of the folder, without any path."]})
+        if entry.model is None:  # raw files compare in naive UTC (backends._naive_utc)
+            stamps = [v for v in values if isinstance(v, dt.datetime) and v.tzinfo]
+            try:
+                for stamp in stamps:
+                    in_utc(stamp)
+            except ValueError as exc:
+                raise ValidationError({key: [str(exc)]}) from None
     return filterset, filters
 
 

@@ -33,7 +33,10 @@ Q_HELP = (
     "every word must match; an id-like word of 4+ characters also matches as a prefix, "
     "unless it begins too many records (400 `query_too_broad`: give more of it)."
 )
-SINCE_HELP = "Only records dated on or after this day (YYYY-MM-DD, UTC)."
+SINCE_HELP = (
+    "Only records dated on or after this day (YYYY-MM-DD, UTC); not applied to a resource "
+    "whose date your grant hides or masks."
+)
 
 
 class QueryTooBroad(exceptions.ValidationError):
@@ -157,7 +160,9 @@ class SearchView(APIView):
         "that mentions `q` (an id such as a transaction_id, a country code or name, a word of "
         "a product description), grouped by resource: at most 10 records each, an exact key "
         "match first, then newest first. Every hit carries its record; raw-file hits also "
-        "name the file and line. Resources you cannot read are neither searched nor named. "
+        "name the file and line. Where your grant hides or masks a resource's date, `since` "
+        "does not apply to it and its hits come in an order that says nothing of the date "
+        "(their `at` is null). Resources you cannot read are neither searched nor named. "
         "An id-like word that begins too many records is refused (400 `query_too_broad`); a "
         "search past the API's statement time limit answers 503 `query_timeout`.",
         parameters=[
@@ -309,7 +314,7 @@ def hide_located(resource: str, limit, results: list[dict]) -> None:
     spec = SPECS.get(RAW_AS_TABLE.get(resource.removeprefix("raw_"), resource))
 
     def concealed(names) -> bool:
-        return any(n in limit.masked or limit.hides(n) for n in names)
+        return query.concealed(limit, names)
 
     key_hidden = spec is not None and concealed(query._COLUMN.findall(spec.key))
     at_hidden = spec is not None and concealed(query._COLUMN.findall(spec.at))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import math
 import threading
 from datetime import UTC
 from decimal import Decimal, InvalidOperation
@@ -59,13 +60,17 @@ def iter_records(path: Path):
                 yield number, record
 
 
+INT64 = (-(2**63), 2**63 - 1)
+
+
 def _to_int(value):
+    """An integer the int64 column holds, else null (as any value that is not one)."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 40:
+        value = int(value)
+    if isinstance(value, int) and INT64[0] <= value <= INT64[1]:
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
     return None
 
 
@@ -73,9 +78,10 @@ def _to_float(value):
     if isinstance(value, bool) or value is None or value == "":
         return None
     try:
-        return float(Decimal(str(value)))
-    except (InvalidOperation, ValueError):
+        number = float(Decimal(str(value)))
+    except (InvalidOperation, ValueError, OverflowError):
         return None
+    return number if math.isfinite(number) else None  # JSON has no inf or nan
 
 
 def _to_timestamp(value):
@@ -87,7 +93,10 @@ def _to_timestamp(value):
         return None
     if parsed is None or parsed.tzinfo is None:
         return None
-    return parsed.astimezone(UTC).replace(tzinfo=None)
+    try:  # valid ISO that leaves the calendar in UTC (0001-01-01T00:00:00+14:00)
+        return parsed.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:
+        return None
 
 
 def _to_array(value):

@@ -23,7 +23,8 @@ Two plans, chosen from the planner's statistics of the index (`pg_stats`):
   more).
 
 Ranking inside a resource: an exact match of the record's key first, then newest
-first.
+first. Under a grant that hides or masks a resource's date, `since` does not apply
+to it and its hits are ordered by a keyed hash of their key: the date is never told.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import connection, transaction
+
+from accounts.masking import column_key, hmac_pads
 
 from .index import ID_CONFIG, SPECS, doc_sql
 
@@ -280,7 +283,10 @@ def search_restricted(
     words = lexemes(q)
     if not words or not (words_sql or ids_sql):
         return ResourceMatches(name)
-    start = dt.datetime.combine(since, dt.time.min, tzinfo=dt.UTC)
+    # A date the grant hides or masks is neither filtered on nor ordered by: `since`
+    # would tell it to the day (asked day after day), and the order would rank it.
+    dated = not concealed(restriction, _COLUMN.findall(spec.at))
+    start = dt.datetime.combine(since, dt.time.min, tzinfo=dt.UTC) if dated else None
 
     visible = doc_sql(ids_sql, words_sql)
 
@@ -289,10 +295,16 @@ def search_restricted(
 
     check_prefixes(words, lambda query: matching(query, gin_only=True))
     sql, params = matching(tsquery(words))
+    if dated:
+        order, order_params = "e.at DESC", []
+    else:  # exact key first, then an order that says nothing of the record (keyed hash)
+        outer, inner = hmac_pads(column_key(name, "\0search order"))
+        order = "e.key = %s DESC, sha256(%s || sha256(%s || convert_to(e.key, 'UTF8')))"
+        order_params = [q, outer, inner]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT e.key, e.at, e.raw_file, e.raw_line {sql} ORDER BY e.at DESC LIMIT %s",
-            [*params, PER_RESOURCE],
+            f"SELECT e.key, e.at, e.raw_file, e.raw_line {sql} ORDER BY {order} LIMIT %s",
+            [*params, *order_params, PER_RESOURCE],
         )
         rows = cursor.fetchall()
         if not rows:
@@ -301,9 +313,15 @@ def search_restricted(
             f"SELECT count(*) FROM (SELECT 1 {sql} LIMIT %s) m", [*params, COUNT_CAP + 1]
         )
         count = cursor.fetchone()[0]
-    rows.sort(key=lambda r: (r[0] != q, -r[1].timestamp()))
+    if dated:
+        rows.sort(key=lambda r: (r[0] != q, -r[1].timestamp()))
     hits = [_hit(name, r) for r in rows]
     return ResourceMatches(name, min(count, COUNT_CAP), count > COUNT_CAP, hits)
+
+
+def concealed(restriction, names) -> bool:
+    """Whether the grant hides or masks any of these columns."""
+    return any(n in restriction.masked or restriction.hides(n) for n in names)
 
 
 def _restricted_matching(
@@ -311,7 +329,8 @@ def _restricted_matching(
 ):
     """FROM/WHERE of the entries of `spec`'s table (or of its raw folder) matching `query`
     on both the whole record and its visible part, in the rows the reader may see
-    (`gin_only`: the entries found through the GIN index only, as in `_matching`)."""
+    (`gin_only`: the entries found through the GIN index only, as in `_matching`), dated
+    on or after `start` unless it is None (a date the grant conceals)."""
     table = spec.table
     allowed, allowed_params = row_filter_sql(restriction)
     version = "AND t.valid_from = e.valid_from" if spec.versioned else ""
@@ -320,10 +339,12 @@ def _restricted_matching(
     else:
         scope, param = "e.resource = %s AND e.valid_to IS NULL", table
     entries = f"({_GIN_ONLY}) e" if gin_only else "search_entries e"
+    since = "" if start is None else "AND e.at >= %s"
     sql = (
         f"FROM {entries} JOIN {table} t ON {spec.key} = e.key {version} "
-        f"WHERE {scope} AND e.resource = %s AND e.at >= %s AND e.doc @@ %s::tsquery "
+        f"WHERE {scope} AND e.resource = %s {since} AND e.doc @@ %s::tsquery "
         f"AND {visible_doc} @@ %s::tsquery AND {allowed}"
     )
-    params = [param, table, start, query, query, *allowed_params]
+    dated = [] if start is None else [start]
+    params = [param, table, *dated, query, query, *allowed_params]
     return sql, [query, *params] if gin_only else params
