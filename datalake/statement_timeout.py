@@ -11,6 +11,8 @@ Guarantees:
   again on any connection opened during the request (a reconnect after a failed
   health check), session-level so that a transaction rolled back inside the request
   does not undo it;
+- a database that cannot be reached here answers 503 `database_unavailable` in the
+  envelope, DEBUG or not (`datalake.api.middleware.uncaught_exception`);
 - reset when the request ends, so the thread's persistent connection (`CONN_MAX_AGE`)
   carries no limit into a later non-API request; a connection whose reset fails is
   closed at the end of the request instead of being reused;
@@ -67,8 +69,15 @@ class StatementTimeoutMiddleware:
             return self.get_response(request)
         setattr(connection, _ATTR, ms)
         try:
-            connection.ensure_connection()  # a new connection is limited by the signal
-            _apply(connection, ms)
+            try:
+                connection.ensure_connection()  # a new connection is limited by the signal
+                _apply(connection, ms)
+            except DatabaseError as exc:
+                # Before any view: answered here as a view's would be (503 with Retry-After
+                # when the database is away), not by DEBUG's page.
+                from datalake.api.middleware import uncaught_exception
+
+                return uncaught_exception(request, exc)
             return self.get_response(request)
         finally:
             setattr(connection, _ATTR, None)

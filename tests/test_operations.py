@@ -472,6 +472,26 @@ def test_the_database_unreachable_is_a_clean_503_and_then_it_recovers(alice, log
     assert "database unavailable" in logged[2]["message"]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_database_unreachable_is_a_503_under_debug_too(alice, settings):
+    """With DEBUG on, the statement-timeout middleware's connection failed before any view
+    and DEBUG's page answered it, which the API's envelope turned into a generic 500."""
+    settings.DEBUG = True
+    give(alice, "transactions", "read")
+    api = client_for(alice)
+    real = connection.settings_dict["PORT"]
+    connection.close()
+    connection.settings_dict["PORT"] = str(free_port())  # nothing listens there
+    api.raise_request_exception = False
+    try:
+        down = api.get("/api/v1/resources/transactions/rows/")
+    finally:
+        connection.close()
+        connection.settings_dict["PORT"] = real
+    assert down.status_code == 503, (down.status_code, down.content[:200])
+    assert down.json()["code"] == "database_unavailable" and down["Retry-After"]
+
+
 def test_a_worker_channel_left_on_a_released_transport_fails_as_a_connection_error():
     """kombu 5.7.0 killed the Celery worker on a Redis restart: a channel holding an
     unacknowledged message was closed after its transport had been released, and the

@@ -397,6 +397,9 @@ def test_each_endpoint_needs_its_grants(lake_root, db):
     body = {"stock_code": "85123A", "quantity": 1, "unit_price": "1"}
     assert client.post("/api/v1/invoices/536365/items/", body).status_code == 403
     give(user, "retail_invoice_items", "write")
+    refused = client.post("/api/v1/invoices/536365/items/", body)  # copies the code's text
+    assert refused.status_code == 403 and "retail_stock_codes" in refused.json()["detail"]
+    give(user, "retail_stock_codes", "read")
     assert client.post("/api/v1/invoices/536365/items/", body).status_code == 201
     entry = RequestLog.objects.filter(username="partial").order_by("-id").first()
     assert (entry.resource, entry.status_code) == ("retail_invoice_items", 201)

@@ -172,6 +172,17 @@ def test_an_invoice_writer_learns_nothing_of_customers_it_cannot_read(lake):
                      format="json")  # fmt: skip
     assert "Iceland" not in str(known.json()), known.json()
     assert unknown.status_code == known.status_code, (unknown.json(), known.json())
+    assert known.status_code == 403, known.json()  # `read` on what it looks up, first
+    # Same class: an item's POST looks up the invoice and copies the stock code's text.
+    give(mallory, "retail_invoice_items", "write")
+    item = {"stock_code": "85123A", "quantity": 1, "unit_price": "1"}
+    missing = api.post("/api/v1/invoices/999999/items/", item, format="json")
+    existing = api.post("/api/v1/invoices/536365/items/", item, format="json")
+    assert missing.status_code == existing.status_code == 403, (missing.json(), existing.json())
+    assert "description" not in existing.json(), existing.json()
+    give(mallory, "retail_invoices", "read")
+    give(mallory, "retail_invoice_items", "read")
+    assert api.post("/api/v1/invoices/999999/items/", item, format="json").status_code == 403
 
 
 def test_one_landed_line_at_the_calendar_edge_does_not_break_the_raw_folder(lake):

@@ -90,11 +90,20 @@ class ApiErrorMiddleware:
             return response
         if isinstance(exc, SuspiciousOperation):
             return _suspicious(request, exc)
-        got_request_exception.send(sender=None, request=request)
-        response = server_error(request)  # 503 when the database is away, else 500
-        log_response("%s: %s", response.reason_phrase, request.path,
-                     response=response, request=request, exception=exc)  # fmt: skip
-        return response
+        return uncaught_exception(request, exc)
+
+
+def uncaught_exception(request, exc) -> JsonResponse:
+    """An /api/ exception nothing answered, in the envelope: 503 `database_unavailable`
+    (Retry-After) when the database is away, else 500; logged as Django logs it, whatever
+    DEBUG says. Call it inside the `except` (server_error reads the exception there):
+    process_exception for a view's, and an inner middleware for its own (one that opens
+    the connection before any view, whose error Django would render as DEBUG's page)."""
+    got_request_exception.send(sender=None, request=request)
+    response = server_error(request)  # 503 when the database is away, else 500
+    log_response("%s: %s", response.reason_phrase, request.path,
+                 response=response, request=request, exception=exc)  # fmt: skip
+    return response
 
 
 def _suspicious(request, exc) -> JsonResponse:

@@ -2,7 +2,9 @@
 
 GET needs `read` on every retail table the answer draws on (an invoice with its items:
 `retail_invoices` and `retail_invoice_items`); POST needs `write` on the table it adds
-to. Under a restricted `read` grant (columns, row filter, masks) these endpoints,
+to and `read` on every table it looks up or copies from (`lookups`), checked before
+any lookup, so that a 404, a 400 or a copied value never tells a writer what it cannot
+read. Under a restricted `read` grant (columns, row filter, masks) these endpoints,
 which serve whole records linked by their keys, answer 403 `restricted_grant`;
 `/resources/<table>/rows/` serves what such a grant shows.
 """
@@ -21,6 +23,7 @@ from rest_framework.views import APIView
 
 from accounts.permissions import ResourcePrivilege
 from accounts.restrictions import restriction_for
+from accounts.selectors import has_privilege
 from datalake.api.errors import ErrorSerializer
 from datalake.api.filtering import PAGING_PARAMS, reject_unknown_params
 from datalake.api.pagination import PagePagination
@@ -127,6 +130,9 @@ class RetailView(APIView):
     permission_classes = [ResourcePrivilege]
     required_privileges = {"get": "read", "post": "write"}
     resources: dict[str, tuple[str, ...]] = {}
+    # Per method, the tables a write looks up (existence, duplicates, next line) or
+    # copies from: each needs an unrestricted `read`, checked before any lookup.
+    lookups: dict[str, tuple[str, ...]] = {}
 
     def get_resource_names(self) -> list[str]:
         method = self.request.method.lower()
@@ -135,14 +141,22 @@ class RetailView(APIView):
     def check_permissions(self, request):
         super().check_permissions(request)
         if request.method in ("GET", "HEAD"):
-            for name in self.get_resource_names():
-                if restriction_for(request.user, name, request).restricted:
+            read = self.get_resource_names()
+        else:
+            read = list(self.lookups.get(request.method.lower(), ()))
+            for name in read:
+                if not has_privilege(request.user, name, "read"):
                     raise PermissionDenied(
-                        f"Your grant on {name!r} is restricted (columns, row filter or masks) "
-                        f"and this endpoint serves whole records; read {name!r} through "
-                        f"/api/v1/resources/{name}/rows/.",
-                        code="restricted_grant",
+                        f"You need the `read` privilege on {name!r}: this write looks it up."
                     )
+        for name in read:
+            if restriction_for(request.user, name, request).restricted:
+                raise PermissionDenied(
+                    f"Your grant on {name!r} is restricted (columns, row filter or masks) "
+                    f"and this endpoint serves whole records; read {name!r} through "
+                    f"/api/v1/resources/{name}/rows/.",
+                    code="restricted_grant",
+                )
 
     def paginate(self, queryset, build):
         reject_unknown_params(self.request, PAGING_PARAMS)
@@ -156,6 +170,7 @@ class RetailView(APIView):
 
 class CustomerListView(RetailView):
     resources = {"get": (CUSTOMERS,), "post": (CUSTOMERS,)}
+    lookups = {"post": (CUSTOMERS,)}
 
     @extend_schema(
         operation_id="retail_customers_list",
@@ -173,7 +188,8 @@ class CustomerListView(RetailView):
     @extend_schema(
         operation_id="retail_customers_create",
         description="Add a customer: a new version of retail_customers (needs `write` on it). "
-        "201 with the customer and its `url`. An id already taken: 400 naming customer_id.",
+        "Also needs an unrestricted `read` on it (403 first). 201 with the customer and its "
+        "`url`. An id already taken: 400 naming customer_id.",
         request=s.CustomerCreateSerializer,
         responses={201: s.CustomerSerializer, **ERRORS},
         examples=[
@@ -222,6 +238,7 @@ class CustomerDetailView(RetailView):
 
 class CustomerInvoicesView(RetailView):
     resources = {"get": (CUSTOMERS, INVOICES), "post": (INVOICES,)}
+    lookups = {"post": (CUSTOMERS, INVOICES)}
 
     @extend_schema(
         operation_id="retail_customer_invoices_list",
@@ -256,7 +273,9 @@ class CustomerInvoicesView(RetailView):
     @extend_schema(
         operation_id="retail_customer_invoices_create",
         description="Open an invoice for the customer (in the customer's country): a new "
-        "version of retail_invoices (needs `write` on it). 201 with the invoice, its `url` "
+        "version of retail_invoices (needs `write` on it, and an unrestricted `read` on "
+        "retail_customers and retail_invoices, checked first: 403 before any 404). 201 with "
+        "the invoice, its `url` "
         "and `customer.url`. Unknown customer: 404; a number already used, or starting with "
         "`C` (cancellations come with the files): 400.",
         parameters=[ex.CUSTOMER_ID],
@@ -305,6 +324,7 @@ class InvoiceDetailView(RetailView):
 
 class InvoiceItemsView(RetailView):
     resources = {"get": (INVOICES, ITEMS), "post": (ITEMS,)}
+    lookups = {"post": (INVOICES, STOCK_CODES, ITEMS)}
 
     @extend_schema(
         operation_id="retail_invoice_items_list",
@@ -327,7 +347,9 @@ class InvoiceItemsView(RetailView):
     @extend_schema(
         operation_id="retail_invoice_items_create",
         description="Add an item (a new last line) to an invoice: a new version of "
-        "retail_invoice_items (needs `write` on it); its description is the stock code's. "
+        "retail_invoice_items (needs `write` on it, and an unrestricted `read` on "
+        "retail_invoices, retail_stock_codes and retail_invoice_items, checked first: 403 "
+        "before any 404); its description is the stock code's. "
         "201 with the item. 400: an unknown stock code, a quantity under 1, a negative "
         "price, or a cancelled invoice; unknown invoice: 404.",
         parameters=[ex.INVOICE_NO],
