@@ -99,7 +99,8 @@ def test_a_runs_checksum_does_not_let_a_restricted_reader_recover_masked_values(
 
 
 def test_repush_all_total_does_not_count_rows_outside_the_writers_row_filter(
-    stored, monkeypatch  # noqa: F811
+    stored,  # noqa: F811
+    monkeypatch,
 ):
     """A writer whose read is row-filtered (FR, no mask: allowed to write) starts a
     re-push-all: its job's `total` is the count of every current row, all countries, the
