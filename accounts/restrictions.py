@@ -209,14 +209,16 @@ def refuse_masked_writer(user, resource: str, request=None) -> None:
         )
 
 
-def refuse_if_restricted(user, resources, what: str, request=None) -> None:
+def refuse_if_restricted(user, resources, what: str, request=None, *, why: str = "") -> None:
     """403 when a figure over every row of `resources` would use data the user's
-    restricted grant hides (metrics, reports, training read whole tables)."""
+    restricted grant hides (metrics, reports, training read whole tables; the access
+    log, whose query strings and paths carry other readers' values). `why` replaces
+    the sentence's middle for an answer that is not a figure."""
     for resource in resources:
         if user is not None and restriction_for(user, resource, request).restricted:
+            why = why or f"are computed over every row of {resource!r}"
             raise PermissionDenied(
-                f"{what} are computed over every row of {resource!r} and your grant on it is "
-                "restricted (columns, row filter or masks): no figure can be given without "
-                "the data it hides.",
+                f"{what} {why} and your grant on it is restricted (columns, row filter or "
+                "masks): they cannot be given without the data it hides.",
                 code="restricted_grant",
             )

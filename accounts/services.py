@@ -71,10 +71,21 @@ def _refuse_wider(by, resource: str, privilege, columns, row_filter, masked) -> 
     own row filters lets through (same columns, values a subset), show only columns it
     sees, and mask every column it sees masked. A holder with no `read` grant at all is
     a delegate (it reads nothing itself) and gives any `read` grant, as staff would.
+
+    A holder whose read is restricted gives no `grant`: the account it gives it to
+    would be a delegate free to give an unrestricted read (to it or anyone). Nor, when
+    its read masks a column, `write`: it may not write itself (`refuse_masked_writer`,
+    a write is a chosen-value oracle for a masked column), so neither may its proxy.
     """
-    if by.is_staff or privilege != Privilege.READ:
+    if by.is_staff:
         return
     held = restriction_for(by, resource)
+    if privilege == Privilege.GRANT and held.restricted:
+        _wider("your read is restricted, and a `grant` holder can give an unrestricted read")
+    if privilege == Privilege.WRITE and held.masked:
+        _wider(f"you see {sorted(held.masked)} masked, and a write would reveal them")
+    if privilege != Privilege.READ:
+        return
     if held.columns is not None and (columns is None or not set(columns) <= held.columns):
         _wider(f"you see only the columns {sorted(held.columns)}")
     if held.rows is not None:

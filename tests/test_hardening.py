@@ -221,8 +221,21 @@ def test_a_holder_gives_what_it_holds_or_less(holder, alice):
         columns=["user_id"], masked=["user_id"],
     )  # fmt: skip
     assert narrower.status_code == 201, narrower.json()
-    assert post_grant(api, privilege="grant").status_code == 201  # grant >= write >= read
+    # Restricted, it gives no `grant` (a delegate could give an unrestricted read) and,
+    # masked, no `write` (a write unmasks): review attack 1.
+    for privilege in ("grant", "write"):
+        refused = post_grant(api, privilege=privilege)
+        assert refused.status_code == 403, refused.json()
+        assert refused.json()["code"] == "grant_wider_than_held"
+
+
+def test_a_row_filtered_unmasked_holder_gives_write_not_grant(db, alice):
+    dora = make_user("dora")
+    give(dora, "transactions", "grant")
+    give(dora, "transactions", "read", row_filter={"country": ["FR"]})
+    api = client_for(dora)
     assert post_grant(api, privilege="write").status_code == 201
+    assert post_grant(api, privilege="grant").json()["code"] == "grant_wider_than_held"
 
 
 def test_a_restricted_holder_cannot_drop_its_own_restriction(holder, alice):

@@ -98,21 +98,17 @@ def test_a_runs_checksum_does_not_let_a_restricted_reader_recover_masked_values(
     assert recovered is None, f"masked user_id and hidden payment_method recovered: {recovered}"
 
 
-def test_repush_all_total_does_not_count_rows_outside_the_writers_row_filter(stored, monkeypatch):  # noqa: F811
+def test_repush_all_total_does_not_count_rows_outside_the_writers_row_filter(
+    stored,  # noqa: F811
+    broker,
+    topic,
+):
     """A writer whose read is row-filtered (FR, no mask: allowed to write) starts a
     re-push-all: its job's `total` is the count of every current row, all countries, the
-    figure the catalog, versions and runs hide from it (issue 17.4). The broker is
-    replaced by a producer that accepts everything."""
+    figure the catalog, versions and runs hide from it (issue 17.4). The job pushes to
+    the real local broker."""
     from ingestion import repush
 
-    class Producer:
-        def produce(self, *args, **kwargs):
-            pass
-
-        def flush(self, timeout=None):
-            return 0
-
-    monkeypatch.setattr(repush, "producer", Producer)
     writer = make_user("writer")
     give(writer, "transactions", "write")
     restricted(writer, row_filter={"country": ["FR"]}, columns=["transaction_id", "country"])

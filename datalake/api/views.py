@@ -9,7 +9,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
 from accounts.permissions import ResourcePrivilege
-from accounts.restrictions import restriction_for
+from accounts.restrictions import refuse_if_restricted, restriction_for
 from datalake.catalog.sync import sync_resources
 from datalake.models import Resource
 from lineage.api.serializers import AccessLogSerializer, VersionSerializer
@@ -156,6 +156,10 @@ class ResourceViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["get"], url_path="access-log")
     def access_log(self, request, name=None):
         reject_unknown_params(request, set(AccessLogFilter.base_filters) | PAGING_PARAMS)
+        # Other readers' query strings and paths carry values this grant may hide or mask.
+        name = self._entry().name
+        why = f"quote other readers' values of {name!r}"
+        refuse_if_restricted(request.user, [name], "Access-log entries", request, why=why)
         flush_request_log()  # what this process still queues first
         queryset = RequestLog.objects.filter(resource=self._entry().name)
         filterset = AccessLogFilter(request.query_params, queryset=queryset)

@@ -10,7 +10,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.restrictions import refuse_masked_writer
+from accounts.restrictions import refuse_masked_writer, restriction_for
 from accounts.selectors import has_privilege
 from datalake.api.strict import StrictSerializer
 from ingestion import repush, selectors
@@ -141,14 +141,38 @@ class RepushJobSerializer(serializers.ModelSerializer):
             "retimestamp": {
                 "help_text": "Whether each record got the re-push time as its timestamp."
             },
-            "total": {"help_text": "Current records to re-push."},
-            "pushed": {"help_text": "Records sent to the topic so far."},
-            "processed": {"help_text": "Records the pipeline merged so far."},
-            "failed": {"help_text": "Records the pipeline could not merge."},
+            "total": {
+                "allow_null": True,
+                "help_text": "Current records to re-push; null under a row filter.",
+            },
+            "pushed": {
+                "allow_null": True,
+                "help_text": "Records sent to the topic so far; null under a row filter.",
+            },
+            "processed": {
+                "allow_null": True,
+                "help_text": "Records the pipeline merged so far; null under a row filter.",
+            },
+            "failed": {
+                "allow_null": True,
+                "help_text": "Records the pipeline could not merge; null under a row filter.",
+            },
             "error": {"help_text": "Why the job failed; empty otherwise."},
             "created_at": {"help_text": "When the job was requested."},
             "finished_at": {"help_text": "When it ended; null while running."},
         }
+
+    def to_representation(self, instance):
+        """The counts are over every current row of the table: null to a reader whose
+        row filter hides some (the catalog's `row_count`, runs and versions alike)."""
+        body = super().to_representation(instance)
+        request = self.context["request"]
+        if restriction_for(request.user, instance.resource, request).rows is not None:
+            body.update(dict.fromkeys(JOB_COUNTS))
+        return body
+
+
+JOB_COUNTS = ("total", "pushed", "processed", "failed")
 
 
 REPUSH_EXAMPLE = {

@@ -58,7 +58,12 @@ class IngestionRunSerializer(serializers.ModelSerializer):
                 "help_text": "What a running run is doing: `phase` (`checksum`, `spark`, "
                 "`merging`, `done`), counts so far, `at`."
             },
-            "checksum": {"help_text": "SHA-256 of the file, to skip a file loaded already."},
+            "checksum": {
+                "allow_null": True,
+                "help_text": "SHA-256 of the file, to skip a file loaded already; null under "
+                "any restriction on the table (hashing guessed lines would recover hidden and "
+                "masked values).",
+            },
             "created_at": {"help_text": "When the run was requested."},
             "started_at": {"help_text": "When a worker started it; null while queued."},
             "finished_at": {"help_text": "When it ended; null until then."},
@@ -67,12 +72,14 @@ class IngestionRunSerializer(serializers.ModelSerializer):
 
     def to_representation(self, instance):
         """Under a restriction on the table: the error cut to its kind (the text before
-        its first colon: a database message may quote a value); under a row filter, no
+        its first colon: a database message may quote a value) and no checksum (a
+        dictionary oracle on the file's hidden and masked values); under a row filter, no
         counts, in the progress neither (they are over the whole file)."""
         body = super().to_representation(instance)
         limit = self.context.get("limits", {}).get(instance.source)
         if limit is not None:
             body["error"] = body["error"].split(":", 1)[0]
+            body["checksum"] = None
             if limit.rows is not None:
                 body.update(dict.fromkeys(RUN_COUNTS))
                 body["progress"] = {k: v for k, v in body["progress"].items() if k in PHASE}

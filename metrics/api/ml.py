@@ -13,11 +13,12 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.response import Response
 
 from accounts.permissions import ResourcePrivilege
 from accounts.restrictions import refuse_if_restricted
+from accounts.selectors import has_privilege
 from datalake.api.filtering import PAGING_PARAMS, reject_unknown_params
 from lineage.audit import note_resource
 from metrics.ml import selectors, services
@@ -130,7 +131,8 @@ class TrainingFilter(df.FilterSet):
 
 @extend_schema_view(
     list=extend_schema(
-        description="Your trainings (staff: all), newest first.",
+        description="Your trainings (staff: all), newest first: only those of models whose "
+        "resource you still read unrestricted.",
         examples=[
             OpenApiExample("Trainings", value=page_of([TRAINING_EXAMPLE]), response_only=True)
         ],
@@ -139,7 +141,8 @@ class TrainingFilter(df.FilterSet):
     retrieve=extend_schema(
         description="A training's state: `queued`, `running`, `succeeded` (with `metrics` and "
         "the `model_version` it published) or `failed` (with `error`). Only its requester "
-        "and staff see it.",
+        "and staff see it; a requester no longer holding an unrestricted `read` on the "
+        "model's resource: 403.",
         parameters=[TRAINING_ID],
         examples=[OpenApiExample("Succeeded", value=TRAINING_EXAMPLE, response_only=True)],
         tags=["machine learning"],
@@ -151,7 +154,21 @@ class TrainingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     filterset_class = TrainingFilter
 
     def get_queryset(self):
+        if self.action == "list":  # only those whose model's resource is still readable
+            return selectors.readable_trainings(self.request.user)
         return selectors.visible_trainings(self.request.user)
+
+    def retrieve(self, request, *args, **kwargs):
+        training = self.get_object()
+        model_type = get_model_type(training.model_name)
+        if not request.user.is_staff and model_type is not None:
+            # Its metrics are figures over the whole resource: checked at read time.
+            if not has_privilege(request.user, model_type.resource, "read"):
+                raise PermissionDenied(
+                    f"This training read {model_type.resource!r}; you no longer hold `read` on it."
+                )
+            refuse_if_restricted(request.user, [model_type.resource], "Trainings", request)
+        return Response(self.get_serializer(training).data)
 
     @extend_schema(
         description="Train a model in the background (a Celery task); 202 with the training's "

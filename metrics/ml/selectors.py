@@ -15,6 +15,16 @@ def visible_trainings(user):
     return qs if user.is_staff else qs.filter(requested_by=user)
 
 
+def readable_trainings(user):
+    """The visible trainings whose metrics the user may still read: those of models whose
+    resource it reads unrestricted now (a grant revoked or restricted after the training
+    ran counts from the next request, as for reports); staff: all."""
+    qs = visible_trainings(user)
+    if user.is_staff:
+        return qs
+    return qs.filter(model_name__in=[m.name for m in readable_model_types(user)])
+
+
 def readable_model_types(user) -> list[type[ModelType]]:
     """The models whose data the user may read whole (staff: all), by name."""
     readable = resources_with(user, "read")  # None: every resource (staff)
