@@ -92,6 +92,20 @@ class DatabaseOutageFilter(logging.Filter):
         return True
 
 
+_outage_filter: DatabaseOutageFilter | None = None
+
+
+def database_outage_filter() -> DatabaseOutageFilter:
+    """The process's one outage filter (settings.LOGGING's factory). A second dictConfig
+    of settings.LOGGING (Celery's setup_logging receiver in a process Django configured)
+    adds filters to a logger without removing the old ones; the same instance is not
+    added twice, so the loggers keep one shared window."""
+    global _outage_filter
+    if _outage_filter is None:
+        _outage_filter = DatabaseOutageFilter()
+    return _outage_filter
+
+
 def _is_database_unavailable(exc: BaseException) -> bool:
     from django.db import InterfaceError, OperationalError
 

@@ -368,7 +368,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {
         "context": {"()": "datalake.logging.ContextFilter"},
-        "database_outage": {"()": "datalake.logging.DatabaseOutageFilter"},
+        "database_outage": {"()": "datalake.logging.database_outage_filter"},
     },
     "formatters": {
         "json": {"()": "datalake.logging.JsonFormatter"},

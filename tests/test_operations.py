@@ -527,3 +527,16 @@ def test_a_worker_channel_left_on_a_released_transport_fails_as_a_connection_err
         client.hdel(unacked_key, tag)
         client.zrem(channel.unacked_index_key, tag)
         client.delete(name)
+
+
+def test_logging_configured_twice_keeps_one_outage_window():
+    """Celery's setup_logging receiver applies settings.LOGGING again in a process Django
+    configured; dictConfig adds filters without removing the old ones, so a filter made
+    anew each time doubled the outage windows (two tracebacks an outage)."""
+    from datalake.logging import configure_celery_logging
+
+    configure_celery_logging()
+    configure_celery_logging()
+    for name in ("django.request", "lineage.middleware"):
+        windows = [f for f in logging.getLogger(name).filters if hasattr(f, "window")]
+        assert len(windows) == 1, (name, windows)
