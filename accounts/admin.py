@@ -5,9 +5,8 @@ from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
+from accounts.models import ApiToken, Grant
 from datalake.admin import RankedSearchMixin
-
-from .models import ApiToken, Grant
 
 # The grant form's user and group autocompletes rank the exact name first, as resources do.
 admin.site.unregister(User)

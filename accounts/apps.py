@@ -10,9 +10,8 @@ class AccountsConfig(AppConfig):
         from django.contrib.auth import get_user_model
         from django.contrib.auth.models import Group
 
+        from accounts.models import Grant
         from datalake.models import Resource
-
-        from .models import Grant
 
         # Who changed what, before and after: visible in the admin's log entries.
         auditlog.register(Grant)

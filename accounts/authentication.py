@@ -13,10 +13,9 @@ from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 
+from accounts.models import ApiToken, hash_key
+from accounts.selectors import LIVE_GRANTS_SQL, remember_live_grants
 from datalake.db import prepared_cursor
-
-from .models import ApiToken, hash_key
-from .selectors import LIVE_GRANTS_SQL, remember_live_grants
 
 TOUCH_EVERY = timedelta(minutes=5)
 

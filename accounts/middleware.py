@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .selectors import grant_cache_scope
+from accounts.selectors import grant_cache_scope
 
 
 class GrantScopeMiddleware:

@@ -95,7 +95,7 @@ class Grant(models.Model):
         return self.columns is not None or self.row_filter is not None or bool(self.masked)
 
     def clean(self):
-        from .restrictions import validate_restriction
+        from accounts.restrictions import validate_restriction
 
         validate_restriction(self)
 

@@ -11,8 +11,8 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from .models import ApiToken
-from .services import token_issue
+from accounts.models import ApiToken
+from accounts.services import token_issue
 
 
 @never_cache  # the page may carry a clear key: no cache keeps a copy

@@ -5,10 +5,9 @@ from __future__ import annotations
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission
 
+from accounts.restrictions import refuse_masked_writer
+from accounts.selectors import has_privilege, prefetch_read_grants
 from lineage.audit import note_resource
-
-from .restrictions import refuse_masked_writer
-from .selectors import has_privilege, prefetch_read_grants
 
 
 class ResourcePrivilege(BasePermission):

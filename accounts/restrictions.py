@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 
 from rest_framework.exceptions import PermissionDenied
 
-from .masking import pseudonym
+from accounts.masking import pseudonym
 
 META = frozenset({"_file", "_line"})  # where a raw record is: never hidden
 
@@ -119,7 +119,7 @@ def restriction_for(user, resource: str, request=None) -> Restriction:
     cache = getattr(request, "_restrictions", None) if request is not None else None
     if cache is not None and resource in cache:
         return cache[resource]
-    from .selectors import read_grants
+    from accounts.selectors import read_grants
 
     grants = read_grants(user, resource)
     found = replace(combine(grants), resource=resource) if grants else UNRESTRICTED

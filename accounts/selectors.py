@@ -18,9 +18,8 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.models import Grant, Privilege
 from datalake.db import prepared_cursor
-
-from .models import Grant, Privilege
 
 PRIVILEGES = tuple(Privilege.values)
 

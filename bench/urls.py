@@ -2,9 +2,8 @@
 
 from django.urls import path
 
+from bench.views import CeilingView, NaiveListView
 from datalake.urls import urlpatterns as product_urlpatterns
-
-from .views import CeilingView, NaiveListView
 
 urlpatterns = [
     path("bench/ceiling/", CeilingView.as_view(), name="bench-ceiling"),

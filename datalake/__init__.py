@@ -1,5 +1,5 @@
 """The data-lake portal project: settings, URLs, the Celery app, the catalog and the query API."""
 
-from .celery import app as celery_app
+from datalake.celery import app as celery_app
 
 __all__ = ("celery_app",)

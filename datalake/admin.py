@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.db.models import Case, IntegerField, Value, When
 from django.db.models.functions import Lower
 
-from .models import Resource
+from datalake.models import Resource
 
 
 class RankedSearchMixin:

@@ -8,6 +8,6 @@ class DatalakeConfig(AppConfig):
     def ready(self):
         from django.db.models.signals import post_migrate
 
-        from .catalog.sync import register_after_migrate
+        from datalake.catalog.sync import register_after_migrate
 
         post_migrate.connect(register_after_migrate, sender=self)

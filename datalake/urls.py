@@ -6,12 +6,11 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from accounts.pages import tokens_page
+from datalake.api.root import ApiRootView
+from datalake.health import healthz
+from datalake.pages import home
+from datalake.prometheus import metrics_view
 from metrics.pages import report_page
-
-from .api.root import ApiRootView
-from .health import healthz
-from .pages import home
-from .prometheus import metrics_view
 
 api_v1 = [
     path("", ApiRootView.as_view(), name="api-root"),

@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from .models import HttpPull, HttpSource, IngestionRun, Reject
+from ingestion.models import HttpPull, HttpSource, IngestionRun, Reject
 
 
 @admin.register(IngestionRun)
@@ -100,7 +100,7 @@ class HttpSourceAdmin(admin.ModelAdmin):
 
     @admin.action(description="Pull now (then ingest)")
     def pull_now(self, request, queryset):
-        from .http_source import http_pull_start
+        from ingestion.http_source import http_pull_start
 
         for source in queryset:
             http_pull_start(source=source.name, requested_by=request.user)

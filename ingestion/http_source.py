@@ -36,7 +36,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from .models import HttpPull, HttpSource, IngestionRun, Pagination, RunStatus
+from ingestion.models import HttpPull, HttpSource, IngestionRun, Pagination, RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -370,7 +370,7 @@ def http_pull_start(*, source: str, requested_by=None, ingest: bool = True) -> H
     pull = HttpPull.objects.create(
         source=HttpSource.objects.get(name=source), requested_by=requested_by, ingest=ingest
     )
-    from .tasks import pull_http_source
+    from ingestion.tasks import pull_http_source
 
     transaction.on_commit(lambda: pull_http_source.delay(pull.pk))
     return pull
@@ -380,8 +380,7 @@ def http_pull_execute(pull_id: int, task_id: str = "", sleep=time.sleep) -> Http
     """Fetch every page, land the file, then (if `ingest`) run its ingestion here."""
     from datalake.catalog.files import landing_dir
     from datalake.catalog.sync import sync_resources
-
-    from .services import display_path, ingestion_run_execute
+    from ingestion.services import display_path, ingestion_run_execute
 
     pull = HttpPull.objects.select_related("source").get(pk=pull_id)
     if pull.status in (RunStatus.SUCCEEDED, RunStatus.FAILED):

@@ -306,7 +306,7 @@ class HttpSource(models.Model):
     def clean(self):
         from django.core.exceptions import ValidationError
 
-        from .sources import SOURCES
+        from ingestion.sources import SOURCES
 
         errors = {}
         if self.name not in SOURCES:

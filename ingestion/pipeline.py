@@ -32,10 +32,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from datalake.db import vacuum_stale
-
-from .kafka import ensure_topics, producer
-from .merge import MergeConflict, MergeResult, merge_transaction_rows
-from .models import (
+from ingestion.kafka import ensure_topics, producer
+from ingestion.merge import MergeConflict, MergeResult, merge_transaction_rows
+from ingestion.models import (
     JobStatus,
     PipelineOffset,
     PipelineReject,
@@ -43,8 +42,8 @@ from .models import (
     RepushRequest,
     RepushStatus,
 )
-from .rates import RateTable
-from .validation import validate_transaction
+from ingestion.rates import RateTable
+from ingestion.validation import validate_transaction
 
 logger = logging.getLogger(__name__)
 RATES_TTL = 60.0

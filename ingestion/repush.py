@@ -14,9 +14,8 @@ from rest_framework.exceptions import NotFound, ValidationError
 from datalake.api.errors import Conflict
 from datalake.models import Transaction
 from datalake.models.lake import TRANSACTION_FIELDS
-
-from .kafka import DeliveryFailed, discard_producer, produce_and_wait, producer
-from .models import JobStatus, RepushJob, RepushRequest, RepushStatus
+from ingestion.kafka import DeliveryFailed, discard_producer, produce_and_wait, producer
+from ingestion.models import JobStatus, RepushJob, RepushRequest, RepushStatus
 
 MESSAGE_FIELDS = list(TRANSACTION_FIELDS)
 PUSH_BATCH = 5_000
@@ -133,7 +132,7 @@ def repush_all_start(*, resource: str, retimestamp: bool = True, requested_by=No
     job = RepushJob.objects.create(
         resource=resource, retimestamp=retimestamp, requested_by=requested_by
     )
-    from .tasks import run_repush_all
+    from ingestion.tasks import run_repush_all
 
     transaction.on_commit(lambda: run_repush_all.delay(job.pk))
     return job

@@ -14,11 +14,10 @@ from django.db.models import Q, QuerySet
 from accounts.restrictions import Restriction, restriction_for
 from accounts.selectors import has_privilege, prefetch_read_grants, resources_with
 from datalake.catalog import get_entry
-
-from .merge import MAIN_TABLE
-from .models import IngestionRun, Reject, RepushJob, RepushRequest
-from .services import in_landing_folder
-from .sources import SOURCES
+from ingestion.merge import MAIN_TABLE
+from ingestion.models import IngestionRun, Reject, RepushJob, RepushRequest
+from ingestion.services import in_landing_folder
+from ingestion.sources import SOURCES
 
 RUN_COUNTS = ("rows_read", "rows_loaded", "rows_rejected", "rows_added", "rows_changed")
 

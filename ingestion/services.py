@@ -19,12 +19,11 @@ from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
 from datalake.db import vacuum_stale
-
-from .merge import MAIN_TABLE, MERGES
-from .models import IngestionRun, RunStatus
-from .rates import RateTable
-from .sources import SOURCES
-from .spark import run_spark_jobs
+from ingestion.merge import MAIN_TABLE, MERGES
+from ingestion.models import IngestionRun, RunStatus
+from ingestion.rates import RateTable
+from ingestion.sources import SOURCES
+from ingestion.spark import run_spark_jobs
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +84,7 @@ def ingestion_run_start(*, source: str, path: str, requested_by=None, cli: bool 
     run = IngestionRun.objects.create(
         source=source, path=display_path(resolved), requested_by=requested_by, task_id=task_id
     )
-    from .tasks import run_ingestion
+    from ingestion.tasks import run_ingestion
 
     transaction.on_commit(lambda: run_ingestion.apply_async([run.pk], task_id=task_id))
     return run
@@ -207,7 +206,7 @@ def recover_stalled_runs() -> list[int]:
         IngestionRun.objects.filter(pk__in=ids).update(
             status=RunStatus.QUEUED, task_id=task_id, claim="", heartbeat_at=None
         )
-        from .tasks import run_ingestion_batch
+        from ingestion.tasks import run_ingestion_batch
 
         transaction.on_commit(lambda: run_ingestion_batch.apply_async([ids], task_id=task_id))
     logger.warning("Ingestion runs %s had lost their worker: queued again", ids)
@@ -382,7 +381,7 @@ def _error_text(exc: Exception) -> str:
 
 def _parser_options(source: str) -> dict:
     """What the parser takes from the source's declaration: an HTTP source's field map."""
-    from .models import HttpSource
+    from ingestion.models import HttpSource
 
     declared = HttpSource.objects.filter(name=source).values_list("field_map", flat=True).first()
     return {"fields": declared} if declared else {}
@@ -484,7 +483,7 @@ def scan_landing(*, requested_by=None) -> list[IngestionRun]:
         for source, path in pending_files()
     ]
     if runs:
-        from .tasks import run_ingestion_batch
+        from ingestion.tasks import run_ingestion_batch
 
         ids, task_id = [run.pk for run in runs], str(uuid.uuid4())
         IngestionRun.objects.filter(pk__in=ids).update(task_id=task_id)  # the batch's runs

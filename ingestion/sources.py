@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
-from .rates import RateTable
-from .validation import CENT, Rejected, parse_object, transaction_row, validate_sale
+from ingestion.rates import RateTable
+from ingestion.validation import CENT, Rejected, parse_object, transaction_row, validate_sale
 
 LONDON = ZoneInfo("Europe/London")
 RETAIL_HEADER = [

@@ -13,7 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 import orjson
 
-from .rates import RateTable
+from ingestion.rates import RateTable
 
 STATUSES = ("completed", "pending", "failed", "refunded", "cancelled")
 CENT = Decimal("0.01")

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import RequestLog
+from lineage.models import RequestLog
 
 
 @admin.register(RequestLog)

@@ -18,9 +18,8 @@ from django.utils import timezone
 
 from datalake.logging import request_id_from, request_id_var
 from datalake.prometheus import observe_request
-
-from .audit import body_of, query_of
-from .writer import store_entry
+from lineage.audit import body_of, query_of
+from lineage.writer import store_entry
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

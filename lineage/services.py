@@ -24,8 +24,7 @@ from __future__ import annotations
 from django.db import connection, transaction
 
 from datalake.models import Resource
-
-from .models import Version
+from lineage.models import Version
 
 # The first key of PostgreSQL's two-key advisory locks: a namespace plus the resource's
 # id; the second key is 0, or the version number for VERSION_HELD.

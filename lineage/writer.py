@@ -36,7 +36,7 @@ import psycopg
 from django.conf import settings
 from django.db import connection
 
-from .models import RequestLog
+from lineage.models import RequestLog
 
 logger = logging.getLogger(__name__)
 

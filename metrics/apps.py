@@ -7,7 +7,7 @@ class MetricsConfig(AppConfig):
     def ready(self):
         from auditlog.registry import auditlog
 
-        from .ml.models import MLModel, ModelVersion, Training
+        from metrics.ml.models import MLModel, ModelVersion, Training
 
         # Who asked for a training, each version published and made current: admin log entries.
         auditlog.register(Training)

@@ -176,4 +176,4 @@ class ReportRow(models.Model):
 
 
 # The machine-learning models live in their own module of this app (metrics/ml/).
-from .ml.models import MLModel, ModelVersion, Training  # noqa: E402, F401
+from metrics.ml.models import MLModel, ModelVersion, Training  # noqa: E402, F401

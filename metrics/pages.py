@@ -10,9 +10,9 @@ from django.http import Http404
 from django.shortcuts import render
 from rest_framework.exceptions import PermissionDenied
 
-from .api.reports import visible_reports
-from .models import ReportStatus
-from .services import refuse_result
+from metrics.api.reports import visible_reports
+from metrics.models import ReportStatus
+from metrics.services import refuse_result
 
 MAX_BARS = 30
 

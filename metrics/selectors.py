@@ -10,7 +10,7 @@ import orjson
 from django.conf import settings
 from django.db import connection
 
-from . import ranges
+from metrics import ranges
 
 CENT = Decimal("0.01")
 CURRENT_COMPLETED = "valid_to IS NULL AND status = 'completed'"

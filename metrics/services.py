@@ -16,9 +16,8 @@ from accounts.restrictions import refuse_if_restricted
 from accounts.selectors import has_privilege
 from datalake.csvsafe import safe_row
 from datalake.jobs import refuse_too_many_running
-
-from .models import Report, ReportRow, ReportStatus
-from .reports import get_report_type
+from metrics.models import Report, ReportRow, ReportStatus
+from metrics.reports import get_report_type
 
 logger = logging.getLogger(__name__)
 ROW_BATCH = 5000
@@ -75,7 +74,7 @@ def report_start(*, report_name: str, params: dict, requested_by) -> Report:
     report = Report.objects.create(
         report_name=report_name, params=params, requested_by=requested_by
     )
-    from .tasks import run_report
+    from metrics.tasks import run_report
 
     transaction.on_commit(lambda: run_report.delay(report.pk))
     return report

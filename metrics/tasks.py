@@ -6,14 +6,14 @@ from django.conf import settings
 
 @shared_task(bind=True, acks_late=True, name="reports.run", time_limit=settings.REPORT_TIMEOUT - 60)
 def run_report(self, report_id: int) -> str:
-    from .services import report_execute
+    from metrics.services import report_execute
 
     return report_execute(report_id, task_id=self.request.id or "").status
 
 
 @shared_task(name="reports.expire_stale")
 def expire_stale_reports() -> int:
-    from .services import expire_stale_reports as expire
+    from metrics.services import expire_stale_reports as expire
 
     return expire()
 
@@ -28,6 +28,6 @@ TRAINING_TIMEOUT = getattr(settings, "ML_TRAINING_TIMEOUT", 3600)
 )  # fmt: skip
 def run_training(self, training_id: int) -> str:
     """Idempotent: a finished training is left alone, a redelivered one starts over."""
-    from .ml.services import training_execute
+    from metrics.ml.services import training_execute
 
     return training_execute(training_id, task_id=self.request.id or "").status

@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from .views import ApiTokenViewSet, GrantViewSet, TokenView
+from accounts.api.views import ApiTokenViewSet, GrantViewSet, TokenView
 
 router = SimpleRouter()
 router.register("auth/tokens", ApiTokenViewSet, basename="token")

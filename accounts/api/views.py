@@ -16,20 +16,19 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import services
-from accounts.models import ApiToken, Grant, Privilege
-from accounts.selectors import grants_visible_to, has_privilege
-from accounts.throttling import LOCKED_OUT
-from datalake.api.parsers import BoundedJSONParser
-from lineage.audit import note_resource
-
-from . import examples
-from .serializers import (
+from accounts.api import examples
+from accounts.api.serializers import (
     ApiTokenSerializer,
     CredentialsSerializer,
     GrantCreateSerializer,
     GrantSerializer,
     TokenResponseSerializer,
 )
+from accounts.models import ApiToken, Grant, Privilege
+from accounts.selectors import grants_visible_to, has_privilege
+from accounts.throttling import LOCKED_OUT
+from datalake.api.parsers import BoundedJSONParser
+from lineage.audit import note_resource
 
 
 class TokenView(APIView):

@@ -13,12 +13,11 @@ from django.db.models import BigIntegerField, Expression, F, Q, QuerySet
 from django_filters.constants import EMPTY_VALUES
 
 from accounts.masking import ORDER_HEX_DIGITS, column_key, hmac_pads, order_hash
+from datalake.api.compiled import ShapeCache, checked, prepared, run
+from datalake.api.grammar import RowQuery
 from datalake.catalog import Entry
 from datalake.catalog.rawfiles import load_folder
 from datalake.db import prepared_cursor
-
-from .compiled import ShapeCache, checked, prepared, run
-from .grammar import RowQuery
 
 _counts: dict[tuple, tuple[int, bool, float]] = {}
 Q_LOOKUPS = {"eq": "exact", "gt": "gt", "gte": "gte", "lt": "lt", "lte": "lte", "in": "in"}

@@ -11,7 +11,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework.exceptions import ValidationError
 
-from .bounds import RANGE_TEXT, check_day, check_instant
+from datalake.api.bounds import RANGE_TEXT, check_day, check_instant
 
 PAGING_PARAMS = frozenset({"page", "page_size", "format"})
 

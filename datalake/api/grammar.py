@@ -18,12 +18,11 @@ from rest_framework.exceptions import ValidationError
 
 from accounts.masking import key_fingerprint
 from accounts.restrictions import UNRESTRICTED, Restriction
+from datalake.api.bounds import in_utc, whole_number
+from datalake.api.cursors import seal, unseal
+from datalake.api.filters import filterset_for, operators_of
 from datalake.catalog import Entry
 from datalake.catalog.columns import Column
-
-from .bounds import in_utc, whole_number
-from .cursors import seal, unseal
-from .filters import filterset_for, operators_of
 
 NO_QUERYSET = SimpleNamespace(model=None)  # raw files: filters validate values, DuckDB applies
 PLAIN_FILE = re.compile(r"^[^/\\\x00]+$")  # a name inside the folder: no path, no NUL

@@ -28,7 +28,7 @@ from django.urls import Resolver404, resolve
 from django.utils.log import log_response
 from rest_framework.response import Response
 
-from .errors import server_error
+from datalake.api.errors import server_error
 
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

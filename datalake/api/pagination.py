@@ -3,7 +3,7 @@
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
 
-from .bounds import whole_number
+from datalake.api.bounds import whole_number
 
 
 class PagePagination(PageNumberPagination):

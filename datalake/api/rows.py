@@ -5,10 +5,10 @@ from __future__ import annotations
 from rest_framework.exceptions import NotFound
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
-from .backends import backend_for
-from .compiled import ShapeCache
-from .grammar import RowQuery
-from .keyset import after_condition, leading_bound, typed_cursor
+from datalake.api.backends import backend_for
+from datalake.api.compiled import ShapeCache
+from datalake.api.grammar import RowQuery
+from datalake.api.keyset import after_condition, leading_bound, typed_cursor
 
 
 def rows_page(query: RowQuery, request, version: int | None = None) -> dict:

@@ -21,12 +21,11 @@ from rest_framework.views import APIView
 
 from accounts.restrictions import restriction_for
 from accounts.selectors import resources_with
+from datalake.api.filtering import reject_unknown_params
 from datalake.catalog.rawfiles import records_at
 from datalake.models import Resource
 from datalake.search import query
 from datalake.search.index import SPECS
-
-from .filtering import reject_unknown_params
 
 Q_HELP = (
     "The text: an id, a code, a country, words. Searched literally (no query syntax); "

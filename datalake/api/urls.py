@@ -1,8 +1,8 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from .search import SearchView
-from .views import ResourceViewSet
+from datalake.api.search import SearchView
+from datalake.api.views import ResourceViewSet
 
 router = SimpleRouter()
 router.register("resources", ResourceViewSet, basename="resource")

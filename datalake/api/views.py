@@ -10,21 +10,20 @@ from rest_framework.response import Response
 
 from accounts.permissions import ResourcePrivilege
 from accounts.restrictions import refuse_if_restricted, restriction_for
+from datalake.api import docs
+from datalake.api.errors import Conflict, ErrorSerializer
+from datalake.api.filtering import PAGING_PARAMS, reject_unknown_params
+from datalake.api.grammar import parse_row_query
+from datalake.api.pagination import PagePagination
+from datalake.api.rows import rows_page
+from datalake.api.selectors import all_resources, describe_resources, resource_entry
+from datalake.api.serializers import ResourceSerializer, RowsPageSerializer
 from datalake.catalog.sync import sync_resources
 from datalake.models import Resource
 from lineage.api.serializers import AccessLogSerializer, VersionSerializer
 from lineage.filters import AccessLogFilter
 from lineage.models import RequestLog, Version
 from lineage.writer import flush as flush_request_log
-
-from . import docs
-from .errors import Conflict, ErrorSerializer
-from .filtering import PAGING_PARAMS, reject_unknown_params
-from .grammar import parse_row_query
-from .pagination import PagePagination
-from .rows import rows_page
-from .selectors import all_resources, describe_resources, resource_entry
-from .serializers import ResourceSerializer, RowsPageSerializer
 
 
 class ResourceViewSet(viewsets.GenericViewSet):

@@ -4,7 +4,7 @@
 rows in the database mirror the entries so that grants and logs can point at them.
 """
 
-from .columns import Column
-from .entries import Entry, get_entry, list_entries
+from datalake.catalog.columns import Column
+from datalake.catalog.entries import Entry, get_entry, list_entries
 
 __all__ = ["Column", "Entry", "get_entry", "list_entries"]

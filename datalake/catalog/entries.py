@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cache
 
-from . import files, tables
-from .columns import Column, column
+from datalake.catalog import files, tables
+from datalake.catalog.columns import Column, column
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from .columns import OPS_BY_TYPE, Column
+from datalake.catalog.columns import OPS_BY_TYPE, Column
 
 SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_]{0,90}$")
 SUFFIXES = (".jsonl", ".json", ".csv", ".jsonl.gz", ".json.gz", ".csv.gz")
@@ -89,7 +89,7 @@ def folder_schema(source: str) -> tuple[tuple[str, str], ...]:
     """(name, type) of the data columns of a folder: declared, or read from the files."""
     if source in DECLARED:
         return DECLARED[source]
-    from .rawfiles import inferred_columns
+    from datalake.catalog.rawfiles import inferred_columns
 
     return tuple((name, "string") for name in inferred_columns(source))
 

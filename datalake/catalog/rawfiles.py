@@ -20,7 +20,7 @@ import orjson
 import pyarrow as pa
 from django.utils.dateparse import parse_datetime
 
-from . import files
+from datalake.catalog import files
 
 ARROW_TYPES = {
     "string": pa.string(),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import files, tables
+from datalake.catalog import files, tables
 
 
 def sync_resources() -> None:

@@ -1,7 +1,7 @@
 """Models of the lake: the catalog's resources and the lake's own tables."""
 
-from .catalog import Resource, ResourceKind
-from .lake import (
+from datalake.models.catalog import Resource, ResourceKind
+from datalake.models.lake import (
     ExchangeRate,
     ProductDailySales,
     RetailCustomer,
@@ -11,7 +11,7 @@ from .lake import (
     Sale,
     Transaction,
 )
-from .search import SearchEntry
+from datalake.models.search import SearchEntry
 
 __all__ = [
     "ExchangeRate",

@@ -38,8 +38,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from accounts.masking import column_key, hmac_pads
-
-from .index import ID_CONFIG, SPECS, doc_sql
+from datalake.search.index import ID_CONFIG, SPECS, doc_sql
 
 PER_RESOURCE = 10
 COUNT_CAP = 1000

@@ -1,8 +1,8 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from .pipeline import RepushAllView, RepushDetailView, RepushJobView, RepushView
-from .views import IngestionRunViewSet
+from ingestion.api.pipeline import RepushAllView, RepushDetailView, RepushJobView, RepushView
+from ingestion.api.views import IngestionRunViewSet
 
 router = SimpleRouter()
 router.register("ingestion/runs", IngestionRunViewSet, basename="ingestion-run")

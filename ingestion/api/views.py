@@ -13,11 +13,14 @@ from accounts.restrictions import refuse_masked_writer
 from accounts.selectors import has_privilege
 from datalake.api.pagination import PagePagination
 from ingestion import selectors, services
+from ingestion.api.serializers import (
+    IngestionRunCreateSerializer,
+    IngestionRunSerializer,
+    RejectSerializer,
+)
 from ingestion.merge import MAIN_TABLE
 from ingestion.models import IngestionRun, RunStatus
 from lineage.audit import note_resource
-
-from .serializers import IngestionRunCreateSerializer, IngestionRunSerializer, RejectSerializer
 
 RUN_EXAMPLE = {
     "id": 42,

@@ -1,6 +1,6 @@
 from rest_framework.routers import SimpleRouter
 
-from .views import RequestLogViewSet
+from lineage.api.views import RequestLogViewSet
 
 router = SimpleRouter()
 router.register("audit/requests", RequestLogViewSet, basename="audit-request")

@@ -4,11 +4,10 @@ from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_v
 from rest_framework import mixins, viewsets
 from rest_framework.permissions import IsAdminUser
 
+from lineage.api.serializers import RequestLogSerializer
 from lineage.filters import RequestLogFilter
 from lineage.models import RequestLog
 from lineage.writer import flush
-
-from .serializers import RequestLogSerializer
 
 ENTRY = {
     "id": 981,

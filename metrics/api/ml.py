@@ -21,13 +21,7 @@ from accounts.restrictions import refuse_if_restricted
 from accounts.selectors import has_privilege
 from datalake.api.filtering import PAGING_PARAMS, reject_unknown_params
 from lineage.audit import note_resource
-from metrics.ml import selectors, services
-from metrics.ml.models import ModelVersion, Training, TrainingStatus
-from metrics.ml.product_demand import ProductDemandInput
-from metrics.ml.registry import get_model_type
-from metrics.schema import params_json_schema
-
-from .ml_serializers import (
+from metrics.api.ml_serializers import (
     MLModelSerializer,
     ModelVersionSerializer,
     PredictionSerializer,
@@ -35,6 +29,11 @@ from .ml_serializers import (
     TrainingCreateSerializer,
     TrainingSerializer,
 )
+from metrics.ml import selectors, services
+from metrics.ml.models import ModelVersion, Training, TrainingStatus
+from metrics.ml.product_demand import ProductDemandInput
+from metrics.ml.registry import get_model_type
+from metrics.schema import params_json_schema
 
 METRICS_EXAMPLE = {
     "estimator": "boosted",

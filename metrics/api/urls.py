@@ -1,9 +1,9 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from . import views
-from .ml import MLModelViewSet, TrainingViewSet
-from .reports import ReportViewSet
+from metrics.api import views
+from metrics.api.ml import MLModelViewSet, TrainingViewSet
+from metrics.api.reports import ReportViewSet
 
 router = SimpleRouter()
 router.register("reports", ReportViewSet, basename="report")

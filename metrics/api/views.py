@@ -15,8 +15,7 @@ from accounts.restrictions import refuse_if_restricted
 from datalake.api.filtering import reject_unknown_params
 from datalake.api.pagination import PagePagination
 from metrics import selectors
-
-from . import serializers as s
+from metrics.api import serializers as s
 
 
 def params(request, serializer_class):

@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from rest_framework import serializers
 
-from .registry import ModelType, PredictionError, Trained, TrainingError
+from metrics.ml.registry import ModelType, PredictionError, Trained, TrainingError
 
 LAGS = (1, 2, 7, 14, 21, 28)
 PAD = max(LAGS)

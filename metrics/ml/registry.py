@@ -59,12 +59,12 @@ class ModelType:
 
 
 def get_model_type(name: str) -> type[ModelType] | None:
-    from . import product_demand  # noqa: F401  (registers the built-in model)
+    from metrics.ml import product_demand  # noqa: F401  (registers the built-in model)
 
     return REGISTRY.get(name)
 
 
 def model_types() -> list[type[ModelType]]:
-    from . import product_demand  # noqa: F401
+    from metrics.ml import product_demand  # noqa: F401
 
     return [REGISTRY[name] for name in sorted(REGISTRY)]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from accounts.restrictions import restriction_for
 from accounts.selectors import resources_with
-
-from .models import MLModel, Training
-from .registry import ModelType, model_types
+from metrics.ml.models import MLModel, Training
+from metrics.ml.registry import ModelType, model_types
 
 
 def visible_trainings(user):

@@ -17,10 +17,9 @@ from accounts.restrictions import refuse_if_restricted
 from accounts.selectors import has_privilege
 from datalake.api.errors import Conflict
 from datalake.jobs import refuse_too_many_running
-
-from . import artifacts
-from .models import FINAL_STATES, MLModel, ModelVersion, Training, TrainingStatus
-from .registry import ModelType, PredictionError, Trained, TrainingError, get_model_type
+from metrics.ml import artifacts
+from metrics.ml.models import FINAL_STATES, MLModel, ModelVersion, Training, TrainingStatus
+from metrics.ml.registry import ModelType, PredictionError, Trained, TrainingError, get_model_type
 
 logger = logging.getLogger(__name__)
 

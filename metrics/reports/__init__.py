@@ -1,7 +1,7 @@
 """The registry of report types: adding a report is adding one class here (no URL changes)."""
 
-from .base import REGISTRY, ReportType, get_report_type
-from .builtin import RatingsPerCategory, SpendPerCountry, TopProducts
+from metrics.reports.base import REGISTRY, ReportType, get_report_type
+from metrics.reports.builtin import RatingsPerCategory, SpendPerCountry, TopProducts
 
 __all__ = [
     "REGISTRY",

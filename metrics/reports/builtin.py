@@ -5,8 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from metrics.api.serializers import InstantField
-
-from .base import ReportType
+from metrics.reports.base import ReportType
 
 
 class RangeParams(serializers.Serializer):

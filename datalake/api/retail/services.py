@@ -18,11 +18,10 @@ from auditlog.models import LogEntry
 from django.db import connection, transaction
 from rest_framework.exceptions import NotFound, ValidationError
 
+from datalake.api.retail import selectors
 from datalake.models import RetailCustomer, RetailInvoice, RetailInvoiceItem, RetailStockCode
 from ingestion.merge import merge_versioned
 from lineage.services import version_lock
-
-from . import selectors
 
 
 def _source(user) -> str:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from datalake.api.retail import views
 
 urlpatterns = [
     path("customers/", views.CustomerListView.as_view(), name="retail-customer-list"),

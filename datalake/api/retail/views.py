@@ -27,10 +27,9 @@ from accounts.selectors import has_privilege
 from datalake.api.errors import ErrorSerializer
 from datalake.api.filtering import PAGING_PARAMS, reject_unknown_params
 from datalake.api.pagination import PagePagination
-
-from . import examples as ex
-from . import selectors, services
-from . import serializers as s
+from datalake.api.retail import examples as ex
+from datalake.api.retail import selectors, services
+from datalake.api.retail import serializers as s
 
 CUSTOMERS = "retail_customers"
 INVOICES = "retail_invoices"
