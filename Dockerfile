@@ -53,7 +53,7 @@ ENV LAKE_ROOT=/lake \
     DEBUG=false \
     LOG_FORMAT=json \
     PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus \
-    GUNICORN_CMD_ARGS="--logger-class datalake.logging.GunicornLogger"
+    GUNICORN_CMD_ARGS="--logger-class datalake.platform.logging.GunicornLogger"
 
 EXPOSE 8000
 

@@ -26,7 +26,7 @@ test: install
 # The schema fuzzing of the suite, with many more examples per operation, and every
 # parameter at its edge values with DEBUG off and on (~40 min; prints what it ran).
 fuzz: install
-	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-50} $(PY) -m pytest --create-db -p no:cacheprovider tests/test_fuzz.py
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-50} $(PY) -m pytest --create-db -p no:cacheprovider tests/security/test_fuzz.py
 
 lint:
 	.venv/bin/ruff check .

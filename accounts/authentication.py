@@ -13,9 +13,9 @@ from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 
+from accounts.access.grants import LIVE_GRANTS_SQL, remember_live_grants
 from accounts.models import ApiToken, hash_key
-from accounts.selectors import LIVE_GRANTS_SQL, remember_live_grants
-from datalake.db import prepared_cursor
+from datalake.platform.db import prepared_cursor
 
 TOUCH_EVERY = timedelta(minutes=5)
 

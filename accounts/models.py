@@ -54,7 +54,7 @@ class Grant(models.Model):
         on_delete=models.SET_NULL,
         related_name="grants_given",
     )
-    # Restrictions of a `read` grant (accounts/restrictions.py).
+    # Restrictions of a `read` grant (accounts/access/restrictions.py).
     columns = models.JSONField(
         null=True, blank=True, help_text='The only columns shown, e.g. ["country", "amount"].'
     )
@@ -95,7 +95,7 @@ class Grant(models.Model):
         return self.columns is not None or self.row_filter is not None or bool(self.masked)
 
     def clean(self):
-        from accounts.restrictions import validate_restriction
+        from accounts.access.restrictions import validate_restriction
 
         validate_restriction(self)
 

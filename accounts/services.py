@@ -9,9 +9,9 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.exceptions import PermissionDenied
 
+from accounts.access.grants import has_privilege
+from accounts.access.restrictions import restriction_for
 from accounts.models import ApiToken, Grant, Privilege
-from accounts.restrictions import restriction_for
-from accounts.selectors import has_privilege
 
 
 @transaction.atomic

@@ -8,7 +8,7 @@
    so conversion happens) in `--days` daily files `landing/transactions/YYYY-MM-DD.jsonl`,
    and the same rows as CSV for the limit (written beforehand, not timed).
 3. Timed: the real path, as the daily scan runs it: an `IngestionRun` per file, then
-   `ingestion.services.ingestion_runs_execute(ids)`, the code the Celery task
+   `ingestion.daily.services.ingestion_runs_execute(ids)`, the code the Celery task
    `ingestion.run_batch` runs (checksums, one spark-submit job for the files, each
    file merged in its own versioned transaction as soon as Spark has staged it).
 4. Timed, same run: the limit. One `COPY ... FROM STDIN (FORMAT csv)` per daily file,
@@ -318,7 +318,8 @@ def timed(name: str, fn):
 
 def install_timers() -> None:
     """Wrap the service's steps from outside (module attributes), to split the wall time."""
-    from ingestion import merge, services
+    from datalake.lake import merge
+    from ingestion.daily import services
 
     services.file_checksum = timed("checksum", services.file_checksum)
     services._create_stage = timed("create_stage", services._create_stage)
@@ -365,8 +366,8 @@ def _record(run, seconds: float | None, phases: dict) -> dict:
 
 def run_file(source: str, rel_path: str, expect_read: int | None) -> dict:
     """One file alone (POST /ingestion/runs/, `manage.py ingest`): a Spark job of its own."""
+    from ingestion.daily.services import ingestion_run_execute
     from ingestion.models import IngestionRun, RunStatus
-    from ingestion.services import ingestion_run_execute
 
     PHASES.clear()
     t0 = time.perf_counter()
@@ -386,8 +387,8 @@ def run_file(source: str, rel_path: str, expect_read: int | None) -> dict:
 def spark_overhead(lake: Path, files: list[dict], repeats: int = 2) -> float:
     """A run of a 100-line file, minus its merge: the fixed cost of one Spark job (JVM,
     session), paid once per batch of files."""
+    from ingestion.daily.services import ingestion_run_execute
     from ingestion.models import IngestionRun
-    from ingestion.services import ingestion_run_execute
 
     calib = lake / "calib" / f"{files[0]['day']}.jsonl"
     calib.parent.mkdir(parents=True, exist_ok=True)
@@ -408,8 +409,8 @@ def bench_ingest(files: list[dict]) -> dict:
     """The daily path: one run per file, executed in date order by one batch (what the
     beat's scan queues: `ingestion.run_batch`): one Spark job for the files, each merged
     as soon as it is staged, while Spark reads the next."""
+    from ingestion.daily.services import ingestion_runs_execute
     from ingestion.models import IngestionRun, RunStatus
-    from ingestion.services import ingestion_runs_execute
 
     PHASES.clear()
     runs = [

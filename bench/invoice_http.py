@@ -84,8 +84,8 @@ def prepare_database() -> None:
 def load_retail() -> None:
     from django.conf import settings
 
+    from ingestion.daily.services import ingestion_run_execute
     from ingestion.models import IngestionRun, RunStatus
-    from ingestion.services import ingestion_run_execute
 
     done = IngestionRun.objects.filter(source="retail", status=RunStatus.SUCCEEDED)
     if done.filter(path=str(RETAIL_FILE)).exists():

@@ -14,7 +14,7 @@ PostgreSQL and Redis in the fault run). What it does:
    `load_reader` user holding `read` on transactions and raw_transactions and a
    `load_writer` holding `write` (re-pushes, ingestion runs) with their tokens.
 2. The stack, as scripts/run_local.py runs it but pointed at that database and lake:
-   a Tansu broker on a free port (datalake.devbroker), gunicorn (`--workers` sync
+   a Tansu broker on a free port (datalake.platform.devbroker), gunicorn (`--workers` sync
    workers) on 127.0.0.1:8781, a Celery worker (-c 2), Celery beat and the pipeline
    consumer (`manage.py run_pipeline`); REDIS_URL db 5, CACHE_URL db 6. Logs in
    bench/results/load_mixed-<stamp>/.
@@ -225,7 +225,7 @@ def commands(workers: int) -> dict[str, list[str]]:
         "web": [
             str(VENV_BIN / "gunicorn"), "datalake.wsgi", "--bind", f"{HOST}:{PORT}",
             "--workers", str(workers), "--worker-class", "sync", "--timeout", "60",
-            "--logger-class", "datalake.logging.GunicornLogger",
+            "--logger-class", "datalake.platform.logging.GunicornLogger",
         ],
         "worker": [str(VENV_BIN / "celery"), "-A", "datalake", "--quiet", "worker", "-c", "2",
                    "-n", f"loadbench{int(time.time())}@%h"],
@@ -249,7 +249,7 @@ def start(name: str, workers: int = 4) -> subprocess.Popen:
 
 
 def start_broker() -> subprocess.Popen:
-    from datalake.devbroker import start_broker as start_tansu
+    from datalake.platform.devbroker import start_broker as start_tansu
 
     proc = start_tansu(BROKER_PORT, log_path=str(LOGDIR / "broker.log"))
     STARTED["broker"] = proc

@@ -15,7 +15,7 @@ skipped when already there), same helpers (imported from rows_http.py). Then:
 2. Fresh rows for "the last minutes": the loaded rows are dated January 2026, so
    `--fresh-before` minutes before now to `--fresh-after` minutes after now get one
    transaction every 100 ms, merged as the pipeline merges them
-   (`ingestion.merge.merge_transaction_rows` in one transaction: versioned merge plus
+   (`datalake.lake.merge.merge_transaction_rows` in one transaction: versioned merge plus
    `metrics.aggregates.apply_version`). Timed. Removed again at the end (and at the
    start of a run after a crash), so rows_http.py still finds its 10M rows.
 3. gunicorn (2 sync workers, bench.settings, request log on) on 127.0.0.1:8767, a token
@@ -127,7 +127,7 @@ def mark_load_version(rows: int) -> None:
 def fill_sales() -> dict:
     """A `sales` table for the sales endpoint (skipped when already filled): one line per
     tenth completed transaction, dated by it, the customer its user, 1 or 2 products; then
-    `product_daily_sales` with the INSERT of ingestion.merge.merge_sales."""
+    `product_daily_sales` with the INSERT of datalake.lake.merge.merge_sales."""
     with psycopg.connect(rh.DB_URL, autocommit=True) as conn:
         lines = conn.execute("SELECT count(*) FROM sales").fetchone()[0]
         if lines:
@@ -152,7 +152,7 @@ def fill_sales() -> dict:
                 "WHERE name = 'sales'"
             )
             conn.execute("TRUNCATE product_daily_sales")
-            conn.execute(  # as ingestion.merge.merge_sales, for every day at once
+            conn.execute(  # as datalake.lake.merge.merge_sales, for every day at once
                 "INSERT INTO product_daily_sales (product_id, date, times_sold) "
                 "SELECT p, s.sale_date, count(*) FROM sales s, unnest(s.products) p "
                 "WHERE s.valid_to IS NULL GROUP BY p, s.sale_date"
@@ -204,7 +204,7 @@ def merge_fresh_rows(before_min: int, after_min: int, seed: int = 6) -> dict:
     through the pipeline's merge (versioned merge + aggregates), in one transaction."""
     from django.db import transaction
 
-    from ingestion.merge import merge_transaction_rows
+    from datalake.lake.merge import merge_transaction_rows
 
     rnd = random.Random(seed)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)

@@ -5,7 +5,7 @@
 
 1. A separate database `datalake_bench_pipeline` (created and migrated if missing); the
    pipeline's tables are emptied before every measured drain. A local Tansu broker
-   (`datalake.devbroker.start_broker`) on a free port and a fresh topic per run; the
+   (`datalake.platform.devbroker.start_broker`) on a free port and a fresh topic per run; the
    broker auto-creates the topic with several partitions, all of which are read.
 2. The limit, same run: N valid transaction messages (DATA.md fields, unique ids, EUR)
    produced as fast as confluent_kafka can (linger, big batches), timed; then read back
@@ -18,7 +18,7 @@
    from the command's "pipeline: assigned" log line, of the last consumer to get
    partitions; the first merge from the first `PipelineOffset` row) until the merged
    offsets cover the topic; then `transactions` is checked to hold N current rows.
-4. Re-push latency, with that consumer still running: K x `ingestion.repush.repush_one`
+4. Re-push latency, with that consumer still running: K x `ingestion.stream.repush.repush_one`
    for random stored ids, one at a time (a random 0-0.5 s pause between them so the
    requests do not phase-lock with the consumer's poll), request -> `processed` seen by
    polling `RepushRequest.status` every 20 ms.
@@ -692,7 +692,7 @@ def drain(
 
 def bench_repush(ids: list[bytes], k: int, seed: int, topic: str) -> dict:
     from ingestion.models import RepushRequest, RepushStatus
-    from ingestion.repush import repush_one
+    from ingestion.stream.repush import repush_one
 
     rnd = random.Random(seed)
     latencies, pushes, db_latencies, failures = [], [], [], []
@@ -765,26 +765,26 @@ def profile_phases(raw_file: Path) -> dict:
     if not raw_file.exists():
         return {}
     markers = {
-        ("ingestion/pipeline.py", "step"): [
+        ("ingestion/stream/consumer.py", "step"): [
             ("messages = self.consumer.consume", "Kafka consume (fetch + wait)"),
             ("messages = [m for m", "step: other"),
             ("self.consumer.commit", "Kafka offset commit"),
         ],
-        ("ingestion/pipeline.py", "merge"): [
+        ("ingestion/stream/consumer.py", "merge"): [
             ("with transaction.atomic()", "DB commit / lock offsets"),
             ("batch = self.validate", "validate (Python)"),
             ("self._dead_letters", "dead letters"),
             ("if batch.rows:", "record rejects, outcomes, offsets"),
             ("return batch", "DB commit / lock offsets"),
         ],
-        ("ingestion/merge.py", "merge_transaction_rows"): [
+        ("datalake/lake/merge.py", "merge_transaction_rows"): [
             ("buffer = io.StringIO()", "build COPY text (Python)"),
             ("columns = ", "create temp stage"),
             ("with cursor.copy", "COPY into temp stage"),
             ("result = merge_transactions", "merge: other"),
             ('_execute("DROP TABLE memory_stage")', "drop temp stage"),
         ],
-        ("ingestion/merge.py", "merge_versioned"): [
+        ("datalake/lake/merge.py", "merge_versioned"): [
             ("res, version = version_lock", "merge: lock resource"),
             ("changed = _execute(", "merge: UPDATE (close changed current rows)"),
             ("inserted = _execute(", "merge: INSERT new versions (indexes)"),
@@ -795,15 +795,15 @@ def profile_phases(raw_file: Path) -> dict:
         ],
     }
     whole = {
-        ("ingestion/pipeline.py", "validate"): "validate (Python)",
-        ("ingestion/merge.py", "_copy_value"): "build COPY text (Python)",
-        ("ingestion/pipeline.py", "_record"): "record rejects, outcomes, offsets",
-        ("ingestion/pipeline.py", "_dead_letters"): "dead letters",
+        ("ingestion/stream/consumer.py", "validate"): "validate (Python)",
+        ("datalake/lake/merge.py", "_copy_value"): "build COPY text (Python)",
+        ("ingestion/stream/consumer.py", "_record"): "record rejects, outcomes, offsets",
+        ("ingestion/stream/consumer.py", "_dead_letters"): "dead letters",
         ("metrics/aggregates.py", "apply_version"): "metrics aggregates (apply_version)",
         ("datalake/search/index.py", "index_version"): "search index (index_version)",
-        ("lineage/services.py", "version_lock"): "merge: lock resource",
-        ("lineage/services.py", "version_commit"): "merge: version row",
-        ("ingestion/pipeline.py", "rates"): "validate (Python)",
+        ("datalake/lake/versions.py", "version_lock"): "merge: lock resource",
+        ("datalake/lake/versions.py", "version_commit"): "merge: version row",
+        ("ingestion/stream/consumer.py", "rates"): "validate (Python)",
     }
     line_cache: dict[tuple[str, str], list[tuple[int, str]]] = {}
 
@@ -864,7 +864,7 @@ def explain_merge(batch_size: int) -> list[str]:
     """EXPLAIN ANALYZE of the merge's two statements for one more batch of `batch_size` new
     transactions on the full table, built as the app builds them (a fresh temp stage, no
     statistics); rolled back."""
-    from ingestion.merge import STAGE_COLUMNS, TX_COLUMNS
+    from datalake.lake.merge import STAGE_COLUMNS, TX_COLUMNS
 
     names = ["transaction_id", *TX_COLUMNS]
     cols = ", ".join(f'"{c}"' for c in names)
@@ -1072,7 +1072,7 @@ def main(argv=None) -> int:
     log = RESULTS / f"pipeline_throughput-{stamp}.log"
     out_json = RESULTS / f"pipeline_throughput-{stamp}.json"
     sys.path.insert(0, str(ROOT))
-    from datalake.devbroker import start_broker, stop_broker
+    from datalake.platform.devbroker import start_broker, stop_broker
 
     port = free_port()
     bootstrap = f"127.0.0.1:{port}"

@@ -150,8 +150,8 @@ def deep_cursor(page: int) -> tuple[str, str, int]:
     from django.db import connection
     from django.http import QueryDict
 
-    from datalake.api.grammar import parse_row_query
-    from datalake.api.selectors import resource_entry
+    from datalake.catalog.selectors import resource_entry
+    from datalake.query.grammar import parse_row_query
 
     with connection.cursor() as cur:
         cur.execute(f"SELECT count(*) FROM transactions WHERE {FILTER_SQL}")

@@ -53,6 +53,6 @@ app.autodiscover_tasks()
 @setup_logging.connect(weak=False)
 def _django_logging(**kwargs):
     """Worker and beat log through settings.LOGGING (JSON lines, task ids), not Celery's own."""
-    from datalake.logging import configure_celery_logging
+    from datalake.platform.logging import configure_celery_logging
 
     configure_celery_logging(**kwargs)

@@ -79,7 +79,7 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 if env.bool("SECURE_PROXY_SSL", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # DEBUG's error page shows the innermost frames only: a deep recursion renders in no time.
-DEFAULT_EXCEPTION_REPORTER = "datalake.debug.BoundedExceptionReporter"
+DEFAULT_EXCEPTION_REPORTER = "datalake.platform.debug.BoundedExceptionReporter"
 
 DATABASES = {
     "default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/datalake"),
@@ -88,10 +88,10 @@ DATABASES["default"]["ENGINE"] = "django.db.backends.postgresql"
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=600))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Every SQL statement of an /api/ request is cancelled past this many ms (503 query_timeout;
-# datalake/statement_timeout.py); 0: no limit. Background jobs keep the server's own.
+# datalake/platform/statement_timeout.py); 0: no limit. Background jobs keep the server's own.
 API_STATEMENT_TIMEOUT_MS = env.int("API_STATEMENT_TIMEOUT_MS", default=5000)
-# Statements run through datalake.db.prepared_cursor() are prepared (planned once per
-# connection); psycopg prepares nothing else by itself (see datalake/db.py).
+# Statements run through datalake.platform.db.prepared_cursor() are prepared (planned once per
+# connection); psycopg prepares nothing else by itself (see datalake/platform/db.py).
 DB_PREPARED_STATEMENTS = env.bool("DB_PREPARED_STATEMENTS", default=True)
 if DB_PREPARED_STATEMENTS:
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 2**31 - 1)
@@ -115,7 +115,7 @@ KAFKA_DELIVERY_TIMEOUT_S = env.float("KAFKA_DELIVERY_TIMEOUT_S", default=5.0)
 # A re-push still `pushed` this long after it was sent (the web died before sending it, a
 # broker lost its log) is sent again by beat, same id and new timestamp.
 REPUSH_RESEND_AFTER_S = env.float("REPUSH_RESEND_AFTER_S", default=120.0)
-# HTTP sources (ingestion/http_source.py): hosts resolving to private, loopback or
+# HTTP sources (ingestion/pull/http.py): hosts resolving to private, loopback or
 # link-local addresses are refused unless allowed; a credential `env:NAME` is read only
 # for the NAMEs listed here.
 HTTP_SOURCE_ALLOW_PRIVATE = env.bool("HTTP_SOURCE_ALLOW_PRIVATE", default=False)
@@ -154,7 +154,7 @@ MIDDLEWARE = [
     # Just inside the request log: every /api/ answer is JSON in the envelope, even DEBUG's.
     "datalake.api.middleware.ApiErrorMiddleware",
     # Inside the request log (whose own writes are not limited): every /api/ query after it.
-    "datalake.statement_timeout.StatementTimeoutMiddleware",
+    "datalake.platform.statement_timeout.StatementTimeoutMiddleware",
     "accounts.middleware.GrantScopeMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -357,7 +357,7 @@ LAKE_MAX_PAGE_SIZE = 10
 # A count (or estimate) is reused for this long by the same process: pages of one query.
 LAKE_COUNT_CACHE_SECONDS = env.float("LAKE_COUNT_CACHE_SECONDS", default=5.0)
 
-# Logs: one JSON object a line (datalake/logging.py) from every process, with the request
+# Logs: one JSON object a line (datalake/platform/logging.py) from every process, with the request
 # id inside a request and the task id inside a Celery task; LOG_FORMAT=text for people.
 LOG_FORMAT = env("LOG_FORMAT", default="json")
 if LOG_FORMAT not in ("json", "text"):
@@ -367,12 +367,12 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
-        "context": {"()": "datalake.logging.ContextFilter"},
-        "database_outage": {"()": "datalake.logging.database_outage_filter"},
+        "context": {"()": "datalake.platform.logging.ContextFilter"},
+        "database_outage": {"()": "datalake.platform.logging.database_outage_filter"},
     },
     "formatters": {
-        "json": {"()": "datalake.logging.JsonFormatter"},
-        "text": {"()": "datalake.logging.TextFormatter"},
+        "json": {"()": "datalake.platform.logging.JsonFormatter"},
+        "text": {"()": "datalake.platform.logging.TextFormatter"},
     },
     "handlers": {
         "console": {
@@ -396,7 +396,7 @@ LOGGING = {
 }
 logging.captureWarnings(True)  # Python warnings become log records (py.warnings): JSON too
 
-# /metrics (datalake/prometheus.py): with `Authorization: Bearer <METRICS_TOKEN>`, or from
+# /metrics (datalake/platform/prometheus.py): with `Authorization: Bearer <METRICS_TOKEN>`, or from
 # the networks listed here. None by default: behind a reverse proxy every request comes
 # from a private (or loopback) address, so an address proves nothing unless the operator
 # knows the scraper connects directly.

@@ -7,16 +7,16 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from accounts.pages import tokens_page
 from datalake.api.root import ApiRootView
-from datalake.health import healthz
 from datalake.pages import home
-from datalake.prometheus import metrics_view
-from metrics.pages import report_page
+from datalake.platform.health import healthz
+from datalake.platform.prometheus import metrics_view
+from metrics.reports.pages import report_page
 
 api_v1 = [
     path("", ApiRootView.as_view(), name="api-root"),
     path("", include("accounts.api.urls")),
     path("", include("datalake.api.urls")),
-    path("", include("datalake.api.retail.urls")),
+    path("", include("datalake.retail.urls")),
     path("", include("lineage.api.urls")),
     path("", include("ingestion.api.urls")),
     path("", include("metrics.api.urls")),

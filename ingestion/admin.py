@@ -100,7 +100,7 @@ class HttpSourceAdmin(admin.ModelAdmin):
 
     @admin.action(description="Pull now (then ingest)")
     def pull_now(self, request, queryset):
-        from ingestion.http_source import http_pull_start
+        from ingestion.pull.http import http_pull_start
 
         for source in queryset:
             http_pull_start(source=source.name, requested_by=request.user)

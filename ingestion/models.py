@@ -229,7 +229,7 @@ class Pagination(models.TextChoices):
 
 
 class HttpSource(models.Model):
-    """An HTTP API pulled into the lake (ingestion/http_source.py).
+    """An HTTP API pulled into the lake (ingestion/pull/http.py).
 
     `name` is the lake source its pages feed: they land in `landing/<name>/` (so
     `raw_<name>` serves them) and load with that source's parser and merge. A value
@@ -311,7 +311,7 @@ class HttpSource(models.Model):
         errors = {}
         if self.name not in SOURCES:
             errors["name"] = [f"Not a lake source; one of {sorted(SOURCES)}."]
-        # The pull refuses these too (ingestion/http_source.py); here the admin says so.
+        # The pull refuses these too (ingestion/pull/http.py); here the admin says so.
         for name in ("base_url", "path", "token_url", "refresh_url"):
             scheme = urlsplit(getattr(self, name) or "").scheme.lower()
             if (name == "base_url" or scheme) and scheme not in ("http", "https"):

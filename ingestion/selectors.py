@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 from django.db.models import Q, QuerySet
 
-from accounts.restrictions import Restriction, restriction_for
-from accounts.selectors import has_privilege, prefetch_read_grants, resources_with
+from accounts.access.grants import has_privilege, prefetch_read_grants, resources_with
+from accounts.access.restrictions import Restriction, restriction_for
 from datalake.catalog import get_entry
-from ingestion.merge import MAIN_TABLE
+from datalake.lake.merge import MAIN_TABLE
+from ingestion.daily.services import in_landing_folder
 from ingestion.models import IngestionRun, Reject, RepushJob, RepushRequest
-from ingestion.services import in_landing_folder
 from ingestion.sources import SOURCES
 
 RUN_COUNTS = ("rows_read", "rows_loaded", "rows_rejected", "rows_added", "rows_changed")
@@ -110,8 +110,8 @@ def repush_jobs_visible_to(user) -> QuerySet:
 def repush_row(push: RepushRequest, fields: list[str], user, request) -> dict | None:
     """The record a processed re-push stored, as the reader may read it: None outside the
     reader's row filter, hidden columns absent, masked ones as pseudonyms."""
-    from datalake.api.backends import row_filter_q
     from datalake.models import Transaction
+    from datalake.query.backends import row_filter_q
 
     limit = restriction_for(user, push.resource, request)
     current = Transaction.objects.filter(transaction_id=push.transaction_id, valid_to__isnull=True)
@@ -124,8 +124,8 @@ def repush_row(push: RepushRequest, fields: list[str], user, request) -> dict | 
 def repush_shows_original(push: RepushRequest, user, request) -> bool:
     """Whether the re-pushed record's stored timestamp may be shown to the reader: the
     column is visible in clear, and the record passes the reader's row filter."""
-    from datalake.api.backends import row_filter_q
     from datalake.models import Transaction
+    from datalake.query.backends import row_filter_q
 
     limit = restriction_for(user, push.resource, request)
     if limit.hides("timestamp") or "timestamp" in limit.masked:

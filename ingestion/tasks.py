@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from ingestion.services import RunBusy, ingestion_runs_execute, recover_stalled_runs
+from ingestion.daily.services import RunBusy, ingestion_runs_execute, recover_stalled_runs
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, name="ingestion.run")
@@ -44,8 +44,8 @@ def recover_stalled() -> list[int]:
 def scan_landing() -> int:
     """Beat: pull the enabled HTTP sources (landing their files), then look for new files
     in every landing folder and ingest them in date order."""
-    from ingestion.http_source import pull_enabled_sources
-    from ingestion.services import scan_landing as scan
+    from ingestion.daily.services import scan_landing as scan
+    from ingestion.pull.http import pull_enabled_sources
 
     pull_enabled_sources()  # a failed pull is on its row; the files already there still go
     return len(scan())
@@ -53,14 +53,14 @@ def scan_landing() -> int:
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, name="ingestion.pull")
 def pull_http_source(self, pull_id: int) -> str:
-    from ingestion.http_source import http_pull_execute
+    from ingestion.pull.http import http_pull_execute
 
     return http_pull_execute(pull_id, task_id=self.request.id or "").status
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, name="pipeline.repush_all")
 def run_repush_all(self, job_id: int) -> str:
-    from ingestion.repush import repush_all_execute
+    from ingestion.stream.repush import repush_all_execute
 
     return repush_all_execute(job_id, task_id=self.request.id or "").status
 
@@ -68,6 +68,6 @@ def run_repush_all(self, job_id: int) -> str:
 @shared_task(name="pipeline.resend_stuck_repushes")
 def resend_stuck_repushes() -> int:
     """Beat: re-pushes whose message never reached the consumer sent again."""
-    from ingestion.repush import resend_stuck_repushes as resend
+    from ingestion.stream.repush import resend_stuck_repushes as resend
 
     return resend()

@@ -2,8 +2,8 @@
 
 The id: the caller's `X-Request-ID` when it is a sane token (1-64 of `A-Za-z0-9._-`),
 else a new uuid4 hex; it is sent back in `X-Request-ID`, set on `request.request_id`,
-carried by every log line written while the request is served (datalake.logging) and
-stored in the request log. The time goes to the `/metrics` histogram (datalake.prometheus).
+carried by every log line written while the request is served (datalake.platform.logging) and
+stored in the request log. The time goes to the `/metrics` histogram (datalake.platform.prometheus).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from django.core.signals import request_finished
 from django.db import DatabaseError
 from django.utils import timezone
 
-from datalake.logging import request_id_from, request_id_var
-from datalake.prometheus import observe_request
+from datalake.platform.logging import request_id_from, request_id_var
+from datalake.platform.prometheus import observe_request
 from lineage.audit import body_of, query_of
 from lineage.writer import store_entry
 

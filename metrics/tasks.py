@@ -6,14 +6,14 @@ from django.conf import settings
 
 @shared_task(bind=True, acks_late=True, name="reports.run", time_limit=settings.REPORT_TIMEOUT - 60)
 def run_report(self, report_id: int) -> str:
-    from metrics.services import report_execute
+    from metrics.reports.services import report_execute
 
     return report_execute(report_id, task_id=self.request.id or "").status
 
 
 @shared_task(name="reports.expire_stale")
 def expire_stale_reports() -> int:
-    from metrics.services import expire_stale_reports as expire
+    from metrics.reports.services import expire_stale_reports as expire
 
     return expire()
 

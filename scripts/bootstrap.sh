@@ -17,7 +17,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-# Headless Chromium for the browser tests (tests/test_browser.py): Debian's chromium and
+# Headless Chromium for the browser tests (tests/datalake/test_browser.py): Debian's chromium and
 # chromium-driver, installed when missing and we are root with apt-get. Elsewhere this is
 # skipped, and so are the browser tests (they say why; on CI they fail instead).
 if [ ! -x /usr/bin/chromium ] || ! command -v chromedriver >/dev/null; then

@@ -57,7 +57,7 @@ def processes(web_port: int) -> dict[str, list[str]]:
             "--access-logfile",
             "-",
             "--logger-class",
-            "datalake.logging.GunicornLogger",
+            "datalake.platform.logging.GunicornLogger",
         ],
         # --quiet: no banner, so that the logs hold JSON lines only. One worker per queue
         # (settings.CELERY_TASK_ROUTES): ingestion never waits behind reports or training.
@@ -82,7 +82,7 @@ def processes(web_port: int) -> dict[str, list[str]]:
 def start_broker():
     from django.conf import settings
 
-    from datalake.devbroker import port_open, start_broker
+    from datalake.platform.devbroker import port_open, start_broker
 
     host, _, port = settings.KAFKA_BOOTSTRAP_SERVERS.split(",")[0].rpartition(":")
     if port_open(host or "127.0.0.1", int(port)):

@@ -14,10 +14,10 @@ from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from accounts.models import ApiToken, Grant
-from datalake.devbroker import start_broker, stop_broker
 from datalake.models import Resource
+from datalake.platform.devbroker import start_broker, stop_broker
 
-pytest_plugins = ["tests.pipeline_helpers"]  # the `topic` fixture of the pipeline tests
+pytest_plugins = ["tests.support.pipeline"]  # the `topic` fixture of the pipeline tests
 
 
 def pytest_configure(config):
@@ -28,8 +28,8 @@ def pytest_configure(config):
 
 
 def pytest_terminal_summary(terminalreporter):
-    """How much the fuzzing (tests/test_fuzz.py) ran, when it ran."""
-    fuzz = sys.modules.get("tests.test_fuzz")
+    """How much the fuzzing (tests/security/test_fuzz.py) ran, when it ran."""
+    fuzz = sys.modules.get("tests.security.test_fuzz")
     if fuzz is not None and (fuzz.STATS.examples or fuzz.STATS.edge_requests):
         terminalreporter.write_sep("-", "fuzzing")
         terminalreporter.write_line(fuzz.STATS.summary())
@@ -39,7 +39,7 @@ def pytest_terminal_summary(terminalreporter):
 def _forget_page_starts():
     """Tests roll their data back: a version number (0 above all) may come back with other
     rows, which a database in use never does."""
-    from datalake.api.rows import PageStarts
+    from datalake.query.rows import PageStarts
 
     PageStarts.known.entries.clear()
 

@@ -135,8 +135,8 @@ class GrantCreateSerializer(StrictSerializer):
     def validate(self, attrs):
         from django.core.exceptions import ValidationError as DjangoValidationError
 
+        from accounts.access.restrictions import validate_restriction
         from accounts.models import Grant
-        from accounts.restrictions import validate_restriction
 
         if bool(attrs.get("user")) == bool(attrs.get("group")):
             raise serializers.ValidationError("Give exactly one of `user` and `group`.")

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import services
+from accounts.access.grants import grants_visible_to, has_privilege
 from accounts.api import examples
 from accounts.api.serializers import (
     ApiTokenSerializer,
@@ -25,7 +26,6 @@ from accounts.api.serializers import (
     TokenResponseSerializer,
 )
 from accounts.models import ApiToken, Grant, Privilege
-from accounts.selectors import grants_visible_to, has_privilege
 from accounts.throttling import LOCKED_OUT
 from datalake.api.parsers import BoundedJSONParser
 from lineage.audit import note_resource

@@ -76,7 +76,7 @@ def statement_timeout_response() -> Response:
 
 
 def exception_handler(exc, context):
-    from datalake.statement_timeout import is_statement_timeout
+    from datalake.platform.statement_timeout import is_statement_timeout
 
     if is_statement_timeout(exc):
         set_rollback()
@@ -143,7 +143,7 @@ def server_error(request):
     from django.http import HttpResponse, JsonResponse
     from django.views.defaults import server_error as django_server_error
 
-    from datalake.statement_timeout import is_statement_timeout
+    from datalake.platform.statement_timeout import is_statement_timeout
 
     if is_statement_timeout(sys.exc_info()[1]) and request.path.startswith("/api/"):
         response = JsonResponse(statement_timeout_response().data, status=503)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import copy
 
 from datalake.api.bounds import MAX_WHOLE
-from datalake.api.filters import param_name
 from datalake.catalog.entries import list_table_entries
+from datalake.query.filters import param_name
 
 PLAIN_SEGMENT = r"^[^\u0000-\u001f\u007f]+$"  # else 400 `invalid_path` (api/middleware.py)
 INSIDE_CALENDAR = r"^(?!0001-|9999-)"  # bounds.FIRST_DAY..LAST_DAY, with room for time zones

@@ -1,8 +1,8 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from datalake.api.search import SearchView
 from datalake.api.views import ResourceViewSet
+from datalake.search.views import SearchView
 
 router = SimpleRouter()
 router.register("resources", ResourceViewSet, basename="resource")

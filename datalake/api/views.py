@@ -8,18 +8,18 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
-from accounts.permissions import ResourcePrivilege
-from accounts.restrictions import refuse_if_restricted, restriction_for
+from accounts.access.permissions import ResourcePrivilege
+from accounts.access.restrictions import refuse_if_restricted, restriction_for
 from datalake.api import docs
 from datalake.api.errors import Conflict, ErrorSerializer
 from datalake.api.filtering import PAGING_PARAMS, reject_unknown_params
-from datalake.api.grammar import parse_row_query
 from datalake.api.pagination import PagePagination
-from datalake.api.rows import rows_page
-from datalake.api.selectors import all_resources, describe_resources, resource_entry
 from datalake.api.serializers import ResourceSerializer, RowsPageSerializer
+from datalake.catalog.selectors import all_resources, describe_resources, resource_entry
 from datalake.catalog.sync import sync_resources
 from datalake.models import Resource
+from datalake.query.grammar import parse_row_query
+from datalake.query.rows import rows_page
 from lineage.api.serializers import AccessLogSerializer, VersionSerializer
 from lineage.filters import AccessLogFilter
 from lineage.models import RequestLog, Version

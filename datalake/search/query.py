@@ -10,7 +10,7 @@ that begins more than `SEARCH_PREFIX_MAX_MATCHES` of the records searched is ref
 
 Every statement is bounded: at most 10 records per resource leave PostgreSQL, and
 counts stop at `COUNT_CAP` + 1 (an API request's statements also have a time limit,
-`datalake.statement_timeout`). Nothing reads every match into the web process.
+`datalake.platform.statement_timeout`). Nothing reads every match into the web process.
 
 Two plans, chosen from the planner's statistics of the index (`pg_stats`):
 - rare text (an id, a code, an unusual word): the GIN index gives every match
@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import connection, transaction
 
-from accounts.masking import column_key, hmac_pads
+from accounts.access.masking import column_key, hmac_pads
 from datalake.search.index import ID_CONFIG, SPECS, doc_sql
 
 PER_RESOURCE = 10

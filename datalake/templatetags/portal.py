@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from django import template
 from django.conf import settings
 
-from accounts.restrictions import restriction_for
+from accounts.access.restrictions import restriction_for
 from datalake.catalog import get_entry
 
 register = template.Library()

@@ -10,11 +10,12 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.restrictions import refuse_masked_writer, restriction_for
-from accounts.selectors import has_privilege
+from accounts.access.grants import has_privilege
+from accounts.access.restrictions import refuse_masked_writer, restriction_for
 from datalake.api.strict import StrictSerializer
-from ingestion import repush, selectors
+from ingestion import selectors
 from ingestion.models import RepushJob, RepushRequest, RepushStatus
+from ingestion.stream import repush
 from lineage.audit import note_resource
 
 

@@ -9,16 +9,17 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
-from accounts.restrictions import refuse_masked_writer
-from accounts.selectors import has_privilege
+from accounts.access.grants import has_privilege
+from accounts.access.restrictions import refuse_masked_writer
 from datalake.api.pagination import PagePagination
-from ingestion import selectors, services
+from datalake.lake.merge import MAIN_TABLE
+from ingestion import selectors
 from ingestion.api.serializers import (
     IngestionRunCreateSerializer,
     IngestionRunSerializer,
     RejectSerializer,
 )
-from ingestion.merge import MAIN_TABLE
+from ingestion.daily import services
 from ingestion.models import IngestionRun, RunStatus
 from lineage.audit import note_resource
 

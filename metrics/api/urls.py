@@ -2,8 +2,8 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from metrics.api import views
-from metrics.api.ml import MLModelViewSet, TrainingViewSet
-from metrics.api.reports import ReportViewSet
+from metrics.ml.views import MLModelViewSet, TrainingViewSet
+from metrics.reports.views import ReportViewSet
 
 router = SimpleRouter()
 router.register("reports", ReportViewSet, basename="report")

@@ -10,8 +10,8 @@ from rest_framework.fields import IntegerField
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import ResourcePrivilege
-from accounts.restrictions import refuse_if_restricted
+from accounts.access.permissions import ResourcePrivilege
+from accounts.access.restrictions import refuse_if_restricted
 from datalake.api.filtering import reject_unknown_params
 from datalake.api.pagination import PagePagination
 from metrics import selectors

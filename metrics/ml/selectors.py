@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from accounts.restrictions import restriction_for
-from accounts.selectors import resources_with
+from accounts.access.grants import resources_with
+from accounts.access.restrictions import restriction_for
 from metrics.ml.models import MLModel, Training
 from metrics.ml.registry import ModelType, model_types
 

@@ -13,10 +13,10 @@ from django.db.models import F, Max
 from django.utils import timezone
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 
-from accounts.restrictions import refuse_if_restricted
-from accounts.selectors import has_privilege
+from accounts.access.grants import has_privilege
+from accounts.access.restrictions import refuse_if_restricted
 from datalake.api.errors import Conflict
-from datalake.jobs import refuse_too_many_running
+from datalake.platform.jobs import refuse_too_many_running
 from metrics.ml import artifacts
 from metrics.ml.models import FINAL_STATES, MLModel, ModelVersion, Training, TrainingStatus
 from metrics.ml.registry import ModelType, PredictionError, Trained, TrainingError, get_model_type

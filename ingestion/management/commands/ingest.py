@@ -6,8 +6,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from rest_framework.exceptions import ValidationError
 
+from ingestion.daily.services import ingestion_run_execute, ingestion_run_start
 from ingestion.models import FINAL_STATES, RunStatus
-from ingestion.services import ingestion_run_execute, ingestion_run_start
 
 
 class Command(BaseCommand):

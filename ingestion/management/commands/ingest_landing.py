@@ -2,8 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from ingestion.daily.services import display_path, ingestion_runs_execute, pending_files
 from ingestion.models import RunStatus
-from ingestion.services import display_path, ingestion_runs_execute, pending_files
 
 
 class Command(BaseCommand):
@@ -16,7 +16,7 @@ class Command(BaseCommand):
 
     def handle(self, sync=False, **options):
         if not sync:
-            from ingestion.services import scan_landing
+            from ingestion.daily.services import scan_landing
 
             runs = scan_landing()
             self.stdout.write(f"queued {len(runs)} runs")

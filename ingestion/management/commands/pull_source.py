@@ -2,8 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ingestion.http_source import http_pull_execute
 from ingestion.models import HttpPull, HttpSource, RunStatus
+from ingestion.pull.http import http_pull_execute
 
 
 class Command(BaseCommand):

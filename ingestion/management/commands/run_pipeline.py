@@ -5,10 +5,10 @@ import signal
 
 from django.core.management.base import BaseCommand
 
-from ingestion.kafka import ensure_topics
-from ingestion.pipeline import PipelineConsumer
+from ingestion.stream.consumer import PipelineConsumer
+from ingestion.stream.kafka import ensure_topics
 
-logger = logging.getLogger("ingestion.pipeline")
+logger = logging.getLogger("ingestion.stream.consumer")
 
 
 class Command(BaseCommand):

@@ -1,0 +1,119 @@
+"""One page of rows for the `rows/` endpoints: page numbers or a keyset cursor."""
+
+from __future__ import annotations
+
+from rest_framework.exceptions import NotFound
+from rest_framework.utils.urls import remove_query_param, replace_query_param
+
+from datalake.query.backends import backend_for
+from datalake.query.compiled import ShapeCache
+from datalake.query.grammar import RowQuery
+from datalake.query.keyset import after_condition, leading_bound, typed_cursor
+
+
+def rows_page(query: RowQuery, request, version: int | None = None) -> dict:
+    """The body of a `rows/` response: count, links, next_cursor and the results.
+
+    A cursor page costs one index range scan at any depth; `page=N` is an OFFSET
+    (fine for the first thousands of pages), except where the start of page N is
+    known (`PageStarts`). A page past the end is a 404.
+    """
+    backend = backend_for(query, version)
+    names = query.ordering_names
+    select = query.fields + [n for n in names if n not in query.fields]
+    starts = PageStarts.of(backend, query) if query.cursor is None and query.page > 1 else None
+    values = (
+        query.cursor if query.cursor is not None else starts.get(query.page) if starts else None
+    )
+    after = bound = None
+    if values is not None:
+        typed = typed_cursor(query, query.ordering, values) if query.cursor else values
+        after = after_condition(query, query.ordering, typed)
+        bound = leading_bound(query, query.ordering, typed)
+    offset = 0 if after is not None else (query.page - 1) * query.page_size
+    lead = 1 if starts and after is None else 0  # the row before the page: where it starts
+    rows = backend.fetch(select, offset - lead, query.page_size + 1 + lead, after, bound)
+    if lead and rows:
+        before = rows.pop(0)
+        starts.remember(query.page, [before[n] for n in names])
+    has_next = len(rows) > query.page_size
+    rows = rows[: query.page_size]
+    if not rows and query.page > 1:
+        raise NotFound(f"Page {query.page} is past the end of the results.")
+    last = [rows[-1][n] for n in names] if has_next else None
+    if starts and last:
+        starts.remember(query.page + 1, last)
+    next_cursor = query.encode_cursor(last) if has_next else None
+    extra = [n for n in select if n not in query.fields]
+    for row in rows if extra else ():
+        for name in extra:
+            del row[name]
+    query.restriction.mask_rows(rows)
+    count, estimated = backend.count()
+    if starts:
+        starts.commit()
+    return {
+        "count": count,
+        "count_is_estimate": estimated,
+        "next": _next_link(request, query, next_cursor),
+        "previous": _previous_link(request, query),
+        "next_cursor": next_cursor,
+        "results": rows,
+    }
+
+
+class PageStarts:
+    """Where the pages of one query over one version of a table start.
+
+    `page=N` is an OFFSET: PostgreSQL walks (N-1) x size rows to skip them. Serving
+    page N also shows where page N+1 starts (after its last row) and, fetching one
+    row more in front, where page N itself starts; the next request for either is a
+    keyset page after those values, like a cursor. The starts are kept per process,
+    per query (filters, grant row filters, ordering, page size) and per version of
+    the table: a table changes only by a merge, and a merge makes a new version, so a
+    start found for a version stays right for it. Tables without versions keep none.
+    """
+
+    known = ShapeCache(size=20_000)
+
+    def __init__(self, backend, query: RowQuery, data_version):
+        self.backend = backend
+        self.key = (backend.query_key(), query.page_size, data_version)
+        self.found: dict[int, list] = {}
+
+    @classmethod
+    def of(cls, backend, query: RowQuery):
+        data_version = backend.data_version()
+        return None if data_version is None else cls(backend, query, data_version)
+
+    def get(self, page: int):
+        found = self.known.get((self.key, page))
+        return None if found is KeyError else found
+
+    def remember(self, page: int, values: list) -> None:
+        if self.get(page) != values:
+            self.found[page] = values
+
+    def commit(self) -> None:
+        """Keep what this request found, unless a merge made a version meanwhile."""
+        if self.found and self.backend.data_version() == self.key[2]:
+            for page, values in self.found.items():
+                self.known.put((self.key, page), values)
+
+
+def _next_link(request, query: RowQuery, next_cursor: str | None) -> str | None:
+    if next_cursor is None:
+        return None
+    url = request.build_absolute_uri()
+    if query.cursor is not None:
+        return replace_query_param(url, "cursor", next_cursor)
+    return replace_query_param(url, "page", query.page + 1)
+
+
+def _previous_link(request, query: RowQuery) -> str | None:
+    if query.cursor is not None or query.page <= 1:
+        return None
+    url = request.build_absolute_uri()
+    if query.page == 2:
+        return remove_query_param(url, "page")
+    return replace_query_param(url, "page", query.page - 1)

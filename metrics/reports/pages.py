@@ -1,0 +1,60 @@
+"""A page per report result, for people: the table and a bar chart drawn as inline SVG
+(no chart library, nothing fetched from outside)."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import render
+from rest_framework.exceptions import PermissionDenied
+
+from metrics.models import ReportStatus
+from metrics.reports.services import refuse_result
+from metrics.reports.views import visible_reports
+
+MAX_BARS = 30
+
+
+def _number(value) -> float | None:
+    try:
+        return float(Decimal(str(value)))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def chart(columns: list[str], rows: list[dict]) -> dict | None:
+    """Bars of the first numeric column other than a rank, labelled by the first text one."""
+    if not rows:
+        return None
+    label = next((c for c in columns if _number(rows[0][c]) is None), columns[0])
+    value = next(
+        (c for c in columns if c not in ("rank", label) and _number(rows[0][c]) is not None), None
+    )
+    if value is None:
+        return None
+    values = [(str(r[label]), _number(r[value]) or 0.0) for r in rows[:MAX_BARS]]
+    top = max((v for _, v in values), default=0) or 1.0
+    bars = [
+        {"label": name, "value": v, "width": round(560 * v / top, 1), "y": 24 * i}
+        for i, (name, v) in enumerate(values)
+    ]
+    return {"label": label, "value": value, "bars": bars, "height": 24 * len(bars)}
+
+
+@login_required
+def report_page(request, pk: int):
+    report = visible_reports(request.user).filter(pk=pk).first()
+    if report is None:
+        raise Http404("No such report.")
+    rows = []
+    if report.status == ReportStatus.COMPLETED:
+        try:
+            refuse_result(request.user, report, request)
+        except PermissionDenied as refused:
+            return render(request, "reports/result.html", {"report": report, "rows": [],
+                          "chart": None, "refused": str(refused.detail)}, status=403)  # fmt: skip
+        rows = list(report.rows.order_by("n").values_list("data", flat=True)[:200])
+    context = {"report": report, "rows": rows, "chart": chart(report.columns, rows)}
+    return render(request, "reports/result.html", context)

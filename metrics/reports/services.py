@@ -1,0 +1,146 @@
+"""Reports: start one, execute it (with its requester's privileges), expire stale ones."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import logging
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from rest_framework.exceptions import PermissionDenied, ValidationError
+
+from accounts.access.grants import has_privilege
+from accounts.access.restrictions import refuse_if_restricted
+from datalake.platform.csvsafe import safe_row
+from datalake.platform.jobs import refuse_too_many_running
+from metrics.models import Report, ReportRow, ReportStatus
+from metrics.reports import get_report_type
+
+logger = logging.getLogger(__name__)
+ROW_BATCH = 5000
+
+
+def _params(report_type, params) -> dict:
+    if not isinstance(params, dict):
+        raise ValidationError({"params": ["Must be an object."]})
+    unknown = sorted(set(params) - set(report_type.Params().fields))
+    if unknown:
+        raise ValidationError({"params": [f"Unknown parameter(s): {', '.join(unknown)}."]})
+    data = report_type.Params(data=params)
+    if not data.is_valid():
+        raise ValidationError({"params": data.errors})
+    return data.validated_data
+
+
+def _refuse_unreadable(user, report_type, missing_message: str, request=None) -> None:
+    """PermissionDenied unless `user` holds `read`, unrestricted, on every resource the
+    report type reads (`missing_message` formatted with the first one missing)."""
+    for resource in report_type.resources if report_type else ():
+        if user is None or not has_privilege(user, resource, "read"):
+            raise PermissionDenied(missing_message.format(resource=resource))
+    refuse_if_restricted(user, report_type.resources if report_type else (), "Reports", request)
+
+
+def refuse_result(user, report: Report, request=None) -> None:
+    """403 unless `user` may still read, unrestricted, every resource the report read.
+
+    A result is data of those resources: a grant revoked, or restricted (columns, row
+    filter, masks), after the report ran counts from the next request, as on `rows/`.
+    """
+    _refuse_unreadable(
+        user, get_report_type(report.report_name),
+        "This report read {resource!r}; you no longer hold `read` on it.", request,
+    )  # fmt: skip
+
+
+@transaction.atomic
+def report_start(*, report_name: str, params: dict, requested_by) -> Report:
+    """Validate and queue a report; it reads with the requester's privileges.
+
+    A user has at most REPORTS_MAX_RUNNING_PER_USER reports `running` (429
+    `too_many_running_reports` past it; staff too: a loop of reports starves the
+    workers whoever sends it). A per-user advisory lock makes the count and the insert
+    one step."""
+    report_type = get_report_type(report_name)
+    if report_type is None:
+        raise ValidationError({"report_name": [f"Unknown report {report_name!r}."]})
+    _refuse_unreadable(requested_by, report_type, "This report reads {resource!r}; you need "
+                       "`read` on it.")  # fmt: skip
+    _params(report_type, params)
+    _refuse_too_many_running(requested_by)
+    report = Report.objects.create(
+        report_name=report_name, params=params, requested_by=requested_by
+    )
+    from metrics.tasks import run_report
+
+    transaction.on_commit(lambda: run_report.delay(report.pk))
+    return report
+
+
+def _refuse_too_many_running(user) -> None:
+    refuse_too_many_running(
+        user, Report.objects.filter(requested_by=user, status=ReportStatus.RUNNING),
+        limit=settings.REPORTS_MAX_RUNNING_PER_USER, what="reports",
+        code="too_many_running_reports",
+    )  # fmt: skip
+
+
+def report_execute(report_id: int, task_id: str = "") -> Report:
+    """Compute the rows, store them (numbered, for fast pages) and the CSV, then complete."""
+    report = Report.objects.select_related("requested_by").get(pk=report_id)
+    if report.status != ReportStatus.RUNNING:
+        return report
+    Report.objects.filter(pk=report.pk).update(started_at=timezone.now(), task_id=task_id)
+    try:
+        report_type = get_report_type(report.report_name)
+        _refuse_unreadable(
+            report.requested_by, report_type, "the requester no longer holds `read` on {resource!r}"
+        )
+        _store(report, report_type(), _params(report_type, report.params))
+    except Exception as exc:
+        logger.exception("Report %s failed", report.pk)
+        Report.objects.filter(pk=report.pk).update(
+            status=ReportStatus.ERROR, error=f"{type(exc).__name__}: {exc}"[:2000],
+            finished_at=timezone.now(),
+        )  # fmt: skip
+    report.refresh_from_db()
+    return report
+
+
+def _store(report: Report, report_type, params: dict) -> None:
+    folder = Path(settings.LAKE_ROOT) / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    final, partial = folder / f"{report.pk}.csv", folder / f".{report.pk}.csv.partial"
+    count = 0
+    with transaction.atomic(), open(partial, "w", newline="", encoding="utf-8") as handle:
+        ReportRow.objects.filter(report=report).delete()
+        writer = csv.writer(handle)
+        writer.writerow(safe_row(report_type.columns))
+        batch = []
+        for row in report_type.rows(params):
+            count += 1
+            writer.writerow(safe_row(row[c] for c in report_type.columns))
+            batch.append(ReportRow(report=report, n=count, data=row))
+            if len(batch) == ROW_BATCH:
+                ReportRow.objects.bulk_create(batch)
+                batch = []
+        ReportRow.objects.bulk_create(batch)
+        handle.flush()
+        partial.replace(final)
+        Report.objects.filter(pk=report.pk).update(
+            status=ReportStatus.COMPLETED, row_count=count, columns=list(report_type.columns),
+            result_path=str(final.relative_to(settings.LAKE_ROOT)), finished_at=timezone.now(),
+        )  # fmt: skip
+
+
+def expire_stale_reports() -> int:
+    """A report still `running` past REPORT_TIMEOUT seconds lost its worker: `error`."""
+    limit = timezone.now() - dt.timedelta(seconds=settings.REPORT_TIMEOUT)
+    return Report.objects.filter(status=ReportStatus.RUNNING, report_date__lt=limit).update(
+        status=ReportStatus.ERROR,
+        error=f"No result within {settings.REPORT_TIMEOUT} s: the worker crashed or timed out.",
+        finished_at=timezone.now(),
+    )

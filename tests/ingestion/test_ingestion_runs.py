@@ -1,0 +1,208 @@
+"""Ingestion runs through the API and the command line; a killed job leaves nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from datalake.celery import app as celery_app
+from datalake.models import Resource, Transaction
+from ingestion.daily.services import (
+    RunBusy,
+    _finish,
+    ingestion_run_execute,
+    ingestion_runs_execute,
+    recover_stalled_runs,
+)
+from ingestion.models import IngestionRun, RunStatus
+from tests.conftest import client_for, give
+from tests.ingestion.test_ingestion import tx, write_lines
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def eager():
+    """Celery in eager mode: the same task code, run in-process when the request commits."""
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = False
+
+
+def test_post_a_run_follow_it_and_read_its_rejects(lake, alice, eager):
+    path = write_lines(lake / "landing/transactions/2026-11-20.jsonl", [tx(1), tx(2), "{oops"])
+    api = client_for(alice)
+    body = {"source": "transactions", "path": "landing/transactions/2026-11-20.jsonl"}
+    assert api.post("/api/v1/ingestion/runs/", body, format="json").status_code == 403
+    give(alice, "transactions", "write")
+    response = api.post("/api/v1/ingestion/runs/", body, format="json")
+    assert response.status_code == 202, response.json()
+    assert response.json()["status"] == "queued"
+    run_id = response.json()["id"]
+    assert api.get(f"/api/v1/ingestion/runs/{run_id}/").status_code == 404  # needs read
+    give(alice, "transactions", "read")
+    run = api.get(f"/api/v1/ingestion/runs/{run_id}/").json()
+    assert run["status"] == "succeeded", run["error"]
+    assert (run["rows_read"], run["rows_loaded"], run["rows_rejected"], run["version"]) == (
+        3,
+        2,
+        1,
+        1,
+    )
+    assert run["started_at"] and run["finished_at"] and run["path"] == body["path"]
+    rejects = api.get(f"/api/v1/ingestion/runs/{run_id}/rejects/").json()
+    # The raw line only to readers of the raw files (tests/security/test_restricted_paths.py).
+    assert [(r["line"], r["raw"], r["fields"]) for r in rejects["results"]] == [(3, None, {})]
+    assert rejects["results"][0]["reason"].startswith("invalid_json")
+    listed = api.get("/api/v1/ingestion/runs/", {"source": "transactions", "status": "succeeded"})
+    assert [r["id"] for r in listed.json()["results"]] == [run_id]
+    again = api.post("/api/v1/ingestion/runs/", body, format="json").json()
+    assert api.get(f"/api/v1/ingestion/runs/{again['id']}/").json()["status"] == "skipped"
+    assert path.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"source": "nope", "path": "landing/x.jsonl"}, "source"),
+        ({"source": "transactions", "path": "../../etc/passwd"}, "path"),
+        ({"source": "transactions", "path": "/etc/passwd"}, "path"),
+        ({"source": "transactions", "path": "landing/transactions/missing.jsonl"}, "path"),
+        ({"source": "transactions", "path": "landing/sales/2026-11-20.csv"}, "path"),
+    ],
+)
+def test_bad_run_requests_are_400(lake, staff, body, field):
+    write_lines(lake / "landing/sales/2026-11-20.csv", ["a,b"])
+    response = client_for(staff).post("/api/v1/ingestion/runs/", body, format="json")
+    assert response.status_code == 400
+    assert field in response.json()["errors"]
+
+
+def test_the_ingest_command_waits_and_fails_loudly(lake, tmp_path):
+    from django.core.management import CommandError, call_command
+
+    good = write_lines(lake / "landing/transactions/2026-11-21.jsonl", [tx(5)])
+    call_command("ingest", "transactions", str(good), "--inline")
+    assert Transaction.objects.filter(transaction_id="TX-0005").exists()
+    with pytest.raises(CommandError):
+        call_command("ingest", "transactions", str(tmp_path / "missing.jsonl"), "--inline")
+
+
+def _test_database_env(lake: Path) -> dict:
+    name = connection.settings_dict["NAME"]
+    return {
+        **os.environ,
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{name}",
+        "LAKE_ROOT": str(lake),
+        "DJANGO_SETTINGS_MODULE": "datalake.settings",
+    }
+
+
+def _stage_rows(run_id: int) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname FROM pg_class WHERE relname LIKE %s AND relname NOT LIKE %s",
+            [f"ingest_stage_{run_id}_%", "%rejects"],
+        )
+        tables = [r[0] for r in cursor.fetchall()]
+        if not tables:
+            return 0
+        cursor.execute(f'SELECT count(*) FROM "{tables[0]}"')
+        return cursor.fetchone()[0]
+
+
+def test_a_worker_killed_mid_load_leaves_nothing_and_the_rerun_completes(
+    lake, eager, settings, django_capture_on_commit_callbacks
+):
+    lines = [json.dumps(tx(i, transaction_id=f"TX-K{i:07d}")) for i in range(200_000)]
+    path = lake / "landing/transactions/2026-11-23.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_text("\n".join(lines) + "\n")
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "ingest", "transactions", str(path), "--inline"],
+        cwd=ROOT,
+        env=_test_database_env(lake),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 240
+    run = None
+    while time.monotonic() < deadline:
+        run = IngestionRun.objects.filter(path="landing/transactions/2026-11-23.jsonl").first()
+        if run and _stage_rows(run.pk) > 0:  # a partition of the load is in the stage
+            break
+        assert worker.poll() is None, worker.stdout.read().decode()[-2000:]
+        time.sleep(0.2)
+    else:
+        pytest.fail("the load never started")
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    time.sleep(2)  # the Spark child dies with its parent (PR_SET_PDEATHSIG)
+    assert not Transaction.objects.exists()
+    assert Resource.objects.get(name="transactions").current_version == 0
+    run.refresh_from_db()
+    assert run.status == "running"  # as a crashed worker leaves it, its heartbeat still fresh
+    with pytest.raises(RunBusy):  # a redelivered task does not take it from a live-looking one
+        ingestion_run_execute(run.pk)
+    # Its heartbeat stops: beat's recovery queues it again (eager: the batch runs here).
+    settings.INGESTION_STALL_SECONDS = 2
+    time.sleep(2.5)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert recover_stalled_runs() == [run.pk]
+    run.refresh_from_db()
+    assert run.status == "succeeded", run.error
+    assert Transaction.objects.filter(valid_to__isnull=True).count() == 200_000
+    assert run.heartbeat_at > run.started_at  # it beat while Spark ran
+
+
+def test_a_run_held_by_a_live_attempt_is_never_taken_twice(lake, settings, eager):
+    """The claim: a live attempt's run (fresh heartbeat) is left alone; a stalled one and
+    the queued runs of its batch are executed again in one new batch (eager: here; their
+    files are missing, so they fail, with the reason); an attempt given up for dead can
+    no longer record an outcome."""
+    from django.utils import timezone
+
+    now = timezone.now()
+    held = IngestionRun.objects.create(
+        source="transactions", path="landing/transactions/a.jsonl", status=RunStatus.RUNNING,
+        claim="live", heartbeat_at=now, task_id="batch-1",
+    )  # fmt: skip
+    behind = IngestionRun.objects.create(
+        source="transactions", path="landing/transactions/b.jsonl", task_id="batch-1"
+    )
+    other = IngestionRun.objects.create(
+        source="transactions", path="landing/transactions/c.jsonl", task_id="batch-2"
+    )
+    with pytest.raises(RunBusy):
+        ingestion_runs_execute([held.pk, behind.pk])
+    held.refresh_from_db()
+    behind.refresh_from_db()
+    assert (held.status, held.claim, behind.status) == ("running", "live", "queued")
+    assert recover_stalled_runs() == []  # alive: nothing to recover
+
+    settings.INGESTION_STALL_SECONDS = 1
+    IngestionRun.objects.filter(pk=held.pk).update(heartbeat_at=now - dt.timedelta(seconds=5))
+    assert recover_stalled_runs() == [held.pk, behind.pk]
+    rows = {r.pk: r for r in IngestionRun.objects.all()}
+    for pk in (held.pk, behind.pk):  # executed again, in one new batch
+        assert rows[pk].status == "failed" and "No file at" in rows[pk].error, rows[pk].error
+        assert rows[pk].claim not in ("", "live")
+    assert rows[held.pk].task_id == rows[behind.pk].task_id not in ("batch-1", "batch-2")
+    assert (rows[other.pk].status, rows[other.pk].task_id) == ("queued", "batch-2")
+    assert recover_stalled_runs() == []
+
+    # The attempt given up for dead wakes up: its outcome is not recorded.
+    stale = IngestionRun.objects.get(pk=held.pk)
+    stale.claim = "live"
+    assert _finish(stale, RunStatus.SUCCEEDED, rows_read=1) is False
+    assert IngestionRun.objects.get(pk=held.pk).status == "failed"
