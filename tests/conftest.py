@@ -13,9 +13,9 @@ from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
-from accounts.models import ApiToken, Grant
 from datalake.models import Resource
 from datalake.platform.devbroker import start_broker, stop_broker
+from tests.support.factories import client_for, give, make_user
 
 pytest_plugins = ["tests.support.pipeline"]  # the `topic` fixture of the pipeline tests
 
@@ -68,29 +68,6 @@ def lake(tmp_path, settings):
     settings.LAKE_ROOT = tmp_path
     (tmp_path / "landing").mkdir()
     return tmp_path
-
-
-def make_user(username: str, **extra) -> User:
-    return User.objects.create_user(username=username, password=f"{username}-pw-123", **extra)
-
-
-def client_for(user: User | None) -> APIClient:
-    client = APIClient()
-    if user is not None:
-        _token, key = ApiToken.issue(user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
-    return client
-
-
-def give(user_or_group, resource: str, privilege: str = "read", **extra) -> Grant:
-    """A grant made directly in the database (the API's own path is tested elsewhere)."""
-    field = "user" if isinstance(user_or_group, User) else "group"
-    return Grant.objects.create(
-        **{field: user_or_group},
-        resource=Resource.objects.get(name=resource),
-        privilege=privilege,
-        **extra,
-    )
 
 
 @pytest.fixture(autouse=True)

@@ -5,6 +5,8 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
+from datalake import errors as domain
+
 
 class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
@@ -50,11 +52,46 @@ def _flatten(detail) -> dict:
     return _messages(detail, "", {}) or {"non_field_errors": ["Invalid input."]}
 
 
+# Each domain error (datalake.errors) as the DRF exception of its HTTP status.
+_DOMAIN_STATUS = {
+    domain.NotFound: exceptions.NotFound,
+    domain.AccessDenied: exceptions.PermissionDenied,
+    domain.Invalid: exceptions.ValidationError,
+    domain.Conflict: Conflict,
+    domain.TooManyJobs: TooManyJobs,
+}
+
+
+class Unavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = domain.Unavailable.default_detail
+    default_code = domain.Unavailable.default_code
+
+
+_DOMAIN_STATUS[domain.Unavailable] = Unavailable
+
+
+def _from_domain(exc: domain.DomainError):
+    for cls in type(exc).__mro__:
+        if cls in _DOMAIN_STATUS:
+            api_exc = _DOMAIN_STATUS[cls](exc.detail, exc.code)
+            if isinstance(api_exc, exceptions.ValidationError):
+                api_exc.default_code = exc.code  # the envelope's `code`
+            else:
+                api_exc.code = exc.code
+            return api_exc
+    return exceptions.APIException(exc.detail, exc.code)
+
+
 def _as_drf(exc):
-    """Django's Http404 and PermissionDenied as DRF's own exceptions, so that their
-    `code` is DRF's (`not_found`, `permission_denied`) like every other 404 and 403."""
+    """Domain errors, and Django's Http404 and PermissionDenied, as DRF's own
+    exceptions, so that their `code` is DRF's (`not_found`, `permission_denied`) like
+    every other 404 and 403."""
     from django.core.exceptions import PermissionDenied
     from django.http import Http404
+
+    if isinstance(exc, domain.DomainError):
+        return _from_domain(exc)
 
     if isinstance(exc, Http404):
         # Django's text names the model class; say what a client can act on instead.

@@ -12,7 +12,7 @@ from django.contrib.auth.models import Group
 from django.test import Client
 
 from datalake.models import Resource
-from tests.conftest import make_user
+from tests.support.factories import make_user
 
 AUTOCOMPLETE = "/admin/autocomplete/"
 

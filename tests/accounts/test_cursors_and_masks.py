@@ -13,7 +13,7 @@ import pytest
 
 from tests.accounts import test_restrictions
 from tests.accounts.test_restrictions import ROWS, every_row, restricted
-from tests.conftest import client_for, give, make_user
+from tests.support.factories import client_for, give, make_user
 
 stored = test_restrictions.stored  # the fixture: 30 transactions, table and landed file
 

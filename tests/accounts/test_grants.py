@@ -10,7 +10,7 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from accounts.models import Grant
-from tests.conftest import client_for, give, make_user
+from tests.support.factories import client_for, give, make_user
 
 ROWS = "/api/v1/resources/transactions/rows/"
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import ApiToken
-from tests.conftest import make_user
+from tests.support.factories import make_user
 
 TOKEN_URL = "/api/v1/auth/token/"
 

@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 
 from datalake.models import Resource
-from tests.conftest import client_for, give
+from tests.support.factories import client_for, give
 
 TABLES = {
     "transactions",

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from datalake.catalog.sync import sync_resources
-from tests.conftest import client_for, give
+from tests.support.factories import client_for, give
 
 TX = [
     {

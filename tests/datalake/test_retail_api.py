@@ -24,7 +24,7 @@ from datalake.models import Resource
 from ingestion.daily.services import ingestion_run_execute
 from ingestion.models import IngestionRun, RunStatus
 from lineage.models import RequestLog, Version
-from tests.conftest import client_for, give, make_user
+from tests.support.factories import client_for, give, make_user
 
 pytestmark = pytest.mark.slow
 

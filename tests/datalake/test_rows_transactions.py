@@ -17,7 +17,7 @@ from django.db import connection, transaction
 from datalake.catalog import get_entry
 from datalake.lake.merge import merge_transaction_rows
 from datalake.models import Transaction
-from tests.conftest import client_for, give
+from tests.support.factories import client_for, give
 
 URL = "/api/v1/resources/transactions/rows/"
 T0 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)

@@ -18,8 +18,8 @@ from datalake.lake.merge import merge_transaction_rows
 from datalake.search import query
 from ingestion.rates import RateTable
 from ingestion.validation import validate_transaction
-from tests.conftest import client_for, give, make_user
 from tests.ingestion.test_ingestion import ingest, tx, write_lines
+from tests.support.factories import client_for, give, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 import pytest
 from django.test import Client
 
-from tests.conftest import give, make_user
+from tests.support.factories import give, make_user
 
 PAGE = "/api/v1/search/"
 

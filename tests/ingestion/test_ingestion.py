@@ -16,7 +16,7 @@ import pytest
 from datalake.models import ExchangeRate, Resource, Transaction
 from ingestion.daily.services import ingestion_run_execute
 from ingestion.models import IngestionRun
-from tests.conftest import client_for, give
+from tests.support.factories import client_for, give
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

@@ -24,8 +24,8 @@ from ingestion.daily.services import (
     recover_stalled_runs,
 )
 from ingestion.models import IngestionRun, RunStatus
-from tests.conftest import client_for, give
 from tests.ingestion.test_ingestion import tx, write_lines
+from tests.support.factories import client_for, give
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,8 +15,8 @@ from datalake.celery import app as celery_app
 from datalake.models import Resource, Transaction
 from ingestion.models import PipelineOffset, PipelineReject, RepushJob
 from lineage.models import Version
-from tests.conftest import client_for, give, make_user
 from tests.ingestion.test_ingestion import tx
+from tests.support.factories import client_for, give, make_user
 from tests.support.pipeline import RunningConsumer, produce, read_all, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 
 from lineage import writer
 from lineage.models import RequestLog
-from tests.conftest import client_for, give
+from tests.support.factories import client_for, give
 
 ROWS = "/api/v1/resources/transactions/rows/"
 
@@ -136,7 +136,7 @@ def test_the_database_refuses_update_and_delete(staff):
 
 
 def test_access_log_needs_grant_and_shows_who(alice, staff):
-    from tests.conftest import make_user
+    from tests.support.factories import make_user
 
     give(alice, "transactions", "read")
     client_for(alice).get(ROWS, {"country": "FR"})
@@ -156,7 +156,7 @@ def test_access_log_needs_grant_and_shows_who(alice, staff):
 
 def test_entries_outside_a_transaction_are_written_in_batches(transactional_db):
     """How the web stores entries (autocommit): reads by the writer thread, writes at once."""
-    from tests.conftest import make_user
+    from tests.support.factories import make_user
 
     bob = make_user("bob")
     give(bob, "transactions")

@@ -13,7 +13,7 @@ from django.utils import timezone
 from datalake.lake.merge import merge_transaction_rows
 from datalake.models import ProductDailySales
 from metrics.aggregates import rebuild
-from tests.conftest import client_for, give
+from tests.support.factories import client_for, give
 
 D0 = dt.datetime(2026, 11, 18, tzinfo=dt.UTC)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import client_for, give, make_user
+from tests.support.factories import client_for, give, make_user
 
 
 @pytest.fixture

@@ -17,9 +17,9 @@ import pytest
 from datalake.catalog.sync import sync_resources
 from datalake.models import Resource
 from lineage.models import RequestLog
-from tests.conftest import client_for, give, make_user
 from tests.datalake.test_search import pipeline_batch
 from tests.ingestion.test_ingestion import tx, write_lines
+from tests.support.factories import client_for, give, make_user
 
 pytestmark = pytest.mark.django_db
 

@@ -25,9 +25,9 @@ from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from tests.conftest import give, make_user
 from tests.datalake.test_search import pipeline_batch
 from tests.ingestion.test_ingestion import tx, write_lines
+from tests.support.factories import give, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -21,7 +21,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import Grant
 from lineage.models import RequestLog
-from tests.conftest import client_for, give, make_user
+from tests.support.factories import client_for, give, make_user
 
 ROOT = Path(__file__).resolve().parents[2]
 

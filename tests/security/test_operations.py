@@ -26,7 +26,8 @@ from datalake.platform.logging import JsonFormatter, request_id_var
 from ingestion.models import IngestionRun, PipelineOffset
 from ingestion.stream.kafka import ensure_topics
 from lineage.models import RequestLog
-from tests.conftest import client_for, free_port, give
+from tests.conftest import free_port
+from tests.support.factories import client_for, give
 
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = "/api/v1/resources/transactions/rows/"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.accounts.test_restrictions import ROWS, every_row, restricted, stored  # noqa: F401
-from tests.conftest import client_for, give, make_user
+from tests.support.factories import client_for, give, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
