@@ -7,11 +7,12 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import PermissionDenied  # the grant checks': move to Access
 
 from accounts.access.grants import has_privilege
 from accounts.access.restrictions import restriction_for
 from accounts.models import ApiToken, Grant, Privilege
+from datalake.errors import AccessDenied
 
 
 @transaction.atomic
@@ -105,7 +106,7 @@ def _refuse_wider(by, resource: str, privilege, columns, row_filter, masked) -> 
 
 
 def _wider(why: str) -> None:
-    raise PermissionDenied(
+    raise AccessDenied(
         f"You cannot give a grant wider than yours: {why}.", code="grant_wider_than_held"
     )
 

@@ -1,9 +1,13 @@
-"""The one page-number pagination of every list that can grow: at most 10 a page."""
+"""The one page-number pagination of every list that can grow: at most 10 a page; and
+the links of a `rows/` page."""
 
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from datalake.api.bounds import whole_number
+from datalake.query.grammar import RowQuery
+from datalake.query.rows import RowsPage
 
 
 class PagePagination(PageNumberPagination):
@@ -37,3 +41,33 @@ class PagePagination(PageNumberPagination):
             if isinstance(field, dict):  # drf-spectacular also passes a marker object
                 page["properties"][name] = {**field, "description": text}
         return page
+
+
+def rows_body(request, query: RowQuery, page: RowsPage) -> dict:
+    """The body of a `rows/` response: count, links, next_cursor and the results."""
+    return {
+        "count": page.count,
+        "count_is_estimate": page.count_is_estimate,
+        "next": _next_link(request, query, page.next_cursor),
+        "previous": _previous_link(request, query),
+        "next_cursor": page.next_cursor,
+        "results": page.results,
+    }
+
+
+def _next_link(request, query: RowQuery, next_cursor: str | None) -> str | None:
+    if next_cursor is None:
+        return None
+    url = request.build_absolute_uri()
+    if query.cursor is not None:
+        return replace_query_param(url, "cursor", next_cursor)
+    return replace_query_param(url, "page", query.page + 1)
+
+
+def _previous_link(request, query: RowQuery) -> str | None:
+    if query.cursor is not None or query.page <= 1:
+        return None
+    url = request.build_absolute_uri()
+    if query.page == 2:
+        return remove_query_param(url, "page")
+    return replace_query_param(url, "page", query.page - 1)

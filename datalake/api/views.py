@@ -13,7 +13,7 @@ from accounts.access.restrictions import refuse_if_restricted, restriction_for
 from datalake.api import docs
 from datalake.api.errors import Conflict, ErrorSerializer
 from datalake.api.filtering import PAGING_PARAMS, reject_unknown_params
-from datalake.api.pagination import PagePagination
+from datalake.api.pagination import PagePagination, rows_body
 from datalake.api.serializers import ResourceSerializer, RowsPageSerializer
 from datalake.catalog.selectors import all_resources, describe_resources, resource_entry
 from datalake.catalog.sync import sync_resources
@@ -93,7 +93,7 @@ class ResourceViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["get"])
     def rows(self, request, name=None):
         query = parse_row_query(self._entry(), request.query_params, self._restriction())
-        return Response(rows_page(query, request))
+        return Response(rows_body(request, query, rows_page(query)))
 
     def _restriction(self):
         return restriction_for(self.request.user, self._entry().name, self.request)
@@ -142,7 +142,7 @@ class ResourceViewSet(viewsets.GenericViewSet):
         if not Version.objects.filter(resource__name=entry.name, version=int(n)).exists():
             raise NotFound(f"{entry.name!r} has no version {n}.")
         query = parse_row_query(entry, request.query_params, self._restriction())
-        return Response(rows_page(query, request, version=int(n)))
+        return Response(rows_body(request, query, rows_page(query, version=int(n))))
 
     @extend_schema(
         description="Who accessed this resource (needs `grant`): the stored requests that "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django.db import connection
 
-from datalake.api.errors import TooManyJobs
+from datalake.errors import TooManyJobs
 
 
 def refuse_too_many_running(user, unfinished, *, limit: int, what: str, code: str) -> None:

@@ -24,7 +24,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
-from rest_framework.exceptions import ValidationError
+
+from datalake.errors import Invalid
 
 VERSION = b"\x01"
 NONCE_BYTES = 12
@@ -52,7 +53,7 @@ def unseal(raw: str, size: int, context: bytes) -> list:
     """The values of a cursor this server sealed for `context`; 400 for anything else."""
     values = _open(raw, context) if len(raw) <= MAX_CURSOR_CHARS else None
     if not isinstance(values, list) or len(values) != size:
-        raise ValidationError({"cursor": [NOT_A_CURSOR]})
+        raise Invalid({"cursor": [NOT_A_CURSOR]})
     return values
 
 

@@ -14,13 +14,13 @@ from functools import lru_cache
 from types import SimpleNamespace
 
 from django.conf import settings
-from rest_framework.exceptions import ValidationError
 
 from accounts.access.masking import key_fingerprint
 from accounts.access.restrictions import UNRESTRICTED, Restriction
-from datalake.api.bounds import in_utc, whole_number
 from datalake.catalog import Entry
 from datalake.catalog.columns import Column
+from datalake.errors import Invalid
+from datalake.query.bounds import in_utc, whole_number
 from datalake.query.cursors import seal, unseal
 from datalake.query.filters import filterset_for, operators_of
 
@@ -88,7 +88,7 @@ def _columns(entry: Entry, raw: str, name: str) -> list[str]:
     unknown = [n for n in names if entry.column(n.removeprefix("-")) is None]
     if not raw or unknown or "" in names:
         shown = ", ".join(unknown) or repr(raw)
-        raise ValidationError({name: [f"Unknown column(s): {shown}. Known: {entry.column_names}."]})
+        raise Invalid({name: [f"Unknown column(s): {shown}. Known: {entry.column_names}."]})
     return names
 
 
@@ -101,9 +101,9 @@ def _ordering(entry: Entry, raw: str | None) -> list[tuple[str, bool]]:
     )
     named = {n for n, _ in order}
     if len(named) != len(order):
-        raise ValidationError({"ordering": ["A column appears twice."]})
+        raise Invalid({"ordering": ["A column appears twice."]})
     if any(entry.column(n).type == "array" for n in named):
-        raise ValidationError({"ordering": ["Array columns cannot be ordered on."]})
+        raise Invalid({"ordering": ["Array columns cannot be ordered on."]})
     return order + [(k, False) for k in entry.key if k not in named]
 
 
@@ -112,27 +112,27 @@ def _filters(entry: Entry, params) -> tuple[object, list]:
     filterset_class = filterset_for(entry, frozenset(data))
     empty = [k for k, v in data.items() if v == ""]
     if empty:
-        raise ValidationError(
+        raise Invalid(
             {k: ["An empty value filters nothing; remove it or give a value."] for k in empty}
         )
     # Parsing only: the table backend applies the filterset to its own queryset.
     queryset = entry.model._default_manager.none() if entry.model else NO_QUERYSET
     filterset = filterset_class(data=data, queryset=queryset)
     if not filterset.is_valid():
-        raise ValidationError(filterset.errors)
+        raise Invalid(filterset.errors)
     cleaned = filterset.form.cleaned_data
     filters = [(*filterset_class.operators[k], cleaned[k]) for k in data]
     for key, (name, _op, value) in zip(data, filters, strict=True):
         values = value if isinstance(value, list | tuple) else [value]
         if name == "_file" and any(not PLAIN_FILE.match(str(v)) for v in values):
-            raise ValidationError({key: ["A file name of the folder, without any path."]})
+            raise Invalid({key: ["A file name of the folder, without any path."]})
         if entry.model is None:  # raw files compare in naive UTC (backends._naive_utc)
             stamps = [v for v in values if isinstance(v, dt.datetime) and v.tzinfo]
             try:
                 for stamp in stamps:
                     in_utc(stamp)
             except ValueError as exc:
-                raise ValidationError({key: [str(exc)]}) from None
+                raise Invalid({key: [str(exc)]}) from None
     return filterset, filters
 
 
@@ -155,7 +155,7 @@ def keyed_ordering(ordering: list[tuple[str, bool]], restriction: Restriction) -
 
 
 def parse_row_query(entry: Entry, params, restriction: Restriction = UNRESTRICTED) -> RowQuery:
-    """Validate `params` (a QueryDict) against the entry; raise ValidationError (400) if bad.
+    """Validate `params` (a QueryDict) against the entry; raise Invalid (a 400) if bad.
 
     Under a restricted grant, the columns it hides are not selected by default, and
     naming one in `fields` (or a hidden or masked one in a filter or `ordering`) is a
@@ -165,7 +165,7 @@ def parse_row_query(entry: Entry, params, restriction: Restriction = UNRESTRICTE
     """
     parsed = _parsed(entry, _params_key(params))
     if "page" in params and "cursor" in params:
-        raise ValidationError({"cursor": ["Give either `page` or `cursor`, not both."]})
+        raise Invalid({"cursor": ["Give either `page` or `cursor`, not both."]})
     fields = (
         list(parsed.fields)
         if parsed.fields is not None
@@ -223,10 +223,10 @@ def _parsed(entry: Entry, key: tuple) -> _Parsed:
     params = {name: values[-1] for name, values in key}
     unknown = sorted(set(params) - CONTROL_PARAMS - set(operators_of(entry)))
     if unknown:
-        raise ValidationError({name: ["Unknown query parameter."] for name in unknown})
+        raise Invalid({name: ["Unknown query parameter."] for name in unknown})
     fields = _columns(entry, params["fields"], "fields") if "fields" in params else None
     if fields is not None and any(f.startswith("-") for f in fields):
-        raise ValidationError({"fields": ["Column names only, no `-`."]})
+        raise Invalid({"fields": ["Column names only, no `-`."]})
     ordering = _ordering(entry, params.get("ordering"))
     filterset, filters = _filters(entry, params)
     requested = params.get("ordering")

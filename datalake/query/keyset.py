@@ -17,7 +17,8 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from django.utils.dateparse import parse_date, parse_datetime
-from rest_framework.exceptions import ValidationError
+
+from datalake.errors import Invalid
 
 
 def _after(name: str, desc: bool, value, nullable: bool) -> list[tuple]:
@@ -81,6 +82,6 @@ def typed_cursor(columns, ordering, values: list) -> list:
             _typed(columns.column(n).type, v) for (n, _d), v in zip(ordering, values, strict=True)
         ]
     except (ValueError, TypeError, InvalidOperation):
-        raise ValidationError(
+        raise Invalid(
             {"cursor": ["Not a cursor of this query; use `next_cursor` as given."]}
         ) from None

@@ -1,18 +1,32 @@
-"""One page of rows for the `rows/` endpoints: page numbers or a keyset cursor."""
+"""One page of rows for the `rows/` endpoints: page numbers or a keyset cursor.
+
+What a page holds (`RowsPage`); the API layer adds the `next`/`previous` links
+(`datalake.api.pagination.rows_body`).
+"""
 
 from __future__ import annotations
 
-from rest_framework.exceptions import NotFound
-from rest_framework.utils.urls import remove_query_param, replace_query_param
+from dataclasses import dataclass
 
+from datalake.errors import NotFound
 from datalake.query.backends import backend_for
 from datalake.query.compiled import ShapeCache
 from datalake.query.grammar import RowQuery
 from datalake.query.keyset import after_condition, leading_bound, typed_cursor
 
 
-def rows_page(query: RowQuery, request, version: int | None = None) -> dict:
-    """The body of a `rows/` response: count, links, next_cursor and the results.
+@dataclass
+class RowsPage:
+    """One page of a `RowQuery`: the rows, the count and where the next page starts."""
+
+    count: int
+    count_is_estimate: bool
+    next_cursor: str | None  # None on the last page
+    results: list[dict]
+
+
+def rows_page(query: RowQuery, version: int | None = None) -> RowsPage:
+    """One page of `query` (at `version`): the results, the count and the next cursor.
 
     A cursor page costs one index range scan at any depth; `page=N` is an OFFSET
     (fine for the first thousands of pages), except where the start of page N is
@@ -52,14 +66,7 @@ def rows_page(query: RowQuery, request, version: int | None = None) -> dict:
     count, estimated = backend.count()
     if starts:
         starts.commit()
-    return {
-        "count": count,
-        "count_is_estimate": estimated,
-        "next": _next_link(request, query, next_cursor),
-        "previous": _previous_link(request, query),
-        "next_cursor": next_cursor,
-        "results": rows,
-    }
+    return RowsPage(count, estimated, next_cursor, rows)
 
 
 class PageStarts:
@@ -99,21 +106,3 @@ class PageStarts:
         if self.found and self.backend.data_version() == self.key[2]:
             for page, values in self.found.items():
                 self.known.put((self.key, page), values)
-
-
-def _next_link(request, query: RowQuery, next_cursor: str | None) -> str | None:
-    if next_cursor is None:
-        return None
-    url = request.build_absolute_uri()
-    if query.cursor is not None:
-        return replace_query_param(url, "cursor", next_cursor)
-    return replace_query_param(url, "page", query.page + 1)
-
-
-def _previous_link(request, query: RowQuery) -> str | None:
-    if query.cursor is not None or query.page <= 1:
-        return None
-    url = request.build_absolute_uri()
-    if query.page == 2:
-        return remove_query_param(url, "page")
-    return replace_query_param(url, "page", query.page - 1)

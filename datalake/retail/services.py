@@ -16,8 +16,8 @@ from decimal import Decimal
 
 from auditlog.models import LogEntry
 from django.db import connection, transaction
-from rest_framework.exceptions import NotFound, ValidationError
 
+from datalake.errors import Invalid, NotFound
 from datalake.lake.merge import merge_versioned
 from datalake.lake.versions import version_lock
 from datalake.models import RetailCustomer, RetailInvoice, RetailInvoiceItem, RetailStockCode
@@ -67,7 +67,7 @@ def customer_create(*, customer_id: str, country: str, user) -> dict:
     """A new customer (400 if the id is taken); returns it with `version`."""
     version_lock("retail_customers")
     if selectors.customer_get(customer_id) is not None:
-        raise ValidationError({"customer_id": [f"Customer {customer_id} already exists."]})
+        raise Invalid({"customer_id": [f"Customer {customer_id} already exists."]})
     row = {"customer_id": customer_id, "country": country}
     return {**row, "version": _add_record(RetailCustomer, ("customer_id",), row, user)}
 
@@ -80,7 +80,7 @@ def invoice_create(*, customer_id: str, invoice_no: str, invoice_date: dt.dateti
         raise NotFound(f"No customer {customer_id}.")
     version_lock("retail_invoices")
     if selectors.invoice_get(invoice_no) is not None:
-        raise ValidationError({"invoice_no": [f"Invoice {invoice_no} already exists."]})
+        raise Invalid({"invoice_no": [f"Invoice {invoice_no} already exists."]})
     row = {
         "invoice_no": invoice_no,
         "invoice_date": invoice_date,
@@ -100,13 +100,13 @@ def invoice_item_add(
     if invoice is None:
         raise NotFound(f"No invoice {invoice_no}.")
     if invoice["cancelled"]:
-        raise ValidationError(
+        raise Invalid(
             {"invoice_no": [f"Invoice {invoice_no} is cancelled: no item can be added to it."]}
         )
     stock = RetailStockCode.objects.filter(stock_code=stock_code, valid_to__isnull=True)
     description = stock.values_list("description", flat=True)[:1]
     if not description:
-        raise ValidationError(
+        raise Invalid(
             {"stock_code": [f"Unknown stock code {stock_code!r}; items use known stock codes."]}
         )
     version_lock("retail_invoice_items")

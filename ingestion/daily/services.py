@@ -16,8 +16,8 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
-from rest_framework.exceptions import ValidationError
 
+from datalake.errors import Invalid
 from datalake.lake.merge import MAIN_TABLE, MERGES
 from datalake.platform.db import vacuum_stale
 from ingestion.daily.spark import run_spark_jobs
@@ -37,12 +37,12 @@ def resolve_path(path: str, *, allow_outside: bool = False) -> Path:
     root = Path(settings.LAKE_ROOT).resolve()
     candidate = Path(path)
     if candidate.is_absolute() and not allow_outside:
-        raise ValidationError({"path": ["Give a path relative to the lake root."]})
+        raise Invalid({"path": ["Give a path relative to the lake root."]})
     resolved = (candidate if candidate.is_absolute() else root / candidate).resolve()
     if not allow_outside and not resolved.is_relative_to(root):
-        raise ValidationError({"path": ["The path leaves the lake root."]})
+        raise Invalid({"path": ["The path leaves the lake root."]})
     if not resolved.is_file():
-        raise ValidationError({"path": [f"No file at {path!r}."]})
+        raise Invalid({"path": [f"No file at {path!r}."]})
     return resolved
 
 
@@ -54,9 +54,7 @@ def landing_file(source: str, path: str) -> Path:
     resolved = resolve_path(path)
     folder = (Path(settings.LAKE_ROOT) / "landing" / source).resolve()
     if resolved.parent != folder:
-        raise ValidationError(
-            {"path": [f"A {source} run reads a file directly in landing/{source}/."]}
-        )
+        raise Invalid({"path": [f"A {source} run reads a file directly in landing/{source}/."]})
     return resolved
 
 
@@ -76,10 +74,10 @@ def display_path(path: Path) -> str:
 def ingestion_run_start(*, source: str, path: str, requested_by=None, cli: bool = False):
     """Queue a run of `source` on the file at `path`; the task starts after commit."""
     if source not in SOURCES:
-        raise ValidationError({"source": [f"Unknown source; one of {sorted(SOURCES)}."]})
+        raise Invalid({"source": [f"Unknown source; one of {sorted(SOURCES)}."]})
     resolved = resolve_path(path, allow_outside=True) if cli else landing_file(source, path)
     if not resolved.name.endswith(SOURCES[source].suffixes):
-        raise ValidationError({"path": [f"A {source} file ends with {SOURCES[source].suffixes}."]})
+        raise Invalid({"path": [f"A {source} file ends with {SOURCES[source].suffixes}."]})
     task_id = str(uuid.uuid4())  # known before the task starts: recovery finds its runs
     run = IngestionRun.objects.create(
         source=source, path=display_path(resolved), requested_by=requested_by, task_id=task_id
@@ -374,7 +372,7 @@ def _analyze_stage(stage: str) -> None:
 
 def _error_text(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
-    if not isinstance(exc, (ValidationError,)) and "Spark job" not in text:
+    if not isinstance(exc, Invalid) and "Spark job" not in text:
         text += "\n" + "".join(traceback.format_exception_only(exc)).strip()
     return text[:4000]
 

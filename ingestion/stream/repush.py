@@ -9,9 +9,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
-from rest_framework.exceptions import NotFound, ValidationError
 
-from datalake.api.errors import Conflict
+from datalake.errors import Conflict, Invalid, NotFound
 from datalake.models import Transaction
 from datalake.models.lake import TRANSACTION_FIELDS
 from ingestion.models import JobStatus, RepushJob, RepushRequest, RepushStatus
@@ -23,7 +22,7 @@ PUSH_BATCH = 5_000
 
 def check_resource(resource: str) -> None:
     if resource != "transactions":
-        raise ValidationError({"resource": ["Only `transactions` flows through the pipeline."]})
+        raise Invalid({"resource": ["Only `transactions` flows through the pipeline."]})
 
 
 def as_message(record: dict, timestamp=None) -> bytes:

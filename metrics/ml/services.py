@@ -11,11 +11,11 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import PermissionDenied  # check_trainer's: moves to Access
 
 from accounts.access.grants import has_privilege
 from accounts.access.restrictions import refuse_if_restricted
-from datalake.api.errors import Conflict
+from datalake.errors import Conflict, Invalid, NotFound
 from datalake.platform.jobs import refuse_too_many_running
 from metrics.ml import artifacts
 from metrics.ml.models import FINAL_STATES, MLModel, ModelVersion, Training, TrainingStatus
@@ -27,13 +27,13 @@ logger = logging.getLogger(__name__)
 def params_of(model_type: type[ModelType], params) -> dict:
     """The validated parameters (defaults filled in); unknown ones are a 400."""
     if not isinstance(params, dict):
-        raise ValidationError({"params": ["Must be an object."]})
+        raise Invalid({"params": ["Must be an object."]})
     unknown = sorted(set(params) - set(model_type.Params().fields))
     if unknown:
-        raise ValidationError({"params": [f"Unknown parameter(s): {', '.join(unknown)}."]})
+        raise Invalid({"params": [f"Unknown parameter(s): {', '.join(unknown)}."]})
     data = model_type.Params(data=params)
     if not data.is_valid():
-        raise ValidationError({"params": data.errors})
+        raise Invalid({"params": data.errors})
     return data.validated_data
 
 
@@ -58,7 +58,7 @@ def training_start(*, model: str, params: dict, requested_by, request=None) -> T
     At most TRAININGS_MAX_RUNNING_PER_USER unfinished per user (429)."""
     model_type = get_model_type(model)
     if model_type is None:
-        raise ValidationError({"model": [f"Unknown model {model!r}: see GET /api/v1/ml/models/."]})
+        raise Invalid({"model": [f"Unknown model {model!r}: see GET /api/v1/ml/models/."]})
     check_trainer(requested_by, model_type, request)
     params_of(model_type, params)
     _refuse_too_many_running(requested_by)
@@ -121,7 +121,7 @@ def training_execute(training_id: int, task_id: str = "") -> Training:
 def _error_text(exc: Exception) -> str:
     if isinstance(exc, TrainingError):
         return str(exc)[:4000]
-    if isinstance(exc, ValidationError):
+    if isinstance(exc, Invalid):
         return f"Invalid parameters: {exc.detail}"[:4000]
     return f"{type(exc).__name__}: {exc}"[:4000]
 
@@ -255,5 +255,5 @@ def model_predict(*, model_type: type[ModelType], data: dict) -> dict:
     try:
         result = model_type().predict(artifact, data)
     except PredictionError as exc:
-        raise ValidationError({exc.field: [str(exc)]}) from None
+        raise Invalid({exc.field: [str(exc)]}) from None
     return {"model": model_type.name, "model_version": version.version, **data, **result}

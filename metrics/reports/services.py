@@ -10,10 +10,11 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import PermissionDenied  # _refuse_unreadable's: moves to Access
 
 from accounts.access.grants import has_privilege
 from accounts.access.restrictions import refuse_if_restricted
+from datalake.errors import Invalid
 from datalake.platform.csvsafe import safe_row
 from datalake.platform.jobs import refuse_too_many_running
 from metrics.models import Report, ReportRow, ReportStatus
@@ -25,13 +26,13 @@ ROW_BATCH = 5000
 
 def _params(report_type, params) -> dict:
     if not isinstance(params, dict):
-        raise ValidationError({"params": ["Must be an object."]})
+        raise Invalid({"params": ["Must be an object."]})
     unknown = sorted(set(params) - set(report_type.Params().fields))
     if unknown:
-        raise ValidationError({"params": [f"Unknown parameter(s): {', '.join(unknown)}."]})
+        raise Invalid({"params": [f"Unknown parameter(s): {', '.join(unknown)}."]})
     data = report_type.Params(data=params)
     if not data.is_valid():
-        raise ValidationError({"params": data.errors})
+        raise Invalid({"params": data.errors})
     return data.validated_data
 
 
@@ -66,7 +67,7 @@ def report_start(*, report_name: str, params: dict, requested_by) -> Report:
     one step."""
     report_type = get_report_type(report_name)
     if report_type is None:
-        raise ValidationError({"report_name": [f"Unknown report {report_name!r}."]})
+        raise Invalid({"report_name": [f"Unknown report {report_name!r}."]})
     _refuse_unreadable(requested_by, report_type, "This report reads {resource!r}; you need "
                        "`read` on it.")  # fmt: skip
     _params(report_type, params)

@@ -4,8 +4,8 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from rest_framework.exceptions import ValidationError
 
+from datalake.errors import Invalid
 from ingestion.daily.services import ingestion_run_execute, ingestion_run_start
 from ingestion.models import FINAL_STATES, RunStatus
 
@@ -27,7 +27,7 @@ class Command(BaseCommand):
         try:
             with transaction.atomic():
                 run = ingestion_run_start(source=source, path=path, cli=True)
-        except ValidationError as exc:
+        except Invalid as exc:
             raise CommandError(str(exc.detail)) from None
         self.stdout.write(f"run {run.pk}: queued {run.source} {run.path}")
         if inline:
