@@ -93,6 +93,13 @@ def apply_version(version: int) -> None:
         cursor.execute("DROP TABLE metrics_delta")
 
 
+def after_merge(merge) -> None:
+    """The lake's `on_merged` hook (registered in `MetricsConfig.ready()`): a version of
+    `transactions` moves the aggregates by its rows, in the merge's transaction."""
+    if merge.table == "transactions":
+        apply_version(merge.version)
+
+
 def rebuild(tables=None) -> None:
     """Recompute the aggregates (all, or those named) from the current rows (one
     transaction by the caller). Migrations name theirs: a later table may not exist yet."""

@@ -3,6 +3,8 @@
 Everything here runs inside the one transaction of a run's merge: a crash or a
 kill at any point leaves the tables as they were. A row whose business columns
 are unchanged is left alone, so loading the same data again creates no version.
+What else a merge keeps current (the search index, the metrics aggregates) is done by
+the hooks the apps register (`datalake.lake.hooks`), in the same transaction.
 """
 
 from __future__ import annotations
@@ -11,13 +13,9 @@ from dataclasses import dataclass
 
 from django.db import connection
 
-from datalake.models.lake import TRANSACTION_FIELDS
-from datalake.search import index as search_index
+from datalake.lake import hooks
 from datalake.lake.versions import version_begin, version_commit, version_lock, version_publish
-from metrics.aggregates import apply_version
-
-# What else a merge keeps current, in the same transaction, once a version is made.
-AFTER_MERGE = {"transactions": apply_version}
+from datalake.models.lake import TRANSACTION_FIELDS
 
 
 @dataclass
@@ -111,17 +109,17 @@ def merge_versioned(
             {"v": version},
         )
     added = inserted - changed
-    search_index.analyze_if_stale(table)  # autovacuum may be off, or behind a bulk load
-    made = bool(added or changed or removed)
-    if made:
-        search_index.index_version(table, version, stage=stage.strip('"'), source=source)
+    merge = hooks.Merge(
+        resource, table, version, stage.strip('"'), source, added, changed, removed
+    )
+    hooks.written(merge)  # the search index: side by side with concurrent merges
     if concurrent:
         res = version_publish(resource_id, version)
     current = version_commit(
         res, version, source=source, added=added, changed=changed, removed=removed
     )
-    if made and table in AFTER_MERGE:
-        AFTER_MERGE[table](version)
+    if merge.made:
+        hooks.merged(merge)  # the metrics aggregates: in version order
     if stage_sql:
         _execute(f"DROP TABLE {stage}")
     return MergeResult(current, added, changed, removed)
@@ -169,8 +167,7 @@ def merge_sales(stage: str, source: str) -> dict[str, MergeResult]:
         "GROUP BY p, s.sale_date"
     )
     days = f'SELECT DISTINCT sale_date FROM "{stage}"'
-    search_index.drop_days("product_daily_sales", days)
-    search_index.index_rows("product_daily_sales", f"t.date IN ({days})")
+    hooks.replaced(hooks.Replaced("product_daily_sales", f"t.date IN ({days})", days=days))
     return {"sales": result}
 
 
@@ -233,9 +230,8 @@ def merge_exchange_rates(stage: str, source: str) -> dict[str, MergeResult]:
         "ON CONFLICT (currency, date) DO UPDATE SET rate = EXCLUDED.rate "
         "WHERE exchange_rates.rate IS DISTINCT FROM EXCLUDED.rate"
     )
-    search_index.index_rows(
-        "exchange_rates", f'(t.currency, t.date) IN (SELECT currency, date FROM "{stage}")'
-    )
+    where = f'(t.currency, t.date) IN (SELECT currency, date FROM "{stage}")'
+    hooks.replaced(hooks.Replaced("exchange_rates", where))
     return {"exchange_rates": MergeResult(None, changed, 0, 0)}
 
 

@@ -1,8 +1,10 @@
-"""Keeping the search index current: what each table puts in it, and the merge hook.
+"""Keeping the search index current: what each table puts in it, and the merge hooks.
 
-Every merge that makes a version calls `index_version` inside its transaction: the
+Every merge that makes a version calls `index_version` inside its transaction (the
+lake's `on_written` hook, `after_write`, registered in `DatalakeConfig.ready()`): the
 entries of the rows the version closed are closed (or dropped, when no file holds
-them), the rows it wrote get entries. The index is therefore exactly as current as
+them), the rows it wrote get entries; rows of an unversioned table written again are
+indexed again (`on_replaced`, `after_replace`). The index is therefore exactly as current as
 the tables, for the ingestion path, the pipeline batches and the re-pushes alike.
 `rebuild()` recomputes the table entries from the current rows (first install, or a
 change of what is indexed); entries carrying a file line are kept.
@@ -214,6 +216,22 @@ def index_version(table: str, version: int, *, stage: str | None, source: str) -
         f"WHERE t.valid_from = %(v)s AND t.valid_to IS NULL",
         params,
     )
+
+
+def after_write(merge) -> None:
+    """The lake's `on_written` hook: the entries of the version a merge just wrote."""
+    analyze_if_stale(merge.table)  # autovacuum may be off, or behind a bulk load
+    if merge.made:
+        index_version(merge.table, merge.version, stage=merge.stage, source=merge.source)
+
+
+def after_replace(event) -> None:
+    """The lake's `on_replaced` hook: the entries of rows of an unversioned table."""
+    if event.table not in SPECS:
+        return
+    if event.days is not None:
+        drop_days(event.table, event.days)
+    index_rows(event.table, event.where)
 
 
 def analyze_if_stale(*tables: str) -> None:
