@@ -320,7 +320,8 @@ SEARCH_INDEX_ENABLED = env.bool("SEARCH_INDEX_ENABLED", default=True)
 SEARCH_PREFIX_MAX_MATCHES = env.int("SEARCH_PREFIX_MAX_MATCHES", default=1000)
 
 # Machine learning (metrics/ml/): OpenMP threads of a fit and a training's time limit (the
-# per-user limit of unfinished trainings is TRAININGS_MAX_RUNNING_PER_USER, above).
+# per-user limit of unfinished trainings is TRAININGS_MAX_RUNNING_PER_USER, above). A Celery
+# worker already runs a task per core: more threads than free cores slow a fit ~10x.
 ML_THREADS = env.int("ML_THREADS", default=1)
 ML_TRAINING_TIMEOUT = env.int("ML_TRAINING_TIMEOUT", default=3600)
 

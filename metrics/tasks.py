@@ -19,7 +19,7 @@ def expire_stale_reports() -> int:
 
 
 # A training past this many seconds fails (SoftTimeLimitExceeded ends it as `failed`).
-TRAINING_TIMEOUT = getattr(settings, "ML_TRAINING_TIMEOUT", 3600)
+TRAINING_TIMEOUT = settings.ML_TRAINING_TIMEOUT
 
 
 @shared_task(

@@ -51,9 +51,6 @@ SIMPLE_MAX_HOLDOUT = 7  # the simple forecasters hold back a third of the days, 
 SEASON = 7  # days between a day and the one the seasonal-naive forecast repeats
 BOOSTED, SEASONAL_NAIVE, MEAN = "boosted", "seasonal-naive", "mean"
 ESTIMATORS = ("auto", BOOSTED, SEASONAL_NAIVE, MEAN)
-# OpenMP threads of one fit or prediction (setting ML_THREADS). A Celery worker already runs
-# a task per core, and more threads than free cores slow a fit down ~10x on 2 busy cores.
-DEFAULT_THREADS = 1
 
 
 class ProductDemandParams(serializers.Serializer):
@@ -260,7 +257,7 @@ def _threads():
     import sklearn.ensemble  # noqa: F401
     from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(limits=getattr(settings, "ML_THREADS", DEFAULT_THREADS))
+    return threadpool_limits(limits=settings.ML_THREADS)
 
 
 def _fit(params: dict, x: np.ndarray, y: np.ndarray):
