@@ -1,10 +1,17 @@
-"""Who may do what on which resource: the one place the API asks.
+"""The live-grant queries of the access layer: internal to `accounts.access`.
+
+"A live grant of this user" is defined once, as SQL (`live_grant_where`): a grant given
+to the user or to one of their groups, not expired. Every path uses that text: the
+token lookup (`LIVE_GRANTS_SQL`, a column of accounts/authentication.py's one query,
+which reads the caller's live grants with their token), the per-resource statements
+(`READ_GRANTS_SQL`, `READ_GRANTS_MANY_SQL`) and the ORM (`live_grants_of`, a subquery
+of the same text). tests/accounts/test_access_layer.py proves the paths agree.
 
 No cache across requests: every request reads the live grants, so a revoke or an
 expiry takes effect on the very next request. Within one request (a
 `grant_cache_scope`, opened by `GrantScopeMiddleware`), a user's read grants on a
-resource are read once; outside a scope (Celery tasks, the shell, tests) every
-question reads the database.
+resource are read once (with a token: none are read after the token lookup);
+outside a scope (Celery tasks, the shell, tests) every question reads the database.
 """
 
 from __future__ import annotations

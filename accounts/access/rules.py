@@ -51,6 +51,9 @@ def rule_for(model, action: str = "list") -> Rule:
     found = _rules.get((label, action)) or _rules.get((label, "list")) or _nothing
 
     def apply(queryset, user):
+        from accounts.access.policy import notify
+
+        notify(user, action, label)
         if user is None or not user.is_authenticated:
             return queryset.none()
         return found(queryset, user)
