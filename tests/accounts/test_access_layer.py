@@ -377,3 +377,54 @@ def test_validating_a_grant_writes_nothing(lake, alice):
     bad = Grant(user=alice, resource=raw, privilege="read", columns=["nope"], granted_by=alice)
     with pytest.raises(ValidationError, match="Unknown column"):
         bad.full_clean()
+
+
+# --- 5. listings through readable_by: as many queries for 1 row as for 4 -------------
+LISTINGS = (
+    "/api/v1/grants/",
+    "/api/v1/ingestion/runs/",
+    "/api/v1/reports/",
+    "/api/v1/ml/trainings/",
+    "/api/v1/audit/requests/",
+    "/api/v1/ml/models/",
+)
+
+
+def add_rows(user, staff, count: int) -> None:
+    from ingestion.models import IngestionRun
+    from lineage.models import RequestLog
+    from metrics.ml.models import Training
+    from metrics.models import Report
+
+    for _ in range(count):
+        other = make_user(f"other{Grant.objects.count()}")
+        give(other, "transactions", granted_by=staff)
+        IngestionRun.objects.create(source="transactions", path="landing/transactions/x.jsonl")
+        Report.objects.create(report_name="spend-per-country", requested_by=user)
+        Training.objects.create(model_name="product-demand", requested_by=user)
+        RequestLog.objects.create(
+            at=timezone.now(), method="GET", path="/", status_code=200, duration_ms=1.0
+        )
+
+
+def statements_of(client, url: str) -> int:
+    with Statements() as statements:
+        response = client.get(url)
+    assert response.status_code == 200, (url, response.content)
+    assert response.json()["count"] >= 1, url  # the rows are there: not a list of nothing
+    return len(statements.sql)
+
+
+def test_listings_ask_as_many_queries_for_one_row_as_for_several(db, staff):
+    lina = make_user("lina")
+    give(lina, "transactions", "grant")
+    give(lina, "transactions")
+    give(lina, "products", row_filter={"category": ["books"]})
+    clients = {url: client_for(staff if "audit" in url else lina) for url in LISTINGS}
+    for url, client in clients.items():  # the token's first use stamps it: not counted
+        client.get(url)
+    add_rows(lina, staff, 1)
+    few = {url: statements_of(client, url) for url, client in clients.items()}
+    add_rows(lina, staff, 4)
+    many = {url: statements_of(client, url) for url, client in clients.items()}
+    assert many == few
