@@ -27,7 +27,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.access import Access, ReadableQuerySet
-from accounts.access.grants import live_grants_of
+from accounts.access.grants import grant_cache_scope, live_grants_of
 from accounts.access.restrictions import combine
 from accounts.models import Grant, Privilege
 from datalake.models import Resource
@@ -203,6 +203,9 @@ def through_orm(user) -> dict:
     """The ORM path (`live_grants_of`), and the policy object outside a request."""
     grants = list(live_grants_of(user).select_related("resource").order_by("id"))
     held = Access(user).privileges_on(list(RESOURCES))  # ORM outside a request
+    with grant_cache_scope():  # as a request without a token: several resources at once
+        Access(user).prefetch(RESOURCES)
+        many = {r: normal(Access(user).restriction(r)) for r in RESOURCES}
     answer = {}
     for resource in RESOURCES:
         mine = [g for g in grants if g.resource.name == resource]
@@ -214,7 +217,8 @@ def through_orm(user) -> dict:
         if user.is_staff:
             orm = (PRIVILEGES, None)  # staff hold everything, grants or not
         policy = (held[resource], normal(Access(user).restriction(resource)))
-        assert orm == policy, (resource, orm, policy)
+        assert orm == policy, (resource, orm, policy)  # READ_GRANTS_SQL
+        assert orm[1] == many[resource], (resource, orm, many)  # READ_GRANTS_MANY_SQL
         answer[resource] = orm
     return answer
 
