@@ -45,6 +45,10 @@ class GrantAdmin(admin.ModelAdmin):
     def live(self, obj):
         return obj.is_live
 
+    def get_queryset(self, request):
+        """The grants the admin user may see, by the access layer's rule (staff: all)."""
+        return super().get_queryset(request).readable_by(request.user)
+
     def save_model(self, request, obj, form, change):
         if not change:
             obj.granted_by = request.user

@@ -10,22 +10,13 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.access.querysets import GrantQuerySet
+
 
 class Privilege(models.TextChoices):
     READ = "read", "read: query the resource's data"
     WRITE = "write", "write: re-push, ingest, create retail objects"
     GRANT = "grant", "grant: give/revoke privileges, see who accessed it"
-
-
-class GrantQuerySet(models.QuerySet):
-    def live(self, at=None):
-        """Grants not expired at `at` (default: now)."""
-        at = at or timezone.now()
-        return self.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=at))
-
-    def held_by(self, user):
-        """Grants given to the user directly or to one of their groups."""
-        return self.filter(Q(user_id=user.pk) | Q(group__user=user.pk)).distinct()
 
 
 class Grant(models.Model):
@@ -88,6 +79,7 @@ class Grant(models.Model):
 
     @property
     def is_live(self) -> bool:
+        """As `accounts.access.grants.live_where`, for a grant already read."""
         return self.expires_at is None or self.expires_at > timezone.now()
 
     @property

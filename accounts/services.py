@@ -1,4 +1,7 @@
-"""Writes on grants and tokens. Each function says what it guarantees."""
+"""Writes on grants and tokens. Each function says what it guarantees.
+
+Grants are read only through the access layer (accounts.access.grants).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.exceptions import PermissionDenied  # the grant checks': move to Access
 
-from accounts.access.grants import has_privilege
+from accounts.access.grants import has_privilege, holds_grant_row, identical_live_grant
 from accounts.access.restrictions import restriction_for
 from accounts.models import ApiToken, Grant, Privilege
 from datalake.errors import AccessDenied
@@ -39,13 +42,14 @@ def grant_give(
     if not has_privilege(by, resource.name, "grant"):
         raise PermissionDenied(f"You need `grant` on {resource.name!r} to give privileges on it.")
     _refuse_wider(by, resource.name, privilege, columns, row_filter, masked)
-    existing = (
-        Grant.objects.live()
-        .select_for_update()
-        .filter(user=user, group=group, resource=resource, privilege=privilege)
-        .filter(**_same("columns", columns), **_same("row_filter", row_filter))
-        .filter(masked=list(masked))
-        .first()
+    existing = identical_live_grant(
+        user=user,
+        group=group,
+        resource=resource,
+        privilege=privilege,
+        columns=columns,
+        row_filter=row_filter,
+        masked=masked,
     )
     if existing is not None:
         return existing, False
@@ -111,11 +115,6 @@ def _wider(why: str) -> None:
     )
 
 
-def _same(field: str, value) -> dict:
-    """A JSON field equal to `value`; None is SQL NULL (not JSON null)."""
-    return {f"{field}__isnull": True} if value is None else {field: value}
-
-
 def grant_revoke(*, by, grant: Grant) -> None:
     """Delete a grant; from the next request on it gives nothing (no cache holds it).
 
@@ -124,7 +123,7 @@ def grant_revoke(*, by, grant: Grant) -> None:
     itself an unrestricted one (`_refuse_wider`)."""
     if not has_privilege(by, grant.resource.name, "grant"):
         raise PermissionDenied(f"You need `grant` on {grant.resource.name!r} to revoke it.")
-    if not by.is_staff and Grant.objects.held_by(by).filter(pk=grant.pk).exists():
+    if not by.is_staff and holds_grant_row(by, grant):
         raise PermissionDenied(
             "You cannot revoke a grant you hold yourself; ask staff or another holder.",
             code="own_grant",

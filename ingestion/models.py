@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.db import models
 
+from accounts.access.querysets import ReadableQuerySet
 from datalake.models.lake import VersionedRecord, current_index, current_unique, history_index
 
 
@@ -56,6 +57,8 @@ class IngestionRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ReadableQuerySet.as_manager()  # .readable_by(user): accounts.access.rules
 
     class Meta:
         ordering = ["-id"]
@@ -160,6 +163,8 @@ class RepushRequest(models.Model):
         null=True, blank=True, help_text="Last sent again by the reconciliation (still pushed)."
     )
 
+    objects = ReadableQuerySet.as_manager()  # .readable_by(user): accounts.access.rules
+
     class Meta:
         ordering = ["-id"]
 
@@ -190,6 +195,8 @@ class RepushJob(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ReadableQuerySet.as_manager()  # .readable_by(user): accounts.access.rules
 
     class Meta:
         ordering = ["-id"]

@@ -11,24 +11,15 @@ from dataclasses import dataclass
 
 from django.db.models import Q, QuerySet
 
-from accounts.access.grants import has_privilege, prefetch_read_grants, resources_with
+from accounts.access.grants import has_privilege, prefetch_read_grants
 from accounts.access.restrictions import Restriction, restriction_for
 from datalake.catalog import get_entry
 from datalake.lake.merge import MAIN_TABLE
 from ingestion.daily.services import in_landing_folder
-from ingestion.models import IngestionRun, Reject, RepushJob, RepushRequest
+from ingestion.models import IngestionRun, Reject, RepushRequest
 from ingestion.sources import SOURCES
 
 RUN_COUNTS = ("rows_read", "rows_loaded", "rows_rejected", "rows_added", "rows_changed")
-
-
-def runs_readable_by(user) -> QuerySet:
-    """Runs are data about a table: visible with `read` on the source's table."""
-    readable = resources_with(user, "read")
-    runs = IngestionRun.objects.all()
-    if readable is None:
-        return runs
-    return runs.filter(source__in=[s for s, t in MAIN_TABLE.items() if t in readable])
 
 
 def restricted_sources(user, request) -> dict[str, Restriction]:
@@ -92,19 +83,6 @@ def reject_body(reject: Reject, shape: RejectShape) -> dict:
         "fields": fields,
         "reason": reject.reason if shape.reasons else reject.reason.split(":", 1)[0],
     }
-
-
-def repushes_visible_to(user) -> QuerySet:
-    """A re-push is its requester's (and staff's): its transaction and outcome are not
-    shown to other readers, whose ids would otherwise walk every re-push."""
-    pushes = RepushRequest.objects.all()
-    return pushes if user.is_staff else pushes.filter(requested_by=user)
-
-
-def repush_jobs_visible_to(user) -> QuerySet:
-    """A re-push-all job is its requester's (and staff's), as a single re-push is."""
-    jobs = RepushJob.objects.all()
-    return jobs if user.is_staff else jobs.filter(requested_by=user)
 
 
 def repush_row(push: RepushRequest, fields: list[str], user, request) -> dict | None:

@@ -2,6 +2,8 @@
 
 from django.db import models
 
+from accounts.access.querysets import ReadableQuerySet
+
 
 class RequestLog(models.Model):
     """Who called what, when, with what body, and how it ended.
@@ -27,6 +29,8 @@ class RequestLog(models.Model):
     # The request's X-Request-ID (the caller's, or generated), also in its log lines.
     # A database default: a process still running older code can insert without it.
     request_id = models.CharField(max_length=64, blank=True, db_default="")
+
+    objects = ReadableQuerySet.as_manager()  # .readable_by(user): accounts.access.rules
 
     class Meta:
         ordering = ["-at", "-id"]

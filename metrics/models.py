@@ -8,6 +8,8 @@ recomputes them from the table.
 
 from django.db import models
 
+from accounts.access.querysets import ReadableQuerySet
+
 
 class ProductDay(models.Model):
     product_id = models.CharField(max_length=64)
@@ -156,6 +158,8 @@ class Report(models.Model):
     report_date = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ReadableQuerySet.as_manager()  # .readable_by(user): accounts.access.rules
 
     class Meta:
         ordering = ["-id"]

@@ -1,10 +1,17 @@
-"""Who may do what on which resource: the one place the API asks.
+"""The live-grant queries of the access layer: internal to `accounts.access`.
+
+"A live grant of this user" is defined once, as SQL (`live_grant_where`): a grant given
+to the user or to one of their groups, not expired. Every path uses that text: the
+token lookup (`LIVE_GRANTS_SQL`, a column of accounts/authentication.py's one query,
+which reads the caller's live grants with their token), the per-resource statements
+(`READ_GRANTS_SQL`, `READ_GRANTS_MANY_SQL`) and the ORM (`live_grants_of`, a subquery
+of the same text). tests/accounts/test_access_layer.py proves the paths agree.
 
 No cache across requests: every request reads the live grants, so a revoke or an
 expiry takes effect on the very next request. Within one request (a
 `grant_cache_scope`, opened by `GrantScopeMiddleware`), a user's read grants on a
-resource are read once; outside a scope (Celery tasks, the shell, tests) every
-question reads the database.
+resource are read once (with a token: none are read after the token lookup);
+outside a scope (Celery tasks, the shell, tests) every question reads the database.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from contextvars import ContextVar
 
 import orjson
 from django.db import connection
-from django.db.models import Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from accounts.models import Grant, Privilege
@@ -74,8 +81,7 @@ def privileges_on(user, resource_names: list[str]) -> dict[str, list[str]]:
     held: dict[str, set[str]] = {name: set() for name in resource_names}
     if user.is_authenticated and resource_names:
         rows = (
-            Grant.objects.live()
-            .held_by(user)
+            live_grants_of(user)
             .filter(resource__name__in=resource_names)
             .values_list("resource__name", "privilege")
         )
@@ -94,12 +100,7 @@ def has_privilege(user, resource_name: str, privilege: str) -> bool:
     live = _live_grants(user)
     if live is not None:
         return bool(live.get(resource_name, {}).get(privilege))
-    return (
-        Grant.objects.live()
-        .filter(Q(user_id=user.pk) | Q(group__user=user.pk))
-        .filter(resource__name=resource_name, privilege=privilege)
-        .exists()
-    )
+    return live_grants_of(user).filter(resource__name=resource_name, privilege=privilege).exists()
 
 
 def read_grants(user, resource_name: str) -> list[Grant]:
@@ -116,7 +117,7 @@ def read_grants(user, resource_name: str) -> list[Grant]:
     if live is not None:
         return live.get(resource_name, {}).get(Privilege.READ, [])
     with prepared_cursor() as cursor:
-        cursor.execute(READ_GRANTS_SQL, [user.pk, user.pk, resource_name, timezone.now()])
+        cursor.execute(READ_GRANTS_SQL, [*live_grant_params(user), resource_name])
         grants = [_grant(pk, c, r, m) for pk, c, r, m in cursor.fetchall()]
     if cache is not None:
         cache[key] = grants
@@ -134,7 +135,7 @@ def prefetch_read_grants(user, resource_names: list[str]) -> None:
         return
     found: dict[str, list[Grant]] = {name: [] for name in missing}
     with connection.cursor() as cursor:
-        cursor.execute(READ_GRANTS_MANY_SQL, [user.pk, user.pk, missing, timezone.now()])
+        cursor.execute(READ_GRANTS_MANY_SQL, [*live_grant_params(user), missing])
         for pk, name, c, r, m in cursor.fetchall():
             found[name].append(_grant(pk, c, r, m))
     cache.update({(user.pk, name): grants for name, grants in found.items()})
@@ -146,32 +147,80 @@ def _grant(pk, columns, row_filter, masked) -> Grant:
     )
 
 
-# On the path of every data request: plain SQL, no ORM query to build each time.
+# --- "a live grant of this user": the one definition --------------------------------
+# Every path that asks which grants a user holds uses this predicate: the three SQL
+# statements below (the token lookup's JSON column among them) and the ORM path
+# (`live_grants_of`, a subquery on the very same text). `user` and `at` are SQL
+# expressions: `%s` placeholders (then pass `live_grant_params`) or column references.
+
+
+def held_where(alias: str = "g", user: str = "%s") -> str:
+    """SQL: the grant row `alias` is given to `user`, directly or to one of their groups."""
+    return (
+        f"({alias}.user_id = {user} OR {alias}.group_id IN "
+        f"(SELECT group_id FROM auth_user_groups WHERE user_id = {user}))"
+    )
+
+
+def live_where(alias: str = "g", at: str = "%s") -> str:
+    """SQL: the grant row `alias` is not expired at `at` (`Grant.is_live` in Python)."""
+    return f"({alias}.expires_at IS NULL OR {alias}.expires_at > {at})"
+
+
+def live_grant_where(alias: str = "g", user: str = "%s", at: str = "%s") -> str:
+    """SQL: the grant row `alias` is a live grant of `user` at `at`."""
+    return f"{held_where(alias, user)} AND {live_where(alias, at)}"
+
+
+def live_grant_params(user, at=None) -> list:
+    """The parameters of `live_grant_where()` with its `%s` placeholders."""
+    return [user.pk, user.pk, at or timezone.now()]
+
+
+def live_grants_of(user, at=None):
+    """The ORM path: the user's live grants (at `at`, default now) as a Grant QuerySet,
+    through the same predicate as the SQL statements."""
+    if not user.is_authenticated:
+        return Grant.objects.none()
+    sql = f"SELECT g.id FROM accounts_grant g WHERE {live_grant_where()}"
+    return Grant.objects.filter(pk__in=RawSQL(sql, live_grant_params(user, at)))
+
+
+def live_grants(queryset, at=None):
+    """`queryset`'s grants that are live at `at` (default now), whoever holds them."""
+    sql = f"SELECT g.id FROM accounts_grant g WHERE {live_where()}"
+    return queryset.filter(pk__in=RawSQL(sql, [at or timezone.now()]))
+
+
+def held_grants(queryset, user):
+    """`queryset`'s grants given to `user` or one of their groups, live or not."""
+    sql = f"SELECT g.id FROM accounts_grant g WHERE {held_where()}"
+    return queryset.filter(pk__in=RawSQL(sql, [user.pk, user.pk]))
+
+
+# On the path of every data request: plain SQL, no ORM query to build each time. Every
+# statement gives the grants in id order, so that the paths combine them alike.
+# Parameters: live_grant_params(user) + [resource name].
 READ_GRANTS_SQL = (
     "SELECT g.id, g.columns, g.row_filter, g.masked FROM accounts_grant g "
     "JOIN datalake_resource r ON r.id = g.resource_id "
-    "WHERE (g.user_id = %s OR g.group_id IN "
-    "(SELECT group_id FROM auth_user_groups WHERE user_id = %s)) "
-    "AND r.name = %s AND g.privilege = 'read' AND (g.expires_at IS NULL OR g.expires_at > %s)"
+    f"WHERE {live_grant_where()} AND r.name = %s AND g.privilege = 'read' ORDER BY g.id"
 )
 
-# The caller's live grants as one JSON array, a column of the token lookup.
+# The caller's live grants as one JSON array, a column of the token lookup (whose user
+# row is `u`, read at the statement's time).
 LIVE_GRANTS_SQL = (
     "SELECT coalesce(json_agg(json_build_array(r.name, g.privilege, g.id, g.columns, "
-    "g.row_filter, g.masked)), '[]') FROM accounts_grant g "
+    "g.row_filter, g.masked) ORDER BY g.id), '[]') FROM accounts_grant g "
     "JOIN datalake_resource r ON r.id = g.resource_id "
-    "WHERE (g.user_id = u.id OR g.group_id IN "
-    "(SELECT group_id FROM auth_user_groups WHERE user_id = u.id)) "
-    "AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp())"
+    f"WHERE {live_grant_where(user='u.id', at='statement_timestamp()')}"
 )
 
+# Parameters: live_grant_params(user) + [resource names].
 READ_GRANTS_MANY_SQL = (
     "SELECT g.id, r.name, g.columns, g.row_filter, g.masked FROM accounts_grant g "
     "JOIN datalake_resource r ON r.id = g.resource_id "
-    "WHERE (g.user_id = %s OR g.group_id IN "
-    "(SELECT group_id FROM auth_user_groups WHERE user_id = %s)) "
-    "AND r.name = ANY(%s) AND g.privilege = 'read' "
-    "AND (g.expires_at IS NULL OR g.expires_at > %s)"
+    f"WHERE {live_grant_where()} AND r.name = ANY(%s) AND g.privilege = 'read' ORDER BY g.id"
 )
 
 
@@ -181,23 +230,38 @@ def _json(value):
 
 
 def resources_with(user, privilege: str) -> set[str] | None:
-    """Names of the resources on which `user` holds `privilege`; None means all (staff)."""
+    """Names of the resources on which `user` holds `privilege`; None means all (staff).
+
+    From the caller's live grants read with their token when there are (no query)."""
     if user.is_staff:
         return None
+    if not user.is_authenticated:
+        return set()
+    live = _live_grants(user)
+    if live is not None:
+        return {name for name, held in live.items() if held.get(privilege)}
     return set(
-        Grant.objects.live()
-        .held_by(user)
-        .filter(privilege=privilege)
-        .values_list("resource__name", flat=True)
+        live_grants_of(user).filter(privilege=privilege).values_list("resource__name", flat=True)
     )
 
 
-def grants_visible_to(user):
-    """API.md: staff see all grants; a `grant` holder those on its resources; others their own."""
-    qs = Grant.objects.select_related("user", "group", "resource", "granted_by")
-    if user.is_staff:
-        return qs
-    managed = resources_with(user, Privilege.GRANT)
-    return qs.filter(
-        Q(resource__name__in=managed) | Q(user_id=user.pk) | Q(group__user=user.pk)
-    ).distinct()
+def holds_grant_row(user, grant: Grant) -> bool:
+    """Whether `grant` is one of `user`'s own live grants (directly or through a group)."""
+    return live_grants_of(user).filter(pk=grant.pk).exists()
+
+
+def identical_live_grant(*, user, group, resource, privilege, columns, row_filter, masked):
+    """The live grant to this very grantee with these very restrictions, locked for
+    update (None if there is none): giving it again returns it instead of a copy."""
+    return (
+        live_grants(Grant.objects.select_for_update())
+        .filter(user=user, group=group, resource=resource, privilege=privilege)
+        .filter(**_same("columns", columns), **_same("row_filter", row_filter))
+        .filter(masked=list(masked))
+        .first()
+    )
+
+
+def _same(field: str, value) -> dict:
+    """A JSON field equal to `value`; None is SQL NULL (not JSON null)."""
+    return {f"{field}__isnull": True} if value is None else {field: value}

@@ -7,7 +7,8 @@ permission check, the query and the serializer); Celery tasks and services with
 Refusals are domain errors (`datalake.errors.AccessDenied`), mapped to 403 by the API.
 
 Probes: `observe(callback)` calls `callback(user, privilege, resource)` on every
-question asked (tests use it to prove that each data path asks).
+question asked (tests use it to prove that each data path asks); a listing through
+`Model.objects.readable_by(user, action)` is a question too: `(user, action, "app.Model")`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ def observe(callback: Callable) -> Callable[[], None]:
     """Call `callback(user, privilege, resource)` on every question; returns the undo."""
     _observers.append(callback)
     return lambda: _observers.remove(callback)
+
+
+def notify(user, privilege: str, resource: str | None) -> None:
+    """Tell the observers that the layer was asked (also by `readable_by`)."""
+    for callback in list(_observers):
+        callback(user, privilege, resource)
 
 
 class Access:
@@ -50,8 +57,7 @@ class Access:
         return bool(self.user is not None and self.user.is_staff)
 
     def _asked(self, privilege: str, resource: str | None) -> None:
-        for callback in list(_observers):
-            callback(self.user, privilege, resource)
+        notify(self.user, privilege, resource)
 
     def holds(self, privilege: str, resource: str) -> bool:
         self._asked(privilege, resource)
@@ -75,6 +81,11 @@ class Access:
         for name in resources:
             self._asked("list", name)
         return _grants.privileges_on(self.user, resources)
+
+    def readable(self, model, action: str = "list"):
+        """`model.objects.readable_by(user, action)`: the rows the user may list (or,
+        `action="view"`, look at), by the rule of accounts/access/rules.py."""
+        return model._default_manager.readable_by(self.user, action)  # notifies
 
     def prefetch(self, resources: Iterable[str]) -> None:
         """Read the user's `read` grants on several resources in one query."""

@@ -138,10 +138,13 @@ FILTERABLE_TYPES = {"string": str, "integer": int, "boolean": bool}
 
 
 def validate_restriction(grant) -> None:
-    """Django ValidationError (admin and API) unless the restriction fits the resource."""
+    """Django ValidationError (admin and API) unless the restriction fits the resource.
+
+    Reads the catalog only (`datalake.catalog.get_entry`, which writes nothing): the
+    model's `clean()` calls it, and validating writes nothing to the database."""
     from django.core.exceptions import ValidationError
 
-    from datalake.catalog.selectors import resource_entry
+    from datalake.catalog import get_entry
 
     if grant.resource_id is None or not grant.restricted:
         return
@@ -149,7 +152,7 @@ def validate_restriction(grant) -> None:
     if grant.privilege != "read":
         raise ValidationError({"privilege": ["Only a `read` grant can carry columns, "
                                              "row_filter or masked."]})  # fmt: skip
-    entry = resource_entry(grant.resource.name)
+    entry = get_entry(grant.resource.name)
     known = set(entry.column_names) if entry else set()
 
     def names(value, field: str) -> list[str]:

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import services
-from accounts.access.grants import grants_visible_to, has_privilege
+from accounts.access.grants import has_privilege
 from accounts.api import examples
 from accounts.api.serializers import (
     ApiTokenSerializer,
@@ -157,7 +157,7 @@ class GrantViewSet(
     queryset = Grant.objects.none()  # for the schema; the real one is per user
 
     def get_queryset(self):
-        return grants_visible_to(self.request.user)
+        return Grant.objects.readable_by(self.request.user)
 
     @extend_schema(
         description="Give a privilege on a resource to a user or a group, optionally until "

@@ -160,7 +160,7 @@ class ResourceViewSet(viewsets.GenericViewSet):
         why = f"quote other readers' values of {name!r}"
         refuse_if_restricted(request.user, [name], "Access-log entries", request, why=why)
         flush_request_log()  # what this process still queues first
-        queryset = RequestLog.objects.filter(resource=self._entry().name)
+        queryset = RequestLog.objects.readable_by(request.user).filter(resource=name)
         filterset = AccessLogFilter(request.query_params, queryset=queryset)
         if not filterset.is_valid():
             raise ValidationError(filterset.errors)

@@ -79,7 +79,11 @@ def list_entries() -> list[Entry]:
 
 
 def get_entry(name: str) -> Entry | None:
-    """The entry named `name`, or None (unknown or a folder that no longer exists)."""
+    """The entry named `name`, or None (unknown or a folder that no longer exists).
+
+    Read-only: it reads the code's table specs and the landing folders, never the
+    database (`datalake.catalog.selectors.resource_entry` also registers a new folder's
+    `Resource` row). Grant validation (`Grant.clean()`) relies on it writing nothing."""
     spec = tables.TABLES_BY_NAME.get(name)
     if spec is not None:
         return _table_entry(spec)

@@ -2,6 +2,8 @@
 
 from django.db import models
 
+from accounts.access.querysets import ReadableQuerySet
+
 
 class ResourceKind(models.TextChoices):
     TABLE = "table", "PostgreSQL table"
@@ -25,6 +27,8 @@ class Resource(models.Model):
         max_length=100, blank=True, help_text="Landing folder name (for `files` resources)."
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ReadableQuerySet.as_manager()  # .readable_by(user): accounts.access.rules
 
     class Meta:
         ordering = ["name"]

@@ -19,7 +19,6 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.access.grants import resources_with
 from accounts.access.restrictions import restriction_for
 from datalake.api.filtering import reject_unknown_params
 from datalake.catalog.rawfiles import records_at
@@ -94,10 +93,7 @@ class SearchBodySerializer(serializers.Serializer):
 
 def readable(user) -> tuple[list[str], list[str]]:
     """(tables, landing folders) the user may read, among those the index covers."""
-    names = set(Resource.objects.values_list("name", flat=True))
-    allowed = resources_with(user, "read")
-    if allowed is not None:
-        names &= allowed
+    names = set(Resource.objects.readable_by(user).values_list("name", flat=True))
     tables = sorted(n for n in names if n in SPECS)
     folders = sorted(n.removeprefix("raw_") for n in names if n.startswith("raw_"))
     return tables, folders

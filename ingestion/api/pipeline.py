@@ -256,7 +256,7 @@ class RepushDetailView(APIView):
         tags=["pipeline"],
     )
     def get(self, request, pk: int):
-        obj = get_object_or_404(selectors.repushes_visible_to(request.user), pk=pk)
+        obj = get_object_or_404(RepushRequest.objects.readable_by(request.user), pk=pk)
         require(request, obj.resource, "read")
         return Response(RepushSerializer(obj, context={"request": request}).data)
 
@@ -296,6 +296,6 @@ class RepushJobView(APIView):
         tags=["pipeline"],
     )
     def get(self, request, pk: int):
-        job = get_object_or_404(selectors.repush_jobs_visible_to(request.user), pk=pk)
+        job = get_object_or_404(RepushJob.objects.readable_by(request.user), pk=pk)
         require(request, job.resource, "read")
         return Response(RepushJobSerializer(job, context={"request": request}).data)

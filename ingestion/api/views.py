@@ -84,7 +84,7 @@ class IngestionRunViewSet(
     queryset = IngestionRun.objects.none()
 
     def get_queryset(self):
-        return selectors.runs_readable_by(self.request.user)
+        return IngestionRun.objects.readable_by(self.request.user)
 
     def get_serializer_context(self):
         limits = selectors.restricted_sources(self.request.user, self.request)

@@ -9,6 +9,8 @@ locked: version numbers are unique and gapless per model.
 
 from django.db import models
 
+from accounts.access.querysets import ReadableQuerySet
+
 
 class TrainingStatus(models.TextChoices):
     QUEUED = "queued"
@@ -60,6 +62,8 @@ class Training(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ReadableQuerySet.as_manager()  # .readable_by(user): accounts.access.rules
 
     class Meta:
         db_table = "ml_trainings"

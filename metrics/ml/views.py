@@ -16,6 +16,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.response import Response
 
+from accounts.access import readable_model_types
 from accounts.access.grants import has_privilege
 from accounts.access.permissions import ResourcePrivilege
 from accounts.access.restrictions import refuse_if_restricted
@@ -153,9 +154,10 @@ class TrainingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     filterset_class = TrainingFilter
 
     def get_queryset(self):
-        if self.action == "list":  # only those whose model's resource is still readable
-            return selectors.readable_trainings(self.request.user)
-        return selectors.visible_trainings(self.request.user)
+        # A list shows only those whose model's resource is still readable; a detail
+        # any of one's own (refused below when it no longer is).
+        action = "list" if self.action == "list" else "view"
+        return Training.objects.readable_by(self.request.user, action)
 
     def retrieve(self, request, *args, **kwargs):
         training = self.get_object()
@@ -274,7 +276,7 @@ class MLModelViewSet(viewsets.GenericViewSet):
 
     def list(self, request):
         reject_unknown_params(request, PAGING_PARAMS)
-        page = self.paginate_queryset(selectors.readable_model_types(request.user))
+        page = self.paginate_queryset(readable_model_types(request.user))
         bodies = [self._body(m) for m in page]
         data = MLModelSerializer(bodies, many=True, context={"request": request}).data
         return self.get_paginated_response(data)

@@ -10,9 +10,8 @@ from django.http import Http404
 from django.shortcuts import render
 from rest_framework.exceptions import PermissionDenied
 
-from metrics.models import ReportStatus
+from metrics.models import Report, ReportStatus
 from metrics.reports.services import refuse_result
-from metrics.reports.views import visible_reports
 
 MAX_BARS = 30
 
@@ -45,7 +44,7 @@ def chart(columns: list[str], rows: list[dict]) -> dict | None:
 
 @login_required
 def report_page(request, pk: int):
-    report = visible_reports(request.user).filter(pk=pk).first()
+    report = Report.objects.readable_by(request.user).filter(pk=pk).first()
     if report is None:
         raise Http404("No such report.")
     rows = []

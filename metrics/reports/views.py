@@ -102,12 +102,6 @@ REPORT_EXAMPLE = {
 }
 
 
-def visible_reports(user):
-    """Only the requester and staff see a report."""
-    qs = Report.objects.all()
-    return qs if user.is_staff else qs.filter(requested_by=user)
-
-
 ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH, description="Report id.")
 
 
@@ -138,7 +132,7 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
 
     def get_queryset(self):
         services.expire_stale_reports()  # a dead worker's report ends as `error`, not forever
-        return visible_reports(self.request.user)
+        return Report.objects.readable_by(self.request.user)
 
     @extend_schema(
         description="Run a report in the background. 202 with its `url` to poll. Unknown "
