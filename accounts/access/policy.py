@@ -28,6 +28,13 @@ def observe(callback: Callable) -> Callable[[], None]:
     return lambda: _observers.remove(callback)
 
 
+def asked(user, privilege: str, resource: str | None) -> None:
+    """Tell the observers a question was asked: every answer of the layer calls it (the
+    `readable_by` listing rules too), so the data-path walk sees each data path ask."""
+    for callback in list(_observers):
+        callback(user, privilege, resource)
+
+
 class Access:
     """What `user` may do. `request`: the request being served (None in tasks)."""
 
@@ -50,11 +57,18 @@ class Access:
         return bool(self.user is not None and self.user.is_staff)
 
     def _asked(self, privilege: str, resource: str | None) -> None:
-        for callback in list(_observers):
-            callback(self.user, privilege, resource)
+        asked(self.user, privilege, resource)
+
+    def _touched(self, resource: str) -> None:
+        """The first resource a request asks about names it in the request log."""
+        if self.request is not None:
+            target = getattr(self.request, "_request", self.request)
+            if not getattr(target, "audit_resource", ""):
+                self.note(resource)
 
     def holds(self, privilege: str, resource: str) -> bool:
         self._asked(privilege, resource)
+        self._touched(resource)
         if self.user is None:
             return False
         return _grants.has_privilege(self.user, resource, privilege)
@@ -62,14 +76,34 @@ class Access:
     def restriction(self, resource: str) -> Restriction:
         """The user's `read` restriction on `resource` (UNRESTRICTED: sees it all)."""
         self._asked("read", resource)
-        if self.user is None:
-            return UNRESTRICTED
-        return restriction_for(self.user, resource, self.request)
+        self._touched(resource)
+        return self._restriction(resource)
+
+    def restrictions(self, resources: Iterable[str]) -> dict[str, Restriction]:
+        """`restriction` of several resources (one query), naming none of them in the
+        request log: an answer drawn from many resources (search, the catalog)."""
+        names = list(resources)
+        self.prefetch(names)
+        out = {}
+        for name in names:
+            self._asked("read", name)
+            out[name] = (
+                UNRESTRICTED
+                if self.user is None
+                else restriction_for(self.user, name, self.request)
+            )
+        return out
 
     def resources_with(self, privilege: str) -> set[str] | None:
         """Names of the resources the user holds `privilege` on; None: all (staff)."""
         self._asked(privilege, None)
         return _grants.resources_with(self.user, privilege)
+
+    def visible_grants(self):
+        """The grants the user may list (API.md): staff all; a `grant` holder those on
+        its resources; others their own, directly or through a group."""
+        self._asked("list", "accounts.Grant")
+        return _grants.grants_visible_to(self.user)
 
     def privileges_on(self, resources: list[str]) -> dict[str, list[str]]:
         for name in resources:
@@ -89,9 +123,36 @@ class Access:
 
             note_resource(self.request, resource)
 
-    def require(self, privilege: str, resource: str) -> None:
+    def require(self, privilege: str, resource: str, message: str = "") -> None:
+        """AccessDenied unless the user holds `privilege` on `resource`; `message`
+        (formatted with `resource` and `privilege`) replaces the default sentence."""
         if not self.holds(privilege, resource):
-            raise AccessDenied(f"You need the `{privilege}` privilege on {resource!r}.")
+            message = message or "You need the `{privilege}` privilege on {resource!r}."
+            raise AccessDenied(message.format(privilege=privilege, resource=resource))
+
+    def require_staff(self, what: str) -> None:
+        """AccessDenied unless the user is staff: `what` is read by staff only."""
+        self._asked("staff", what)
+        if not self.is_staff:
+            raise AccessDenied()
+
+    def require_all(self, privilege: str, resources: Iterable[str], message: str = "") -> None:
+        """`require` on each resource (one query for a `read` on several)."""
+        names = list(resources)
+        if privilege == "read" and len(names) > 1:
+            self.prefetch(names)
+        for name in names:
+            self.require(privilege, name, message)
+
+    def own(self, queryset, field: str = "requested_by"):
+        """The rows of `queryset` the user sees as their requester (staff: all): the runs
+        a user starts (reports, trainings, ingestion runs, re-pushes) are theirs."""
+        self._asked("list", queryset.model._meta.label)
+        if self.is_staff:
+            return queryset
+        if self.user is None or not self.user.is_authenticated:
+            return queryset.none()
+        return queryset.filter(**{field: self.user})
 
     def require_unrestricted(self, resource: str, what: str, *, why: str = "") -> None:
         """AccessDenied `restricted_grant` when the user's read of `resource` is

@@ -2,37 +2,34 @@
 
 from __future__ import annotations
 
-from accounts.access.grants import resources_with
-from accounts.access.restrictions import restriction_for
+from accounts.access import Access
 from metrics.ml.models import MLModel, Training
 from metrics.ml.registry import ModelType, model_types
 
 
-def visible_trainings(user):
+def visible_trainings(access: Access):
     """Only the requester and staff see a training."""
-    qs = Training.objects.select_related("requested_by")
-    return qs if user.is_staff else qs.filter(requested_by=user)
+    return access.own(Training.objects.select_related("requested_by"))
 
 
-def readable_trainings(user):
+def readable_trainings(access: Access):
     """The visible trainings whose metrics the user may still read: those of models whose
     resource it reads unrestricted now (a grant revoked or restricted after the training
     ran counts from the next request, as for reports); staff: all."""
-    qs = visible_trainings(user)
-    if user.is_staff:
+    qs = visible_trainings(access)
+    if access.is_staff:
         return qs
-    return qs.filter(model_name__in=[m.name for m in readable_model_types(user)])
+    return qs.filter(model_name__in=[m.name for m in readable_model_types(access)])
 
 
-def readable_model_types(user) -> list[type[ModelType]]:
+def readable_model_types(access: Access) -> list[type[ModelType]]:
     """The models whose data the user may read whole (staff: all), by name."""
-    readable = resources_with(user, "read")  # None: every resource (staff)
-    return [
-        m
-        for m in model_types()
-        if readable is None
-        or (m.resource in readable and not restriction_for(user, m.resource).restricted)
-    ]
+    readable = access.resources_with("read")  # None: every resource (staff)
+    if readable is None:
+        return list(model_types())
+    candidates = [m for m in model_types() if m.resource in readable]
+    limits = access.restrictions({m.resource for m in candidates})
+    return [m for m in candidates if not limits[m.resource].restricted]
 
 
 def model_state(model_type: type[ModelType]) -> tuple[MLModel | None, list, int]:

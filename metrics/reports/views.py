@@ -15,6 +15,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
+from accounts.access import Access, data_path
 from datalake.api.errors import Conflict
 from datalake.api.pagination import PagePagination
 from datalake.api.strict import StrictSerializer
@@ -102,10 +103,9 @@ REPORT_EXAMPLE = {
 }
 
 
-def visible_reports(user):
+def visible_reports(access: Access):
     """Only the requester and staff see a report."""
-    qs = Report.objects.all()
-    return qs if user.is_staff else qs.filter(requested_by=user)
+    return access.own(Report.objects.all())
 
 
 ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH, description="Report id.")
@@ -131,6 +131,10 @@ ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH, description
         tags=["reports"],
     ),
 )
+@data_path(
+    "the requester's own reports; a result: the report type's `resources` (`read`, unrestricted)",
+    no_data={"types": "the report types and their parameters: code, no data"},
+)
 class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = ReportSerializer
     queryset = Report.objects.none()
@@ -138,7 +142,7 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
 
     def get_queryset(self):
         services.expire_stale_reports()  # a dead worker's report ends as `error`, not forever
-        return visible_reports(self.request.user)
+        return visible_reports(Access.of(self.request))
 
     @extend_schema(
         description="Run a report in the background. 202 with its `url` to poll. Unknown "
@@ -207,7 +211,7 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
                 f"The report is {report.status}; poll its url until `completed`.",
                 code="report_not_ready",
             )
-        services.refuse_result(self.request.user, report, self.request)
+        services.refuse_result(Access.of(self.request), report)
         return report
 
     @extend_schema(
