@@ -87,12 +87,13 @@ class Access:
         out = {}
         for name in names:
             self._asked("read", name)
-            out[name] = (
-                UNRESTRICTED
-                if self.user is None
-                else restriction_for(self.user, name, self.request)
-            )
+            out[name] = self._restriction(name)
         return out
+
+    def _restriction(self, resource: str) -> Restriction:
+        if self.user is None:
+            return UNRESTRICTED
+        return restriction_for(self.user, resource, self.request)
 
     def resources_with(self, privilege: str) -> set[str] | None:
         """Names of the resources the user holds `privilege` on; None: all (staff)."""
