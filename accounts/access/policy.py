@@ -3,11 +3,16 @@ answers "may this user do P on resource R, and with which restriction".
 
 Views get it with `Access.of(request)` (one per request, its answers shared by the
 permission check, the query and the serializer); Celery tasks and services with
-`Access(user)`. It records, for the request log, the resources it was asked about.
-Refusals are domain errors (`datalake.errors.AccessDenied`), mapped to 403 by the API.
+`Access(user)`. The first resource a request asks about (`holds`, `require`,
+`restriction`, whatever the answer) names the request in the request log; no view
+names it itself. Questions over many resources at once (`restrictions`,
+`privileges_on`, `resources_with`) name none. Refusals are domain errors
+(`datalake.errors.AccessDenied`), mapped to 403 by the API.
 
 Probes: `observe(callback)` calls `callback(user, privilege, resource)` on every
-question asked (tests use it to prove that each data path asks).
+question asked (`asked` is the hook any rule of the layer calls, listing rules too);
+the data-path walk (tests/security/test_data_paths.py) uses it to prove that each
+data path asks.
 """
 
 from __future__ import annotations
