@@ -13,7 +13,7 @@ from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 
-from accounts.access.grants import LIVE_GRANTS_SQL, remember_live_grants
+from accounts.access import LIVE_GRANTS_SQL, remember_live_grants
 from accounts.models import ApiToken, hash_key
 from datalake.platform.db import prepared_cursor
 

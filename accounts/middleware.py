@@ -1,8 +1,8 @@
-"""The scope of the per-request grant cache (accounts.access.grants.grant_cache_scope)."""
+"""The scope of the per-request grant cache (accounts.access.grant_cache_scope)."""
 
 from __future__ import annotations
 
-from accounts.access.grants import grant_cache_scope
+from accounts.access import grant_cache_scope
 
 
 class GrantScopeMiddleware:

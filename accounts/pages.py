@@ -11,10 +11,12 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
+from accounts.access import serves_no_data
 from accounts.models import ApiToken
 from accounts.services import token_issue
 
 
+@serves_no_data("the caller's own API tokens: issue and revoke")
 @never_cache  # the page may carry a clear key: no cache keeps a copy
 @login_required
 @require_http_methods(["GET", "POST"])

@@ -10,10 +10,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from rest_framework.exceptions import PermissionDenied  # the grant checks': move to Access
 
-from accounts.access.grants import has_privilege, holds_grant_row, identical_live_grant
-from accounts.access.restrictions import restriction_for
+from accounts.access import Access, holds_grant_row, identical_live_grant
 from accounts.models import ApiToken, Grant, Privilege
 from datalake.errors import AccessDenied
 
@@ -30,6 +28,7 @@ def grant_give(
     columns=None,
     row_filter=None,
     masked=(),
+    access: Access | None = None,
 ):
     """Give `privilege` on `resource` to a user or group; returns (grant, created).
 
@@ -37,11 +36,13 @@ def grant_give(
     a privilege it holds itself, and a `read` grant no wider than its own read (see
     `_refuse_wider`). An identical live grant (same grantee, resource, privilege and
     restrictions) is returned as it is, not duplicated; one with other restrictions is
-    another grant (they combine as a union).
+    another grant (they combine as a union). `access`: the giver's, when a request gives.
     """
-    if not has_privilege(by, resource.name, "grant"):
-        raise PermissionDenied(f"You need `grant` on {resource.name!r} to give privileges on it.")
-    _refuse_wider(by, resource.name, privilege, columns, row_filter, masked)
+    access = access or Access(by)
+    access.require(
+        "grant", resource.name, "You need `grant` on {resource!r} to give privileges on it."
+    )
+    _refuse_wider(access, resource.name, privilege, columns, row_filter, masked)
     existing = identical_live_grant(
         user=user,
         group=group,
@@ -67,7 +68,7 @@ def grant_give(
     return grant, True
 
 
-def _refuse_wider(by, resource: str, privilege, columns, row_filter, masked) -> None:
+def _refuse_wider(access: Access, resource: str, privilege, columns, row_filter, masked) -> None:
     """403 `grant_wider_than_held` unless the grant is within what `by` holds (staff: all).
 
     Levels rank read < write < grant: a `grant` holder holds every level, so it may give
@@ -79,12 +80,12 @@ def _refuse_wider(by, resource: str, privilege, columns, row_filter, masked) -> 
 
     A holder whose read is restricted gives no `grant`: the account it gives it to
     would be a delegate free to give an unrestricted read (to it or anyone). Nor, when
-    its read masks a column, `write`: it may not write itself (`refuse_masked_writer`,
+    its read masks a column, `write`: it may not write itself (`require_unmasked_writer`,
     a write is a chosen-value oracle for a masked column), so neither may its proxy.
     """
-    if by.is_staff:
+    if access.is_staff:
         return
-    held = restriction_for(by, resource)
+    held = access.restriction(resource)
     if privilege == Privilege.GRANT and held.restricted:
         _wider("your read is restricted, and a `grant` holder can give an unrestricted read")
     if privilege == Privilege.WRITE and held.masked:
@@ -115,16 +116,16 @@ def _wider(why: str) -> None:
     )
 
 
-def grant_revoke(*, by, grant: Grant) -> None:
+def grant_revoke(*, by, grant: Grant, access: Access | None = None) -> None:
     """Delete a grant; from the next request on it gives nothing (no cache holds it).
 
     A holder of `grant` (not staff) revokes no grant it holds itself, directly or through
     a group: dropping its own restricted `read` would make it a delegate free to give
     itself an unrestricted one (`_refuse_wider`)."""
-    if not has_privilege(by, grant.resource.name, "grant"):
-        raise PermissionDenied(f"You need `grant` on {grant.resource.name!r} to revoke it.")
+    access = access or Access(by)
+    access.require("grant", grant.resource.name, "You need `grant` on {resource!r} to revoke it.")
     if not by.is_staff and holds_grant_row(by, grant):
-        raise PermissionDenied(
+        raise AccessDenied(
             "You cannot revoke a grant you hold yourself; ask staff or another holder.",
             code="own_grant",
         )

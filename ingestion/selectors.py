@@ -11,8 +11,7 @@ from dataclasses import dataclass
 
 from django.db.models import Q, QuerySet
 
-from accounts.access.grants import has_privilege, prefetch_read_grants
-from accounts.access.restrictions import Restriction, restriction_for
+from accounts.access import Access, Restriction
 from datalake.catalog import get_entry
 from datalake.lake.merge import MAIN_TABLE
 from ingestion.daily.services import in_landing_folder
@@ -22,14 +21,14 @@ from ingestion.sources import SOURCES
 RUN_COUNTS = ("rows_read", "rows_loaded", "rows_rejected", "rows_added", "rows_changed")
 
 
-def restricted_sources(user, request) -> dict[str, Restriction]:
+def restricted_sources(access: Access) -> dict[str, Restriction]:
     """The user's restriction on each source's table, for the sources it is restricted
     on: a run's counts are over every row of a file (not shown under a row filter, as
     the catalog hides `row_count`), and its error may quote a value of any column."""
-    if user.is_staff:
+    if access.is_staff:
         return {}
-    prefetch_read_grants(user, list(MAIN_TABLE.values()))  # one query, not one per table
-    limits = {s: restriction_for(user, t, request) for s, t in MAIN_TABLE.items()}
+    by_table = access.restrictions(MAIN_TABLE.values())  # one query, not one per table
+    limits = {s: by_table[t] for s, t in MAIN_TABLE.items()}
     return {source: limit for source, limit in limits.items() if limit.restricted}
 
 
@@ -43,16 +42,16 @@ class RejectShape:
     reasons: bool  # the reason's sentence is shown (it may quote any field of the line)
 
 
-def reject_shape(run: IngestionRun, user, request) -> RejectShape:
+def reject_shape(run: IngestionRun, access: Access) -> RejectShape:
     table = MAIN_TABLE[run.source]
-    limit = restriction_for(user, table, request)
+    limit = access.restriction(table)
     entry = get_entry(table)
     columns = frozenset(entry.column_names if entry else ())
     raw_name = f"raw_{run.source}"
     raw = (
         in_landing_folder(run.source, run.path)
-        and has_privilege(user, raw_name, "read")
-        and not restriction_for(user, raw_name, request).restricted
+        and access.holds("read", raw_name)
+        and not access.restriction(raw_name).restricted
     )
     whole = {n for n, _ in SOURCES[run.source].columns} <= columns
     return RejectShape(limit, columns, raw, raw or (whole and not limit.restricted))
@@ -85,13 +84,13 @@ def reject_body(reject: Reject, shape: RejectShape) -> dict:
     }
 
 
-def repush_row(push: RepushRequest, fields: list[str], user, request) -> dict | None:
+def repush_row(push: RepushRequest, fields: list[str], access: Access) -> dict | None:
     """The record a processed re-push stored, as the reader may read it: None outside the
     reader's row filter, hidden columns absent, masked ones as pseudonyms."""
     from datalake.models import Transaction
     from datalake.query.backends import row_filter_q
 
-    limit = restriction_for(user, push.resource, request)
+    limit = access.restriction(push.resource)
     current = Transaction.objects.filter(transaction_id=push.transaction_id, valid_to__isnull=True)
     if limit.rows is not None:
         current = current.filter(row_filter_q(limit.rows))
@@ -99,13 +98,13 @@ def repush_row(push: RepushRequest, fields: list[str], user, request) -> dict | 
     return limit.mask_rows([row])[0] if row is not None else None
 
 
-def repush_shows_original(push: RepushRequest, user, request) -> bool:
+def repush_shows_original(push: RepushRequest, access: Access) -> bool:
     """Whether the re-pushed record's stored timestamp may be shown to the reader: the
     column is visible in clear, and the record passes the reader's row filter."""
     from datalake.models import Transaction
     from datalake.query.backends import row_filter_q
 
-    limit = restriction_for(user, push.resource, request)
+    limit = access.restriction(push.resource)
     if limit.hides("timestamp") or "timestamp" in limit.masked:
         return False
     if limit.rows is None:

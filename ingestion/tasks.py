@@ -5,15 +5,22 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
+from accounts.access import serves_no_data
 from ingestion.daily.services import RunBusy, ingestion_runs_execute, recover_stalled_runs
+
+# Ingestion loads landed files into the lake: it answers no one with data. The
+# requester's `write` (unmasked) is checked when the run is asked for.
+INGESTS = "loads a landed file into the lake; returns no data to anyone"
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, name="ingestion.run")
+@serves_no_data(INGESTS)
 def run_ingestion(self, run_id: int) -> str:
     return _execute(self, [run_id])[0]
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, name="ingestion.run_batch")
+@serves_no_data(INGESTS)
 def run_ingestion_batch(self, run_ids: list[int]) -> list[str]:
     """Runs that must happen in order (rates first, days in date order); the files of one
     source share a Spark job, each merged as soon as it is staged.
@@ -35,12 +42,14 @@ def _execute(task, run_ids: list[int]) -> list[str]:
 
 
 @shared_task(name="ingestion.recover_stalled")
+@serves_no_data("housekeeping: queues again the runs whose worker died")
 def recover_stalled() -> list[int]:
     """Beat: runs whose worker died (heartbeat stopped) queued again."""
     return recover_stalled_runs()
 
 
 @shared_task(name="ingestion.scan_landing")
+@serves_no_data("the scheduled ingestion of landed files: no requester, no answer")
 def scan_landing() -> int:
     """Beat: pull the enabled HTTP sources (landing their files), then look for new files
     in every landing folder and ingest them in date order."""
@@ -52,6 +61,9 @@ def scan_landing() -> int:
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, name="ingestion.pull")
+@serves_no_data(
+    "lands the files of an HTTP source (staff configure it): reads no lake data for anyone"
+)
 def pull_http_source(self, pull_id: int) -> str:
     from ingestion.pull.http import http_pull_execute
 
@@ -59,6 +71,10 @@ def pull_http_source(self, pull_id: int) -> str:
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, name="pipeline.repush_all")
+@serves_no_data(
+    "sends the records back through the pipeline; the requester's `write` (unmasked) is "
+    "checked when the job is asked for, and the job shows only counts"
+)
 def run_repush_all(self, job_id: int) -> str:
     from ingestion.stream.repush import repush_all_execute
 
@@ -66,6 +82,7 @@ def run_repush_all(self, job_id: int) -> str:
 
 
 @shared_task(name="pipeline.resend_stuck_repushes")
+@serves_no_data("housekeeping: sends again the re-pushes the consumer never got")
 def resend_stuck_repushes() -> int:
     """Beat: re-pushes whose message never reached the consumer sent again."""
     from ingestion.stream.repush import resend_stuck_repushes as resend

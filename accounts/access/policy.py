@@ -3,12 +3,17 @@ answers "may this user do P on resource R, and with which restriction".
 
 Views get it with `Access.of(request)` (one per request, its answers shared by the
 permission check, the query and the serializer); Celery tasks and services with
-`Access(user)`. It records, for the request log, the resources it was asked about.
-Refusals are domain errors (`datalake.errors.AccessDenied`), mapped to 403 by the API.
+`Access(user)`. The first resource a request asks about (`holds`, `require`,
+`restriction`, whatever the answer) names the request in the request log; no view
+names it itself. Questions over many resources at once (`restrictions`,
+`privileges_on`, `resources_with`) name none. Refusals are domain errors
+(`datalake.errors.AccessDenied`), mapped to 403 by the API.
 
 Probes: `observe(callback)` calls `callback(user, privilege, resource)` on every
-question asked (tests use it to prove that each data path asks); a listing through
+question asked (`asked` is the hook any rule of the layer calls); a listing through
 `Model.objects.readable_by(user, action)` is a question too: `(user, action, "app.Model")`.
+The data-path walk (tests/security/test_data_paths.py) uses it to prove that each data
+path asks.
 """
 
 from __future__ import annotations
@@ -29,8 +34,9 @@ def observe(callback: Callable) -> Callable[[], None]:
     return lambda: _observers.remove(callback)
 
 
-def notify(user, privilege: str, resource: str | None) -> None:
-    """Tell the observers that the layer was asked (also by `readable_by`)."""
+def asked(user, privilege: str, resource: str | None) -> None:
+    """Tell the observers a question was asked: every answer of the layer calls it (the
+    `readable_by` listing rules too), so the data-path walk sees each data path ask."""
     for callback in list(_observers):
         callback(user, privilege, resource)
 
@@ -57,10 +63,18 @@ class Access:
         return bool(self.user is not None and self.user.is_staff)
 
     def _asked(self, privilege: str, resource: str | None) -> None:
-        notify(self.user, privilege, resource)
+        asked(self.user, privilege, resource)
+
+    def _touched(self, resource: str) -> None:
+        """The first resource a request asks about names it in the request log."""
+        if self.request is not None:
+            target = getattr(self.request, "_request", self.request)
+            if not getattr(target, "audit_resource", ""):
+                self.note(resource)
 
     def holds(self, privilege: str, resource: str) -> bool:
         self._asked(privilege, resource)
+        self._touched(resource)
         if self.user is None:
             return False
         return _grants.has_privilege(self.user, resource, privilege)
@@ -68,6 +82,21 @@ class Access:
     def restriction(self, resource: str) -> Restriction:
         """The user's `read` restriction on `resource` (UNRESTRICTED: sees it all)."""
         self._asked("read", resource)
+        self._touched(resource)
+        return self._restriction(resource)
+
+    def restrictions(self, resources: Iterable[str]) -> dict[str, Restriction]:
+        """`restriction` of several resources (one query), naming none of them in the
+        request log: an answer drawn from many resources (search, the catalog)."""
+        names = list(resources)
+        self.prefetch(names)
+        out = {}
+        for name in names:
+            self._asked("read", name)
+            out[name] = self._restriction(name)
+        return out
+
+    def _restriction(self, resource: str) -> Restriction:
         if self.user is None:
             return UNRESTRICTED
         return restriction_for(self.user, resource, self.request)
@@ -100,9 +129,26 @@ class Access:
 
             note_resource(self.request, resource)
 
-    def require(self, privilege: str, resource: str) -> None:
+    def require(self, privilege: str, resource: str, message: str = "") -> None:
+        """AccessDenied unless the user holds `privilege` on `resource`; `message`
+        (formatted with `resource` and `privilege`) replaces the default sentence."""
         if not self.holds(privilege, resource):
-            raise AccessDenied(f"You need the `{privilege}` privilege on {resource!r}.")
+            message = message or "You need the `{privilege}` privilege on {resource!r}."
+            raise AccessDenied(message.format(privilege=privilege, resource=resource))
+
+    def require_staff(self, what: str) -> None:
+        """AccessDenied unless the user is staff: `what` is read by staff only."""
+        self._asked("staff", what)
+        if not self.is_staff:
+            raise AccessDenied()
+
+    def require_all(self, privilege: str, resources: Iterable[str], message: str = "") -> None:
+        """`require` on each resource (one query for a `read` on several)."""
+        names = list(resources)
+        if privilege == "read" and len(names) > 1:
+            self.prefetch(names)
+        for name in names:
+            self.require(privilege, name, message)
 
     def require_unrestricted(self, resource: str, what: str, *, why: str = "") -> None:
         """AccessDenied `restricted_grant` when the user's read of `resource` is

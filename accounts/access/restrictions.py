@@ -16,16 +16,15 @@ A hidden or masked column cannot be filtered or ordered on (403 naming it): a
 filter on a masked column would let its real values be guessed one by one. Where the
 key (the tie-breaker of every order) is hidden or masked, rows are ordered by its
 keyed hash instead (`masking.order_hash`), so their rank says nothing of its values.
-A masked reader cannot write the resource (`refuse_masked_writer`).
+A masked reader cannot write the resource (`Access.require_unmasked_writer`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from rest_framework.exceptions import PermissionDenied
-
 from accounts.access.masking import pseudonym
+from datalake.errors import AccessDenied
 
 META = frozenset({"_file", "_line"})  # where a raw record is: never hidden
 
@@ -59,7 +58,7 @@ class Restriction:
         blocked = hidden + ([n for n in names if n in self.masked] if masked_too else [])
         if blocked:
             shown = ", ".join(sorted(set(blocked)))
-            raise PermissionDenied(
+            raise AccessDenied(
                 f"Your grant does not let you {what} column(s): {shown}.", code="column_hidden"
             )
 
@@ -193,35 +192,3 @@ def validate_restriction(grant) -> None:
                     )
     if errors:
         raise ValidationError(errors)
-
-
-def refuse_masked_writer(user, resource: str, request=None) -> None:
-    """403 `masked_writer` when the user's `read` grant on `resource` masks a column.
-
-    A write is a chosen-value oracle for a masked column: write a row with a known
-    value, read back its pseudonym, and every row carrying that pseudonym is unmasked.
-    So a user who reads a resource through a mask does not write to it (any write path:
-    retail creations, re-push, ingestion); staff and unmasked readers do.
-    """
-    masked = restriction_for(user, resource, request).masked
-    if masked:
-        raise PermissionDenied(
-            f"Your grant on {resource!r} masks {', '.join(sorted(masked))}: a write would "
-            "reveal the values behind the pseudonyms, so you cannot write to it.",
-            code="masked_writer",
-        )
-
-
-def refuse_if_restricted(user, resources, what: str, request=None, *, why: str = "") -> None:
-    """403 when a figure over every row of `resources` would use data the user's
-    restricted grant hides (metrics, reports, training read whole tables; the access
-    log, whose query strings and paths carry other readers' values). `why` replaces
-    the sentence's middle for an answer that is not a figure."""
-    for resource in resources:
-        if user is not None and restriction_for(user, resource, request).restricted:
-            why = why or f"are computed over every row of {resource!r}"
-            raise PermissionDenied(
-                f"{what} {why} and your grant on it is restricted (columns, row filter or "
-                "masks): they cannot be given without the data it hides.",
-                code="restricted_grant",
-            )

@@ -51,9 +51,9 @@ def rule_for(model, action: str = "list") -> Rule:
     found = _rules.get((label, action)) or _rules.get((label, "list")) or _nothing
 
     def apply(queryset, user):
-        from accounts.access.policy import notify
+        from accounts.access.policy import asked
 
-        notify(user, action, label)
+        asked(user, action, label)
         if user is None or not user.is_authenticated:
             return queryset.none()
         return found(queryset, user)
@@ -128,8 +128,10 @@ def _request_log(queryset, user):
 def readable_model_types(user) -> list:
     """The ML model types (a registry, not rows) whose resource the user may read whole,
     i.e. holds `read` on, unrestricted (staff: all), in the registry's order."""
+    from accounts.access.policy import asked
     from metrics.ml.registry import model_types
 
+    asked(user, "list", "metrics.MLModel")
     if user is None or not user.is_authenticated:
         return []
     readable = resources_with(user, Privilege.READ)  # None: every resource (staff)

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import services
-from accounts.access.grants import has_privilege
+from accounts.access import Access, data_path, serves_no_data
 from accounts.api import examples
 from accounts.api.serializers import (
     ApiTokenSerializer,
@@ -28,9 +28,9 @@ from accounts.api.serializers import (
 from accounts.models import ApiToken, Grant, Privilege
 from accounts.throttling import LOCKED_OUT
 from datalake.api.parsers import BoundedJSONParser
-from lineage.audit import note_resource
 
 
+@serves_no_data("the token endpoint: credentials in, a token out")
 class TokenView(APIView):
     """`POST /api/v1/auth/token/`: credentials in, a new token out; bad ones are a 400."""
 
@@ -83,6 +83,7 @@ class TokenView(APIView):
         tags=["auth"],
     ),
 )
+@serves_no_data("the caller's own API tokens (staff: all), no lake data")
 class ApiTokenViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
     serializer_class = ApiTokenSerializer
 
@@ -112,14 +113,11 @@ def refuse_without_grant(request) -> None:
     """403 unless the caller holds `grant` on the named resource (or is staff), decided
     from the raw body before anything is validated: a 400 "does not exist" for a user,
     group or resource would tell anyone which names exist."""
-    if request.user.is_staff:
-        return
     body = request.data if isinstance(request.data, dict) else {}
     name = body.get("resource")
     name = name[:100] if isinstance(name, str) else ""
-    note_resource(request, name)
-    if not has_privilege(request.user, name, "grant"):
-        raise PermissionDenied("You need `grant` on the resource to give privileges on it.")
+    message = "You need `grant` on the resource to give privileges on it."
+    Access.of(request).require("grant", name, message)
 
 
 class GrantFilter(df.FilterSet):
@@ -145,6 +143,7 @@ class GrantFilter(df.FilterSet):
         tags=["grants"],
     ),
 )
+@data_path("the grants on the resources the user holds `grant` on, and the user's own")
 class GrantViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -172,11 +171,11 @@ class GrantViewSet(
         refuse_without_grant(request)  # before any name is looked up: no existence oracle
         data = GrantCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        note_resource(request, data.validated_data["resource"].name)
-        grant, created = services.grant_give(by=request.user, **data.validated_data)
+        grant, created = services.grant_give(
+            by=request.user, access=Access.of(request), **data.validated_data
+        )
         body = GrantSerializer(grant, context={"request": request}).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     def perform_destroy(self, instance):
-        note_resource(self.request, instance.resource.name)
-        services.grant_revoke(by=self.request.user, grant=instance)
+        services.grant_revoke(by=self.request.user, grant=instance, access=Access.of(self.request))

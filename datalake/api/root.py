@@ -5,7 +5,10 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from accounts.access import serves_no_data
 
+
+@serves_no_data("the links to the endpoints")
 class ApiRootView(APIView):
     """Links to the catalog, the token endpoint and the docs."""
 

@@ -8,8 +8,8 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
+from accounts.access import Access, data_path
 from accounts.access.permissions import ResourcePrivilege
-from accounts.access.restrictions import refuse_if_restricted, restriction_for
 from datalake.api import docs
 from datalake.api.errors import Conflict, ErrorSerializer
 from datalake.api.filtering import PAGING_PARAMS, reject_unknown_params
@@ -26,6 +26,7 @@ from lineage.models import RequestLog, Version
 from lineage.writer import flush as flush_request_log
 
 
+@data_path("the resource named in the URL; the catalog: every resource's privileges")
 class ResourceViewSet(viewsets.GenericViewSet):
     """Every resource of the lake: PostgreSQL tables and folders of raw files."""
 
@@ -96,7 +97,7 @@ class ResourceViewSet(viewsets.GenericViewSet):
         return Response(rows_body(request, query, rows_page(query)))
 
     def _restriction(self):
-        return restriction_for(self.request.user, self._entry().name, self.request)
+        return Access.of(self.request).restriction(self._entry().name)
 
     def _versioned(self):
         entry = self._entry()
@@ -158,7 +159,7 @@ class ResourceViewSet(viewsets.GenericViewSet):
         # Other readers' query strings and paths carry values this grant may hide or mask.
         name = self._entry().name
         why = f"quote other readers' values of {name!r}"
-        refuse_if_restricted(request.user, [name], "Access-log entries", request, why=why)
+        Access.of(request).require_unrestricted(name, "Access-log entries", why=why)
         flush_request_log()  # what this process still queues first
         queryset = RequestLog.objects.readable_by(request.user).filter(resource=name)
         filterset = AccessLogFilter(request.query_params, queryset=queryset)

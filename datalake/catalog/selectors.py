@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from django.db import connection
 
-from accounts.access.grants import privileges_on
-from accounts.access.restrictions import restriction_for
+from accounts.access import Access
 from datalake.catalog import Entry, get_entry, list_entries
 from datalake.catalog.rawfiles import file_row_count
 from datalake.catalog.sync import sync_resources
@@ -29,12 +28,13 @@ def table_row_count(entry: Entry) -> int:
 def describe_resources(request, entries: list[Entry]) -> list[dict]:
     """The catalog view of each entry: columns, version, row count and the caller's access."""
     rows = {r.name: r for r in Resource.objects.filter(name__in=[e.name for e in entries])}
-    access = privileges_on(request.user, [e.name for e in entries])
-    restrictions = {
-        e.name: restriction_for(request.user, e.name)
-        for e in entries
-        if "read" in access[e.name] and not request.user.is_staff
-    }
+    policy = Access.of(request)
+    access = policy.privileges_on([e.name for e in entries])
+    restrictions = (
+        {}
+        if policy.is_staff
+        else policy.restrictions([e.name for e in entries if "read" in access[e.name]])
+    )
     return [
         {
             "name": e.name,

@@ -14,6 +14,8 @@ from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 
+from accounts.access import serves_no_data
+
 logger = logging.getLogger(__name__)
 
 
@@ -40,6 +42,7 @@ def check_broker() -> None:
 CHECKS = {"database": check_database, "redis": check_redis, "broker": check_broker}
 
 
+@serves_no_data("health of the database, Redis and the broker: up or down")
 def healthz(request):
     """Each dependency's state, `ok` or `error`; the errors themselves are logged only."""
     checks, failing = {}, []

@@ -51,6 +51,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from accounts.access import serves_no_data
+
 logger = logging.getLogger(__name__)
 
 LAG_TIMEOUT_SECONDS = 2.0  # the broker's answer, at most, per scrape
@@ -271,6 +273,7 @@ def allowed(request) -> bool:
     return any(address in net for net in _networks(tuple(settings.METRICS_ALLOWED_NETWORKS)))
 
 
+@serves_no_data("counters of requests, runs and consumer lag for the monitoring network")
 @require_safe
 def metrics_view(request):
     if not allowed(request):

@@ -16,17 +16,17 @@ from urllib.parse import quote
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
-from accounts.access.grants import has_privilege
+from accounts.access import Access, data_path
 from accounts.access.permissions import ResourcePrivilege
-from accounts.access.restrictions import restriction_for
 from datalake.api.errors import ErrorSerializer
 from datalake.api.filtering import PAGING_PARAMS, reject_unknown_params
 from datalake.api.pagination import PagePagination
+from datalake.errors import AccessDenied
 from datalake.retail import examples as ex
 from datalake.retail import selectors, services
 from datalake.retail import serializers as s
@@ -123,6 +123,7 @@ def invoice_body(links: Links, row: dict, items: list[dict]) -> dict:
     }
 
 
+@data_path("`resources` (per HTTP method) and, for a write, the tables it `lookups`")
 class RetailView(APIView):
     """The grant check of every retail endpoint: `resources` per HTTP method."""
 
@@ -139,18 +140,16 @@ class RetailView(APIView):
 
     def check_permissions(self, request):
         super().check_permissions(request)
+        access = Access.of(request)
         if request.method in ("GET", "HEAD"):
             read = self.get_resource_names()
         else:
             read = list(self.lookups.get(request.method.lower(), ()))
-            for name in read:
-                if not has_privilege(request.user, name, "read"):
-                    raise PermissionDenied(
-                        f"You need the `read` privilege on {name!r}: this write looks it up."
-                    )
+            message = "You need the `read` privilege on {resource!r}: this write looks it up."
+            access.require_all("read", read, message)
         for name in read:
-            if restriction_for(request.user, name, request).restricted:
-                raise PermissionDenied(
+            if access.restriction(name).restricted:
+                raise AccessDenied(
                     f"Your grant on {name!r} is restricted (columns, row filter or masks) "
                     f"and this endpoint serves whole records; read {name!r} through "
                     f"/api/v1/resources/{name}/rows/.",

@@ -19,7 +19,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.access.restrictions import restriction_for
+from accounts.access import Access, data_path
 from datalake.api.filtering import reject_unknown_params
 from datalake.catalog.rawfiles import records_at
 from datalake.models import Resource
@@ -91,9 +91,9 @@ class SearchBodySerializer(serializers.Serializer):
     )
 
 
-def readable(user) -> tuple[list[str], list[str]]:
+def readable(access: Access) -> tuple[list[str], list[str]]:
     """(tables, landing folders) the user may read, among those the index covers."""
-    names = set(Resource.objects.readable_by(user).values_list("name", flat=True))
+    names = set(Resource.objects.readable_by(access.user).values_list("name", flat=True))
     tables = sorted(n for n in names if n in SPECS)
     folders = sorted(n.removeprefix("raw_") for n in names if n.startswith("raw_"))
     return tables, folders
@@ -105,11 +105,9 @@ RAW_AS_TABLE = {"transactions": "transactions"}
 
 def run_search(request, q: str, since) -> list[query.ResourceMatches]:
     """Unrestricted resources in one search; each restricted one on its own terms."""
-    tables, folders = readable(request.user)
-    limits = {
-        name: restriction_for(request.user, name, request)
-        for name in [*tables, *(f"raw_{f}" for f in folders)]
-    }
+    access = Access.of(request)
+    tables, folders = readable(access)
+    limits = access.restrictions([*tables, *(f"raw_{f}" for f in folders)])
     free_tables = [t for t in tables if not limits[t].restricted]
     free_folders = [f for f in folders if not limits[f"raw_{f}"].restricted]
     found, _searchable = query.search(q, since, free_tables, free_folders)
@@ -146,6 +144,7 @@ def key_column(table: str) -> str | None:
     return key.removeprefix("t.") if key.startswith("t.") and key[2:].isidentifier() else None
 
 
+@data_path("every resource the user reads (`Access.resources_with`), each under its restriction")
 class SearchView(APIView):
     permission_classes = [IsAuthenticated]
 
@@ -236,7 +235,7 @@ class SearchView(APIView):
 
     def resource_body(self, request, found: query.ResourceMatches) -> dict:
         results = []
-        limit = restriction_for(request.user, found.resource, request)
+        limit = Access.of(request).restrictions([found.resource])[found.resource]
         if found.resource.startswith("raw_"):
             base = f"/api/v1/resources/{found.resource}/rows/"
             stored = raw_records(found.resource.removeprefix("raw_"), found.hits)

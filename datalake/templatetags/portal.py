@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from django import template
 from django.conf import settings
 
-from accounts.access.restrictions import restriction_for
+from accounts.access import Access
 from datalake.catalog import get_entry
 
 register = template.Library()
@@ -86,7 +86,7 @@ def _row_fields(request, name: str, params) -> list[dict] | None:
     entry = get_entry(name)
     if entry is None:
         return None
-    shown = restriction_for(request.user, name, request)
+    shown = Access.of(request).restriction(name)
     return [
         {"name": c.name, "value": params.get(c.name, ""), "hint": c.type}
         for c in entry.columns

@@ -6,25 +6,21 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.access.grants import has_privilege
-from accounts.access.restrictions import refuse_masked_writer, restriction_for
+from accounts.access import Access, data_path
 from datalake.api.strict import StrictSerializer
 from ingestion import selectors
 from ingestion.models import RepushJob, RepushRequest, RepushStatus
 from ingestion.stream import repush
-from lineage.audit import note_resource
 
 
 def require(request, resource: str, privilege: str) -> None:
-    note_resource(request, resource)
-    if not has_privilege(request.user, resource, privilege):
-        raise PermissionDenied(f"You need the `{privilege}` privilege on {resource!r}.")
+    access = Access.of(request)
+    access.require(privilege, resource)
     if privilege == "write":
-        refuse_masked_writer(request.user, resource, request)
+        access.require_unmasked_writer(resource)
 
 
 def id_parameter(what: str) -> OpenApiParameter:
@@ -101,7 +97,7 @@ class RepushSerializer(serializers.ModelSerializer):
         """`original_timestamp` is data of the record: null where the reader may not see it."""
         body = super().to_representation(instance)
         request = self.context["request"]
-        if not selectors.repush_shows_original(instance, request.user, request):
+        if not selectors.repush_shows_original(instance, Access.of(request)):
             body["original_timestamp"] = None
         return body
 
@@ -110,7 +106,7 @@ class RepushSerializer(serializers.ModelSerializer):
             return None
         request = self.context["request"]
         fields = [*repush.MESSAGE_FIELDS, "amount_eur"]
-        return selectors.repush_row(obj, fields, request.user, request)
+        return selectors.repush_row(obj, fields, Access.of(request))
 
 
 class RepushJobSerializer(serializers.ModelSerializer):
@@ -168,7 +164,7 @@ class RepushJobSerializer(serializers.ModelSerializer):
         row filter hides some (the catalog's `row_count`, runs and versions alike)."""
         body = super().to_representation(instance)
         request = self.context["request"]
-        if restriction_for(request.user, instance.resource, request).rows is not None:
+        if Access.of(request).restriction(instance.resource).rows is not None:
             body.update(dict.fromkeys(JOB_COUNTS))
         return body
 
@@ -206,6 +202,7 @@ JOB_EXAMPLE = {
 }
 
 
+@data_path("the `resource` of the body (`write`; the record it re-pushes)")
 class RepushView(APIView):
     @extend_schema(
         operation_id="pipeline_repush_create",
@@ -243,6 +240,7 @@ class RepushView(APIView):
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
+@data_path("the re-push's `resource` (`read`); the requester's own re-pushes")
 class RepushDetailView(APIView):
     @extend_schema(
         operation_id="pipeline_repush_retrieve",
@@ -261,6 +259,7 @@ class RepushDetailView(APIView):
         return Response(RepushSerializer(obj, context={"request": request}).data)
 
 
+@data_path("the `resource` of the body (`write`; every record re-pushed)")
 class RepushAllView(APIView):
     @extend_schema(
         operation_id="pipeline_repush_all_create",
@@ -284,6 +283,7 @@ class RepushAllView(APIView):
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
+@data_path("the job's `resource` (`read`); the requester's own jobs")
 class RepushJobView(APIView):
     @extend_schema(
         operation_id="pipeline_jobs_retrieve",

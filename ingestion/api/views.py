@@ -6,11 +6,9 @@ import django_filters as df
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
-from accounts.access.grants import has_privilege
-from accounts.access.restrictions import refuse_masked_writer
+from accounts.access import Access, data_path
 from datalake.api.pagination import PagePagination
 from datalake.lake.merge import MAIN_TABLE
 from ingestion import selectors
@@ -21,7 +19,6 @@ from ingestion.api.serializers import (
 )
 from ingestion.daily import services
 from ingestion.models import IngestionRun, RunStatus
-from lineage.audit import note_resource
 
 RUN_EXAMPLE = {
     "id": 42,
@@ -76,6 +73,7 @@ class RunFilter(df.FilterSet):
         tags=["ingestion"],
     ),
 )
+@data_path("the source's table (`read` to list and see runs, `write` to start one)")
 class IngestionRunViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
 ):
@@ -87,7 +85,7 @@ class IngestionRunViewSet(
         return IngestionRun.objects.readable_by(self.request.user)
 
     def get_serializer_context(self):
-        limits = selectors.restricted_sources(self.request.user, self.request)
+        limits = selectors.restricted_sources(Access.of(self.request))
         return {**super().get_serializer_context(), "limits": limits}
 
     @extend_schema(
@@ -115,10 +113,9 @@ class IngestionRunViewSet(
         data = IngestionRunCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         table = table_of(data.validated_data["source"])
-        note_resource(request, table)
-        if not has_privilege(request.user, table, "write"):
-            raise PermissionDenied(f"You need the `write` privilege on {table!r}.")
-        refuse_masked_writer(request.user, table, request)
+        access = Access.of(request)
+        access.require("write", table)
+        access.require_unmasked_writer(table)
         run = services.ingestion_run_start(requested_by=request.user, **data.validated_data)
         body = IngestionRunSerializer(run, context={"request": request}).data
         return Response(body, status=status.HTTP_202_ACCEPTED)
@@ -156,8 +153,7 @@ class IngestionRunViewSet(
     @action(detail=True, methods=["get"], filter_backends=[])
     def rejects(self, request, pk=None):
         run = self.get_object()
-        note_resource(request, table_of(run.source))
-        shape = selectors.reject_shape(run, request.user, request)
+        shape = selectors.reject_shape(run, Access.of(request))
         paginator = PagePagination()
         page = paginator.paginate_queryset(selectors.run_rejects(run, shape), request, view=self)
         body = [selectors.reject_body(reject, shape) for reject in page]

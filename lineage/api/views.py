@@ -2,8 +2,9 @@
 
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import mixins, viewsets
-from rest_framework.permissions import IsAdminUser
 
+from accounts.access import data_path
+from accounts.access.permissions import StaffOnly
 from lineage.api.serializers import RequestLogSerializer
 from lineage.filters import RequestLogFilter
 from lineage.models import RequestLog
@@ -46,10 +47,11 @@ ENTRY = {
         tags=["audit"],
     ),
 )
+@data_path("the request log of every resource: staff only")
 class RequestLogViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     queryset = RequestLog.objects.all()
     serializer_class = RequestLogSerializer
-    permission_classes = [IsAdminUser]
+    permission_classes = [StaffOnly]
     filterset_class = RequestLogFilter
 
     def get_queryset(self):

@@ -10,8 +10,8 @@ from rest_framework.fields import IntegerField
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.access import Access, data_path
 from accounts.access.permissions import ResourcePrivilege
-from accounts.access.restrictions import refuse_if_restricted
 from datalake.api.filtering import reject_unknown_params
 from datalake.api.pagination import PagePagination
 from metrics import selectors
@@ -41,6 +41,7 @@ def _integer_schema(field: IntegerField) -> dict:
     return {"type": "integer", **{k: v for k, v in limits.items() if v is not None}}
 
 
+@data_path("`resource` (transactions): figures over all its rows, so `read` unrestricted")
 class MetricView(APIView):
     permission_classes = [ResourcePrivilege]
     required_privileges = {"get": "read"}
@@ -51,7 +52,7 @@ class MetricView(APIView):
 
     def check_permissions(self, request):
         super().check_permissions(request)
-        refuse_if_restricted(request.user, [self.resource], "Metrics", request)
+        Access.of(request).require_unrestricted(self.resource, "Metrics")
 
 
 class SpentLastMinutesView(MetricView):

@@ -11,11 +11,9 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
-from rest_framework.exceptions import PermissionDenied  # check_trainer's: moves to Access
 
-from accounts.access.grants import has_privilege
-from accounts.access.restrictions import refuse_if_restricted
-from datalake.errors import Conflict, Invalid, NotFound
+from accounts.access import Access
+from datalake.errors import AccessDenied, Conflict, Invalid, NotFound
 from datalake.platform.jobs import refuse_too_many_running
 from metrics.ml import artifacts
 from metrics.ml.models import FINAL_STATES, MLModel, ModelVersion, Training, TrainingStatus
@@ -38,18 +36,18 @@ def params_of(model_type: type[ModelType], params) -> dict:
 
 
 def check_trainer(user, model_type: type[ModelType], request=None) -> None:
-    """403 unless `user` may read the model's data whole (a restricted grant may not) and
-    write to it: a training costs a worker for minutes and its version may become what
-    every reader's predictions come from, which is the data owners' call, not a reader's."""
+    """AccessDenied unless `user` may read the model's data whole (a restricted grant may
+    not) and write to it: a training costs a worker for minutes and its version may become
+    what every reader's predictions come from, which is the data owners' call, not a
+    reader's. `request`: the request being served (its `Access`), None in a task."""
+    access = Access.of(request) if request is not None else Access(user)
     resource = model_type.resource
-    if user is None or not (
-        has_privilege(user, resource, "read") and has_privilege(user, resource, "write")
-    ):
-        raise PermissionDenied(
+    if not (access.holds("read", resource) and access.holds("write", resource)):
+        raise AccessDenied(
             f"The {model_type.name} model learns from {resource!r}; training it or choosing "
             "its current version needs `read` and `write` on it."
         )
-    refuse_if_restricted(user, [resource], "Models", request)
+    access.require_unrestricted(resource, "Models")
 
 
 @transaction.atomic
@@ -100,7 +98,7 @@ def training_execute(training_id: int, task_id: str = "") -> Training:
             raise TrainingError(f"Unknown model {training.model_name!r}.")
         try:
             check_trainer(training.requested_by, model_type)
-        except PermissionDenied as exc:
+        except AccessDenied as exc:
             raise TrainingError(f"The requester may no longer train it: {exc.detail}") from None
         trained = model_type().train(params_of(model_type, training.params))
         staging = artifacts.stage(model_type.name, trained.artifact)

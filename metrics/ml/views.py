@@ -13,15 +13,12 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
-from accounts.access import readable_model_types
-from accounts.access.grants import has_privilege
+from accounts.access import Access, data_path, readable_model_types
 from accounts.access.permissions import ResourcePrivilege
-from accounts.access.restrictions import refuse_if_restricted
 from datalake.api.filtering import PAGING_PARAMS, reject_unknown_params
-from lineage.audit import note_resource
 from metrics.ml import selectors, services
 from metrics.ml.models import ModelVersion, Training, TrainingStatus
 from metrics.ml.product_demand import ProductDemandInput
@@ -148,6 +145,9 @@ class TrainingFilter(df.FilterSet):
         tags=["machine learning"],
     ),
 )
+@data_path(
+    "the requester's own trainings; the model's resource (`read` unrestricted; `write` to train)"
+)
 class TrainingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = TrainingSerializer
     queryset = Training.objects.none()
@@ -164,11 +164,10 @@ class TrainingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         model_type = get_model_type(training.model_name)
         if not request.user.is_staff and model_type is not None:
             # Its metrics are figures over the whole resource: checked at read time.
-            if not has_privilege(request.user, model_type.resource, "read"):
-                raise PermissionDenied(
-                    f"This training read {model_type.resource!r}; you no longer hold `read` on it."
-                )
-            refuse_if_restricted(request.user, [model_type.resource], "Trainings", request)
+            access = Access.of(request)
+            message = "This training read {resource!r}; you no longer hold `read` on it."
+            access.require("read", model_type.resource, message)
+            access.require_unrestricted(model_type.resource, "Trainings")
         return Response(self.get_serializer(training).data)
 
     @extend_schema(
@@ -213,9 +212,6 @@ class TrainingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def create(self, request):
         data = TrainingCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        model_type = get_model_type(data.validated_data["model"])
-        if model_type is not None:
-            note_resource(request, model_type.resource)  # the request log names what it reads
         training = services.training_start(
             requested_by=request.user, request=request, **data.validated_data
         )
@@ -240,6 +236,7 @@ class TrainingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         tags=["machine learning"],
     ),
 )
+@data_path("the model's resource (`read` unrestricted; `write` to promote)")
 class MLModelViewSet(viewsets.GenericViewSet):
     lookup_field = "name"
     lookup_value_regex = r"[A-Za-z0-9_\-]+"
@@ -263,7 +260,7 @@ class MLModelViewSet(viewsets.GenericViewSet):
     def check_permissions(self, request):
         super().check_permissions(request)
         if self.action in self.required_privileges:  # figures over the whole resource
-            refuse_if_restricted(request.user, [self.get_resource_name()], "Models", request)
+            Access.of(request).require_unrestricted(self.get_resource_name(), "Models")
 
     def _body(self, model_type) -> dict:
         model, versions, count = selectors.model_state(model_type)

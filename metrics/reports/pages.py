@@ -8,8 +8,9 @@ from decimal import Decimal, InvalidOperation
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import render
-from rest_framework.exceptions import PermissionDenied
 
+from accounts.access import Access, data_path
+from datalake.errors import AccessDenied
 from metrics.models import Report, ReportStatus
 from metrics.reports.services import refuse_result
 
@@ -42,16 +43,18 @@ def chart(columns: list[str], rows: list[dict]) -> dict | None:
     return {"label": label, "value": value, "bars": bars, "height": 24 * len(bars)}
 
 
+@data_path("the requester's own report; its type's `resources` (`read`, unrestricted)")
 @login_required
 def report_page(request, pk: int):
+    access = Access.of(request)
     report = Report.objects.readable_by(request.user).filter(pk=pk).first()
     if report is None:
         raise Http404("No such report.")
     rows = []
     if report.status == ReportStatus.COMPLETED:
         try:
-            refuse_result(request.user, report, request)
-        except PermissionDenied as refused:
+            refuse_result(access, report)
+        except AccessDenied as refused:
             return render(request, "reports/result.html", {"report": report, "rows": [],
                           "chart": None, "refused": str(refused.detail)}, status=403)  # fmt: skip
         rows = list(report.rows.order_by("n").values_list("data", flat=True)[:200])

@@ -10,10 +10,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from rest_framework.exceptions import PermissionDenied  # _refuse_unreadable's: moves to Access
 
-from accounts.access.grants import has_privilege
-from accounts.access.restrictions import refuse_if_restricted
+from accounts.access import Access
 from datalake.errors import Invalid
 from datalake.platform.csvsafe import safe_row
 from datalake.platform.jobs import refuse_too_many_running
@@ -36,24 +34,24 @@ def _params(report_type, params) -> dict:
     return data.validated_data
 
 
-def _refuse_unreadable(user, report_type, missing_message: str, request=None) -> None:
-    """PermissionDenied unless `user` holds `read`, unrestricted, on every resource the
+def _refuse_unreadable(access: Access, report_type, missing_message: str) -> None:
+    """AccessDenied unless the user holds `read`, unrestricted, on every resource the
     report type reads (`missing_message` formatted with the first one missing)."""
-    for resource in report_type.resources if report_type else ():
-        if user is None or not has_privilege(user, resource, "read"):
-            raise PermissionDenied(missing_message.format(resource=resource))
-    refuse_if_restricted(user, report_type.resources if report_type else (), "Reports", request)
+    resources = list(report_type.resources) if report_type else []
+    access.require_all("read", resources, missing_message)
+    for resource in resources:
+        access.require_unrestricted(resource, "Reports")
 
 
-def refuse_result(user, report: Report, request=None) -> None:
+def refuse_result(access: Access, report: Report) -> None:
     """403 unless `user` may still read, unrestricted, every resource the report read.
 
     A result is data of those resources: a grant revoked, or restricted (columns, row
     filter, masks), after the report ran counts from the next request, as on `rows/`.
     """
     _refuse_unreadable(
-        user, get_report_type(report.report_name),
-        "This report read {resource!r}; you no longer hold `read` on it.", request,
+        access, get_report_type(report.report_name),
+        "This report read {resource!r}; you no longer hold `read` on it.",
     )  # fmt: skip
 
 
@@ -68,8 +66,8 @@ def report_start(*, report_name: str, params: dict, requested_by) -> Report:
     report_type = get_report_type(report_name)
     if report_type is None:
         raise Invalid({"report_name": [f"Unknown report {report_name!r}."]})
-    _refuse_unreadable(requested_by, report_type, "This report reads {resource!r}; you need "
-                       "`read` on it.")  # fmt: skip
+    need = "This report reads {resource!r}; you need `read` on it."
+    _refuse_unreadable(Access(requested_by), report_type, need)
     _params(report_type, params)
     _refuse_too_many_running(requested_by)
     report = Report.objects.create(
@@ -98,8 +96,9 @@ def report_execute(report_id: int, task_id: str = "") -> Report:
     try:
         report_type = get_report_type(report.report_name)
         _refuse_unreadable(
-            report.requested_by, report_type, "the requester no longer holds `read` on {resource!r}"
-        )
+            Access(report.requested_by), report_type,
+            "the requester no longer holds `read` on {resource!r}",
+        )  # fmt: skip
         _store(report, report_type(), _params(report_type, report.params))
     except Exception as exc:
         logger.exception("Report %s failed", report.pk)

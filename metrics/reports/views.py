@@ -15,6 +15,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
+from accounts.access import Access, data_path
 from datalake.api.errors import Conflict
 from datalake.api.pagination import PagePagination
 from datalake.api.strict import StrictSerializer
@@ -125,6 +126,10 @@ ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH, description
         tags=["reports"],
     ),
 )
+@data_path(
+    "the requester's own reports; a result: the report type's `resources` (`read`, unrestricted)",
+    no_data={"types": "the report types and their parameters: code, no data"},
+)
 class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = ReportSerializer
     queryset = Report.objects.none()
@@ -201,7 +206,7 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
                 f"The report is {report.status}; poll its url until `completed`.",
                 code="report_not_ready",
             )
-        services.refuse_result(self.request.user, report, self.request)
+        services.refuse_result(Access.of(self.request), report)
         return report
 
     @extend_schema(

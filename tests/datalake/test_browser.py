@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from accounts.access.grants import has_privilege
+from accounts.access import Access
 from accounts.models import ApiToken, Grant, hash_key
 from datalake.celery import app as celery_app
 from datalake.models import Resource
@@ -255,7 +255,7 @@ def test_an_administrator_gives_and_revokes_a_grant(page, analyst):
 
     make_user("root", is_staff=True, is_superuser=True)
     carol = make_user("carol")
-    assert not has_privilege(carol, "transactions", "read")
+    assert not Access(carol).holds("read", "transactions")
     # A machine with landing files has `raw_transactions` too, which also matches the text.
     Resource.objects.get_or_create(
         name="raw_transactions", defaults={"kind": "files", "source": "transactions"}
@@ -280,7 +280,7 @@ def test_an_administrator_gives_and_revokes_a_grant(page, analyst):
         "read",
         "root",
     )
-    assert has_privilege(carol, "transactions", "read")
+    assert Access(carol).holds("read", "transactions")
     shot(page, "09-admin-grant-given")
 
     page.goto(f"/admin/accounts/grant/{grant.pk}/delete/")
@@ -289,5 +289,5 @@ def test_an_administrator_gives_and_revokes_a_grant(page, analyst):
     page.get_by_role("button", name=re.compile("Yes, I.m sure")).click()
     expect(page.locator(".messagelist")).to_contain_text("was deleted successfully")
     assert not Grant.objects.filter(user=carol).exists()
-    assert not has_privilege(carol, "transactions", "read")
+    assert not Access(carol).holds("read", "transactions")
     shot(page, "11-admin-grant-revoked")

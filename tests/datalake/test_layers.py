@@ -44,19 +44,6 @@ PARAMETER_SCHEMAS = (
     "metrics/ml/product_demand.py",
 )
 
-# Access checks still raising DRF's PermissionDenied, being moved to `accounts.access.Access`
-# (which raises `datalake.errors.AccessDenied`) in the same redesign: each module may
-# import that one name until then. `test_pending_access_moves_are_still_pending` fails
-# once a module no longer needs it: delete its line then (and this list when empty).
-PENDING_ACCESS_MOVE = {
-    "accounts/access/restrictions.py": "refuse_if_restricted, refuse_masked_writer, ...",
-    "accounts/services.py": "grant_give / grant_revoke's grant checks",
-    "metrics/ml/services.py": "check_trainer (and training_execute catching it)",
-    "metrics/reports/services.py": "_refuse_unreadable",
-    "metrics/reports/pages.py": "report_page catching refuse_result's refusal",
-}
-PENDING_NAME = "rest_framework.exceptions.PermissionDenied"
-
 LAKE = "datalake/lake/*"
 NOT_IN_THE_LAKE = ("metrics", "ingestion", "lineage.api")
 
@@ -94,8 +81,6 @@ def _http_imports(relative: str, path: Path) -> set[str]:
     }
     if relative in PARAMETER_SCHEMAS:
         names -= {"rest_framework", "rest_framework.serializers"}
-    if relative in PENDING_ACCESS_MOVE:
-        names -= {"rest_framework.exceptions", PENDING_NAME}
     return names
 
 
@@ -112,13 +97,8 @@ def test_only_the_api_layer_imports_drf():
 
 
 def test_the_allowances_name_modules_that_exist():
-    listed = [*PARAMETER_SCHEMAS, *PENDING_ACCESS_MOVE]
+    listed = [*PARAMETER_SCHEMAS]
     assert [name for name in listed if not (ROOT / name).is_file()] == []
-
-
-def test_pending_access_moves_are_still_pending():
-    done = [name for name in PENDING_ACCESS_MOVE if PENDING_NAME not in _imports(ROOT / name)]
-    assert not done, f"No more DRF PermissionDenied in {done}: delete them from PENDING_ACCESS_MOVE"
 
 
 def test_the_lake_imports_no_app_above_it():
