@@ -1,19 +1,23 @@
-"""Celery tasks of ingestion: thin, they take an id and call the service."""
+"""Celery tasks of ingestion: thin, they take an id and call the service (which claims
+the run); `RunTask` (datalake/runs/) retries a run a live attempt holds and fails the
+runs of a task that died."""
 
 from __future__ import annotations
 
 from celery import shared_task
-from django.conf import settings
 
-from ingestion.daily.services import RunBusy, ingestion_runs_execute, recover_stalled_runs
+from datalake.runs.tasks import RunTask
+from ingestion.daily.services import ingestion_runs_execute, recover_stalled_runs
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, name="ingestion.run")
+@shared_task(bind=True, base=RunTask, run_model="ingestion.IngestionRun", name="ingestion.run")
 def run_ingestion(self, run_id: int) -> str:
     return _execute(self, [run_id])[0]
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, name="ingestion.run_batch")
+@shared_task(
+    bind=True, base=RunTask, run_model="ingestion.IngestionRun", name="ingestion.run_batch"
+)
 def run_ingestion_batch(self, run_ids: list[int]) -> list[str]:
     """Runs that must happen in order (rates first, days in date order); the files of one
     source share a Spark job, each merged as soon as it is staged.
@@ -25,18 +29,13 @@ def run_ingestion_batch(self, run_ids: list[int]) -> list[str]:
 
 
 def _execute(task, run_ids: list[int]) -> list[str]:
-    try:
-        runs = ingestion_runs_execute(run_ids, task_id=task.request.id or "")
-    except RunBusy as busy:
-        raise task.retry(
-            exc=busy, countdown=settings.INGESTION_STALL_SECONDS, max_retries=None
-        ) from busy
+    runs = ingestion_runs_execute(run_ids, task_id=task.request.id or "")  # RunBusy: retried
     return [run.status for run in runs]
 
 
 @shared_task(name="ingestion.recover_stalled")
 def recover_stalled() -> list[int]:
-    """Beat: runs whose worker died (heartbeat stopped) queued again."""
+    """Kept registered for messages already queued; beat runs `runs.recover_stalled`."""
     return recover_stalled_runs()
 
 
@@ -51,14 +50,14 @@ def scan_landing() -> int:
     return len(scan())
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, name="ingestion.pull")
+@shared_task(bind=True, base=RunTask, run_model="ingestion.HttpPull", name="ingestion.pull")
 def pull_http_source(self, pull_id: int) -> str:
     from ingestion.pull.http import http_pull_execute
 
     return http_pull_execute(pull_id, task_id=self.request.id or "").status
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, name="pipeline.repush_all")
+@shared_task(bind=True, base=RunTask, run_model="ingestion.RepushJob", name="pipeline.repush_all")
 def run_repush_all(self, job_id: int) -> str:
     from ingestion.stream.repush import repush_all_execute
 
@@ -67,7 +66,7 @@ def run_repush_all(self, job_id: int) -> str:
 
 @shared_task(name="pipeline.resend_stuck_repushes")
 def resend_stuck_repushes() -> int:
-    """Beat: re-pushes whose message never reached the consumer sent again."""
+    """Kept registered for messages already queued; beat runs `runs.recover_stalled`."""
     from ingestion.stream.repush import resend_stuck_repushes as resend
 
     return resend()
