@@ -197,7 +197,8 @@ def execute(
 def fail_stalled(model: type[Run]) -> list[int]:
     """Stall policy FAIL: every stalled run of the kind fails with the kind's reason."""
     with transaction.atomic():
-        ids = list(model.stalled().select_for_update(skip_locked=True).values_list("pk", flat=True))
+        stalled = model.stalled().order_by("pk").select_for_update(skip_locked=True)
+        ids = list(stalled.values_list("pk", flat=True))
         if ids:
             model.objects.filter(pk__in=ids).update(
                 status=RunStatus.FAILED, error=model.stall_error(), finished_at=timezone.now(),
@@ -212,7 +213,7 @@ def requeue_stalled(model: type[Run]) -> list[int]:
     """Stall policy REQUEUE: each stalled run queued again with a new task (`task_name`,
     its id as argument); one past `max_attempts` fails instead."""
     with transaction.atomic():
-        stalled = list(model.stalled().select_for_update(skip_locked=True))
+        stalled = list(model.stalled().order_by("pk").select_for_update(skip_locked=True))
         for run in stalled:
             if run.attempts >= model.max_attempts:
                 model.objects.filter(pk=run.pk).update(
