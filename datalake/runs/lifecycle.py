@@ -64,13 +64,13 @@ def held(run: Run) -> bool:
     return bool(row) and row["claim"] == run.claim and row["status"] == RunStatus.RUNNING
 
 
-def update(run: Run, **fields) -> bool:
+def update(run: Run, /, **fields) -> bool:
     """Write `fields` of a run this attempt holds (progress, counts); False if it lost it."""
     _set(run, fields)
     return bool(type(run).objects.filter(pk=run.pk, claim=run.claim).update(**fields))
 
 
-def finish(run: Run, status: str, **fields) -> bool:
+def finish(run: Run, status: str, /, **fields) -> bool:
     """Record the outcome if this attempt still holds the run, still running (False:
     another attempt took it, or the outcome is already recorded)."""
     assert status in FINAL_STATES, status
@@ -82,15 +82,15 @@ def finish(run: Run, status: str, **fields) -> bool:
     return True
 
 
-def succeed(run: Run, **fields) -> bool:
+def succeed(run: Run, /, **fields) -> bool:
     return finish(run, RunStatus.SUCCEEDED, **fields)
 
 
-def skip(run: Run, **fields) -> bool:
+def skip(run: Run, /, **fields) -> bool:
     return finish(run, RunStatus.SKIPPED, **fields)
 
 
-def fail(run: Run, error: str, **fields) -> bool:
+def fail(run: Run, error: str, /, **fields) -> bool:
     return finish(run, RunStatus.FAILED, error=error[:4000], **fields)
 
 

@@ -97,7 +97,7 @@ def _progress(run: IngestionRun, **progress) -> None:
     lifecycle.update(run, progress={**run.progress, **progress, "at": timezone.now().isoformat()})
 
 
-def _finish(run: IngestionRun, status: str, **fields) -> bool:
+def _finish(run: IngestionRun, status: str, /, **fields) -> bool:
     """Record the outcome, if this attempt still holds the run (False: another took it)."""
     return lifecycle.finish(run, status, **fields)
 
