@@ -495,8 +495,11 @@ def counts() -> dict:
                     "transactions_current": current,
                     "transactions_version": q("SELECT current_version FROM datalake_resource "
                                               "WHERE name='transactions'")[0][0],
-                    "repush_by_status": dict(q("SELECT status, count(*) FROM "
-                                               "ingestion_repushrequest GROUP BY status")),
+                    # The API's words (a re-push is a run: running/succeeded in the table).
+                    "repush_by_status": dict(q(
+                        "SELECT CASE WHEN status IN ('queued', 'running') THEN 'pushed' "
+                        "WHEN status = 'succeeded' THEN 'processed' ELSE status END, count(*) "
+                        "FROM ingestion_repushrequest GROUP BY 1")),
                     "ingestion_runs": [
                         {"id": r[0], "status": r[1], "rows_loaded": r[2], "path": r[3]}
                         for r in q("SELECT id, status, rows_loaded, path FROM "

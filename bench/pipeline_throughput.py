@@ -691,7 +691,7 @@ def drain(
 
 
 def bench_repush(ids: list[bytes], k: int, seed: int, topic: str) -> dict:
-    from ingestion.models import RepushRequest, RepushStatus
+    from ingestion.models import RepushRequest, RunStatus
     from ingestion.stream.repush import repush_one
 
     rnd = random.Random(seed)
@@ -704,17 +704,17 @@ def bench_repush(ids: list[bytes], k: int, seed: int, topic: str) -> dict:
         t_pushed = now()
         status = request.status
         deadline = t0 + 60
-        while status == RepushStatus.PUSHED and now() < deadline:
+        while status == RunStatus.RUNNING and now() < deadline:
             time.sleep(0.02)
             status = RepushRequest.objects.filter(pk=request.pk).values_list("status", flat=True)[0]
         t_seen = now()
-        if status != RepushStatus.PROCESSED:
+        if status != RunStatus.SUCCEEDED:
             failures.append({"id": request.pk, "status": status})
             continue
         request.refresh_from_db()
         latencies.append(t_seen - t0)
         pushes.append(t_pushed - t0)
-        db_latencies.append((request.processed_at - request.created_at).total_seconds())
+        db_latencies.append((request.finished_at - request.created_at).total_seconds())
     return summarise_latencies(latencies, pushes, db_latencies, failures, k, topic)
 
 

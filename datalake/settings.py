@@ -108,6 +108,11 @@ SPARK_JOB_TIMEOUT = env.int("SPARK_JOB_TIMEOUT", default=3600)
 INGESTION_HEARTBEAT_SECONDS = env.float("INGESTION_HEARTBEAT_SECONDS", default=5.0)
 INGESTION_STALL_SECONDS = env.float("INGESTION_STALL_SECONDS", default=30.0)
 INGESTION_RECOVER_SECONDS = env.float("INGESTION_RECOVER_SECONDS", default=15.0)
+# Every other kind of run (datalake/runs/: re-push jobs, trainings, HTTP pulls) beats every
+# RUN_HEARTBEAT_SECONDS and has lost its worker after RUN_STALL_SECONDS without a beat;
+# beat's `runs.recover_stalled` applies each kind's policy every INGESTION_RECOVER_SECONDS.
+RUN_HEARTBEAT_SECONDS = env.float("RUN_HEARTBEAT_SECONDS", default=5.0)
+RUN_STALL_SECONDS = env.float("RUN_STALL_SECONDS", default=60.0)
 KAFKA_BOOTSTRAP_SERVERS = env("KAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:9092")
 # How long a request waits for the broker to acknowledge a re-push before it answers that
 # it failed (the broker down: a quick, clear failure rather than a hung request).
@@ -249,7 +254,15 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
-    "ENUM_NAME_OVERRIDES": {"PrivilegeEnum": "accounts.models.Privilege"},
+    "ENUM_NAME_OVERRIDES": {
+        "PrivilegeEnum": "accounts.models.Privilege",
+        # Runs share one vocabulary; each kind keeps its documented words on the wire.
+        "RunStatusEnum": "datalake.runs.models.RunStatus",
+        "ReportStatusEnum": "metrics.reports.views.REPORT_STATUSES",
+        "RepushStatusEnum": "ingestion.api.pipeline.REPUSH_STATUSES",
+        "RepushJobStatusEnum": "ingestion.api.pipeline.JOB_STATUSES",
+        "TrainingStatusEnum": "metrics.ml.serializers.TRAINING_STATUSES",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "datalake.api.schema.add_table_rows_paths",
@@ -288,10 +301,10 @@ REPORTS_MAX_RUNNING_PER_USER = env.int("REPORTS_MAX_RUNNING_PER_USER", default=3
 # Trainings one user may have queued or running at once (more: 429).
 TRAININGS_MAX_RUNNING_PER_USER = env.int("TRAININGS_MAX_RUNNING_PER_USER", default=2)
 CELERY_BEAT_SCHEDULE = {
-    "expire-stale-reports": {"task": "reports.expire_stale", "schedule": 300.0},
-    "resend-stuck-repushes": {"task": "pipeline.resend_stuck_repushes", "schedule": 60.0},
-    "recover-stalled-ingestion-runs": {
-        "task": "ingestion.recover_stalled",
+    # Every kind of run whose worker died, by its kind's policy: ingestion runs queued
+    # again, stale reports failed, re-pushes sent again... (datalake/runs/).
+    "recover-stalled-runs": {
+        "task": "runs.recover_stalled",
         "schedule": INGESTION_RECOVER_SECONDS,
     },
     "scan-landing": {

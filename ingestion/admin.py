@@ -3,33 +3,19 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from ingestion.models import HttpPull, HttpSource, IngestionRun, Reject
+from datalake.runs.admin import RunAdmin
+from ingestion.models import HttpPull, HttpSource, IngestionRun, Reject, RepushJob, RepushRequest
 
 
 @admin.register(IngestionRun)
-class IngestionRunAdmin(admin.ModelAdmin):
+class IngestionRunAdmin(RunAdmin):
     """Runs with their counts and a link to their rejects; read only (the API and beat
     start runs)."""
 
-    list_display = (
-        "id",
-        "source",
-        "path",
-        "status",
-        "rows_read",
-        "rows_loaded",
-        "rows_rejected",
-        "version",
-        "started_at",
-        "finished_at",
-        "rejects_link",
-    )
-    list_filter = ("source", "status")
+    extra_columns = ("rows_read", "rows_loaded", "rows_rejected", "version", "rejects_link")
+    extra_filters = ("source",)
     search_fields = ("path", "checksum")
-    readonly_fields = [f.name for f in IngestionRun._meta.fields] + ["rejects_link"]
-
-    def has_add_permission(self, request):
-        return False
+    readonly_fields = ("rejects_link",)
 
     @admin.display(description="rejects")
     def rejects_link(self, obj):
@@ -108,23 +94,26 @@ class HttpSourceAdmin(admin.ModelAdmin):
 
 
 @admin.register(HttpPull)
-class HttpPullAdmin(admin.ModelAdmin):
+class HttpPullAdmin(RunAdmin):
     """Pulls with their counts; read only."""
 
-    list_display = (
-        "id",
-        "source",
-        "status",
-        "pages",
-        "records",
-        "requests",
-        "retries",
-        "run",
-        "started_at",
-        "finished_at",
-    )
-    list_filter = ("source", "status")
-    readonly_fields = [f.name for f in HttpPull._meta.fields]
+    extra_columns = ("pages", "records", "requests", "retries", "run")
+    extra_filters = ("source",)
 
-    def has_add_permission(self, request):
-        return False
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("source")
+
+
+@admin.register(RepushRequest)
+class RepushRequestAdmin(RunAdmin):
+    """Single re-pushes: `running` while on the topic (the API says `pushed`)."""
+
+    extra_columns = ("version", "resent_at")
+    search_fields = ("transaction_id",)
+
+
+@admin.register(RepushJob)
+class RepushJobAdmin(RunAdmin):
+    """Re-push-all jobs and their counts."""
+
+    extra_columns = ("total", "pushed", "processed", "failed")

@@ -8,34 +8,25 @@ from django.db import models
 
 from accounts.access.querysets import ReadableQuerySet
 from datalake.models.lake import VersionedRecord, current_index, current_unique, history_index
+from datalake.runs.models import FINAL_STATES, Run, RunStatus, StallPolicy
+
+__all__ = ["FINAL_STATES", "RunStatus"]  # the runs' vocabulary, as before
 
 
-class RunStatus(models.TextChoices):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-
-
-FINAL_STATES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED)
-
-
-class IngestionRun(models.Model):
+class IngestionRun(Run):
     """One file of one source through the PySpark job and the versioned merge.
 
     `rows_read = rows_loaded + rows_rejected` once succeeded. `progress` tells
     what a running run is doing (phase, counts so far). An attempt claims the run
     (`claim`, `heartbeat_at`); a run whose heartbeat stopped lost its worker and is
-    queued again by `recover_stalled_runs`.
+    queued again, with the queued runs of its batch (`recover_stalled_runs`). A failed
+    run may be executed again (a redelivered batch, the command line); `skipped`: its
+    file was already loaded.
     """
 
     source = models.CharField(max_length=50, db_index=True)
     path = models.CharField(max_length=1000, help_text="Relative to LAKE_ROOT when inside it.")
     checksum = models.CharField(max_length=64, blank=True, db_index=True)
-    status = models.CharField(
-        max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True
-    )
     rows_read = models.BigIntegerField(null=True, blank=True)
     rows_loaded = models.BigIntegerField(null=True, blank=True)
     rows_rejected = models.BigIntegerField(null=True, blank=True)
@@ -43,20 +34,14 @@ class IngestionRun(models.Model):
     rows_changed = models.BigIntegerField(null=True, blank=True)
     version = models.PositiveIntegerField(null=True, blank=True)
     progress = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
-    task_id = models.CharField(max_length=64, blank=True)
-    claim = models.CharField(
-        max_length=32, blank=True, help_text="The attempt executing it (a new one per start)."
-    )
-    heartbeat_at = models.DateTimeField(
-        null=True, blank=True, help_text="Moved every few seconds while an attempt runs."
-    )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+
+    run_label = "run"
+    label_fields = ("source", "path")
+    claimable = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.FAILED)
+    stall_policy = StallPolicy.OWN  # queued again with the rest of its batch, in order
 
     objects = ReadableQuerySet.as_manager()  # .readable_by(user): accounts.access.rules
 
@@ -64,8 +49,24 @@ class IngestionRun(models.Model):
         ordering = ["-id"]
         indexes = [models.Index(fields=["source", "checksum", "status"], name="run_checksum")]
 
-    def __str__(self):
-        return f"run {self.pk} {self.source} {self.path} ({self.status})"
+    @classmethod
+    def heartbeat_seconds(cls) -> float:
+        return settings.INGESTION_HEARTBEAT_SECONDS
+
+    @classmethod
+    def stall_seconds(cls) -> float:
+        return settings.INGESTION_STALL_SECONDS
+
+    @classmethod
+    def stalled(cls):
+        cutoff = models.Q(heartbeat_at__isnull=True) | models.Q(heartbeat_at__lt=cls.stall_cutoff())
+        return cls.objects.filter(cutoff, status=RunStatus.RUNNING)
+
+    @classmethod
+    def recover_stalled(cls) -> list[int]:
+        from ingestion.daily.services import recover_stalled_runs
+
+        return recover_stalled_runs()
 
 
 class Reject(models.Model):
@@ -135,74 +136,81 @@ class PipelineReject(models.Model):
         return f"{self.topic}[{self.partition}]@{self.offset}: {self.reason}"
 
 
-class RepushStatus(models.TextChoices):
-    PUSHED = "pushed"
-    PROCESSED = "processed"
-    FAILED = "failed"
+class RepushRequest(Run):
+    """One stored transaction sent back to the start of the pipeline with a new timestamp.
 
-
-class RepushRequest(models.Model):
-    """One stored transaction sent back to the start of the pipeline with a new timestamp."""
+    `running` while its message is on the topic (the API says `pushed`), `succeeded`
+    once the consumer merged it (`processed`, `finished_at`), or `failed`. A message
+    that never reached the consumer is sent again (its kind's stall policy:
+    `resend_stuck_repushes`)."""
 
     resource = models.CharField(max_length=100, default="transactions")
     transaction_id = models.CharField(max_length=64)
-    status = models.CharField(
-        max_length=10, choices=RepushStatus.choices, default=RepushStatus.PUSHED
-    )
     original_timestamp = models.DateTimeField()
     new_timestamp = models.DateTimeField()
     topic = models.CharField(max_length=200)
     version = models.PositiveIntegerField(null=True, blank=True)
-    error = models.TextField(blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    processed_at = models.DateTimeField(null=True, blank=True)
     resent_at = models.DateTimeField(
         null=True, blank=True, help_text="Last sent again by the reconciliation (still pushed)."
     )
+
+    run_label = "repush"
+    label_fields = ("transaction_id",)
+    stall_policy = StallPolicy.OWN  # sent again, same id, new timestamp
 
     objects = ReadableQuerySet.as_manager()  # .readable_by(user): accounts.access.rules
 
     class Meta:
         ordering = ["-id"]
 
-    def __str__(self):
-        return f"repush {self.pk} {self.transaction_id} ({self.status})"
+    @classmethod
+    def stall_seconds(cls) -> float:
+        return settings.REPUSH_RESEND_AFTER_S
+
+    @classmethod
+    def stalled(cls):
+        """Still on the topic REPUSH_RESEND_AFTER_S after it was sent (or last resent)."""
+        cutoff = cls.stall_cutoff()
+        return (
+            cls.objects.active()
+            .filter(created_at__lt=cutoff)
+            .filter(models.Q(resent_at__isnull=True) | models.Q(resent_at__lt=cutoff))
+        )
+
+    @classmethod
+    def recover_stalled(cls) -> list[int]:
+        from ingestion.stream.repush import resend_stuck
+
+        return resend_stuck()
 
 
-class JobStatus(models.TextChoices):
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-
-
-class RepushJob(models.Model):
-    """Every current record of a resource streamed back to the pipeline."""
+class RepushJob(Run):
+    """Every current record of a resource streamed back to the pipeline: `running` from
+    the task's claim until the consumer has merged every record (`succeeded`; the API
+    says `completed`). The task's heartbeat stops once every record is on the topic:
+    a job whose heartbeat stopped while streaming lost its worker and fails."""
 
     resource = models.CharField(max_length=100, default="transactions")
-    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.RUNNING)
     retimestamp = models.BooleanField(default=True)
     total = models.BigIntegerField(default=0)
     pushed = models.BigIntegerField(default=0)
     processed = models.BigIntegerField(default=0)
     failed = models.BigIntegerField(default=0)
-    error = models.TextField(blank=True)
-    task_id = models.CharField(max_length=64, blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+
+    run_label = "repush-all"
+    label_fields = ("resource",)
+    stall_policy = StallPolicy.FAIL
 
     objects = ReadableQuerySet.as_manager()  # .readable_by(user): accounts.access.rules
 
     class Meta:
         ordering = ["-id"]
-
-    def __str__(self):
-        return f"repush-all {self.pk} ({self.status})"
 
 
 class Product(VersionedRecord):
@@ -332,16 +340,14 @@ class HttpSource(models.Model):
             raise ValidationError(errors)
 
 
-class HttpPull(models.Model):
+class HttpPull(Run):
     """One pull of an HTTP source: every page fetched, landed as one file, then ingested.
 
     `pages_info` lists each page's URL, first line in the landed file and record count.
+    A pull whose heartbeat stopped lost its worker and fails (the next pull lands anew).
     """
 
     source = models.ForeignKey(HttpSource, on_delete=models.CASCADE, related_name="pulls")
-    status = models.CharField(
-        max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True
-    )
     ingest = models.BooleanField(default=True, help_text="Ingest the landed file afterwards.")
     pages = models.PositiveIntegerField(default=0)
     records = models.PositiveIntegerField(default=0)
@@ -351,17 +357,15 @@ class HttpPull(models.Model):
     pages_info = models.JSONField(default=list, blank=True)
     path = models.CharField(max_length=1000, blank=True, help_text="The landed file.")
     run = models.ForeignKey(IngestionRun, null=True, blank=True, on_delete=models.SET_NULL)
-    error = models.TextField(blank=True)
-    task_id = models.CharField(max_length=64, blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+
+    run_label = "pull"
+    stall_policy = StallPolicy.FAIL
 
     class Meta:
         ordering = ["-id"]
 
-    def __str__(self):
-        return f"pull {self.pk} {self.source.name} ({self.status})"
+    def label(self) -> str:
+        return self.source.name

@@ -1,25 +1,29 @@
-"""Celery tasks of ingestion: thin, they take an id and call the service."""
+"""Celery tasks of ingestion: thin, they take an id and call the service (which claims
+the run); `RunTask` (datalake/runs/) retries a run a live attempt holds and fails the
+runs of a task that died."""
 
 from __future__ import annotations
 
 from celery import shared_task
-from django.conf import settings
 
 from accounts.access import serves_no_data
-from ingestion.daily.services import RunBusy, ingestion_runs_execute, recover_stalled_runs
+from datalake.runs.tasks import RunTask
+from ingestion.daily.services import ingestion_runs_execute, recover_stalled_runs
 
 # Ingestion loads landed files into the lake: it answers no one with data. The
 # requester's `write` (unmasked) is checked when the run is asked for.
 INGESTS = "loads a landed file into the lake; returns no data to anyone"
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, name="ingestion.run")
+@shared_task(bind=True, base=RunTask, run_model="ingestion.IngestionRun", name="ingestion.run")
 @serves_no_data(INGESTS)
 def run_ingestion(self, run_id: int) -> str:
     return _execute(self, [run_id])[0]
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, name="ingestion.run_batch")
+@shared_task(
+    bind=True, base=RunTask, run_model="ingestion.IngestionRun", name="ingestion.run_batch"
+)
 @serves_no_data(INGESTS)
 def run_ingestion_batch(self, run_ids: list[int]) -> list[str]:
     """Runs that must happen in order (rates first, days in date order); the files of one
@@ -32,19 +36,14 @@ def run_ingestion_batch(self, run_ids: list[int]) -> list[str]:
 
 
 def _execute(task, run_ids: list[int]) -> list[str]:
-    try:
-        runs = ingestion_runs_execute(run_ids, task_id=task.request.id or "")
-    except RunBusy as busy:
-        raise task.retry(
-            exc=busy, countdown=settings.INGESTION_STALL_SECONDS, max_retries=None
-        ) from busy
+    runs = ingestion_runs_execute(run_ids, task_id=task.request.id or "")  # RunBusy: retried
     return [run.status for run in runs]
 
 
 @shared_task(name="ingestion.recover_stalled")
 @serves_no_data("housekeeping: queues again the runs whose worker died")
 def recover_stalled() -> list[int]:
-    """Beat: runs whose worker died (heartbeat stopped) queued again."""
+    """Kept registered for messages already queued; beat runs `runs.recover_stalled`."""
     return recover_stalled_runs()
 
 
@@ -60,7 +59,7 @@ def scan_landing() -> int:
     return len(scan())
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, name="ingestion.pull")
+@shared_task(bind=True, base=RunTask, run_model="ingestion.HttpPull", name="ingestion.pull")
 @serves_no_data(
     "lands the files of an HTTP source (staff configure it): reads no lake data for anyone"
 )
@@ -70,7 +69,7 @@ def pull_http_source(self, pull_id: int) -> str:
     return http_pull_execute(pull_id, task_id=self.request.id or "").status
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, name="pipeline.repush_all")
+@shared_task(bind=True, base=RunTask, run_model="ingestion.RepushJob", name="pipeline.repush_all")
 @serves_no_data(
     "sends the records back through the pipeline; the requester's `write` (unmasked) is "
     "checked when the job is asked for, and the job shows only counts"
@@ -84,7 +83,7 @@ def run_repush_all(self, job_id: int) -> str:
 @shared_task(name="pipeline.resend_stuck_repushes")
 @serves_no_data("housekeeping: sends again the re-pushes the consumer never got")
 def resend_stuck_repushes() -> int:
-    """Beat: re-pushes whose message never reached the consumer sent again."""
+    """Kept registered for messages already queued; beat runs `runs.recover_stalled`."""
     from ingestion.stream.repush import resend_stuck_repushes as resend
 
     return resend()

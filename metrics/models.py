@@ -6,9 +6,11 @@ move a transaction between buckets are exact. `manage.py rebuild_metrics`
 recomputes them from the table.
 """
 
+from django.conf import settings
 from django.db import models
 
 from accounts.access.querysets import ReadableQuerySet
+from datalake.runs.models import Run, StallPolicy
 
 
 class ProductDay(models.Model):
@@ -133,39 +135,43 @@ class RangeRow(models.Model):
         constraints = [models.UniqueConstraint(fields=["result", "rank"], name="mrrow_key")]
 
 
-class ReportStatus(models.TextChoices):
-    RUNNING = "running"
-    COMPLETED = "completed"
-    ERROR = "error"
+class Report(Run):
+    """One asynchronous report: its type, parameters, state and where its result is.
 
-
-class Report(models.Model):
-    """One asynchronous report: its type, parameters, state and where its result is."""
+    The API says `running` while it is queued or running, `completed` for `succeeded`
+    and `error` for `failed`. One still unfinished REPORT_TIMEOUT seconds after it was
+    requested lost its worker (or ran out of time) and fails."""
 
     report_name = models.CharField(max_length=100)
     params = models.JSONField(default=dict, blank=True)
-    status = models.CharField(
-        max_length=10, choices=ReportStatus.choices, default=ReportStatus.RUNNING
-    )
-    error = models.TextField(blank=True)
     columns = models.JSONField(default=list, blank=True)
     row_count = models.BigIntegerField(null=True, blank=True)
     result_path = models.CharField(max_length=500, blank=True)
-    task_id = models.CharField(max_length=64, blank=True)
     requested_by = models.ForeignKey(
         "auth.User", null=True, on_delete=models.SET_NULL, related_name="reports"
     )
-    report_date = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+
+    run_label = "report"
+    label_fields = ("report_name",)
+    stall_policy = StallPolicy.FAIL
 
     objects = ReadableQuerySet.as_manager()  # .readable_by(user): accounts.access.rules
 
     class Meta:
         ordering = ["-id"]
 
-    def __str__(self):
-        return f"report {self.pk} {self.report_name} ({self.status})"
+    @classmethod
+    def stall_seconds(cls) -> float:
+        return settings.REPORT_TIMEOUT
+
+    @classmethod
+    def stalled(cls):
+        """Unfinished REPORT_TIMEOUT seconds after it was requested (queued or running)."""
+        return cls.objects.active().filter(created_at__lt=cls.stall_cutoff())
+
+    @classmethod
+    def stall_error(cls) -> str:
+        return f"No result within {cls.stall_seconds()} s: the worker crashed or timed out."
 
 
 class ReportRow(models.Model):

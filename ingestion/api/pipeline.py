@@ -11,8 +11,10 @@ from rest_framework.views import APIView
 
 from accounts.access import Access, data_path
 from datalake.api.strict import StrictSerializer
+from datalake.runs.models import RunStatus
+from datalake.runs.serializers import RunStatusField, wire_words
 from ingestion import selectors
-from ingestion.models import RepushJob, RepushRequest, RepushStatus
+from ingestion.models import RepushJob, RepushRequest
 from ingestion.stream import repush
 
 
@@ -48,7 +50,34 @@ class RepushAllCreateSerializer(StrictSerializer):
     )
 
 
+# A re-push's status on the wire (API.md): `pushed` while its message is on the topic,
+# then `processed` (merged) or `failed`.
+REPUSH_WORDS = {
+    RunStatus.QUEUED: "pushed",
+    RunStatus.RUNNING: "pushed",
+    RunStatus.SUCCEEDED: "processed",
+    RunStatus.FAILED: "failed",
+}
+REPUSH_STATUSES = wire_words(REPUSH_WORDS)  # the OpenAPI enum (ENUM_NAME_OVERRIDES)
+
+# A re-push-all job's: `running` until the pipeline merged every record, `completed`.
+JOB_WORDS = {
+    RunStatus.QUEUED: "running",
+    RunStatus.RUNNING: "running",
+    RunStatus.SUCCEEDED: "completed",
+    RunStatus.FAILED: "failed",
+}
+JOB_STATUSES = wire_words(JOB_WORDS)
+
+
 class RepushSerializer(serializers.ModelSerializer):
+    status = RunStatusField(
+        REPUSH_WORDS, help_text="`pushed` (on the topic), then `processed` (merged) or `failed`."
+    )
+    processed_at = serializers.DateTimeField(
+        source="finished_at", read_only=True, allow_null=True,
+        help_text="When the pipeline merged it; null until then.",
+    )  # fmt: skip
     url = serializers.HyperlinkedIdentityField(
         view_name="pipeline-repush-detail", help_text="This re-push, to poll its status."
     )
@@ -82,13 +111,9 @@ class RepushSerializer(serializers.ModelSerializer):
         extra_kwargs = {
             "id": {"help_text": "The re-push's id."},
             "resource": {"help_text": "The resource re-pushed to (`transactions`)."},
-            "status": {
-                "help_text": "`pushed` (on the topic), then `processed` (merged) or `failed`."
-            },
             "transaction_id": {"help_text": "The transaction re-pushed."},
             "new_timestamp": {"help_text": "The timestamp it was given: the time of the re-push."},
             "topic": {"help_text": "The Kafka topic the message was sent to."},
-            "processed_at": {"help_text": "When the pipeline merged it; null until then."},
             "version": {"help_text": "The table version that holds it; null until processed."},
             "error": {"help_text": "Why it failed; empty otherwise."},
         }
@@ -102,7 +127,7 @@ class RepushSerializer(serializers.ModelSerializer):
         return body
 
     def get_row(self, obj) -> dict | None:
-        if obj.status != "processed":
+        if obj.status != RunStatus.SUCCEEDED:
             return None
         request = self.context["request"]
         fields = [*repush.MESSAGE_FIELDS, "amount_eur"]
@@ -110,6 +135,7 @@ class RepushSerializer(serializers.ModelSerializer):
 
 
 class RepushJobSerializer(serializers.ModelSerializer):
+    status = RunStatusField(JOB_WORDS, help_text="`running`, then `completed` or `failed`.")
     url = serializers.HyperlinkedIdentityField(
         view_name="pipeline-job-detail", help_text="This job, to poll its progress."
     )
@@ -134,7 +160,6 @@ class RepushJobSerializer(serializers.ModelSerializer):
         extra_kwargs = {
             "id": {"help_text": "The job's id."},
             "resource": {"help_text": "The resource re-pushed (`transactions`)."},
-            "status": {"help_text": "`running`, then `completed` or `failed`."},
             "retimestamp": {
                 "help_text": "Whether each record got the re-push time as its timestamp."
             },
@@ -234,7 +259,7 @@ class RepushView(APIView):
         data.is_valid(raise_exception=True)
         created = repush.repush_one(requested_by=request.user, **data.validated_data)
         body = RepushSerializer(created, context={"request": request}).data
-        if created.status == RepushStatus.FAILED:  # the broker is down or refused it
+        if created.status == RunStatus.FAILED:  # the broker is down or refused it
             body = {**body, "detail": created.error, "code": "broker_unavailable"}
             return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response(body, status=status.HTTP_202_ACCEPTED)

@@ -2,34 +2,29 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import logging
 import secrets
-import threading
 import traceback
 import uuid
 from pathlib import Path
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
-from django.db.models import Q
+from django.db import connection, transaction
 from django.utils import timezone
 
 from datalake.errors import Invalid
 from datalake.lake.merge import MAIN_TABLE, MERGES
 from datalake.platform.db import vacuum_stale
+from datalake.runs import lifecycle
+from datalake.runs.lifecycle import RunBusy  # a live attempt holds a run of the batch
 from ingestion.daily.spark import run_spark_jobs
 from ingestion.models import IngestionRun, RunStatus
 from ingestion.rates import RateTable
 from ingestion.sources import SOURCES
 
 logger = logging.getLogger(__name__)
-
-
-class RunBusy(Exception):
-    """A run of the batch is being executed by a live attempt elsewhere: try later."""
 
 
 def resolve_path(path: str, *, allow_outside: bool = False) -> Path:
@@ -97,86 +92,19 @@ def file_checksum(path: Path) -> str:
 
 
 def _progress(run: IngestionRun, **progress) -> None:
-    run.progress = {**run.progress, **progress, "at": timezone.now().isoformat()}
-    IngestionRun.objects.filter(pk=run.pk, claim=run.claim).update(progress=run.progress)
+    lifecycle.update(run, progress={**run.progress, **progress, "at": timezone.now().isoformat()})
 
 
-def _finish(run: IngestionRun, status: str, **fields) -> bool:
+def _finish(run: IngestionRun, status: str, /, **fields) -> bool:
     """Record the outcome, if this attempt still holds the run (False: another took it)."""
-    fields = {"status": status, "finished_at": timezone.now(), **fields}
-    for name, value in fields.items():
-        setattr(run, name, value)
-    return bool(IngestionRun.objects.filter(pk=run.pk, claim=run.claim).update(**fields))
-
-
-def _stall_cutoff() -> dt.datetime:
-    return timezone.now() - dt.timedelta(seconds=settings.INGESTION_STALL_SECONDS)
+    return lifecycle.finish(run, status, **fields)
 
 
 def _claim(run: IngestionRun, task_id: str) -> bool:
-    """Take the run for this attempt: it is not finished, and no live attempt holds it
-    (a running run whose heartbeat stopped lost its worker). One UPDATE: two attempts
+    """Take the run for this attempt: not succeeded or skipped, and no live attempt holds
+    it (a running run whose heartbeat stopped lost its worker). One UPDATE: two attempts
     never both take it."""
-    now, claim = timezone.now(), secrets.token_hex(8)
-    fields = {"status": RunStatus.RUNNING, "started_at": now, "heartbeat_at": now,
-              "task_id": task_id, "claim": claim, "error": ""}  # fmt: skip
-    free = ~Q(status=RunStatus.RUNNING) | Q(heartbeat_at__isnull=True)
-    taken = (
-        IngestionRun.objects.filter(pk=run.pk)
-        .exclude(status__in=(RunStatus.SUCCEEDED, RunStatus.SKIPPED))
-        .filter(free | Q(heartbeat_at__lt=_stall_cutoff()))
-        .update(**fields)
-    )
-    if taken:
-        for name, value in fields.items():
-            setattr(run, name, value)
-    return bool(taken)
-
-
-def _release(run: IngestionRun) -> None:
-    """Give back a run this attempt took but will not execute (queued again)."""
-    IngestionRun.objects.filter(pk=run.pk, claim=run.claim).update(
-        status=RunStatus.QUEUED, heartbeat_at=None, claim=""
-    )
-
-
-class _Heartbeat:
-    """While a batch executes, a thread (its own connection) moves the `heartbeat_at` of
-    its running runs every INGESTION_HEARTBEAT_SECONDS: a run whose heartbeat stops lost
-    its worker (`recover_stalled_runs`). The database down a moment: the next beat."""
-
-    def __init__(self):
-        self.held: list[tuple[int, str]] = []  # (run, claim) taken by this attempt
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._beat, daemon=True, name="ingestion-heartbeat")
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stopped.set()
-        self.thread.join(10)
-
-    def _beat(self) -> None:
-        from django.db import connection as own  # this thread's connection
-
-        try:
-            while not self.stopped.wait(settings.INGESTION_HEARTBEAT_SECONDS):
-                held = Q()
-                for pk, claim in list(self.held):
-                    held |= Q(pk=pk, claim=claim)
-                if not held:
-                    continue
-                try:
-                    IngestionRun.objects.filter(held, status=RunStatus.RUNNING).update(
-                        heartbeat_at=timezone.now()
-                    )
-                except DatabaseError:
-                    logger.warning("Ingestion heartbeat not stored (database unavailable)")
-                    own.close()
-        finally:
-            own.close()
+    return lifecycle.claim(run, task_id)
 
 
 def recover_stalled_runs() -> list[int]:
@@ -188,11 +116,7 @@ def recover_stalled_runs() -> list[int]:
     them finished or held and does nothing twice.
     """
     with transaction.atomic():
-        stalled = list(
-            IngestionRun.objects.select_for_update(skip_locked=True)
-            .filter(status=RunStatus.RUNNING)
-            .filter(Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=_stall_cutoff()))
-        )
+        stalled = list(IngestionRun.stalled().select_for_update(skip_locked=True))
         if not stalled:
             return []
         batches = {run.task_id for run in stalled if run.task_id}
@@ -256,13 +180,13 @@ def _execute_group(runs: list[IngestionRun], task_id: str) -> None:
     """Runs of one source: checksums, one Spark job for those to load, merges in order."""
     staged: dict[int, tuple[IngestionRun, str]] = {}
     try:
-        with _Heartbeat() as heartbeat:
+        with lifecycle.Heartbeat(IngestionRun) as heartbeat:
             for run in runs:
                 if run.status in (RunStatus.SUCCEEDED, RunStatus.SKIPPED):
                     continue
                 if not _claim(run, task_id):
                     raise RunBusy(run.pk)
-                heartbeat.held.append((run.pk, run.claim))
+                heartbeat.hold(run)
                 stage = _start(run)
                 if stage is not None:
                     staged[run.pk] = (run, stage)
@@ -270,13 +194,12 @@ def _execute_group(runs: list[IngestionRun], task_id: str) -> None:
                 _spark_and_merge(list(staged.values()))
     except RunBusy:  # a live attempt holds a run: the ones after it must wait for it too
         for run, _stage in staged.values():
-            _release(run)
+            lifecycle.release(run)
         raise
     except Exception as exc:  # before any run's own outcome (rates, the work folder...)
         logger.exception("Ingestion runs %s failed", [run.pk for run in runs])
         for run, _stage in staged.values():
-            if IngestionRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).exists():
-                _finish(run, RunStatus.FAILED, error=_error_text(exc))
+            _finish(run, RunStatus.FAILED, error=_error_text(exc))  # if still running
     finally:
         for _run, stage in staged.values():
             _drop_stage(stage)
@@ -288,7 +211,7 @@ def _start(run: IngestionRun) -> str | None:
         path = resolve_path(run.path, allow_outside=True)
         _progress(run, phase="checksum")
         run.checksum = file_checksum(path)
-        IngestionRun.objects.filter(pk=run.pk, claim=run.claim).update(checksum=run.checksum)
+        lifecycle.update(run, checksum=run.checksum)
         if _already_loaded(run):
             _finish(run, RunStatus.SKIPPED, rows_read=0, rows_loaded=0, rows_rejected=0)
             return None

@@ -36,6 +36,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from datalake.runs import lifecycle
 from ingestion.models import HttpPull, HttpSource, IngestionRun, Pagination, RunStatus
 
 logger = logging.getLogger(__name__)
@@ -377,16 +378,19 @@ def http_pull_start(*, source: str, requested_by=None, ingest: bool = True) -> H
 
 
 def http_pull_execute(pull_id: int, task_id: str = "", sleep=time.sleep) -> HttpPull:
-    """Fetch every page, land the file, then (if `ingest`) run its ingestion here."""
+    """Fetch every page, land the file, then (if `ingest`) run its ingestion here. The
+    pull is claimed first (datalake/runs/): a finished one is left alone."""
+    return lifecycle.execute(
+        HttpPull, pull_id, lambda pull: _pull(pull, task_id, sleep), task_id=task_id,
+        queryset=HttpPull.objects.select_related("source"),
+    )  # fmt: skip
+
+
+def _pull(pull: HttpPull, task_id: str, sleep) -> None:
     from datalake.catalog.files import landing_dir
     from datalake.catalog.sync import sync_resources
     from ingestion.daily.services import display_path, ingestion_run_execute
 
-    pull = HttpPull.objects.select_related("source").get(pk=pull_id)
-    if pull.status in (RunStatus.SUCCEEDED, RunStatus.FAILED):
-        return pull
-    pull.status, pull.started_at, pull.task_id = RunStatus.RUNNING, timezone.now(), task_id
-    pull.save(update_fields=["status", "started_at", "task_id"])
     folder = landing_dir() / pull.source.name
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"{pull.started_at:%Y-%m-%dT%H%M%SZ}-pull{pull.pk}.jsonl"
@@ -414,13 +418,13 @@ def http_pull_execute(pull_id: int, task_id: str = "", sleep=time.sleep) -> Http
     return _finish(pull, counters, RunStatus.SUCCEEDED)
 
 
-def _finish(pull: HttpPull, counters: Counters, status: str, error: str = "") -> HttpPull:
-    pull.status, pull.error, pull.finished_at = status, error, timezone.now()
-    pull.pages, pull.pages_info = len(counters.pages_info), counters.pages_info
-    pull.requests, pull.retries = counters.requests, counters.retries
-    pull.token_requests = counters.token_requests
-    pull.save()
-    return pull
+def _finish(pull: HttpPull, counters: Counters, status: str, error: str = "") -> None:
+    lifecycle.finish(
+        pull, status, error=error, pages=len(counters.pages_info),
+        pages_info=counters.pages_info, requests=counters.requests, retries=counters.retries,
+        token_requests=counters.token_requests, records=pull.records or 0, path=pull.path,
+        run=pull.run,
+    )  # fmt: skip
 
 
 def pull_enabled_sources() -> list[HttpPull]:

@@ -33,14 +33,8 @@ from django.utils import timezone
 
 from datalake.lake.merge import MergeConflict, MergeResult, merge_transaction_rows
 from datalake.platform.db import vacuum_stale
-from ingestion.models import (
-    JobStatus,
-    PipelineOffset,
-    PipelineReject,
-    RepushJob,
-    RepushRequest,
-    RepushStatus,
-)
+from datalake.runs.models import RunStatus
+from ingestion.models import PipelineOffset, PipelineReject, RepushJob, RepushRequest
 from ingestion.rates import RateTable
 from ingestion.stream.kafka import ensure_topics, producer
 from ingestion.validation import validate_transaction
@@ -296,11 +290,11 @@ class PipelineConsumer:
         )
         if batch.repush_ok:
             RepushRequest.objects.filter(pk__in=batch.repush_ok).update(
-                status=RepushStatus.PROCESSED, processed_at=now, version=version
+                status=RunStatus.SUCCEEDED, finished_at=now, version=version
             )
         for pk, reason in batch.repush_failed.items():
             RepushRequest.objects.filter(pk=pk).update(
-                status=RepushStatus.FAILED, processed_at=now, error=reason
+                status=RunStatus.FAILED, finished_at=now, error=reason
             )
         for job, (processed, failed) in batch.jobs.items():
             RepushJob.objects.filter(pk=job).update(
@@ -308,10 +302,10 @@ class PipelineConsumer:
             )
             RepushJob.objects.filter(
                 pk=job,
-                status=JobStatus.RUNNING,
+                status=RunStatus.RUNNING,
                 pushed=F("total"),
                 processed__gte=F("total") - F("failed"),
-            ).update(status=JobStatus.COMPLETED, finished_at=now)
+            ).update(status=RunStatus.SUCCEEDED, finished_at=now)
         for (topic, partition), next_offset in batch.next_offsets.items():
             PipelineOffset.objects.update_or_create(
                 topic=topic,

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import orjson
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from datalake.errors import Conflict, Invalid, NotFound
 from datalake.models import Transaction
 from datalake.models.lake import TRANSACTION_FIELDS
-from ingestion.models import JobStatus, RepushJob, RepushRequest, RepushStatus
+from datalake.runs import lifecycle
+from datalake.runs.models import RunStatus
+from ingestion.models import RepushJob, RepushRequest
 from ingestion.stream.kafka import DeliveryFailed, discard_producer, produce_and_wait, producer
 
 MESSAGE_FIELDS = list(TRANSACTION_FIELDS)
@@ -39,7 +40,8 @@ def repush_one(*, resource: str, transaction_id: str, requested_by=None) -> Repu
     """Send the current version of one transaction to `transactions.raw`, now-stamped.
 
     The message carries a `repush-id` header; the consumer marks the request
-    `processed` (with the version it made) in the transaction that merges it.
+    succeeded (`processed` on the wire, with the version it made) in the transaction
+    that merges it. It is `running` (`pushed`) from the moment it is recorded.
     """
     check_resource(resource)
     record = (
@@ -57,12 +59,17 @@ def repush_one(*, resource: str, transaction_id: str, requested_by=None) -> Repu
         new_timestamp=now,
         topic=settings.PIPELINE_TOPIC,
         requested_by=requested_by,
+        status=RunStatus.RUNNING,
+        started_at=now,
+        attempts=1,
     )
     try:
         _send(request, record)
     except DeliveryFailed as exc:
-        request.status, request.error = RepushStatus.FAILED, f"The broker refused it: {exc}"
-        request.save(update_fields=["status", "error"])
+        RepushRequest.objects.filter(pk=request.pk, status=RunStatus.RUNNING).update(
+            status=RunStatus.FAILED, error=f"The broker refused it: {exc}", finished_at=now
+        )
+        request.refresh_from_db()
     return request
 
 
@@ -76,7 +83,13 @@ def _send(request: RepushRequest, record: dict) -> None:
 
 
 def resend_stuck_repushes(limit: int = 1000) -> int:
-    """Send again the re-pushes still `pushed` REPUSH_RESEND_AFTER_S after they were sent.
+    """How many re-pushes `resend_stuck` sent again (or failed)."""
+    return len(resend_stuck(limit))
+
+
+def resend_stuck(limit: int = 1000) -> list[int]:
+    """Send again the re-pushes still `pushed` REPUSH_RESEND_AFTER_S after they were sent
+    (the re-push kind's stall policy, `RepushRequest.stalled`); the ids sent or failed.
 
     Their message never reached the consumer: the web process died between recording
     the request and sending it, or the broker lost its log (a restarted in-memory dev
@@ -84,13 +97,8 @@ def resend_stuck_repushes(limit: int = 1000) -> int:
     makes no second version (a merge changes only the rows that differ), and the
     request is marked processed either way. The broker still down: next time.
     """
-    cutoff = timezone.now() - dt.timedelta(seconds=settings.REPUSH_RESEND_AFTER_S)
-    stuck = (
-        RepushRequest.objects.filter(status=RepushStatus.PUSHED, created_at__lt=cutoff)
-        .filter(Q(resent_at__isnull=True) | Q(resent_at__lt=cutoff))
-        .order_by("id")[:limit]
-    )
-    sent = 0
+    stuck = RepushRequest.stalled().order_by("id")[:limit]
+    sent = []
     for request in stuck:
         record = (
             Transaction.objects.filter(transaction_id=request.transaction_id, valid_to__isnull=True)
@@ -98,16 +106,22 @@ def resend_stuck_repushes(limit: int = 1000) -> int:
             .first()
         )
         if record is None:  # deleted since: nothing to send, and say so
-            RepushRequest.objects.filter(pk=request.pk, status=RepushStatus.PUSHED).update(
-                status=RepushStatus.FAILED, error="No current transaction to send again."
-            )
+            RepushRequest.objects.active().filter(pk=request.pk).update(
+                status=RunStatus.FAILED, error="No current transaction to send again.",
+                finished_at=timezone.now(),
+            )  # fmt: skip
+            sent.append(request.pk)
             continue
         try:
             _send(request, record)
         except DeliveryFailed:
             break
-        RepushRequest.objects.filter(pk=request.pk).update(resent_at=timezone.now())
-        sent += 1
+        now = timezone.now()
+        RepushRequest.objects.active().filter(pk=request.pk).update(
+            status=RunStatus.RUNNING, resent_at=now, attempts=F("attempts") + 1,
+            started_at=Coalesce("started_at", Value(now)),
+        )  # fmt: skip
+        sent.append(request.pk)
     return sent
 
 
@@ -121,7 +135,7 @@ def repush_all_start(*, resource: str, retimestamp: bool = True, requested_by=No
     check_resource(resource)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext('ingestion.repush_all'))")
-    running = RepushJob.objects.filter(status=JobStatus.RUNNING).order_by("id").first()
+    running = RepushJob.objects.active().order_by("id").first()
     if running is not None:
         raise Conflict(
             f"Re-push-all job {running.pk} is still running; one runs at a time. Poll "
@@ -140,18 +154,33 @@ def repush_all_start(*, resource: str, retimestamp: bool = True, requested_by=No
 def repush_all_execute(job_id: int, task_id: str = "") -> RepushJob:
     """Stream every current record to the topic in batches, never the whole table in memory.
 
-    A server-side cursor reads a consistent snapshot; `pushed` grows per batch.
-    Re-running a job (after a crash) starts the stream again: the consumer's merge
-    leaves identical records unchanged, so nothing is duplicated.
+    A server-side cursor reads a consistent snapshot; `pushed` grows per batch. The job
+    is claimed first (datalake/runs/): a finished one, or one a live attempt streams, is
+    left alone. Re-running a job (its worker died) starts the stream again: the
+    consumer's merge leaves identical records unchanged, so nothing is duplicated. Once
+    every record is on the topic the job stays `running` until the consumer has merged
+    them all; its heartbeat stops (nothing left to lose).
     """
     job = RepushJob.objects.get(pk=job_id)
-    if job.status != JobStatus.RUNNING:
+    if not lifecycle.claim(job, task_id):
         return job
+    try:
+        with lifecycle.Heartbeat(RepushJob) as heartbeat:
+            heartbeat.hold(job)
+            _stream(job)
+    except Exception as exc:
+        lifecycle.fail(job, str(exc)[:2000])
+        raise
+    RepushJob.objects.filter(pk=job.pk, claim=job.claim).update(heartbeat_at=None)
+    _complete_if_done(job.pk)
+    job.refresh_from_db()
+    return job
+
+
+def _stream(job: RepushJob) -> None:
     current = Transaction.objects.filter(valid_to__isnull=True)
     stamp = job.created_at if job.retimestamp else None
-    RepushJob.objects.filter(pk=job.pk).update(
-        total=current.count(), pushed=0, processed=0, failed=0, task_id=task_id
-    )
+    lifecycle.update(job, total=current.count(), pushed=0, processed=0, failed=0)
     headers = [("repush-job", str(job.pk).encode())]
     p, pushed = producer(), 0
     try:
@@ -166,15 +195,9 @@ def repush_all_execute(job_id: int, task_id: str = "") -> RepushJob:
             if pushed % PUSH_BATCH == 0:
                 _flush(p, job, pushed)
         _flush(p, job, pushed)
-        _complete_if_done(job.pk)
-    except Exception as exc:
+    except Exception:
         discard_producer(p)  # it may be left unusable (a broker restart): the next gets a new one
-        RepushJob.objects.filter(pk=job.pk).update(
-            status=JobStatus.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
-        )
         raise
-    job.refresh_from_db()
-    return job
 
 
 def _flush(p, job: RepushJob, pushed: int) -> None:
@@ -184,11 +207,9 @@ def _flush(p, job: RepushJob, pushed: int) -> None:
 
 
 def _complete_if_done(job_id: int) -> None:
-    from django.db.models import F
-
     RepushJob.objects.filter(
         pk=job_id,
-        status=JobStatus.RUNNING,
+        status=RunStatus.RUNNING,
         pushed=F("total"),
         processed__gte=F("total") - F("failed"),
-    ).update(status=JobStatus.COMPLETED, finished_at=timezone.now())
+    ).update(status=RunStatus.SUCCEEDED, finished_at=timezone.now())

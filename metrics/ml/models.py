@@ -10,16 +10,10 @@ locked: version numbers are unique and gapless per model.
 from django.db import models
 
 from accounts.access.querysets import ReadableQuerySet
+from datalake.runs.models import FINAL_STATES, Run, RunStatus, StallPolicy
 
-
-class TrainingStatus(models.TextChoices):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-
-FINAL_STATES = (TrainingStatus.SUCCEEDED, TrainingStatus.FAILED)
+TrainingStatus = RunStatus  # a training is never skipped
+__all__ = ["FINAL_STATES", "TrainingStatus"]
 
 
 class MLModel(models.Model):
@@ -38,39 +32,33 @@ class MLModel(models.Model):
         return f"{self.name} (v{self.current_version or '-'})"
 
 
-class Training(models.Model):
+class Training(Run):
     """One training requested through the API: its parameters, state, metrics and the
-    version it published. It reads data with its requester's privileges."""
+    version it published. It reads data with its requester's privileges. One whose
+    worker died (heartbeat stopped) is queued again, up to `max_attempts` attempts."""
 
     model_name = models.CharField(max_length=100)
     params = models.JSONField(default=dict, blank=True)
-    status = models.CharField(
-        max_length=10, choices=TrainingStatus.choices, default=TrainingStatus.QUEUED
-    )
-    error = models.TextField(blank=True)
     metrics = models.JSONField(null=True, blank=True)
     model_version = models.PositiveIntegerField(null=True, blank=True)
     promotion = models.JSONField(
         null=True, blank=True, help_text="On success: whether its version became current."
     )
     data_version = models.PositiveIntegerField(null=True, blank=True)
-    task_id = models.CharField(max_length=64, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
     requested_by = models.ForeignKey(
         "auth.User", null=True, on_delete=models.SET_NULL, related_name="trainings"
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+
+    run_label = "training"
+    label_fields = ("model_name",)
+    stall_policy = StallPolicy.REQUEUE
+    task_name = "ml.train"
 
     objects = ReadableQuerySet.as_manager()  # .readable_by(user): accounts.access.rules
 
     class Meta:
         db_table = "ml_trainings"
         ordering = ["-id"]
-
-    def __str__(self):
-        return f"training {self.pk} {self.model_name} ({self.status})"
 
 
 class ModelVersion(models.Model):

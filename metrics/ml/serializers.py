@@ -6,7 +6,14 @@ from rest_framework import serializers
 from rest_framework.reverse import reverse
 
 from datalake.api.strict import StrictSerializer
+from datalake.runs.models import RunStatus
+from datalake.runs.serializers import RunStatusField, wire_words
 from metrics.ml.models import ModelVersion, Training
+
+# A training's status on the wire (API.md): the runs' own words; it is never skipped.
+TRAINING_WORDS = {s: s for s in (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.SUCCEEDED,
+                                 RunStatus.FAILED)}  # fmt: skip
+TRAINING_STATUSES = wire_words(TRAINING_WORDS)  # the OpenAPI enum (ENUM_NAME_OVERRIDES)
 
 
 class TrainingCreateSerializer(StrictSerializer):
@@ -17,6 +24,9 @@ class TrainingCreateSerializer(StrictSerializer):
 
 
 class TrainingSerializer(serializers.ModelSerializer):
+    status = RunStatusField(
+        TRAINING_WORDS, help_text="`queued`, `running`, then `succeeded` or `failed`."
+    )
     url = serializers.HyperlinkedIdentityField(
         view_name="ml-training-detail", help_text="This training, to poll its status."
     )
@@ -67,7 +77,6 @@ class TrainingSerializer(serializers.ModelSerializer):
         extra_kwargs = {
             "id": {"help_text": "The training's id."},
             "params": {"help_text": "The training parameters asked for."},
-            "status": {"help_text": "`queued`, `running`, then `succeeded` or `failed`."},
             "error": {"help_text": "Why it failed; empty otherwise."},
             "created_at": {"help_text": "When it was requested."},
             "started_at": {"help_text": "When a worker started it; null while queued."},

@@ -9,14 +9,15 @@ import logging
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Max
+from django.db.models import Max
 from django.utils import timezone
 
 from accounts.access import Access
 from datalake.errors import AccessDenied, Conflict, Invalid, NotFound
 from datalake.platform.jobs import refuse_too_many_running
+from datalake.runs import lifecycle
 from metrics.ml import artifacts
-from metrics.ml.models import FINAL_STATES, MLModel, ModelVersion, Training, TrainingStatus
+from metrics.ml.models import FINAL_STATES, MLModel, ModelVersion, Training
 from metrics.ml.registry import ModelType, PredictionError, Trained, TrainingError, get_model_type
 
 logger = logging.getLogger(__name__)
@@ -83,14 +84,16 @@ def _refuse_too_many_running(user) -> None:
 
 def training_execute(training_id: int, task_id: str = "") -> Training:
     """Train and publish; a finished training is left alone (a redelivered task is a no-op)
-    and a `running` one is done again from the start (its worker died)."""
-    training = Training.objects.select_related("requested_by").get(pk=training_id)
-    if training.status in FINAL_STATES:
-        return training
-    Training.objects.filter(pk=training.pk).update(
-        status=TrainingStatus.RUNNING, started_at=timezone.now(), task_id=task_id, error="",
-        attempts=F("attempts") + 1,
+    and one whose worker died (`running`, its heartbeat stopped) is done again from the
+    start. A TrainingError (the data or the parameters: the requester's to fix) is logged
+    without a traceback."""
+    return lifecycle.execute(
+        Training, training_id, _train, task_id=task_id, error_text=_error_text,
+        queryset=Training.objects.select_related("requested_by"), expected=(TrainingError,),
     )  # fmt: skip
+
+
+def _train(training: Training) -> None:
     staging = None
     try:
         model_type = get_model_type(training.model_name)
@@ -103,17 +106,9 @@ def training_execute(training_id: int, task_id: str = "") -> Training:
         trained = model_type().train(params_of(model_type, training.params))
         staging = artifacts.stage(model_type.name, trained.artifact)
         _publish(training, trained, staging)
-    except Exception as exc:
-        if isinstance(exc, TrainingError):  # the data or the parameters: the requester's to fix
-            logger.warning("Training %s failed: %s", training.pk, exc)
-        else:
-            logger.exception("Training %s failed", training.pk)
+    except BaseException:
         artifacts.discard(staging)
-        Training.objects.filter(pk=training.pk, status=TrainingStatus.RUNNING).update(
-            status=TrainingStatus.FAILED, error=_error_text(exc), finished_at=timezone.now()
-        )
-    training.refresh_from_db()
-    return training
+        raise
 
 
 def _error_text(exc: Exception) -> str:
@@ -129,8 +124,7 @@ def _publish(training: Training, trained: Trained, staging) -> ModelVersion | No
     name = training.model_name
     MLModel.objects.get_or_create(name=name)
     with transaction.atomic():
-        current = Training.objects.select_for_update().get(pk=training.pk)
-        if current.status != TrainingStatus.RUNNING:  # another delivery of the task ended it
+        if not lifecycle.held(training):  # another delivery of the task took it or ended it
             artifacts.discard(staging)
             return None
         model = MLModel.objects.select_for_update().get(name=name)
@@ -149,10 +143,9 @@ def _publish(training: Training, trained: Trained, staging) -> ModelVersion | No
             if promotion["became_current"]:
                 model.current_version = version
                 model.save(update_fields=["current_version", "updated_at"])
-            Training.objects.filter(pk=training.pk).update(
-                status=TrainingStatus.SUCCEEDED, metrics=trained.metrics, model_version=version,
-                data_version=trained.data_version, finished_at=timezone.now(),
-                promotion=promotion,
+            lifecycle.succeed(
+                training, metrics=trained.metrics, model_version=version,
+                data_version=trained.data_version, promotion=promotion,
             )  # fmt: skip
         except Exception:
             artifacts.discard(final)  # still under the lock: nobody else numbered this version

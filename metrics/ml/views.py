@@ -20,10 +20,11 @@ from accounts.access import Access, data_path, readable_model_types
 from accounts.access.permissions import ResourcePrivilege
 from datalake.api.filtering import PAGING_PARAMS, reject_unknown_params
 from metrics.ml import selectors, services
-from metrics.ml.models import ModelVersion, Training, TrainingStatus
+from metrics.ml.models import ModelVersion, Training
 from metrics.ml.product_demand import ProductDemandInput
 from metrics.ml.registry import get_model_type
 from metrics.ml.serializers import (
+    TRAINING_STATUSES,
     MLModelSerializer,
     ModelVersionSerializer,
     PredictionSerializer,
@@ -119,7 +120,9 @@ def page_of(results) -> dict:
 
 class TrainingFilter(df.FilterSet):
     model = df.CharFilter(field_name="model_name", help_text="Model name.")
-    status = df.ChoiceFilter(choices=TrainingStatus.choices, help_text="Training status.")
+    status = df.ChoiceFilter(
+        choices=[(w, w) for w in TRAINING_STATUSES], help_text="Training status."
+    )
 
     class Meta:
         model = Training

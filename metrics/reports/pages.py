@@ -11,8 +11,10 @@ from django.shortcuts import render
 
 from accounts.access import Access, data_path
 from datalake.errors import AccessDenied
-from metrics.models import Report, ReportStatus
+from datalake.runs.models import RunStatus
+from metrics.models import Report
 from metrics.reports.services import refuse_result
+from metrics.reports.views import REPORT_WORDS
 
 MAX_BARS = 30
 
@@ -51,12 +53,14 @@ def report_page(request, pk: int):
     if report is None:
         raise Http404("No such report.")
     rows = []
-    if report.status == ReportStatus.COMPLETED:
+    if report.status == RunStatus.SUCCEEDED:
         try:
             refuse_result(access, report)
         except AccessDenied as refused:
             return render(request, "reports/result.html", {"report": report, "rows": [],
-                          "chart": None, "refused": str(refused.detail)}, status=403)  # fmt: skip
+                          "chart": None, "refused": str(refused.detail),
+                          "status": REPORT_WORDS[report.status]}, status=403)  # fmt: skip
         rows = list(report.rows.order_by("n").values_list("data", flat=True)[:200])
-    context = {"report": report, "rows": rows, "chart": chart(report.columns, rows)}
+    context = {"report": report, "rows": rows, "chart": chart(report.columns, rows),
+               "status": REPORT_WORDS[report.status]}  # fmt: skip
     return render(request, "reports/result.html", context)

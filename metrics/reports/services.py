@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import logging
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from accounts.access import Access
 from datalake.errors import Invalid
 from datalake.platform.csvsafe import safe_row
 from datalake.platform.jobs import refuse_too_many_running
-from metrics.models import Report, ReportRow, ReportStatus
+from datalake.runs import lifecycle
+from metrics.models import Report, ReportRow
 from metrics.reports import get_report_type
 
 logger = logging.getLogger(__name__)
@@ -81,33 +80,26 @@ def report_start(*, report_name: str, params: dict, requested_by) -> Report:
 
 def _refuse_too_many_running(user) -> None:
     refuse_too_many_running(
-        user, Report.objects.filter(requested_by=user, status=ReportStatus.RUNNING),
+        user, Report.objects.active().filter(requested_by=user),
         limit=settings.REPORTS_MAX_RUNNING_PER_USER, what="reports",
         code="too_many_running_reports",
     )  # fmt: skip
 
 
 def report_execute(report_id: int, task_id: str = "") -> Report:
-    """Compute the rows, store them (numbered, for fast pages) and the CSV, then complete."""
-    report = Report.objects.select_related("requested_by").get(pk=report_id)
-    if report.status != ReportStatus.RUNNING:
-        return report
-    Report.objects.filter(pk=report.pk).update(started_at=timezone.now(), task_id=task_id)
-    try:
-        report_type = get_report_type(report.report_name)
-        _refuse_unreadable(
-            Access(report.requested_by), report_type,
-            "the requester no longer holds `read` on {resource!r}",
-        )  # fmt: skip
-        _store(report, report_type(), _params(report_type, report.params))
-    except Exception as exc:
-        logger.exception("Report %s failed", report.pk)
-        Report.objects.filter(pk=report.pk).update(
-            status=ReportStatus.ERROR, error=f"{type(exc).__name__}: {exc}"[:2000],
-            finished_at=timezone.now(),
-        )  # fmt: skip
-    report.refresh_from_db()
-    return report
+    """Compute the rows, store them (numbered, for fast pages) and the CSV, then succeed.
+    A finished report is left alone (a redelivered task does nothing twice)."""
+    queryset = Report.objects.select_related("requested_by")
+    return lifecycle.execute(Report, report_id, _compute, task_id=task_id, queryset=queryset)
+
+
+def _compute(report: Report) -> None:
+    report_type = get_report_type(report.report_name)
+    _refuse_unreadable(
+        Access(report.requested_by), report_type,
+        "the requester no longer holds `read` on {resource!r}",
+    )  # fmt: skip
+    _store(report, report_type(), _params(report_type, report.params))
 
 
 def _store(report: Report, report_type, params: dict) -> None:
@@ -130,17 +122,13 @@ def _store(report: Report, report_type, params: dict) -> None:
         ReportRow.objects.bulk_create(batch)
         handle.flush()
         partial.replace(final)
-        Report.objects.filter(pk=report.pk).update(
-            status=ReportStatus.COMPLETED, row_count=count, columns=list(report_type.columns),
-            result_path=str(final.relative_to(settings.LAKE_ROOT)), finished_at=timezone.now(),
+        lifecycle.succeed(
+            report, row_count=count, columns=list(report_type.columns),
+            result_path=str(final.relative_to(settings.LAKE_ROOT)),
         )  # fmt: skip
 
 
 def expire_stale_reports() -> int:
-    """A report still `running` past REPORT_TIMEOUT seconds lost its worker: `error`."""
-    limit = timezone.now() - dt.timedelta(seconds=settings.REPORT_TIMEOUT)
-    return Report.objects.filter(status=ReportStatus.RUNNING, report_date__lt=limit).update(
-        status=ReportStatus.ERROR,
-        error=f"No result within {settings.REPORT_TIMEOUT} s: the worker crashed or timed out.",
-        finished_at=timezone.now(),
-    )
+    """A report unfinished REPORT_TIMEOUT seconds after it was requested lost its worker:
+    failed (`error` on the wire). The report kind's stall policy (`Report.stalled`)."""
+    return len(Report.recover_stalled())

@@ -19,7 +19,9 @@ from accounts.access import Access, data_path
 from datalake.api.errors import Conflict
 from datalake.api.pagination import PagePagination
 from datalake.api.strict import StrictSerializer
-from metrics.models import Report, ReportStatus
+from datalake.runs.models import RunStatus
+from datalake.runs.serializers import RunStatusField, wire_words
+from metrics.models import Report
 from metrics.reports import REGISTRY, services
 from metrics.reports.schema import params_json_schema
 
@@ -29,7 +31,21 @@ class ReportCreateSerializer(StrictSerializer):
     params = serializers.JSONField(default=dict, help_text="The report's parameters.")
 
 
+# A report's status on the wire (API.md): `running` until it ends, `completed` or `error`.
+REPORT_WORDS = {
+    RunStatus.QUEUED: "running",
+    RunStatus.RUNNING: "running",
+    RunStatus.SUCCEEDED: "completed",
+    RunStatus.FAILED: "error",
+}
+REPORT_STATUSES = wire_words(REPORT_WORDS)  # the OpenAPI enum (ENUM_NAME_OVERRIDES)
+
+
 class ReportSerializer(serializers.ModelSerializer):
+    status = RunStatusField(REPORT_WORDS, help_text="`running`, then `completed` or `error`.")
+    report_date = serializers.DateTimeField(
+        source="created_at", read_only=True, help_text="When it was requested."
+    )
     url = serializers.HyperlinkedIdentityField(
         view_name="report-detail", help_text="This report, to poll its status."
     )
@@ -63,16 +79,14 @@ class ReportSerializer(serializers.ModelSerializer):
             "id": {"help_text": "The report's id."},
             "report_name": {"help_text": "Its type, from `GET /api/v1/reports/types/`."},
             "params": {"help_text": "The parameters it was asked with."},
-            "status": {"help_text": "`running`, then `completed` or `error`."},
             "error": {"help_text": "Why it ended in `error`; empty otherwise."},
-            "report_date": {"help_text": "When it was requested."},
             "started_at": {"help_text": "When a worker started it; null until then."},
             "finished_at": {"help_text": "When it ended; null until then."},
             "row_count": {"help_text": "Rows of the result; null until `completed`."},
         }
 
     def _link(self, obj, path: str) -> str | None:
-        if obj.status != ReportStatus.COMPLETED:
+        if obj.status != RunStatus.SUCCEEDED:
             return None
         return self.context["request"].build_absolute_uri(path)
 
@@ -201,9 +215,9 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
 
     def _completed(self) -> Report:
         report = self.get_object()
-        if report.status != ReportStatus.COMPLETED:
+        if report.status != RunStatus.SUCCEEDED:
             raise Conflict(
-                f"The report is {report.status}; poll its url until `completed`.",
+                f"The report is {REPORT_WORDS[report.status]}; poll its url until `completed`.",
                 code="report_not_ready",
             )
         services.refuse_result(Access.of(self.request), report)

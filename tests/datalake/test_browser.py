@@ -201,7 +201,7 @@ def test_the_token_page_creates_a_token_shown_once(page, analyst):
 def test_a_report_result_shows_its_chart(page, analyst):
     from playwright.sync_api import expect
 
-    from metrics.models import ReportStatus
+    from datalake.runs.models import RunStatus
     from metrics.reports.services import report_start
 
     celery_app.conf.task_always_eager = True  # the queued task runs here, at commit
@@ -210,7 +210,7 @@ def test_a_report_result_shows_its_chart(page, analyst):
     finally:
         celery_app.conf.task_always_eager = False
     report.refresh_from_db()
-    assert report.status == ReportStatus.COMPLETED, report.error
+    assert report.status == RunStatus.SUCCEEDED, report.error
 
     page.goto(f"/reports/{report.pk}/")
     log_in(page, "dana")

@@ -241,7 +241,7 @@ def test_a_repush_whose_message_never_arrived_is_sent_again(broker, topic, store
         assert resend_stuck_repushes() == 1
         assert resend_stuck_repushes() == 0  # sent again just now: not twice in a row
         wait_for(
-            lambda: RepushRequest.objects.get(pk=lost.pk).status == "processed", 60, "processed"
+            lambda: RepushRequest.objects.get(pk=lost.pk).status == "succeeded", 60, "processed"
         )
     assert current(transaction_id="TX-R1").get().timestamp == now
     assert Transaction.objects.filter(transaction_id="TX-R1").count() == 2  # old + new version

@@ -126,7 +126,7 @@ def test_a_report_that_raises_ends_in_error(api, data, run_reports):
 def test_a_report_whose_worker_died_ends_in_error(api, alice, settings):
     settings.REPORT_TIMEOUT = 60
     stale = Report.objects.create(report_name="top-products", requested_by=alice)
-    Report.objects.filter(pk=stale.pk).update(report_date=timezone.now() - dt.timedelta(hours=1))
+    Report.objects.filter(pk=stale.pk).update(created_at=timezone.now() - dt.timedelta(hours=1))
     body = api.get(f"/api/v1/reports/{stale.pk}/").json()
     assert body["status"] == "error" and "worker" in body["error"]
     assert expire_stale_reports() == 0
@@ -174,7 +174,7 @@ def test_a_revoked_grant_fails_the_queued_report(alice, data):
     report = Report.objects.create(report_name="spend-per-country", requested_by=alice)
     Grant.objects.filter(pk=grant.pk).delete()
     done = report_execute(report.pk)
-    assert done.status == "error" and "no longer holds" in done.error
+    assert done.status == "failed" and "no longer holds" in done.error
 
 
 def test_the_report_page_shows_a_chart(alice, data, run_reports, client):

@@ -130,7 +130,8 @@ def test_csv_cells_that_would_be_formulas_are_neutralised():
 
 
 def test_a_report_csv_carries_no_formula(alice, lake, django_capture_on_commit_callbacks):
-    from metrics.models import Report, ReportStatus
+    from datalake.runs.models import RunStatus
+    from metrics.models import Report
     from metrics.reports import ReportType
     from metrics.reports.services import report_execute
 
@@ -145,7 +146,7 @@ def test_a_report_csv_carries_no_formula(alice, lake, django_capture_on_commit_c
             yield {"name": "@SUM(1)", "amount": 1}
 
     report = Report.objects.create(report_name="test-formulas", params={}, requested_by=alice)
-    assert report_execute(report.pk).status == ReportStatus.COMPLETED
+    assert report_execute(report.pk).status == RunStatus.SUCCEEDED
     text = (lake / "reports" / f"{report.pk}.csv").read_text()
     rows = list(csv.reader(io.StringIO(text)))
     assert rows[1:] == [['\'=HYPERLINK("http://evil.example","x")', "-5"], ["'@SUM(1)", "1"]]
@@ -312,7 +313,7 @@ def test_the_stored_rankings_are_bounded(alice, metric_data, settings):
 
 
 def test_a_second_repush_all_is_refused_while_one_runs(staff):
-    from ingestion.models import JobStatus, RepushJob
+    from ingestion.models import RepushJob, RunStatus
 
     api = client_for(staff)
     first = api.post("/api/v1/pipeline/repush-all/", {"resource": "transactions"}, format="json")
@@ -322,7 +323,7 @@ def test_a_second_repush_all_is_refused_while_one_runs(staff):
     assert second.json()["code"] == "repush_all_running"
     assert str(first.json()["id"]) in second.json()["detail"]
     assert RepushJob.objects.count() == 1
-    RepushJob.objects.update(status=JobStatus.COMPLETED)
+    RepushJob.objects.update(status=RunStatus.SUCCEEDED)
     third = api.post("/api/v1/pipeline/repush-all/", {"resource": "transactions"}, format="json")
     assert third.status_code == 202
 
@@ -331,7 +332,8 @@ def test_a_second_repush_all_is_refused_while_one_runs(staff):
 
 
 def test_a_user_runs_a_bounded_number_of_reports_at_once(alice, settings, db):
-    from metrics.models import Report, ReportStatus
+    from datalake.runs.models import RunStatus
+    from metrics.models import Report
 
     give(alice, "transactions", "read")
     settings.REPORTS_MAX_RUNNING_PER_USER = 2
@@ -345,7 +347,7 @@ def test_a_user_runs_a_bounded_number_of_reports_at_once(alice, settings, db):
     assert refused.json()["code"] == "too_many_running_reports"
     assert set(refused.json()) >= {"detail", "code"}
     assert other.post("/api/v1/reports/", body, format="json").status_code == 202  # per user
-    Report.objects.filter(requested_by=alice).update(status=ReportStatus.COMPLETED)
+    Report.objects.filter(requested_by=alice).update(status=RunStatus.SUCCEEDED)
     assert api.post("/api/v1/reports/", body, format="json").status_code == 202
 
 

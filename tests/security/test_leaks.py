@@ -48,7 +48,7 @@ def world(lake, staff):
     Reject.objects.create(run=run, line=3, raw=f'{{"transaction_id": "{MARK}-BAD"}}',
                           reason=f"bad_type: amount of {MARK}-BAD")  # fmt: skip
     report = Report.objects.create(
-        report_name="top-products", status="completed", requested_by=staff,
+        report_name="top-products", status="succeeded", requested_by=staff,
         columns=["product_id", "units"], row_count=1,
     )  # fmt: skip
     ReportRow.objects.create(report=report, n=1, data={"product_id": f"{MARK}-P", "units": 3})

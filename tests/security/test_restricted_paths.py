@@ -194,7 +194,7 @@ def repushed(db):
     give(alice, "transactions", "write")
     give(alice, "transactions", "read", columns=["transaction_id", "user_id"], masked=["user_id"])
     push = RepushRequest.objects.create(
-        transaction_id="TX-R1", status="processed", original_timestamp=at, new_timestamp=at,
+        transaction_id="TX-R1", status="succeeded", original_timestamp=at, new_timestamp=at,
         topic="transactions.raw", version=1, requested_by=alice,
     )  # fmt: skip
     job = RepushJob.objects.create(total=1, requested_by=alice)
