@@ -102,6 +102,8 @@ def listing(found: dict) -> str:
     lines = []
     for name, module in found.items():
         lines.append(f"{name:16} {module.DESCRIPTION}")
+        if hasattr(module, "SCRIPT"):
+            lines.append(f"{'':16}   run by its script bench/legacy/{module.SCRIPT}")
         scenarios = ", ".join(getattr(s, "name", s) for s in module.SCENARIOS)
         lines.append(f"{'':16}   scenarios: {scenarios}")
         for target in module.TARGETS:
@@ -119,6 +121,7 @@ def main(argv=None) -> int:
     found = modules()
     parser = parser_for(found)
     args = parser.parse_args(argv)
+    args.given = {k for k in COMMON_DEFAULTS if getattr(args, k) is not None}
     if args.list:
         print(listing(found))
         return 0

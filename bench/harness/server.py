@@ -81,6 +81,11 @@ class Server:
         RUNNING.add(self)
         drivers.OWN_PGIDS.add(self.proc.pid)
         self.wait_until_up()
+        _, body = drivers.get(self.base, "/bench/tree/", None)
+        served = (body or {}).get("root")
+        if served != str(self.tree.root.resolve()):
+            self.stop()
+            raise RuntimeError(f"{self} serves {served}, not {self.tree.root}")
         return self
 
     def wait_until_up(self, timeout: float = 90) -> None:

@@ -19,3 +19,5 @@ ROOT_URLCONF = "benchsite.urls"
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
 SECRET_KEY = os.environ["SECRET_KEY"]
+if os.environ.get("SSB"):  # server-side binding of parameters, to compare
+    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True  # noqa: F405

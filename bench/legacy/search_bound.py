@@ -1,6 +1,6 @@
 """Search bound (issue 24, item 2): broad searches on 1,000,000 rows, the worker's memory.
 
-    nice -n 10 .venv/bin/python bench/search_bound.py [--rows 1000000] [--repeat 10]
+    nice -n 10 .venv/bin/python bench/legacy/search_bound.py [--rows 1000000] [--repeat 10]
 
 Run from the repository root. Its own database `datalake_bench_search_bound` (created
 and migrated if missing), the transactions loaded with bench/load_transactions.py
@@ -45,8 +45,8 @@ import urllib.request
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-RESULTS = BENCH / "results"
+ROOT = BENCH.parents[1]
+RESULTS = ROOT / "bench" / "results"
 for _path in (str(ROOT), str(BENCH)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
