@@ -44,7 +44,7 @@ import orjson
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[2]
-DB_NAME = "datalake_bench_ingest"
+DB_NAME = os.environ.get("BENCH_DATABASE", "datalake_bench") + "_ingest"  # run.py --database
 PG = "host=127.0.0.1 port=5432 user=postgres"
 DSN = f"{PG} dbname={DB_NAME}"
 RETAIL_FILES = [

@@ -46,7 +46,7 @@ sys.path.insert(0, str(BENCH))
 
 import rows_http as base  # noqa: E402  (bench/ is sys.path[0] when run as a script)
 
-DB_NAME = "datalake_bench_retail"
+DB_NAME = os.environ.get("BENCH_DATABASE", "datalake_bench") + "_retail"  # run.py --database
 PORT = 8771  # rows_http: 8765-8766, metrics_http: 8767
 BASE = f"http://{base.HOST}:{PORT}"
 NOLOG_PORT = 8772  # the same stack without the request-log middleware (information)

@@ -71,7 +71,7 @@ import rows_http as rh  # noqa: E402
 from bench import load_transactions as lt  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
-DB_NAME = "datalake_bench_load"
+DB_NAME = os.environ.get("BENCH_DATABASE", "datalake_bench") + "_load"  # run.py --database
 ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 DB_URL = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
 HOST, PORT = "127.0.0.1", 8781

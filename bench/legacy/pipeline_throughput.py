@@ -60,7 +60,7 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
-DB_NAME = "datalake_bench_pipeline"
+DB_NAME = os.environ.get("BENCH_DATABASE", "datalake_bench") + "_pipeline"  # run.py --database
 PG = "host=127.0.0.1 port=5432 user=postgres"
 DSN = f"{PG} dbname={DB_NAME}"
 DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import signal
 import statistics
@@ -54,7 +55,7 @@ for _path in (str(ROOT), str(BENCH)):
 import psycopg  # noqa: E402
 import rows_http as rh  # noqa: E402
 
-DB_NAME = "datalake_bench_search_bound"
+DB_NAME = os.environ.get("BENCH_DATABASE", "datalake_bench") + "_search_bound"  # run.py --database
 PORT, TIGHT_PORT, OLD_PORT = 8768, 8769, 8770  # not rows_http's 8765/6, search_http's 8767
 SINCE = "2026-01-01"
 
