@@ -28,6 +28,7 @@ sys.path.insert(0, str(BENCH))
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--page", type=int, default=1000, help="the page of (c)")
     parser.add_argument("--settings", default="bench.settings")
     parser.add_argument(
         "--database", default="datalake_bench", help="as `bench/run.py rows` left it"
@@ -58,7 +59,7 @@ def main() -> None:
         "ceiling": "/bench/ceiling/",
         "ceiling_logged": "/api/bench/ceiling/",
         "a": rh.ROWS_PATH,
-        "c": rh.ROWS_PATH + "&page=1000",
+        "c": rh.ROWS_PATH + f"&page={args.page}",
     }
     runs = [(name, client, path) for name, path in paths.items()]
     if args.restricted:

@@ -84,6 +84,11 @@ def prepare(side: Side, args) -> None:
     )
     deep = min(1000, max(1, found["matching"] // 20))  # a small table: half its pages
     side.notes["deep_page"] = deep
+    for scenario in SCENARIOS:
+        if scenario.name == "b":
+            scenario.label = f"(b) rows by cursor: row {page * 10 + 1:,} on"
+        elif scenario.name == "c":
+            scenario.label = f"(c) rows page={deep}"
     side.paths.update(
         ceiling="/bench/ceiling/",
         ceiling_logged="/api/bench/ceiling/",
@@ -133,8 +138,6 @@ def run(side: Side, args) -> bool:
     checks = report.check_all(TARGETS, figures)
     passed = all(c["passed"] for c in checks)
     labels = {s.name: s.label for s in SCENARIOS}
-    labels["b"] = f"(b) rows by cursor: row {side.notes['cursor_page'] * 10 + 1:,} on"
-    labels["c"] = f"(c) rows page={side.notes['deep_page']}"
     rows = [
         [
             labels[name],
