@@ -51,7 +51,15 @@ PORT = 8771  # rows_http: 8765-8766, metrics_http: 8767
 BASE = f"http://{base.HOST}:{PORT}"
 NOLOG_PORT = 8772  # the same stack without the request-log middleware (information)
 NOLOG_BASE = f"http://{base.HOST}:{NOLOG_PORT}"
-RETAIL_FILE = BENCH.parent.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz"
+# shared/ beside the checkout (/work/shared for /work/main and for /work/wt/<name>).
+RETAIL_FILE = next(
+    (
+        p / "shared/data/online_retail/online_retail.csv.gz"
+        for p in BENCH.parents
+        if (p / "shared/data/online_retail/online_retail.csv.gz").is_file()
+    ),
+    Path("/work/shared/data/online_retail/online_retail.csv.gz"),
+)
 LAKE = Path(os.environ.get("BENCH_RETAIL_LAKE", "/tmp/datalake_bench_retail_lake"))
 RESOURCES = ("retail_invoices", "retail_invoice_items")
 TARGET_P50_MS = 15.0
