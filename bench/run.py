@@ -70,6 +70,12 @@ def parser_for(found: dict) -> argparse.ArgumentParser:
     common.add_argument("--connections", type=int, help="wrk connections (16)")
     common.add_argument("--slices", type=int, help="alternating slices of a group / of A and B")
     common.add_argument("--database", help=f"the benchmark's own database ({db.DEFAULT_DATABASE})")
+    common.add_argument(
+        "--only",
+        type=lambda v: set(v.split(",")),
+        default=None,
+        help="comma-separated scenarios, for a quick look (targets of others not checked)",
+    )
     common.add_argument("--quiet", type=float, default=0.15, help="wait for other work below this")
     common.add_argument("--quiet-limit", type=float, default=600, help="seconds of that wait, most")
     for name, module in found.items():

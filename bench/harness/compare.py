@@ -42,7 +42,11 @@ def run(modules: list, ref: str, args) -> int:
                 module.prepare(side, args)
         info = machine.facts(sides[0].db_url, a, b)
         for module in modules:
-            wanted = [s for s in module.SCENARIOS if s.name in getattr(module, "COMPARE", [])]
+            wanted = [
+                s
+                for s in module.SCENARIOS
+                if s.name in module.COMPARE and (not args.only or s.name in args.only)
+            ]
             servers = {s.server for s in wanted}
             for side in sides:
                 side.start({n: m for n, m in module.SERVERS.items() if n in servers})
@@ -139,28 +143,19 @@ def ratios(entry: dict) -> dict:
 
 def table(figures: dict, ref: str, info: dict) -> str:
     headers = [
-        "scenario",
-        "measure",
-        "A req/s",
-        "B req/s",
-        "B/A req/s [spread]",
-        "A p50 ms",
-        "B p50 ms",
-        "A p99 ms",
-        "B p99 ms",
-        "B/A p99 [spread]",
-    ]
+        "scenario", "measure", "A req/s", "B req/s", "B/A req/s [spread]",
+        "A p50 ms", "B p50 ms", "B/A p50 [spread]", "A p99 ms", "B p99 ms", "B/A p99 [spread]",
+        "errors",
+    ]  # fmt: skip
+
+    def spread(x):
+        if not x["spread"]:
+            return "-"
+        return f"{x['B/A']:.2f} [{x['spread'][0]:.2f}-{x['spread'][1]:.2f}]"
+
     rows = []
     for key, f in figures.items():
         rps, p50, p99 = f["rps"], f["p50_ms"], f["p99_ms"]
-
-        def spread(x):
-            return (
-                f"{x['B/A']:.2f} [{x['spread'][0]:.2f}-{x['spread'][1]:.2f}]"
-                if x["spread"]
-                else "-"
-            )
-
         rows.append(
             [
                 f"{key}: {f['label']}",
@@ -170,11 +165,16 @@ def table(figures: dict, ref: str, info: dict) -> str:
                 spread(rps),
                 report.fmt(p50["A"]),
                 report.fmt(p50["B"]),
+                spread(p50),
                 report.fmt(p99["A"]),
                 report.fmt(p99["B"]),
                 spread(p99),
+                str(f["errors"]),
             ]
         )
-    return f"A = this tree, B = {ref}. {machine.one_line(info)}\n\n" + report.table(
-        headers, rows
-    ).replace("| --- | ---: |", "| --- | --- |", 1)
+    return (
+        f"A = this tree, B = {ref}. {machine.one_line(info)}\n\n"
+        + report.table(headers, rows).replace("| --- | ---: |", "| --- | --- |", 1)
+        + "\n\nB/A of req/s below 1: B slower; of latencies above 1: B slower. The rounds' "
+        "spread shows the noise (the `ceiling`, the same code in both, is its floor)."
+    )

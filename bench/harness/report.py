@@ -58,7 +58,11 @@ class Target:
 
 
 def check_all(targets: list[Target], figures: dict[str, dict]) -> list[dict]:
-    return [t.check(figures) for t in targets if t.scenario in figures]
+    return [
+        t.check(figures)
+        for t in targets
+        if t.scenario in figures and (t.peer is None or t.peer in figures)
+    ]
 
 
 def summarise(runs: dict[str, list[dict]], keys=("rps", "p50_ms", "p90_ms", "p99_ms")) -> dict:

@@ -66,7 +66,6 @@ def add_arguments(group) -> None:
     group.add_argument("--sql-runs", type=int, default=3, help="timed runs of each plain SQL")
     group.add_argument("--fresh-before", type=int, default=10, help="minutes of fresh rows")
     group.add_argument("--fresh-after", type=int, default=50, help="minutes of future rows")
-    group.add_argument("--only", default="", help="metrics: comma-separated scenario names")
 
 
 # -- data -----------------------------------------------------------------------------
@@ -469,7 +468,7 @@ def run(side: Side, args) -> bool:
     prepare(side, args)
     info = machine.facts(side.db_url, side.tree)
     specs = scenarios(side.notes["metrics"]["product"])
-    chosen = [s for s in SCENARIOS if not args.only or s.name in args.only.split(",")]
+    chosen = [s for s in SCENARIOS if not args.only or s.name in args.only]
     specs = {s.name: specs[s.name] for s in chosen}
     side.start(SERVERS)
     drivers.log("first requests, no ranking kept (cold)")
