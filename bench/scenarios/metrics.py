@@ -72,7 +72,8 @@ def add_arguments(group) -> None:
 
 
 def remove_fresh_rows(db_url: str) -> int:
-    """Delete the fresh rows of an earlier run and what they added; 0 if there were none.
+    """Delete the fresh rows of this or an earlier run and what they added (search entries,
+    aggregate buckets, versions), then VACUUM ANALYZE; 0 if there were none.
 
     Fresh rows are the only rows with valid_from > 1 (inserts of new ids, nothing closed),
     and the only rows dated after January 2026, so their aggregate buckets are theirs."""
@@ -84,6 +85,10 @@ def remove_fresh_rows(db_url: str) -> int:
                 "DELETE FROM transactions WHERE transaction_id LIKE %s", [FRESH_PREFIX + "%"]
             ).rowcount
             if n:
+                conn.execute(  # the merge indexed them for search too
+                    "DELETE FROM search_entries WHERE resource = 'transactions' AND key LIKE %s",
+                    [FRESH_PREFIX + "%"],
+                )
                 conn.execute("DELETE FROM metrics_minute WHERE minute >= '2026-02-01'")
                 conn.execute("DELETE FROM metrics_product_day WHERE day >= '2026-02-01'")
                 conn.execute("DELETE FROM metrics_user_type_day WHERE day >= '2026-02-01'")
@@ -95,8 +100,11 @@ def remove_fresh_rows(db_url: str) -> int:
                 "UPDATE datalake_resource SET current_version = least(current_version, 1) "
                 "WHERE name = 'transactions'"
             )
+        if n:  # autovacuum may be off (it is on these machines): no dead rows left behind
+            for table in ("transactions", "search_entries", *AGG_TABLES):
+                conn.execute(f"VACUUM ANALYZE {table}")
     if n:
-        drivers.log(f"removed {n:,} fresh rows of an earlier run")
+        drivers.log(f"removed {n:,} fresh rows (and vacuumed what they left)")
     return n
 
 
