@@ -18,7 +18,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from bench.harness import drivers, machine, report
+from bench.harness import db, drivers, machine, report
 from bench.harness.scenario import Side, alternate, combine
 from bench.harness.tree import Tree, this_tree
 
@@ -40,6 +40,11 @@ def run(modules: list, ref: str, args) -> int:
         for module in modules:
             for side in sides:
                 module.prepare(side, args)
+        for database in {side.database for side in sides}:
+            # Both databases as clean as each other (autovacuum may be off): dead rows of
+            # earlier runs would slow one side's scans, not the code's doing.
+            drivers.log(f"VACUUM ANALYZE of {database}")
+            db.sql(db.url_of(database), "VACUUM ANALYZE")
         info = machine.facts(sides[0].db_url, a, b)
         for module in modules:
             wanted = [
