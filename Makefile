@@ -36,8 +36,11 @@ format:
 	.venv/bin/ruff check --fix .
 	.venv/bin/ruff format .
 
+# The benchmarks (bench/run.py; docs/BENCHMARKS.md): all, or one by name (make bench NAME=rows);
+# BENCH_ARGS passes options (e.g. BENCH_ARGS="--rows 20000 --duration 3" for a smoke run).
 bench: install
-	$(PY) bench/rows_http.py
+	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+	$(PY) bench/run.py $(NAME) $(BENCH_ARGS)
 
 clean:
 	rm -rf run staticfiles .pytest_cache .ruff_cache

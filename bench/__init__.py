@@ -1,4 +1,19 @@
-"""Benchmarks: run with the bench settings (`DJANGO_SETTINGS_MODULE=bench.settings`).
+"""Benchmarks: `bench/run.py` (see docs/BENCHMARKS.md). Nothing here is part of the product.
 
-Nothing here is part of the product; see docs/BENCHMARKS.md.
+- `harness/`: server, database, drivers, machine facts, result tables (written once);
+- `scenarios/`: one module a benchmark, declaring its scenarios and targets;
+- `legacy/`: the scripts not yet moved onto the harness, run by their scenario modules;
+- `load_transactions.py`: the deterministic transactions load every benchmark uses.
+
+The servers' settings are `benchsite.settings` (bench/harness/site/benchsite: the
+product's settings plus the reference views, importable from another tree's checkout
+too); importing `bench` puts that site on sys.path, so `bench.settings` (the legacy
+scripts' name) is the same module's settings.
 """
+
+import sys
+from pathlib import Path
+
+_SITE = str(Path(__file__).resolve().parent / "harness" / "site")
+if _SITE not in sys.path:
+    sys.path.append(_SITE)

@@ -1,11 +1,3 @@
-"""`bench.settings` without the request log: the rows benchmark's `a_nolog` server.
+"""The legacy scripts' name of `benchsite.settings_nolog`: without the request log."""
 
-Everything else (URLs, auth, renderers, the other middleware, the database) is the
-same, so `1 - rps(a) / rps(a_nolog)` in one run is what the request log costs the
-rows endpoint (issue 3).
-"""
-
-from bench.settings import *  # noqa: F403
-from bench.settings import MIDDLEWARE
-
-MIDDLEWARE = [m for m in MIDDLEWARE if m != "lineage.middleware.RequestLogMiddleware"]
+from benchsite.settings_nolog import *  # noqa: F403

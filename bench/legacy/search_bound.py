@@ -1,6 +1,6 @@
 """Search bound (issue 24, item 2): broad searches on 1,000,000 rows, the worker's memory.
 
-    nice -n 10 .venv/bin/python bench/search_bound.py [--rows 1000000] [--repeat 10]
+    nice -n 10 .venv/bin/python bench/legacy/search_bound.py [--rows 1000000] [--repeat 10]
 
 Run from the repository root. Its own database `datalake_bench_search_bound` (created
 and migrated if missing), the transactions loaded with bench/load_transactions.py
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import signal
 import statistics
@@ -45,8 +46,8 @@ import urllib.request
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-RESULTS = BENCH / "results"
+ROOT = BENCH.parents[1]
+RESULTS = ROOT / "bench" / "results"
 for _path in (str(ROOT), str(BENCH)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
@@ -54,7 +55,7 @@ for _path in (str(ROOT), str(BENCH)):
 import psycopg  # noqa: E402
 import rows_http as rh  # noqa: E402
 
-DB_NAME = "datalake_bench_search_bound"
+DB_NAME = os.environ.get("BENCH_DATABASE", "datalake_bench") + "_search_bound"  # run.py --database
 PORT, TIGHT_PORT, OLD_PORT = 8768, 8769, 8770  # not rows_http's 8765/6, search_http's 8767
 SINCE = "2026-01-01"
 

@@ -1,4 +1,4 @@
-"""The two reference points of the rows benchmark, served only under `bench.settings`.
+"""The two reference points of the rows benchmark, served only under `benchsite.settings`.
 
 - `CeilingView`: a bare DRF `APIView` answering 10 fixed transaction-shaped rows in
   the rows endpoint's envelope. Same authentication and permission classes as the
@@ -11,6 +11,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from django.http import JsonResponse
 from rest_framework import generics, serializers
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
@@ -69,3 +72,10 @@ class NaiveListView(generics.ListAPIView):
     queryset = Transaction.objects.filter(
         valid_to__isnull=True, country="FR", amount__gt=100
     ).order_by("transaction_id")
+
+
+def served_tree(request):
+    """Which checkout this server runs (the A/B mode checks it is the tree it started)."""
+    import datalake
+
+    return JsonResponse({"root": str(Path(datalake.__file__).resolve().parents[1])})

@@ -1,6 +1,6 @@
 """HTTP benchmark of GET /api/v1/invoices/{invoice_no}/ on the full retail data (issue 8).
 
-    .venv/bin/python bench/invoice_http.py [--duration 20] [--connections 16] [--rounds 3]
+    .venv/bin/python bench/legacy/invoice_http.py [--duration 20] [--connections 16] [--rounds 3]
 
 Run from the repository root, when no other benchmark runs. It creates and migrates
 its own database (`datalake_bench_retail`), ingests the whole UCI file
@@ -13,7 +13,7 @@ bench.settings, request log on) on 127.0.0.1:8771, checks a sample of invoices o
 (200, every item, the total against SQL), then drives wrk (2 threads, 16 connections)
 over `--invoices` invoice numbers drawn at random (seeded) from all of them, each
 connection walking the list from its own point: warm-up, then the timed run, per
-round. For scale, the bare-DRF ceiling of bench/rows_http.py runs too, outside and
+round. For scale, the bare-DRF ceiling of bench/legacy/rows_http.py runs too, outside and
 under /api/ (request-logged), and the invoices on a second gunicorn without the
 request-log middleware (127.0.0.1:8772, bench.settings_nolog); one scenario at a
 time.
@@ -46,12 +46,20 @@ sys.path.insert(0, str(BENCH))
 
 import rows_http as base  # noqa: E402  (bench/ is sys.path[0] when run as a script)
 
-DB_NAME = "datalake_bench_retail"
+DB_NAME = os.environ.get("BENCH_DATABASE", "datalake_bench") + "_retail"  # run.py --database
 PORT = 8771  # rows_http: 8765-8766, metrics_http: 8767
 BASE = f"http://{base.HOST}:{PORT}"
 NOLOG_PORT = 8772  # the same stack without the request-log middleware (information)
 NOLOG_BASE = f"http://{base.HOST}:{NOLOG_PORT}"
-RETAIL_FILE = BENCH.parent.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz"
+# shared/ beside the checkout (/work/shared for /work/main and for /work/wt/<name>).
+RETAIL_FILE = next(
+    (
+        p / "shared/data/online_retail/online_retail.csv.gz"
+        for p in BENCH.parents
+        if (p / "shared/data/online_retail/online_retail.csv.gz").is_file()
+    ),
+    Path("/work/shared/data/online_retail/online_retail.csv.gz"),
+)
 LAKE = Path(os.environ.get("BENCH_RETAIL_LAKE", "/tmp/datalake_bench_retail_lake"))
 RESOURCES = ("retail_invoices", "retail_invoice_items")
 TARGET_P50_MS = 15.0
@@ -274,7 +282,7 @@ def main(argv=None) -> int:
     report = {
         "benchmark": "invoice_http",
         "started": stamp,
-        "command": "python bench/invoice_http.py " + " ".join(argv or sys.argv[1:]),
+        "command": "python bench/legacy/invoice_http.py " + " ".join(argv or sys.argv[1:]),
         "database": DB_NAME,
         "sample": sample,
         "duration_s": args.duration,

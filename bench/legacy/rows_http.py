@@ -1,40 +1,17 @@
-"""HTTP benchmark of the rows endpoint (issue 2), with its ceiling and its naive peer.
+"""The helpers the legacy benchmarks share (bench/legacy/*.py import it as `rh`/`base`).
 
-    .venv/bin/python bench/rows_http.py [--rows 10000000] [--duration 20] [--connections 16]
-
-Run from the repository root. It creates and migrates its own database
-(`datalake_bench`), loads the transactions (bench/load_transactions.py, skipped when
-already there), issues a token to a `bench` user holding a `read` grant on
-`transactions`, starts gunicorn (2 sync workers, bench.settings) on 127.0.0.1:8765,
-checks every scenario once (200 and non-empty results), then drives each with wrk
-(warm-up, then the timed run) and compares them within the run:
-
-    ceiling  /bench/ceiling/             bare DRF APIView, 10 fixed rows, same auth
-    naive    /bench/naive/               ListAPIView + ModelSerializer + exact count
-    a        rows/?country=FR&amount__gt=100&fields=...           page 1
-    a_nolog  (a)'s path on a second gunicorn (127.0.0.1:8766, bench.settings_nolog:
-             the same settings minus the request-log middleware); issue 3
-    b        the same, ?cursor=<next_cursor of page 100,000>      1,000,001st row on
-    c        the same, ?page=1000                                 OFFSET 9,990
-
-Both servers run during the whole benchmark, but only one is under load at a time
-(wrk drives one scenario at a time, and each scenario is drained before the next).
-
-Targets (issue 2): (a) and (b) >= 45% of the ceiling's req/s, >= 2x the naive peer's,
-p99 < 50 ms; (c) p99 < 100 ms. Issue 3: the request log costs the rows endpoint at
-most 10%: 1 - rps(a) / rps(a_nolog) <= 10% (median of the per-round ratios).
-Writes bench/results/rows_http-<timestamp>.json and prints a markdown table. Both
-gunicorns are stopped at the end, whatever happens.
+Its own benchmark, the rows endpoint's, is `bench/run.py rows` now
+(bench/scenarios/rows.py on bench/harness/, which has these helpers written once); this
+module stays until the legacy scripts move onto the harness too. Servers run
+`bench.settings` (= benchsite.settings) on fixed ports: 8765 (main) and 8766 (nolog).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
 import resource
-import shutil
 import signal
 import socket
 import statistics
@@ -49,8 +26,8 @@ from pathlib import Path
 import psycopg
 
 BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-RESULTS = BENCH / "results"
+ROOT = BENCH.parents[1]
+RESULTS = ROOT / "bench" / "results"
 VENV_BIN = Path(sys.executable).parent
 DB_NAME = "datalake_bench"
 ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
@@ -116,7 +93,7 @@ def prepare_database(rows: int) -> None:
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--verbosity", "0"], cwd=ROOT, env=ENV, check=True
     )
-    from load_transactions import load  # bench/ is sys.path[0] when run as a script
+    from bench.load_transactions import load
 
     load(DB_URL, rows, seed=42, replace=True)
 
@@ -142,42 +119,6 @@ def bench_token(resources: tuple[str, ...] = ("transactions",)) -> str:
     ApiToken.objects.filter(user=user).delete()
     _token, key = ApiToken.issue(user)
     return key
-
-
-def deep_cursor(page: int) -> tuple[str, str, int]:
-    """The next_cursor of page `page` (10 rows a page), the id of the row expected next,
-    and the number of matching rows; built as the endpoint builds its next_cursor."""
-    from django.db import connection
-    from django.http import QueryDict
-
-    from datalake.catalog.selectors import resource_entry
-    from datalake.query.grammar import parse_row_query
-
-    with connection.cursor() as cur:
-        cur.execute(f"SELECT count(*) FROM transactions WHERE {FILTER_SQL}")
-        matching = cur.fetchone()[0]
-        cur.execute(
-            f"SELECT transaction_id FROM transactions WHERE {FILTER_SQL} "
-            "ORDER BY transaction_id OFFSET %s LIMIT 2",
-            [page * 10 - 1],  # the last row of that page, then the one after it
-        )
-        ids = [r[0] for r in cur.fetchall()]
-    if len(ids) < 2:
-        sys.exit(f"only {matching:,} rows match the filter: too few for the cursor scenario")
-    query = parse_row_query(resource_entry("transactions"), QueryDict())  # default order
-    return query.encode_cursor([ids[0]]), ids[1], matching
-
-
-def scenario_paths(cursor: str) -> dict[str, str]:
-    return {
-        "ceiling": "/bench/ceiling/",
-        "ceiling_logged": "/api/bench/ceiling/",
-        "naive": "/bench/naive/",
-        "a": ROWS_PATH,
-        "a_nolog": ROWS_PATH,
-        "b": f"{ROWS_PATH}&cursor={cursor}",
-        "c": f"{ROWS_PATH}&page=1000",
-    }
 
 
 # -- the server -----------------------------------------------------------------------
@@ -315,21 +256,6 @@ def drain(token: str, idle: float, limit: float = 300, base: str = BASE) -> floa
         quick = quick + 1 if time.perf_counter() - t0 < 3 * idle + 0.01 else 0
         time.sleep(0.05)
     return time.monotonic() - started
-
-
-def check_scenarios(paths: dict[str, str], token: str, expected_after_cursor: str) -> None:
-    """Each scenario answers 200 with rows before it is timed: no benchmark of 401s."""
-    for name, path in paths.items():
-        status, body = get(path, token, base=SERVER_OF.get(name, BASE))
-        results = (body or {}).get("results") or []
-        if status != 200 or not results:
-            sys.exit(f"scenario {name}: {path} answered {status} with {len(results)} rows")
-        if name == "b" and results[0].get("transaction_id") != expected_after_cursor:
-            sys.exit(
-                f"scenario b: first row {results[0].get('transaction_id')}, "
-                f"expected {expected_after_cursor}, the row after the cursor's"
-            )
-        log(f"  {name}: 200, {len(results)} rows, first {results[0].get('transaction_id')}")
 
 
 # -- wrk ------------------------------------------------------------------------------
@@ -496,148 +422,7 @@ def merge_slices(slices: list[dict]) -> dict:
     return merged
 
 
-def run_scenarios(paths, token, args) -> dict[str, list[dict]]:
-    idle = {base: idle_latency(token, base=base) for base in {BASE, *SERVER_OF.values()}}
-    log("idle ceiling request: " + ", ".join(f"{b} {t * 1000:.1f} ms" for b, t in idle.items()))
-    runs: dict[str, list[dict]] = {name: [] for name in SCENARIOS}
-    for round_no in range(1, args.rounds + 1):
-        for name in SCENARIOS:
-            if args.only and name not in args.only:
-                continue
-            if name == "a_nolog":
-                continue  # run with (a), in alternating slices
-            group = ("a", "a_nolog") if name == "a" else (name,)
-            waited = wait_quiet(name)
-            for member in group:
-                base = SERVER_OF.get(member, BASE)
-                if args.warmup:
-                    wrk(paths[member], token, args.warmup, args.connections, base)
-                    drain(token, idle[base], base=base)
-            if len(group) == 1:
-                results = {name: wrk(paths[name], token, args.duration, args.connections)}
-                results[name]["drain_s"] = round(drain(token, idle[BASE]), 1)
-            else:
-                # (a) and (a_nolog) in alternating slices (a, nolog, nolog, a, ...): whatever
-                # else the shared machine does hits both alike, so their ratio holds.
-                slices: dict[str, list[dict]] = {m: [] for m in group}
-                seconds = max(1, round(args.duration / args.slices))
-                for i in range(args.slices):
-                    # ABBA: which server goes first alternates, so that neither gets the
-                    # machine's state after the other's load more often.
-                    for member in group if i % 2 == 0 else group[::-1]:
-                        base = SERVER_OF.get(member, BASE)
-                        one = wrk(paths[member], token, seconds, args.connections, base)
-                        one["drain_s"] = round(drain(token, idle[base], base=base), 1)
-                        slices[member].append(one)
-                results = {m: merge_slices(slices[m]) for m in group}
-            for member, result in results.items():
-                result["server"] = SERVER_OF.get(member, BASE)
-                result["waited_for_quiet_s"] = waited
-                result["loadavg_after"] = os.getloadavg()
-                runs[member].append(result)
-                errors = sum(result["errors"].values())
-                log(
-                    f"round {round_no} {member}: {result['rps']:.0f} req/s, p50 "
-                    f"{result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, server CPU "
-                    f"{result['server_cpu_ms_per_req']:.2f} ms/req, other work "
-                    f"{result['foreign_cpu']:.0%} of the CPUs"
-                    + (f", {errors} ERRORS" if errors else "")
-                )
-    return runs
-
-
 # -- the verdict ----------------------------------------------------------------------
-
-
-def summarise(runs: dict[str, list[dict]]) -> dict[str, dict]:
-    """Median over rounds of each figure; errors summed."""
-    figures = {}
-    for name, results in runs.items():
-        figures[name] = {
-            key: statistics.median(r[key] for r in results)
-            for key in ("rps", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "max_ms")
-        }
-        figures[name]["foreign_cpu_max"] = max(r.get("foreign_cpu", 0.0) for r in results)
-        figures[name]["cpu_ms_per_req"] = statistics.median(
-            r["server_cpu_ms_per_req"] for r in results
-        )
-        figures[name]["requests"] = sum(r["requests"] for r in results)
-        figures[name]["errors"] = sum(sum(r["errors"].values()) for r in results)
-    for figure in figures.values():
-        figure["x_ceiling"] = figure["rps"] / (figures["ceiling"]["rps"] or float("nan"))
-        figure["x_naive"] = figure["rps"] / (figures["naive"]["rps"] or float("nan"))
-        # The same ratio from server CPU per request (what 2 dedicated cores would give).
-        figure["x_ceiling_cpu"] = figures["ceiling"]["cpu_ms_per_req"] / (
-            figure["cpu_ms_per_req"] or float("nan")
-        )
-    return figures
-
-
-def log_cost(runs: dict[str, list[dict]]) -> dict:
-    """What the request log costs the rows endpoint: 1 - rps(a) / rps(a_nolog).
-
-    Per round (a and a_nolog run back to back, so each pair saw the same machine),
-    then the median of the rounds; the ratio of the medians is kept too."""
-    per_round = [1 - a["rps"] / n["rps"] for a, n in zip(runs["a"], runs["a_nolog"], strict=True)]
-    a = statistics.median(r["rps"] for r in runs["a"])
-    n = statistics.median(r["rps"] for r in runs["a_nolog"])
-    cpu_a = statistics.median(r["server_cpu_ms_per_req"] for r in runs["a"])
-    cpu_n = statistics.median(r["server_cpu_ms_per_req"] for r in runs["a_nolog"])
-    return {
-        "by_server_cpu": 1 - cpu_n / cpu_a,  # the same cost from CPU per request
-        "cpu_ms_per_req": {"a": cpu_a, "a_nolog": cpu_n},
-        "per_round": per_round,
-        "median_of_rounds": statistics.median(per_round),
-        "of_medians": 1 - a / n,
-        "p50_ms_added": statistics.median(r["p50_ms"] for r in runs["a"])
-        - statistics.median(r["p50_ms"] for r in runs["a_nolog"]),
-    }
-
-
-def verdicts(figures: dict[str, dict], cost: dict) -> dict[str, dict[str, bool]]:
-    checks = {}
-    for name in ("a", "b"):
-        f = figures[name]
-        checks[name] = {
-            ">= 45% of ceiling": f["x_ceiling"] >= 0.45,
-            ">= 2x naive": f["x_naive"] >= 2.0,
-            "p99 < 50 ms": f["p99_ms"] < 50.0,
-            "no errors": f["errors"] == 0 and f["requests"] > 0,
-        }
-    f = figures["c"]
-    checks["c"] = {
-        "p99 < 100 ms": f["p99_ms"] < 100.0,
-        "no errors": f["errors"] == 0 and f["requests"] > 0,
-    }
-    f = figures["a_nolog"]
-    checks["a_nolog"] = {
-        f"log cost {cost['median_of_rounds']:.1%} <= 10%": cost["median_of_rounds"]
-        <= LOG_COST_TARGET,
-        "no errors": f["errors"] == 0 and f["requests"] > 0,
-    }
-    return checks
-
-
-def table(figures, checks) -> str:
-    lines = [
-        "| scenario | req/s | p50 ms | p99 ms | x ceiling | x naive | server CPU ms/req "
-        "| x ceiling by CPU | other work | targets |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
-    ]
-    for name in SCENARIOS:
-        f = figures[name]
-        targets = "; ".join(
-            f"{label}: {'PASS' if ok else 'FAIL'}" for label, ok in checks.get(name, {}).items()
-        )
-        if f["errors"] and name not in checks:
-            targets = f"{f['errors']} errors"
-        lines.append(
-            f"| {LABELS[name]} | {f['rps']:,.0f} | {f['p50_ms']:.1f} | {f['p99_ms']:.1f} | "
-            f"{f['x_ceiling']:.0%} | {f['x_naive']:.1f}x | {f['cpu_ms_per_req']:.2f} | "
-            f"{f['x_ceiling_cpu']:.0%} | {f['foreign_cpu_max']:.0%} | "
-            f"{targets or '-'} |"
-        )
-    return "\n".join(lines)
 
 
 def machine() -> dict:
@@ -667,101 +452,3 @@ def machine() -> dict:
 
 def _raise_exit(signum, _frame):
     raise SystemExit(128 + signum)  # so that `finally` stops gunicorn
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=10_000_000)
-    parser.add_argument("--duration", type=int, default=20, help="seconds of each timed run")
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--warmup", type=int, default=5, help="seconds of warm-up per scenario")
-    parser.add_argument("--rounds", type=int, default=1, help="repeat all scenarios, take medians")
-    parser.add_argument(
-        "--slices", type=int, default=4, help="(a) and a_nolog alternate in this many slices"
-    )
-    parser.add_argument(
-        "--quiet", type=float, default=0.15, help="wait for other work below this CPU share"
-    )
-    parser.add_argument(
-        "--quiet-limit", type=float, default=600, help="seconds to wait for quiet, at most"
-    )
-    parser.add_argument("--cursor-page", type=int, default=CURSOR_PAGE, help="(b) follows it")
-    parser.add_argument("--database", default=DB_NAME, help="the bench's own database (replaced)")
-    parser.add_argument(
-        "--only", type=lambda s: set(s.split(",")), default=None,
-        help="comma-separated scenarios, for a quick look (no summary, no verdict)",
-    )  # fmt: skip
-    args = parser.parse_args(argv)
-    QUIET["threshold"], QUIET["limit"] = args.quiet, args.quiet_limit
-    configure(args.database)
-    if shutil.which("wrk") is None:
-        sys.exit("wrk is missing: apt-get update && apt-get install -y wrk")
-    signal.signal(signal.SIGTERM, _raise_exit)
-    RESULTS.mkdir(exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-
-    prepare_database(args.rows)
-    django_setup()
-    token = bench_token()
-    cursor, expected_after_cursor, matching = deep_cursor(args.cursor_page)
-    LABELS["b"] = f"(b) rows by cursor: row {args.cursor_page * 10 + 1:,} on"
-    paths = scenario_paths(cursor)
-    info = machine()
-    log_path = RESULTS / f"gunicorn-{stamp}.log"
-    nolog_path = RESULTS / f"gunicorn-nolog-{stamp}.log"
-    procs = []
-    try:
-        procs.append(start_gunicorn(log_path))
-        procs.append(start_gunicorn(nolog_path, NOLOG_PORT, NOLOG_SETTINGS))
-        wait_until_up(procs[0], log_path)
-        wait_until_up(procs[1], nolog_path, base=NOLOG_BASE)
-        log("checking each scenario once")
-        check_scenarios(paths, token, expected_after_cursor)
-        runs = run_scenarios(paths, token, args)
-    finally:
-        for proc in procs:
-            stop_gunicorn(proc)
-    if args.only:
-        return 0
-
-    figures = summarise(runs)
-    cost = log_cost(runs)
-    checks = verdicts(figures, cost)
-    passed = all(ok for c in checks.values() for ok in c.values())
-    report = {
-        "benchmark": "rows_http",
-        "started": stamp,
-        "command": "python bench/rows_http.py " + " ".join(argv or sys.argv[1:]),
-        "rows": args.rows,
-        "matching_rows": matching,
-        "duration_s": args.duration,
-        "warmup_s": args.warmup,
-        "rounds": args.rounds,
-        "connections": args.connections,
-        "wrk_threads": WRK_THREADS,
-        "gunicorn_workers": WORKERS,
-        "machine": info,
-        "paths": paths,
-        "runs": runs,
-        "figures": figures,
-        "request_log_cost": cost,
-        "loadavg_after": os.getloadavg(),
-        "targets": checks,
-        "passed": passed,
-    }
-    out = RESULTS / f"rows_http-{stamp}.json"
-    out.write_text(json.dumps(report, indent=2))
-    print()
-    print(table(figures, checks))
-    print()
-    print(
-        f"request log cost (issue 3): {cost['median_of_rounds']:.1%} of the rows endpoint's req/s "
-        f"(per round: {', '.join(f'{c:.1%}' for c in cost['per_round'])}); target <= 10%; "
-        f"from server CPU per request: {cost['by_server_cpu']:.1%}"
-    )
-    print(f"{'ALL TARGETS PASS' if passed else 'SOME TARGETS FAIL'}; details in {out}")
-    return 0 if passed else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Mixed load and fault runs over the whole stack (issue 10, item 3).
 
-    .venv/bin/python bench/load_mixed.py [--rows 1000000] [--duration 600] [--clients 50]
+    .venv/bin/python bench/legacy/load_mixed.py [--rows 1000000] [--duration 600] [--clients 50]
         [--workers 4] [--faults] [--fault-duration 75] [--no-load] [--keep-db]
 
 Run from the repository root, with no other benchmark on the machine (it restarts
@@ -19,7 +19,7 @@ PostgreSQL and Redis in the fault run). What it does:
    consumer (`manage.py run_pipeline`); REDIS_URL db 5, CACHE_URL db 6. Logs in
    bench/results/load_mixed-<stamp>/.
 3. Load: one wrk per endpoint group, all at once, `--clients` connections in all
-   split by weight (bench/load_mixed.lua: requests taken in turn from the group's list,
+   split by weight (bench/legacy/load_mixed.lua: requests taken in turn from the group's list,
    random stored ids for re-pushes and id searches, responses counted by status and
    by second). Per group: requests, non-2xx, socket errors, p50/p99. The RSS (and
    PSS) of every process of the stack is sampled every 30 s; start and end reported.
@@ -59,18 +59,19 @@ import urllib.request
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-RESULTS = BENCH / "results"
+ROOT = BENCH.parents[1]
+RESULTS = ROOT / "bench" / "results"
 for _path in (str(ROOT), str(BENCH)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-import load_transactions as lt  # noqa: E402  (imported, not edited)
 import psycopg  # noqa: E402
 import rows_http as rh  # noqa: E402
 
+from bench import load_transactions as lt  # noqa: E402
+
 VENV_BIN = Path(sys.executable).parent
-DB_NAME = "datalake_bench_load"
+DB_NAME = os.environ.get("BENCH_DATABASE", "datalake_bench") + "_load"  # run.py --database
 ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 DB_URL = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
 HOST, PORT = "127.0.0.1", 8781
@@ -1146,7 +1147,7 @@ def main(argv=None) -> int:
     report: dict = {
         "benchmark": "load_mixed",
         "started": stamp,
-        "command": "python bench/load_mixed.py " + " ".join(argv or sys.argv[1:]),
+        "command": "python bench/legacy/load_mixed.py " + " ".join(argv or sys.argv[1:]),
         "rows": args.rows,
         "lake_demo_files": "generate_sample_data --days 7 --per-day 1000 --seed 7",
         "gunicorn_workers": args.workers,

@@ -1,6 +1,6 @@
 """Search benchmark (issue 7): latency over HTTP on 10M transactions, index build, ingestion cost.
 
-    .venv/bin/python bench/search_http.py [--rows 10000000] [--rounds 3] [--duration 20]
+    .venv/bin/python bench/legacy/search_http.py [--rows 10000000] [--rounds 3] [--duration 20]
         [--connections 16] [--ingest-rows 1000000] [--ingest-days 10] [--ingest-rounds 2]
 
 Run from the repository root, with no other benchmark running (it waits for them:
@@ -61,16 +61,17 @@ import urllib.parse
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-RESULTS = BENCH / "results"
+ROOT = BENCH.parents[1]
+RESULTS = ROOT / "bench" / "results"
 for _path in (str(ROOT), str(BENCH)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
 import ingest_throughput as it  # noqa: E402  (imported, not edited)
-import load_transactions as lt  # noqa: E402
 import psycopg  # noqa: E402
 import rows_http as rh  # noqa: E402
+
+from bench import load_transactions as lt  # noqa: E402
 
 DB_NAME = "datalake_bench_search"
 INGEST_DB = "datalake_bench_search_ingest"
@@ -784,7 +785,7 @@ def main(argv=None) -> int:
     report: dict = {
         "benchmark": "search_http",
         "started": stamp,
-        "command": "python bench/search_http.py " + " ".join(argv or sys.argv[1:]),
+        "command": "python bench/legacy/search_http.py " + " ".join(argv or sys.argv[1:]),
         "rows": args.rows,
         "database": args.database,
         "since": SINCE,

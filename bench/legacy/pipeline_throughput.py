@@ -1,6 +1,6 @@
 """Pipeline consumer throughput and re-push latency (issue 5), against the broker's own limit.
 
-    python bench/pipeline_throughput.py [--messages 1000000] [--repushes 50]
+    python bench/legacy/pipeline_throughput.py [--messages 1000000] [--repushes 50]
         [--batch-sizes 10000,50000] [--consumers 1,2] [--poll-experiment 0.05] [--no-profile]
 
 1. A separate database `datalake_bench_pipeline` (created and migrated if missing); the
@@ -58,9 +58,9 @@ from pathlib import Path
 import orjson
 import psycopg
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
-DB_NAME = "datalake_bench_pipeline"
+DB_NAME = os.environ.get("BENCH_DATABASE", "datalake_bench") + "_pipeline"  # run.py --database
 PG = "host=127.0.0.1 port=5432 user=postgres"
 DSN = f"{PG} dbname={DB_NAME}"
 DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
@@ -1079,7 +1079,7 @@ def main(argv=None) -> int:
     topic = f"bench.transactions.{stamp}.{uuid.uuid4().hex[:6]}"
     env = configure_env(bootstrap, topic)
     result: dict = {
-        "command": "python bench/pipeline_throughput.py " + " ".join(argv or sys.argv[1:]),
+        "command": "python bench/legacy/pipeline_throughput.py " + " ".join(argv or sys.argv[1:]),
         "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "messages": args.messages,
         "topic": topic,

@@ -1,8 +1,8 @@
 """Where a rows request's time goes, in-process (cProfile), from outside the app's code.
 
-    .venv/bin/python bench/profile_rows.py [--requests 400] [--settings bench.settings]
+    .venv/bin/python bench/legacy/profile_rows.py [--requests 400] [--settings bench.settings]
 
-Against `datalake_bench` as bench/rows_http.py left it (run that first). Drives the
+Against `datalake_bench` (--database) as `bench/run.py rows` left it (run that first). Drives the
 Django test client (no HTTP, no gunicorn) with the `bench` user's token: the ceiling,
 the logged ceiling, scenario (a) and (c), N requests each, prints ms per request and
 the SQL statements one request of (a) makes (with their time), then a cProfile of (a)
@@ -21,23 +21,27 @@ import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH.parent))
+sys.path.insert(0, str(BENCH.parents[1]))
 sys.path.insert(0, str(BENCH))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--page", type=int, default=1000, help="the page of (c)")
     parser.add_argument("--settings", default="bench.settings")
     parser.add_argument(
+        "--database", default="datalake_bench", help="as `bench/run.py rows` left it"
+    )
+    parser.add_argument(
         "--restricted", action="store_true",
-        help="also time (a) as bench_restricted (bench/rows_restricted.py's grant), "
+        help="also time (a) as bench_restricted (bench/scenarios/rows_restricted.py's grant), "
         "show its SQL and profile it instead of the plain user's",
     )  # fmt: skip
     args = parser.parse_args()
     os.environ.update(
         DJANGO_SETTINGS_MODULE=args.settings,
-        DATABASE_URL="postgres://postgres@127.0.0.1:5432/datalake_bench",
+        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{args.database}",
         DEBUG="false",
         LOG_LEVEL="CRITICAL",
     )
@@ -55,14 +59,24 @@ def main() -> None:
         "ceiling": "/bench/ceiling/",
         "ceiling_logged": "/api/bench/ceiling/",
         "a": rh.ROWS_PATH,
-        "c": rh.ROWS_PATH + "&page=1000",
+        "c": rh.ROWS_PATH + f"&page={args.page}",
     }
     runs = [(name, client, path) for name, path in paths.items()]
     if args.restricted:
-        import rows_restricted
+        from django.contrib.auth import get_user_model
 
+        from accounts.models import ApiToken, Grant
+        from bench.scenarios.rows_restricted import RESTRICTION
+        from datalake.models import Resource
+
+        user, _ = get_user_model().objects.get_or_create(username="bench_restricted")
+        Grant.objects.filter(user=user).delete()
+        Grant.objects.create(
+            user=user, resource=Resource.objects.get(name="transactions"), privilege="read",
+            **RESTRICTION,
+        )  # fmt: skip
         restricted = Client(
-            HTTP_AUTHORIZATION=f"Token {rows_restricted.restricted_token()}",
+            HTTP_AUTHORIZATION=f"Token {ApiToken.issue(user)[1]}",
             HTTP_ACCEPT="application/json",
         )
         runs.append(("a restricted", restricted, rh.ROWS_PATH))
@@ -89,7 +103,7 @@ def main() -> None:
     profile.disable()
     out = io.StringIO()
     stats = pstats.Stats(profile, stream=out)
-    stats.sort_stats("cumulative").print_stats(r"/work/main/(?!\.venv)", 40)
+    stats.sort_stats("cumulative").print_stats(rf"{BENCH.parents[1]}/(?!\.venv)", 40)
     print(out.getvalue()[:12000])
     out = io.StringIO()
     pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(20)

@@ -1,6 +1,6 @@
 """Ingestion throughput (issue 4): the real path against a plain COPY, in the same run.
 
-    python bench/ingest_throughput.py [--rows 5000000] [--days 30] [--skip-retail]
+    python bench/legacy/ingest_throughput.py [--rows 5000000] [--days 30] [--skip-retail]
 
 1. A separate database `datalake_bench_ingest` (created and migrated if missing) and a
    temporary LAKE_ROOT under /tmp; every measured load starts from empty tables.
@@ -43,8 +43,8 @@ from pathlib import Path
 import orjson
 import psycopg
 
-ROOT = Path(__file__).resolve().parent.parent
-DB_NAME = "datalake_bench_ingest"
+ROOT = Path(__file__).resolve().parents[2]
+DB_NAME = os.environ.get("BENCH_DATABASE", "datalake_bench") + "_ingest"  # run.py --database
 PG = "host=127.0.0.1 port=5432 user=postgres"
 DSN = f"{PG} dbname={DB_NAME}"
 RETAIL_FILES = [

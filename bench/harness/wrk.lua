@@ -1,0 +1,19 @@
+-- wrk script of the harness (bench/harness/drivers.py): token auth, and one parseable result line.
+-- The token comes from the environment (BENCH_TOKEN), never from the command line.
+
+wrk.headers["Authorization"] = "Token " .. os.getenv("BENCH_TOKEN")
+wrk.headers["Accept"] = "application/json"
+
+function done(summary, latency, requests)
+   local e = summary.errors
+   io.write(string.format(
+      "BENCH_RESULT {\"requests\": %d, \"duration_us\": %d, \"bytes\": %d, " ..
+      "\"rps\": %.2f, \"p50_ms\": %.3f, \"p90_ms\": %.3f, \"p99_ms\": %.3f, " ..
+      "\"mean_ms\": %.3f, \"max_ms\": %.3f, \"errors\": {\"connect\": %d, \"read\": %d, " ..
+      "\"write\": %d, \"status\": %d, \"timeout\": %d}}\n",
+      summary.requests, summary.duration, summary.bytes,
+      summary.requests / (summary.duration / 1e6),
+      latency:percentile(50) / 1000, latency:percentile(90) / 1000,
+      latency:percentile(99) / 1000, latency.mean / 1000, latency.max / 1000,
+      e.connect, e.read, e.write, e.status, e.timeout))
+end
