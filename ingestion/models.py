@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.db import models
 
-from accounts.access.querysets import ReadableQuerySet
+from accounts.access.querysets import ReadableRunQuerySet
 from datalake.models.lake import VersionedRecord, current_index, current_unique, history_index
 from datalake.runs.models import FINAL_STATES, Run, RunStatus, StallPolicy
 
@@ -43,7 +43,7 @@ class IngestionRun(Run):
     claimable = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.FAILED)
     stall_policy = StallPolicy.OWN  # queued again with the rest of its batch, in order
 
-    objects = ReadableQuerySet.as_manager()  # .readable_by(user): accounts.access.rules
+    objects = ReadableRunQuerySet.as_manager()  # .readable_by(user): accounts.access.rules
 
     class Meta:
         ordering = ["-id"]
@@ -161,7 +161,7 @@ class RepushRequest(Run):
     label_fields = ("transaction_id",)
     stall_policy = StallPolicy.OWN  # sent again, same id, new timestamp
 
-    objects = ReadableQuerySet.as_manager()  # .readable_by(user): accounts.access.rules
+    objects = ReadableRunQuerySet.as_manager()  # .readable_by(user): accounts.access.rules
 
     class Meta:
         ordering = ["-id"]
@@ -207,7 +207,7 @@ class RepushJob(Run):
     label_fields = ("resource",)
     stall_policy = StallPolicy.FAIL
 
-    objects = ReadableQuerySet.as_manager()  # .readable_by(user): accounts.access.rules
+    objects = ReadableRunQuerySet.as_manager()  # .readable_by(user): accounts.access.rules
 
     class Meta:
         ordering = ["-id"]

@@ -9,7 +9,7 @@ recomputes them from the table.
 from django.conf import settings
 from django.db import models
 
-from accounts.access.querysets import ReadableQuerySet
+from accounts.access.querysets import ReadableRunQuerySet
 from datalake.runs.models import Run, StallPolicy
 
 
@@ -155,7 +155,7 @@ class Report(Run):
     label_fields = ("report_name",)
     stall_policy = StallPolicy.FAIL
 
-    objects = ReadableQuerySet.as_manager()  # .readable_by(user): accounts.access.rules
+    objects = ReadableRunQuerySet.as_manager()  # .readable_by(user): accounts.access.rules
 
     class Meta:
         ordering = ["-id"]

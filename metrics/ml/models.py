@@ -9,7 +9,7 @@ locked: version numbers are unique and gapless per model.
 
 from django.db import models
 
-from accounts.access.querysets import ReadableQuerySet
+from accounts.access.querysets import ReadableRunQuerySet
 from datalake.runs.models import FINAL_STATES, Run, RunStatus, StallPolicy
 
 TrainingStatus = RunStatus  # a training is never skipped
@@ -54,7 +54,7 @@ class Training(Run):
     stall_policy = StallPolicy.REQUEUE
     task_name = "ml.train"
 
-    objects = ReadableQuerySet.as_manager()  # .readable_by(user): accounts.access.rules
+    objects = ReadableRunQuerySet.as_manager()  # .readable_by(user): accounts.access.rules
 
     class Meta:
         db_table = "ml_trainings"
