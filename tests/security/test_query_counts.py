@@ -6,12 +6,14 @@ makes the full page cost more than the page of one and fails here. The routes ar
 from the URL resolver: a new GET route must be pinned in PINS or named in NOT_LISTS
 (details, non-list answers), or `test_every_list_route_is_pinned` fails.
 
-Updating a pin: a change that adds or removes a query per request (not per object) moves
-the counts. Run this file; a failure prints `route who: N queries (pin P)` with the
-queries made. When the new count is constant over the page size (the failure is only
-`> pin`) and the extra queries are intended, set the pin to the new N in PINS (in the
-same commit, saying why). A count that grows with the page size is a bug: fix the code
-(`select_related`/`prefetch_related`, one query for the page's grants...), never a pin.
+Updating a pin: a pin is the most queries one request may make (the counts measured
+when it was set); a change that adds or removes a query per request (not per object)
+moves them. Run this file: a failure prints `<route> <who>: A queries for 1, B for 10
+(pin P)` and the SQL of the full page. If B == A (the count does not grow with the page)
+and the extra queries are intended, set the pin to A in PINS, in the same commit, saying
+why; when a change saves queries, lower the pin to the new count so that it stays tight.
+A count that grows with the page is an N+1: fix the code (`select_related`,
+`prefetch_related`, one query for the page's grants or counts...), never the pin.
 """
 
 from __future__ import annotations
@@ -153,7 +155,7 @@ NOT_LISTS = {
     "/api/v1/ingestion/runs/1/": "one run",
     "/api/v1/invoices/x/items/x/": "one item",
     "/api/v1/metrics/spent-last-minutes/": "one sum",
-    "/api/v1/ml/models/x/": "one model",
+    "/api/v1/ml/models/x/": "one model (its versions as in the list, pinned there)",
     "/api/v1/ml/trainings/1/": "one training",
     "/api/v1/pipeline/jobs/1/": "one re-push job",
     "/api/v1/pipeline/repush/1/": "one re-push",
