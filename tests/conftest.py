@@ -5,7 +5,6 @@ Everything here is real: the PostgreSQL test database, Redis, the Tansu broker.
 
 from __future__ import annotations
 
-import socket
 import sys
 
 import pytest
@@ -16,8 +15,10 @@ from rest_framework.test import APIClient
 from datalake.models import Resource
 from datalake.platform.devbroker import start_broker, stop_broker
 from tests.support.factories import client_for, give, make_user
+from tests.support.net import free_port
 
-pytest_plugins = ["tests.support.pipeline"]  # the `topic` fixture of the pipeline tests
+# Fixtures of the support package: `topic` (pipeline tests), `stored` (restricted reads).
+pytest_plugins = ["tests.support.pipeline", "tests.support.restrictions"]
 
 
 def pytest_configure(config):
@@ -42,12 +43,6 @@ def _forget_page_starts():
     from datalake.query.rows import PageStarts
 
     PageStarts.known.entries.clear()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -11,11 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.accounts import test_restrictions
-from tests.accounts.test_restrictions import ROWS, every_row, restricted
 from tests.support.factories import client_for, give, make_user
-
-stored = test_restrictions.stored  # the fixture: 30 transactions, table and landed file
+from tests.support.restrictions import ROWS, every_row, restricted
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,38 +11,11 @@ from accounts.models import Grant
 from datalake.catalog.sync import sync_resources
 from lineage import writer
 from lineage.models import RequestLog
-from tests.datalake.test_search import pipeline_batch
-from tests.ingestion.test_ingestion import tx, write_lines
-from tests.support.factories import client_for, give, make_user
+from tests.support.factories import client_for, make_user
+from tests.support.lake import ingest, tx, write_lines
+from tests.support.restrictions import COUNTRIES, ROWS, every_row, restricted
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-ROWS = "/api/v1/resources/transactions/rows/"
-COUNTRIES = ["FR", "DE", "BE"]
-
-
-@pytest.fixture
-def stored(lake):
-    """30 transactions (10 per country) in the table, and the same as a landed file."""
-    records = [tx(i, country=COUNTRIES[i % 3], user_id=f"user-{i % 4}") for i in range(30)]
-    pipeline_batch(*records)
-    write_lines(lake / "landing/transactions/2026-11-20.jsonl", records)
-    sync_resources()
-    return records
-
-
-def restricted(user, resource="transactions", **restriction) -> Grant:
-    return give(user, resource, "read", **restriction)
-
-
-def every_row(client, url, **params) -> list[dict]:
-    rows, params = [], dict(params)
-    while True:
-        body = client.get(url, params).json()
-        rows += body["results"]
-        if not body["next_cursor"]:
-            return rows
-        params["cursor"] = body["next_cursor"]
 
 
 def test_rows_and_versions_show_only_visible_columns_rows_and_pseudonyms(stored):
@@ -224,8 +197,6 @@ def test_grants_api_takes_and_checks_restrictions(stored):
 
 @pytest.mark.slow
 def test_a_raw_file_search_hit_carries_its_record_through_the_grant(lake):
-    from tests.ingestion.test_ingestion import ingest
-
     records = [tx(i, country=COUNTRIES[i % 3], user_id=f"user-{i % 4}") for i in range(30)]
     path = write_lines(lake / "landing/transactions/2026-11-20.jsonl", records)
     sync_resources()
@@ -252,8 +223,6 @@ def test_a_raw_file_search_hit_carries_its_record_through_the_grant(lake):
 def test_a_search_hit_hides_where_and_when_it_is_where_the_grant_masks_it(lake):
     """`_file` and `_line` masked: a raw hit names neither (nor links to them), as the raw
     rows endpoint shows only their pseudonyms; `timestamp` masked: no hit has a date."""
-    from tests.ingestion.test_ingestion import ingest
-
     records = [tx(i, country="BE") for i in range(3)]
     path = write_lines(lake / "landing/transactions/2026-11-20.jsonl", records)
     sync_resources()

@@ -24,8 +24,8 @@ from accounts.access import Access
 from accounts.models import ApiToken, Grant, hash_key
 from datalake.celery import app as celery_app
 from datalake.models import Resource
-from tests.metrics.test_metrics import merge, row
 from tests.support.factories import give, make_user
+from tests.support.lake import merge, row
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

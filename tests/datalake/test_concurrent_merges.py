@@ -7,7 +7,6 @@ events hold a merge's transaction open at a chosen point.
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from django.db import connection, transaction
@@ -17,7 +16,8 @@ from datalake.lake.versions import version_begin, version_lock, version_publish
 from datalake.models import Resource, Transaction
 from lineage.models import Version
 from metrics.aggregates import rebuild
-from tests.metrics.test_metrics import row
+from tests.support.lake import row
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 WAIT = 30  # seconds: only reached when a merge that should proceed is stuck
@@ -59,9 +59,9 @@ def wait_blocked(on: str) -> None:
     """Until another backend of this database waits for a lock of kind `on` (`advisory`:
     a version number or the merge lock; `transactionid`: a row or key another open
     transaction wrote)."""
-    deadline = time.monotonic() + WAIT
-    with connection.cursor() as cursor:
-        while time.monotonic() < deadline:
+
+    def waiting() -> int:
+        with connection.cursor() as cursor:
             # Inside a transaction the activity view is read once, unless cleared.
             cursor.execute("SELECT pg_stat_clear_snapshot()")
             cursor.execute(
@@ -69,10 +69,9 @@ def wait_blocked(on: str) -> None:
                 "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' AND wait_event = %s",
                 [on],
             )
-            if cursor.fetchone()[0]:
-                return
-            time.sleep(0.05)
-    raise AssertionError(f"no merge waits for a lock ({on})")
+            return cursor.fetchone()[0]
+
+    wait_until(waiting, timeout=WAIT, what=f"a merge waiting for a lock ({on})", interval=0.05)
 
 
 def current_ids():

@@ -6,7 +6,6 @@ A real ingestion (Spark) fills a table and names the file's lines; a pipeline ba
 
 from __future__ import annotations
 
-import json
 import random
 import string
 
@@ -14,12 +13,9 @@ import pytest
 from django.db import connection, transaction
 
 from datalake.catalog.sync import sync_resources
-from datalake.lake.merge import merge_transaction_rows
 from datalake.search import query
-from ingestion.rates import RateTable
-from ingestion.validation import validate_transaction
-from tests.ingestion.test_ingestion import ingest, tx, write_lines
 from tests.support.factories import client_for, give, make_user
+from tests.support.lake import ingest, pipeline_batch, tx, write_lines
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,18 +29,6 @@ def search(client, q, since="2026-11-01", **extra):
 def found(response) -> dict[str, list[str]]:
     assert response.status_code == 200, response.content
     return {r["resource"]: [h["key"] for h in r["results"]] for r in response.json()["resources"]}
-
-
-def pipeline_batch(*records: dict) -> None:
-    """Records merged as the consumer merges a batch of messages."""
-    rates = RateTable.from_database()
-    rows = []
-    for line, record in enumerate(records, 1):
-        row, reason = validate_transaction(json.dumps(record), rates)
-        assert reason is None, reason
-        rows.append({**row, "line": line})
-    with transaction.atomic():
-        merge_transaction_rows(rows, "pipeline:test")
 
 
 def fresh_statistics() -> None:

@@ -33,8 +33,8 @@ from ingestion.pull.http import http_pull_execute
 from ingestion.rates import RateTable
 from ingestion.sources import Context, parse_product
 from ingestion.validation import Rejected
-from tests.conftest import free_port
 from tests.support.factories import client_for
+from tests.support.net import free_port
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 SDMX_SAMPLE = SHARED / "ecb" / "EXR_D.USD.EUR.SP00.A_csvdata_2023-01-04_2025-10-28.csv"

@@ -14,44 +14,12 @@ from pathlib import Path
 import pytest
 
 from datalake.models import ExchangeRate, Resource, Transaction
-from ingestion.daily.services import ingestion_run_execute
-from ingestion.models import IngestionRun
 from tests.support.factories import client_for, give
+from tests.support.lake import ingest, tx, write_lines
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
-
-
-def tx(i: int, **changes) -> dict:
-    base = {
-        "transaction_id": f"TX-{i:04d}",
-        "user_id": f"U{i % 7}",
-        "timestamp": f"2026-11-2{i % 3}T12:{i % 60:02d}:00Z",
-        "transaction_type": "online",
-        "payment_method": "card",
-        "country": "FR",
-        "product_id": f"P{i % 5}",
-        "product_category": "books",
-        "quantity": 1 + i % 3,
-        "amount": 10 + i,
-        "currency": "EUR",
-        "status": "completed",
-        "customer_rating": 1 + i % 5,
-    }
-    return {**base, **changes}
-
-
-def write_lines(path: Path, lines: list) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = [line if isinstance(line, str) else json.dumps(line) for line in lines]
-    path.write_text("\n".join(text) + "\n")
-    return path
-
-
-def ingest(source: str, path: Path) -> IngestionRun:
-    run = IngestionRun.objects.create(source=source, path=str(path))
-    return ingestion_run_execute(run.pk)
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from datalake.celery import app as celery_app
 from datalake.models import Resource, Transaction
@@ -24,8 +24,9 @@ from ingestion.daily.services import (
     recover_stalled_runs,
 )
 from ingestion.models import IngestionRun, RunStatus
-from tests.ingestion.test_ingestion import tx, write_lines
 from tests.support.factories import client_for, give
+from tests.support.lake import tx, write_lines
+from tests.support.polling import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,6 +122,17 @@ def _stage_rows(run_id: int) -> int:
         return cursor.fetchone()[0]
 
 
+def _other_backends() -> set[int]:
+    """The other connections to the test database (this process's threads', a worker's)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
+        return {pid for (pid,) in cursor.fetchall()}
+
+
 def test_a_worker_killed_mid_load_leaves_nothing_and_the_rerun_completes(
     lake, eager, settings, django_capture_on_commit_callbacks
 ):
@@ -128,6 +140,7 @@ def test_a_worker_killed_mid_load_leaves_nothing_and_the_rerun_completes(
     path = lake / "landing/transactions/2026-11-23.jsonl"
     path.parent.mkdir(parents=True)
     path.write_text("\n".join(lines) + "\n")
+    before = _other_backends()  # e.g. the request log writer's
     worker = subprocess.Popen(
         [sys.executable, "manage.py", "ingest", "transactions", str(path), "--inline"],
         cwd=ROOT,
@@ -135,19 +148,19 @@ def test_a_worker_killed_mid_load_leaves_nothing_and_the_rerun_completes(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 240
-    run = None
-    while time.monotonic() < deadline:
-        run = IngestionRun.objects.filter(path="landing/transactions/2026-11-23.jsonl").first()
-        if run and _stage_rows(run.pk) > 0:  # a partition of the load is in the stage
-            break
+
+    def loading():
         assert worker.poll() is None, worker.stdout.read().decode()[-2000:]
-        time.sleep(0.2)
-    else:
-        pytest.fail("the load never started")
+        run = IngestionRun.objects.filter(path="landing/transactions/2026-11-23.jsonl").first()
+        return run if run and _stage_rows(run.pk) > 0 else None  # a partition is in the stage
+
+    run = wait_until(loading, timeout=240, what="the load to start", interval=0.2)
     worker.send_signal(signal.SIGKILL)
     worker.wait()
-    time.sleep(2)  # the Spark child dies with its parent (PR_SET_PDEATHSIG)
+    # The Spark child dies with its parent (PR_SET_PDEATHSIG): its connections close.
+    wait_until(
+        lambda: _other_backends() <= before, timeout=60, what="the killed worker's connections"
+    )
     assert not Transaction.objects.exists()
     assert Resource.objects.get(name="transactions").current_version == 0
     run.refresh_from_db()
@@ -155,8 +168,8 @@ def test_a_worker_killed_mid_load_leaves_nothing_and_the_rerun_completes(
     with pytest.raises(RunBusy):  # a redelivered task does not take it from a live-looking one
         ingestion_run_execute(run.pk)
     # Its heartbeat stops: beat's recovery queues it again (eager: the batch runs here).
-    settings.INGESTION_STALL_SECONDS = 2
-    time.sleep(2.5)
+    stale = timezone.now() - dt.timedelta(seconds=settings.INGESTION_STALL_SECONDS + 60)
+    IngestionRun.objects.filter(pk=run.pk).update(heartbeat_at=stale)
     with django_capture_on_commit_callbacks(execute=True):
         assert recover_stalled_runs() == [run.pk]
     run.refresh_from_db()

@@ -15,9 +15,10 @@ from datalake.celery import app as celery_app
 from datalake.models import Resource, Transaction
 from ingestion.models import PipelineOffset, PipelineReject, RepushJob
 from lineage.models import Version
-from tests.ingestion.test_ingestion import tx
 from tests.support.factories import client_for, give, make_user
-from tests.support.pipeline import RunningConsumer, produce, read_all, wait_for
+from tests.support.lake import tx
+from tests.support.pipeline import RunningConsumer, produce, read_all
+from tests.support.polling import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -31,10 +32,12 @@ def test_messages_flow_into_transactions_and_bad_ones_to_the_dlq(broker, topic):
     good = [tx(i, timestamp=now.isoformat()) for i in range(5)]
     produce(broker, topic, good)
     with RunningConsumer():
-        wait_for(lambda: current().count() == 5, 60, "5 rows")
+        wait_until(lambda: current().count() == 5, timeout=60, what="5 rows")
         produce(broker, topic, ["{not json", tx(50, quantity=0)])
         produce(broker, topic, [tx(51, timestamp=now.isoformat())])
-        wait_for(lambda: current(transaction_id="TX-0051").exists(), 60, "the next good one")
+        wait_until(
+            lambda: current(transaction_id="TX-0051").exists(), timeout=60, what="the next good one"
+        )
     assert sorted(current().values_list("transaction_id", flat=True)) == [
         *(f"TX-{i:04d}" for i in range(5)),
         "TX-0051",
@@ -84,8 +87,10 @@ def test_repush_one_is_processed_with_a_new_timestamp(broker, topic, stored, ali
         assert pushed["status"] == "pushed" and pushed["topic"] == topic
         assert pushed["original_timestamp"] == "2026-11-20T13:45:12Z"
         url = f"/api/v1/pipeline/repush/{pushed['id']}/"
-        done = wait_for(
-            lambda: (r := api.get(url).json())["status"] == "processed" and r, 60, "processed"
+        done = wait_until(
+            lambda: (r := api.get(url).json())["status"] == "processed" and r,
+            timeout=60,
+            what="processed",
         )
     assert done["version"] == 2 and done["processed_at"]
     assert done["row"]["timestamp"] == pushed["new_timestamp"]
@@ -110,14 +115,18 @@ def test_a_crash_between_the_database_commit_and_the_offset_commit(broker, topic
     first = RunningConsumer()
     first.consumer.after_db_commit = crash
     with first:
-        wait_for(lambda: first.error is not None, 60, "the crash")
+        wait_until(lambda: first.error is not None, timeout=60, what="the crash")
     merged = current().count()
     assert merged > 0
     produce(broker, topic, [tx(i) for i in range(20, 30)], headers=[("repush-job", str(job.pk))])
     with RunningConsumer():
-        wait_for(lambda: current().count() == 30, 90, "every message after the restart")
+        wait_until(
+            lambda: current().count() == 30, timeout=90, what="every message after the restart"
+        )
         job.refresh_from_db()
-        wait_for(lambda: RepushJob.objects.get(pk=job.pk).processed == 30, 30, "the counts")
+        wait_until(
+            lambda: RepushJob.objects.get(pk=job.pk).processed == 30, timeout=30, what="the counts"
+        )
     assert RepushJob.objects.get(pk=job.pk).processed == 30  # still, once the consumer stopped
     assert Transaction.objects.count() == 30  # no duplicate row versions either
 
@@ -130,7 +139,7 @@ def test_the_consumer_outlives_its_database_connection(broker, topic):
     produce(broker, topic, [tx(i) for i in range(5)])
     running = RunningConsumer()
     with running:
-        wait_for(lambda: current().count() == 5, 60, "the first 5 rows")
+        wait_until(lambda: current().count() == 5, timeout=60, what="the first 5 rows")
         with connection.cursor() as cursor:  # every other backend of the test database
             cursor.execute(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
@@ -138,7 +147,9 @@ def test_the_consumer_outlives_its_database_connection(broker, topic):
             )
             assert cursor.fetchone()[0] >= 1
         produce(broker, topic, [tx(i) for i in range(5, 10)])
-        wait_for(lambda: current().count() == 10 or running.error, 60, "the next 5 rows")
+        wait_until(
+            lambda: current().count() == 10 or running.error, timeout=60, what="the next 5 rows"
+        )
         assert running.error is None, running.error
     assert current().count() == Transaction.objects.count() == 10
 
@@ -155,14 +166,14 @@ def test_offsets_of_another_life_of_the_topic_are_not_trusted(broker, topic):
     produce(broker, topic, [tx(i) for i in range(5)])
     running = RunningConsumer()
     with running:
-        wait_for(lambda: current().count() == 5, 60, "the 5 messages of the new log")
+        wait_until(lambda: current().count() == 5, timeout=60, what="the 5 messages of the new log")
     assert PipelineReject.objects.count() == 1  # "{}" too: the whole new log was read
     ids = set(PipelineOffset.objects.filter(topic=topic).values_list("topic_id", flat=True))
     assert ids == {running.consumer.topic_id} and running.consumer.topic_id not in ("", "gone")
 
     produce(broker, topic, [tx(i) for i in range(5, 8)])
     with RunningConsumer():  # same topic, same id: resumes after what was merged
-        wait_for(lambda: current().count() == 8, 60, "the next 3")
+        wait_until(lambda: current().count() == 8, timeout=60, what="the next 3")
     assert Transaction.objects.count() == 8 and PipelineReject.objects.count() == 1
 
 
@@ -181,8 +192,10 @@ def test_repush_all_completes_with_every_record_processed(broker, topic, staff):
             )
             assert response.status_code == 202
             url = f"/api/v1/pipeline/jobs/{response.json()['id']}/"
-            job = wait_for(
-                lambda: (j := api.get(url).json())["status"] == "completed" and j, 120, "the job"
+            job = wait_until(
+                lambda: (j := api.get(url).json())["status"] == "completed" and j,
+                timeout=120,
+                what="the job",
             )
     finally:
         celery_app.conf.task_always_eager = False
@@ -240,8 +253,10 @@ def test_a_repush_whose_message_never_arrived_is_sent_again(broker, topic, store
     with RunningConsumer():
         assert resend_stuck_repushes() == 1
         assert resend_stuck_repushes() == 0  # sent again just now: not twice in a row
-        wait_for(
-            lambda: RepushRequest.objects.get(pk=lost.pk).status == "succeeded", 60, "processed"
+        wait_until(
+            lambda: RepushRequest.objects.get(pk=lost.pk).status == "succeeded",
+            timeout=60,
+            what="processed",
         )
     assert current(transaction_id="TX-R1").get().timestamp == now
     assert Transaction.objects.filter(transaction_id="TX-R1").count() == 2  # old + new version
@@ -253,9 +268,9 @@ def test_two_consumers_share_the_partitions_and_merge_side_by_side(broker, topic
     (a producer that did not key by id) is neither lost nor doubled."""
     produce(broker, topic, [tx(0)])  # the topic exists, with its partitions
     with RunningConsumer(batch_size=50) as one, RunningConsumer(batch_size=50) as two:
-        wait_for(
+        wait_until(
             lambda: one.consumer.assigned and two.consumer.assigned and one.consumer.partitions
-            and two.consumer.partitions, 90, "both consumers assigned",
+            and two.consumer.partitions, timeout=90, what="both consumers assigned",
         )  # fmt: skip
         mine, theirs = sorted(one.consumer.partitions), sorted(two.consumer.partitions)
         producer = Producer({"bootstrap.servers": broker})
@@ -266,9 +281,9 @@ def test_two_consumers_share_the_partitions_and_merge_side_by_side(broker, topic
                 part = (theirs if i % 2 else mine)[0]
                 producer.produce(topic, value=json.dumps(tx(i, amount=999)), partition=part)
         assert producer.flush(15) == 0
-        wait_for(
+        wait_until(
             lambda: PipelineOffset.objects.filter(topic=topic).aggregate(n=Sum("next_offset"))["n"]
-            == 1 + 600 + 20 or one.error or two.error, 120, "every message merged",
+            == 1 + 600 + 20 or one.error or two.error, timeout=120, what="every message merged",
         )  # fmt: skip
         assert one.error is None and two.error is None
         assert one.consumer.batches > 1 and two.consumer.batches > 1

@@ -10,38 +10,10 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from datalake.lake.merge import merge_transaction_rows
 from datalake.models import ProductDailySales
 from metrics.aggregates import rebuild
 from tests.support.factories import client_for, give
-
-D0 = dt.datetime(2026, 11, 18, tzinfo=dt.UTC)
-
-
-def row(i: int, **changes) -> dict:
-    base = {
-        "line": i,
-        "transaction_id": f"TX-{i:04d}",
-        "user_id": f"U{i % 3}",
-        "timestamp": D0 + dt.timedelta(hours=5 * i),
-        "transaction_type": ["online", "mobile"][i % 2],
-        "payment_method": "card",
-        "country": "FR",
-        "product_id": f"P{i % 4}",
-        "product_category": "books",
-        "quantity": 1 + i % 3,
-        "amount": Decimal(10 + i),
-        "currency": "EUR",
-        "amount_eur": Decimal(10 + i) + Decimal("0.25"),
-        "status": "completed" if i % 5 else "refunded",
-        "customer_rating": None,
-    }
-    return {**base, **changes}
-
-
-def merge(rows, source="test"):
-    with transaction.atomic():
-        return merge_transaction_rows(rows, source)
+from tests.support.lake import D0, completed, merge, row
 
 
 @pytest.fixture
@@ -56,16 +28,6 @@ def api(alice):
     give(alice, "transactions", "read")
     give(alice, "sales", "read")
     return client_for(alice)
-
-
-def completed(data, since=None, until=None):
-    return [
-        r
-        for r in data.values()
-        if r["status"] == "completed"
-        and (since is None or r["timestamp"] >= since)
-        and (until is None or r["timestamp"] <= until)
-    ]
 
 
 def test_spent_per_user_type_against_independent_sums(api, data):

@@ -28,8 +28,8 @@ from lineage.models import RequestLog
 from metrics.ml import artifacts
 from metrics.ml.models import MLModel, ModelVersion, Training
 from metrics.ml.services import training_execute
-from tests.metrics.test_metrics import merge, row
 from tests.support.factories import client_for, give, make_user
+from tests.support.lake import merge, row
 
 LAST_DAY = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=3)
 DAYS = 70

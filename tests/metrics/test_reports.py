@@ -15,8 +15,8 @@ from datalake.celery import app as celery_app
 from metrics.models import Report
 from metrics.reports import ReportType
 from metrics.reports.services import expire_stale_reports
-from tests.metrics.test_metrics import merge, row
 from tests.support.factories import client_for, give, make_user
+from tests.support.lake import merge, row
 
 
 class Boom(ReportType):

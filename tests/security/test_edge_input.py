@@ -17,9 +17,8 @@ import pytest
 from datalake.catalog.sync import sync_resources
 from datalake.models import Resource
 from lineage.models import RequestLog
-from tests.datalake.test_search import pipeline_batch
-from tests.ingestion.test_ingestion import tx, write_lines
 from tests.support.factories import client_for, give, make_user
+from tests.support.lake import pipeline_batch, tx, write_lines
 
 pytestmark = pytest.mark.django_db
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 
 from lineage.models import RequestLog
-from tests.security.test_auth_walk import api_routes
 from tests.support.factories import client_for
+from tests.support.routes import api_routes
 
 # route -> status for a user with no grant (GET, or POST where GET is not allowed)
 NO_RESOURCE_DATA = {

@@ -25,9 +25,8 @@ from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from tests.datalake.test_search import pipeline_batch
-from tests.ingestion.test_ingestion import tx, write_lines
 from tests.support.factories import give, make_user
+from tests.support.lake import pipeline_batch, tx, write_lines
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -261,7 +261,7 @@ def stored_rankings() -> int:
 
 @pytest.fixture
 def metric_data(db):
-    from tests.metrics.test_metrics import merge, row
+    from tests.support.lake import merge, row
 
     rows = [row(i) for i in range(40)]
     merge(rows)
@@ -269,7 +269,7 @@ def metric_data(db):
 
 
 def test_odd_ranges_store_no_ranking_and_stay_exact(alice, metric_data, settings):
-    from tests.metrics.test_metrics import D0, completed
+    from tests.support.lake import D0, completed
 
     give(alice, "transactions", "read")
     api = client_for(alice)
@@ -297,7 +297,7 @@ def test_odd_ranges_store_no_ranking_and_stay_exact(alice, metric_data, settings
 
 
 def test_the_stored_rankings_are_bounded(alice, metric_data, settings):
-    from tests.metrics.test_metrics import D0
+    from tests.support.lake import D0
 
     give(alice, "transactions", "read")
     api = client_for(alice)

@@ -22,10 +22,9 @@ from ingestion.models import IngestionRun, Reject, RepushJob, RepushRequest
 from lineage import writer as request_log_writer
 from lineage.models import RequestLog
 from metrics.models import Report, ReportRow
-from tests.datalake.test_search import pipeline_batch
-from tests.ingestion.test_ingestion import tx, write_lines
-from tests.security.test_auth_walk import api_routes
 from tests.support.factories import client_for, give, make_user
+from tests.support.lake import pipeline_batch, tx, write_lines
+from tests.support.routes import api_routes
 
 pytestmark = pytest.mark.django_db(transaction=True, reset_sequences=True)
 

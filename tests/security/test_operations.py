@@ -26,8 +26,9 @@ from datalake.platform.logging import JsonFormatter, request_id_var
 from ingestion.models import IngestionRun, PipelineOffset
 from ingestion.stream.kafka import ensure_topics
 from lineage.models import RequestLog
-from tests.conftest import free_port
 from tests.support.factories import client_for, give
+from tests.support.net import free_port
+from tests.support.polling import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = "/api/v1/resources/transactions/rows/"
@@ -400,14 +401,16 @@ def test_gunicorn_workers_share_the_metrics_and_log_json(tmp_path):
     with log.open("wb") as out:
         server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 30
-        while True:
+
+        def serving() -> bool:
+            assert server.poll() is None, log.read_text()
             try:
                 get("/metrics")
-                break
             except OSError:
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.2)
+                return False
+            return True
+
+        wait_until(serving, timeout=30, what="gunicorn to serve", interval=0.2)
         for i in range(40):  # two workers: both serve some of them
             status, headers, _ = get("/api/v1/resources/", **{"X-Request-ID": f"live-{i}"})
             assert status == 401 and headers["X-Request-ID"] == f"live-{i}"

@@ -14,8 +14,8 @@ from datalake.celery import app as celery_app
 from datalake.models import Resource, Transaction
 from ingestion.models import RepushJob, RepushRequest
 from lineage.models import Version
-from tests.ingestion.test_ingestion import tx, write_lines
 from tests.support.factories import client_for, give, make_user
+from tests.support.lake import tx, write_lines
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.accounts.test_restrictions import ROWS, every_row, restricted, stored  # noqa: F401
 from tests.support.factories import client_for, give, make_user
+from tests.support.restrictions import ROWS, every_row, restricted
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -17,7 +17,7 @@ FR_MASKED = {
 }
 
 
-def test_a_restricted_grant_holder_cannot_widen_its_read_through_a_delegate(stored):  # noqa: F811
+def test_a_restricted_grant_holder_cannot_widen_its_read_through_a_delegate(stored):
     """dora reads FR rows with user_id masked, and holds `grant`. She may not give a
     wider read; but she may give `grant` to a second account (no read of its own, so a
     'delegate'), which then gives dora (or itself) an unrestricted read."""
@@ -35,7 +35,7 @@ def test_a_restricted_grant_holder_cannot_widen_its_read_through_a_delegate(stor
     assert all(r["user_id"].startswith("anon_") for r in rows), "dora reads user_id in clear"
 
 
-def test_access_log_does_not_show_a_restricted_holder_values_its_grant_masks(stored):  # noqa: F811
+def test_access_log_does_not_show_a_restricted_holder_values_its_grant_masks(stored):
     """A `grant` holder whose read masks user_id reads the access log: the query strings
     of other (unrestricted) readers name real user_id values."""
     analyst = make_user("analyst")
@@ -56,7 +56,7 @@ def test_access_log_does_not_show_a_restricted_holder_values_its_grant_masks(sto
         {"timestamp__lt": "9999-12-31T23:59:59-12:00"},
     ],
 )
-def test_raw_rows_date_filter_at_the_calendar_edge_is_a_400(stored, params):  # noqa: F811
+def test_raw_rows_date_filter_at_the_calendar_edge_is_a_400(stored, params):
     """The table's rows answer these (200); the raw folder's rows convert the aware
     datetime to UTC and overflow (OverflowError: date value out of range): a 500."""
     staff = make_user("ops", is_staff=True)
@@ -77,7 +77,7 @@ def test_a_runs_checksum_does_not_let_a_restricted_reader_recover_masked_values(
     import json
 
     from datalake.catalog.sync import sync_resources
-    from tests.ingestion.test_ingestion import ingest, tx, write_lines
+    from tests.support.lake import ingest, tx, write_lines
 
     record = tx(3, country="FR", user_id="U5", payment_method="paypal")
     write_lines(lake / "landing/transactions/2026-11-20.jsonl", [record])
@@ -99,7 +99,7 @@ def test_a_runs_checksum_does_not_let_a_restricted_reader_recover_masked_values(
 
 
 def test_repush_all_total_does_not_count_rows_outside_the_writers_row_filter(
-    stored,  # noqa: F811
+    stored,
     broker,
     topic,
 ):
@@ -186,7 +186,7 @@ def test_one_landed_line_at_the_calendar_edge_does_not_break_the_raw_folder(lake
     (`0001-01-01T00:00:00+14:00`) makes every read of the raw folder a 500, for every
     reader, whatever the parameters (rawfiles._to_timestamp: OverflowError)."""
     from datalake.catalog.sync import sync_resources
-    from tests.ingestion.test_ingestion import tx, write_lines
+    from tests.support.lake import tx, write_lines
 
     lines = [tx(1), tx(2, timestamp="0001-01-01T00:00:00+14:00")]
     write_lines(lake / "landing/transactions/2026-11-20.jsonl", lines)
@@ -198,7 +198,7 @@ def test_one_landed_line_at_the_calendar_edge_does_not_break_the_raw_folder(lake
     assert response.json()["count"] == 2
 
 
-def test_search_since_is_not_an_oracle_on_a_hidden_date(stored):  # noqa: F811
+def test_search_since_is_not_an_oracle_on_a_hidden_date(stored):
     """Under a grant that hides `timestamp`, a hit's `at` is null (commit 651caa2), but
     `since` still filters on it: asking the same visible id with successive `since` days
     finds the hidden date to the day."""

@@ -13,6 +13,7 @@ from django.db import connection
 
 from ingestion.stream.consumer import PipelineConsumer
 from ingestion.stream.kafka import reset_producer
+from tests.support.polling import wait_until
 
 JOIN_TIMEOUT = 90  # a consumer group join on the local broker can take ~20 s
 
@@ -48,22 +49,16 @@ class RunningConsumer:
 
     def __enter__(self):
         self.thread.start()
-        wait_for(lambda: self.consumer.assigned or self.error, JOIN_TIMEOUT, "partition assignment")
+        wait_until(
+            lambda: self.consumer.assigned or self.error,
+            timeout=JOIN_TIMEOUT,
+            what="partition assignment",
+        )
         return self
 
     def __exit__(self, *exc):
         self.stop.set()
         self.thread.join(30)
-
-
-def wait_for(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def produce(broker: str, topic: str, messages: list, headers=None) -> None:

@@ -1,0 +1,108 @@
+"""Data for the lake: transaction records, landed files, ingestion runs and merges.
+
+`tx` is a record as delivered (JSON Lines, the pipeline's messages); `row` is a validated
+row as the merge takes it; `pipeline_batch` merges records as the stream consumer does,
+`merge` merges rows; `ingest` runs a daily ingestion (Spark) of a landed file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+from pathlib import Path
+
+from django.db import transaction
+
+from datalake.lake.merge import merge_transaction_rows
+from ingestion.daily.services import ingestion_run_execute
+from ingestion.models import IngestionRun
+from ingestion.rates import RateTable
+from ingestion.validation import validate_transaction
+
+D0 = dt.datetime(2026, 11, 18, tzinfo=dt.UTC)  # the first timestamp of `row(0)`
+
+
+def tx(i: int, **changes) -> dict:
+    """Delivered record number `i` (a valid one unless `changes` break it)."""
+    base = {
+        "transaction_id": f"TX-{i:04d}",
+        "user_id": f"U{i % 7}",
+        "timestamp": f"2026-11-2{i % 3}T12:{i % 60:02d}:00Z",
+        "transaction_type": "online",
+        "payment_method": "card",
+        "country": "FR",
+        "product_id": f"P{i % 5}",
+        "product_category": "books",
+        "quantity": 1 + i % 3,
+        "amount": 10 + i,
+        "currency": "EUR",
+        "status": "completed",
+        "customer_rating": 1 + i % 5,
+    }
+    return {**base, **changes}
+
+
+def write_lines(path: Path, lines: list) -> Path:
+    """A landed JSON Lines file (strings are written as they are: broken lines too)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = [line if isinstance(line, str) else json.dumps(line) for line in lines]
+    path.write_text("\n".join(text) + "\n")
+    return path
+
+
+def ingest(source: str, path: Path) -> IngestionRun:
+    """A daily ingestion run of `path`, executed here (spark-submit in local mode)."""
+    run = IngestionRun.objects.create(source=source, path=str(path))
+    return ingestion_run_execute(run.pk)
+
+
+def pipeline_batch(*records: dict) -> None:
+    """Records merged as the consumer merges a batch of messages."""
+    rates = RateTable.from_database()
+    rows = []
+    for line, record in enumerate(records, 1):
+        row, reason = validate_transaction(json.dumps(record), rates)
+        assert reason is None, reason
+        rows.append({**row, "line": line})
+    with transaction.atomic():
+        merge_transaction_rows(rows, "pipeline:test")
+
+
+def row(i: int, **changes) -> dict:
+    """Validated row number `i`, 5 hours after row `i - 1` from `D0`; every 5th refunded."""
+    base = {
+        "line": i,
+        "transaction_id": f"TX-{i:04d}",
+        "user_id": f"U{i % 3}",
+        "timestamp": D0 + dt.timedelta(hours=5 * i),
+        "transaction_type": ["online", "mobile"][i % 2],
+        "payment_method": "card",
+        "country": "FR",
+        "product_id": f"P{i % 4}",
+        "product_category": "books",
+        "quantity": 1 + i % 3,
+        "amount": Decimal(10 + i),
+        "currency": "EUR",
+        "amount_eur": Decimal(10 + i) + Decimal("0.25"),
+        "status": "completed" if i % 5 else "refunded",
+        "customer_rating": None,
+    }
+    return {**base, **changes}
+
+
+def merge(rows, source="test"):
+    """Rows merged in one transaction, as an ingestion run merges its file."""
+    with transaction.atomic():
+        return merge_transaction_rows(rows, source)
+
+
+def completed(data: dict, since=None, until=None) -> list[dict]:
+    """The completed rows of `data` (transaction_id -> row) in [since, until]."""
+    return [
+        r
+        for r in data.values()
+        if r["status"] == "completed"
+        and (since is None or r["timestamp"] >= since)
+        and (until is None or r["timestamp"] <= until)
+    ]
