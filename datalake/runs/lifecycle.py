@@ -195,7 +195,10 @@ def execute(
 
 
 def fail_stalled(model: type[Run]) -> list[int]:
-    """Stall policy FAIL: every stalled run of the kind fails with the kind's reason."""
+    """Stall policy FAIL: every stalled run of the kind fails with the kind's reason.
+    Nothing stalled (the usual case, asked on every report listing): one query."""
+    if not model.stalled().exists():
+        return []
     with transaction.atomic():
         stalled = model.stalled().order_by("pk").select_for_update(skip_locked=True)
         ids = list(stalled.values_list("pk", flat=True))

@@ -27,9 +27,9 @@ from rest_framework.views import APIView
 from accounts.access import observe
 from accounts.access.paths import DataPath, declaration_of, declaration_of_route
 from datalake.celery import app as celery_app
-from tests.security.test_auth_walk import _concrete
-from tests.security.test_leaks import MARK, world  # noqa: F401 (the fixture)
 from tests.support.factories import client_for, make_user
+from tests.support.routes import concrete as route_path
+from tests.support.world import MARK
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -110,7 +110,7 @@ def data_routes() -> list[tuple[str, str, str | None]]:
 
 
 def concrete(route: str) -> str:
-    path_ = _concrete(route)
+    path_ = route_path(route)
     if "/ml/models/x/" in path_:
         return path_.replace("/x/", "/product-demand/")
     return path_.replace("/resources/x/", "/resources/transactions/")
@@ -150,7 +150,7 @@ def gives_nothing(path_: str, response) -> bool:
 
 
 @pytest.mark.django_db(transaction=True, reset_sequences=True)
-def test_each_data_route_asks_and_gives_nothing(world):  # noqa: F811 (the fixture)
+def test_each_data_route_asks_and_gives_nothing(world):
     nobody = make_user("nobody")
     api = client_for(nobody)
     pages = Client()
@@ -196,7 +196,7 @@ def _report_computed_nothing(report) -> bool:
     from metrics.models import ReportRow
 
     report.refresh_from_db()
-    return report.status == "error" and not ReportRow.objects.filter(report=report).exists()
+    return report.status == "failed" and not ReportRow.objects.filter(report=report).exists()
 
 
 def _training(user):
@@ -221,7 +221,7 @@ TASK_RUNS = {
 
 
 @pytest.mark.django_db(transaction=True, reset_sequences=True)
-def test_each_data_task_asks_and_computes_nothing(world):  # noqa: F811 (the fixture)
+def test_each_data_task_asks_and_computes_nothing(world):
     tasks = our_tasks()
     data_tasks = sorted(n for n, t in tasks.items() if isinstance(declaration_of(t), DataPath))
     assert sorted(TASK_RUNS) == data_tasks, "Add each data task to TASK_RUNS"

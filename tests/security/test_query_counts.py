@@ -213,7 +213,7 @@ def world(lake, staff):
         report = None
         for _ in range(12):
             report = Report.objects.create(
-                report_name="top-products", status="completed", requested_by=user,
+                report_name="top-products", status="succeeded", requested_by=user,
                 columns=["product_id", "units"], row_count=12,
             )  # fmt: skip
         ReportRow.objects.bulk_create(
