@@ -6,9 +6,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.db import models
 
-from accounts.access.querysets import ReadableRunQuerySet
 from datalake.models.lake import VersionedRecord, current_index, current_unique, history_index
-from datalake.runs.models import FINAL_STATES, Run, RunStatus, StallPolicy
+from datalake.runs.models import FINAL_STATES, ReadableRunQuerySet, Run, RunStatus, StallPolicy
 
 __all__ = ["FINAL_STATES", "RunStatus"]  # the runs' vocabulary, as before
 
@@ -205,6 +204,7 @@ class RepushJob(Run):
 
     run_label = "repush-all"
     label_fields = ("resource",)
+    claimable = (RunStatus.QUEUED,)  # once streaming, never again: a redelivery does nothing
     stall_policy = StallPolicy.FAIL
 
     objects = ReadableRunQuerySet.as_manager()  # .readable_by(user): accounts.access.rules

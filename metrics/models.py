@@ -9,8 +9,7 @@ recomputes them from the table.
 from django.conf import settings
 from django.db import models
 
-from accounts.access.querysets import ReadableRunQuerySet
-from datalake.runs.models import Run, StallPolicy
+from datalake.runs.models import ReadableRunQuerySet, Run, StallPolicy
 
 
 class ProductDay(models.Model):

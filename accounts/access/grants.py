@@ -246,8 +246,9 @@ def resources_with(user, privilege: str) -> set[str] | None:
 
 
 def holds_grant_row(user, grant: Grant) -> bool:
-    """Whether `grant` is one of `user`'s own live grants (directly or through a group)."""
-    return live_grants_of(user).filter(pk=grant.pk).exists()
+    """Whether `grant` is one of `user`'s own grants, live or expired (directly or through
+    a group): a holder revokes none of its own."""
+    return held_grants(Grant.objects.filter(pk=grant.pk), user).exists()
 
 
 def identical_live_grant(*, user, group, resource, privilege, columns, row_filter, masked):

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from django.db import models
 
-from datalake.runs.models import RunQuerySet
-
 
 class ReadableQuerySet(models.QuerySet):
     def readable_by(self, user, action: str = "list"):
@@ -23,11 +21,6 @@ class ReadableQuerySet(models.QuerySet):
         from accounts.access.rules import rule_for
 
         return rule_for(self.model, action)(self, user)
-
-
-class ReadableRunQuerySet(ReadableQuerySet, RunQuerySet):
-    """A run kind's rows: listed through the layer, with the runs' own filters
-    (`active()`, ... of datalake.runs)."""
 
 
 class GrantQuerySet(ReadableQuerySet):

@@ -21,6 +21,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from accounts.access.querysets import ReadableQuerySet
+
 
 class RunStatus(models.TextChoices):
     QUEUED = "queued"
@@ -48,6 +50,11 @@ class RunQuerySet(models.QuerySet):
 
     def finished(self):
         return self.filter(status__in=FINAL_STATES)
+
+
+class ReadableRunQuerySet(ReadableQuerySet, RunQuerySet):
+    """A run kind's manager: listed through the access layer (`readable_by`, a rule in
+    accounts/access/rules.py) with the runs' own filters (`active()`...)."""
 
 
 class Run(models.Model):

@@ -32,8 +32,3 @@ class RunStatusField(serializers.ChoiceField):
 def wire_words(words: dict[str, str]) -> list[str]:
     """The documented words in their order (for `ENUM_NAME_OVERRIDES` and filters)."""
     return list(dict.fromkeys(words.values()))
-
-
-def stored_statuses(words: dict[str, str], word: str) -> list[str]:
-    """The model's statuses a documented word stands for (a `?status=` filter)."""
-    return [status for status, said in words.items() if said == word]

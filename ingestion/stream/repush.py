@@ -155,11 +155,11 @@ def repush_all_execute(job_id: int, task_id: str = "") -> RepushJob:
     """Stream every current record to the topic in batches, never the whole table in memory.
 
     A server-side cursor reads a consistent snapshot; `pushed` grows per batch. The job
-    is claimed first (datalake/runs/): a finished one, or one a live attempt streams, is
-    left alone. Re-running a job (its worker died) starts the stream again: the
-    consumer's merge leaves identical records unchanged, so nothing is duplicated. Once
-    every record is on the topic the job stays `running` until the consumer has merged
-    them all; its heartbeat stops (nothing left to lose).
+    is claimed once, from `queued` (datalake/runs/): a redelivered message finds it
+    running or finished and does nothing. A worker that dies while streaming stops the
+    heartbeat, and the beat job fails the job (its stall policy); the user starts
+    another. Once every record is on the topic the job stays `running` until the
+    consumer has merged them all; its heartbeat stops (nothing left to lose).
     """
     job = RepushJob.objects.get(pk=job_id)
     if not lifecycle.claim(job, task_id):

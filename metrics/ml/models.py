@@ -9,8 +9,7 @@ locked: version numbers are unique and gapless per model.
 
 from django.db import models
 
-from accounts.access.querysets import ReadableRunQuerySet
-from datalake.runs.models import FINAL_STATES, Run, RunStatus, StallPolicy
+from datalake.runs.models import FINAL_STATES, ReadableRunQuerySet, Run, RunStatus, StallPolicy
 
 TrainingStatus = RunStatus  # a training is never skipped
 __all__ = ["FINAL_STATES", "TrainingStatus"]

@@ -53,14 +53,15 @@ def report_page(request, pk: int):
     if report is None:
         raise Http404("No such report.")
     rows = []
+    word = REPORT_WORDS.get(report.status, report.status)
     if report.status == RunStatus.SUCCEEDED:
         try:
             refuse_result(access, report)
         except AccessDenied as refused:
             return render(request, "reports/result.html", {"report": report, "rows": [],
                           "chart": None, "refused": str(refused.detail),
-                          "status": REPORT_WORDS[report.status]}, status=403)  # fmt: skip
+                          "status": word}, status=403)  # fmt: skip
         rows = list(report.rows.order_by("n").values_list("data", flat=True)[:200])
     context = {"report": report, "rows": rows, "chart": chart(report.columns, rows),
-               "status": REPORT_WORDS[report.status]}  # fmt: skip
+               "status": word}  # fmt: skip
     return render(request, "reports/result.html", context)

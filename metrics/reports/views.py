@@ -217,7 +217,8 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         report = self.get_object()
         if report.status != RunStatus.SUCCEEDED:
             raise Conflict(
-                f"The report is {REPORT_WORDS[report.status]}; poll its url until `completed`.",
+                f"The report is {REPORT_WORDS.get(report.status, report.status)}; poll its url "
+                "until `completed`.",
                 code="report_not_ready",
             )
         services.refuse_result(Access.of(self.request), report)

@@ -24,7 +24,7 @@ PUBLIC = {
     "accounts.access.permissions": None,
     "accounts.access.masking": None,  # keyed hashes for the query engine, no grant in it
     # the managers' `readable_by` (models import it directly: the package imports models)
-    "accounts.access.querysets": {"ReadableQuerySet", "ReadableRunQuerySet", "GrantQuerySet"},
+    "accounts.access.querysets": {"ReadableQuerySet", "GrantQuerySet"},
     "accounts.access.restrictions": {"Restriction", "UNRESTRICTED", "validate_restriction"},
 }
 # The layer's internals: no module outside it names them.

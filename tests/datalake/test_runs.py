@@ -197,3 +197,15 @@ def test_every_run_kind_has_the_same_admin_columns_and_filters(client):
         url = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
         assert client.get(url).status_code == 200, url
         assert client.get(url, {"status__exact": "failed"}).status_code == 200, url
+
+
+@pytest.mark.django_db
+def test_a_repush_job_that_streamed_is_never_claimed_again():
+    """Once its records are on the topic, a job waits for the consumer with no heartbeat:
+    a redelivered message must not claim it and stream the table a second time."""
+    job = RepushJob.objects.create(resource="transactions")
+    assert lifecycle.claim(job, "first")
+    RepushJob.objects.filter(pk=job.pk).update(heartbeat_at=None)  # streamed, waiting
+    again = RepushJob.objects.get(pk=job.pk)
+    assert not lifecycle.claim(again, "redelivered")
+    assert RepushJob.objects.get(pk=job.pk).task_id == "first"

@@ -17,6 +17,7 @@ import pytest
 from auditlog.models import LogEntry
 from django.contrib.auth.models import User
 from django.test import Client
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import Grant
@@ -425,3 +426,13 @@ def test_a_user_runs_a_bounded_number_of_trainings_at_once(settings, db):
     old = timezone.now() - dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 1)
     Training.objects.filter(requested_by=ana).update(created_at=old)
     assert api.post("/api/v1/ml/trainings/", body, format="json").status_code == 202
+
+
+def test_a_holder_cannot_revoke_its_own_grant_even_expired(holder):
+    """Own grants, live or expired: the check reads them all (an expired grant that is
+    extended again would otherwise be gone from under staff)."""
+    own = Grant.objects.get(user=holder, privilege="read")
+    Grant.objects.filter(pk=own.pk).update(expires_at=timezone.now() - dt.timedelta(days=1))
+    refused = client_for(holder).delete(f"/api/v1/grants/{own.pk}/")
+    assert refused.status_code == 403 and refused.json()["code"] == "own_grant"
+    assert Grant.objects.filter(pk=own.pk).exists()
