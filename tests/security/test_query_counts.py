@@ -84,7 +84,7 @@ PINS: dict[str, Pin] = {
     # Each resource's `row_count` counts its own table: 2 queries per resource (the
     # planner's estimate, then an exact count of a small table), LAKE_COUNT_CACHE_SECONDS
     # off in tests. Known cost, allowed here; one query per page would be better.
-    "/api/v1/resources/": paged("/api/v1/resources/", 7, 7, per_object=2),
+    "/api/v1/resources/": paged("/api/v1/resources/", 7, 7),
     "/api/v1/resources/x/rows/": paged("/api/v1/resources/transactions/rows/", 6, 6),
     "/api/v1/resources/x/rows/ (raw)": paged("/api/v1/resources/raw_transactions/rows/", 4, 4),
     "/api/v1/resources/x/versions/": paged("/api/v1/resources/transactions/versions/", 5, 5),
