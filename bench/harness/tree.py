@@ -106,12 +106,13 @@ class Tree:
             timeout=timeout,
         )
 
-    def job(self, db_url: str, name: str, **kwargs) -> dict:
-        """A Django-side set-up job of bench/harness/child.py, in this tree's code."""
+    def job(self, db_url: str, name: str, env: dict | None = None, **kwargs) -> dict:
+        """A Django-side set-up job of bench/harness/child.py, in this tree's code (`env`:
+        more environment, e.g. the LAKE_ROOT of a benchmark's own lake)."""
         done = subprocess.run(
             [str(self.python), str(CHILD), name, json.dumps(kwargs)],
             cwd=self.root,
-            env=self.env(db_url),
+            env=self.env(db_url, **(env or {})),
             capture_output=True,
             text=True,
             timeout=3600,
