@@ -170,15 +170,7 @@ def merge_fresh(before_min: int, after_min: int, prefix: str, step_ms: int = 100
     }
 
 
-def sync_resources() -> dict:
-    """The catalog's resources of the lake's landing folders (the `raw_*` ones)."""
-    first_of("datalake.catalog.sync:sync_resources", "datalake.sync:sync_resources")()
-    from datalake.models import Resource
-
-    return {"resources": sorted(Resource.objects.values_list("name", flat=True))}
-
-
-JOBS = {f.__name__: f for f in (token, cursor, mark_load_version, merge_fresh, sync_resources)}
+JOBS = {f.__name__: f for f in (token, cursor, mark_load_version, merge_fresh)}
 
 
 def main() -> None:

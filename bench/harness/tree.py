@@ -106,13 +106,13 @@ class Tree:
             timeout=timeout,
         )
 
-    def job(self, db_url: str, name: str, env: dict | None = None, **kwargs) -> dict:
-        """A Django-side set-up job of bench/harness/child.py, in this tree's code (`env`:
-        more environment, e.g. the LAKE_ROOT of a benchmark's own lake)."""
+    def job(self, db_url: str, name: str, _env: dict | None = None, **kwargs) -> dict:
+        """A Django-side set-up job of bench/harness/child.py, in this tree's code.
+        `_env`: more environment (e.g. LAKE_ROOT)."""
         done = subprocess.run(
             [str(self.python), str(CHILD), name, json.dumps(kwargs)],
             cwd=self.root,
-            env=self.env(db_url, **(env or {})),
+            env=self.env(db_url, **(_env or {})),
             capture_output=True,
             text=True,
             timeout=3600,

@@ -182,7 +182,7 @@ def make_users() -> None:
     """`load_reader` (read on transactions and raw_transactions) and `load_writer` (write:
     re-pushes, ingestion runs), with fresh tokens; the raw_* resources synced first."""
     lake = {"LAKE_ROOT": str(LAKE)}
-    TREE.job(DB_URL, "sync_resources", env=lake)
+    manage("shell", "-c", "from datalake.catalog.sync import sync_resources; sync_resources()")
     grants = {
         "reader": [("transactions", "read"), ("raw_transactions", "read")],
         "writer": [("transactions", "read"), ("transactions", "write")],
@@ -191,7 +191,7 @@ def make_users() -> None:
         TOKENS[who] = TREE.job(
             DB_URL,
             "token",
-            env=lake,
+            _env=lake,
             username=f"load_{who}",
             grants=[{"resource": r, "privilege": p} for r, p in pairs],
         )["token"]
