@@ -33,6 +33,12 @@ def ensure(name: str) -> str:
     return url_of(name)
 
 
+def drop(name: str) -> None:
+    """Drop database `name` (a benchmark's own, that starts afresh), its sessions ended."""
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def exists(name: str) -> bool:
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         return bool(conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone())

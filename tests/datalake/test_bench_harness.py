@@ -32,6 +32,10 @@ def test_every_benchmark_declares_scenarios_targets_and_a_runner():
                 assert isinstance(target, Target)
                 assert target.scenario in names and (target.peer is None or target.peer in names)
         assert set(getattr(module, "COMPARE", [])) <= names
+        checked = [t for t in module.TARGETS if isinstance(t, Target)]
+        if checked and not http:  # on the harness without HTTP: its targets name its scenarios
+            declared = {getattr(s, "name", s) for s in module.SCENARIOS}
+            assert {t.scenario for t in checked} <= declared, name
 
 
 def test_the_a_b_benchmarks_of_issue_18_have_an_a_b_mode():

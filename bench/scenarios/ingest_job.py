@@ -1,28 +1,19 @@
-"""Ingestion throughput (issue 4): the real path against a plain COPY, in the same run.
+"""The Django side of the `ingest` benchmark (bench/scenarios/ingest.py), run in the
+interpreter of the tree measured:
 
-    python bench/legacy/ingest_throughput.py [--rows 5000000] [--days 30] [--skip-retail]
+    python bench/scenarios/ingest_job.py '<json options>'    (cwd: the tree's root;
+        DATABASE_URL, LAKE_ROOT and DJANGO_SETTINGS_MODULE set by the harness)
 
-1. A separate database `datalake_bench_ingest` (created and migrated if missing) and a
-   temporary LAKE_ROOT under /tmp; every measured load starts from empty tables.
-2. N valid transactions (DATA.md fields; EUR, some USD and GBP with exchange_rates rows,
-   so conversion happens) in `--days` daily files `landing/transactions/YYYY-MM-DD.jsonl`,
-   and the same rows as CSV for the limit (written beforehand, not timed).
-3. Timed: the real path, as the daily scan runs it: an `IngestionRun` per file, then
-   `ingestion.daily.services.ingestion_runs_execute(ids)`, the code the Celery task
-   `ingestion.run_batch` runs (checksums, one spark-submit job for the files, each
-   file merged in its own versioned transaction as soon as Spark has staged it).
-4. Timed, same run: the limit. One `COPY ... FROM STDIN (FORMAT csv)` per daily file,
-   sequential, into a fresh `(LIKE transactions INCLUDING ALL)` table.
-5. Ratio of the rows/s, PASS at >= 50%; where the time goes, per phase (the phases are
-   timed by wrapping the service's functions from outside; no app code is changed).
-6. Unless --skip-retail: each real retail file, whole, through the same path, on empty
-   tables; PASS under 90 s each.
-7. bench/results/ingest_throughput-<timestamp>.json and a markdown table on stdout.
+Generates the daily files, times the real path (an `IngestionRun` per file, then
+`ingestion.daily.services.ingestion_runs_execute`, what the Celery task
+`ingestion.run_batch` runs, its phases timed by wrapping the service's functions from
+outside), the COPY limit into a fresh `(LIKE transactions INCLUDING ALL)` table, and
+each whole retail file; prints one `INGEST_RESULT <json>` line. Imports nothing from
+`bench`: targets, tables and the machine's facts are the harness's.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime as dt
 import functools
@@ -30,10 +21,8 @@ import gzip
 import json
 import multiprocessing
 import os
-import platform
 import random
 import shutil
-import subprocess
 import sys
 import time
 import uuid
@@ -43,16 +32,12 @@ from pathlib import Path
 import orjson
 import psycopg
 
-ROOT = Path(__file__).resolve().parents[2]
-DB_NAME = os.environ.get("BENCH_DATABASE", "datalake_bench") + "_ingest"  # run.py --database
-PG = "host=127.0.0.1 port=5432 user=postgres"
-DSN = f"{PG} dbname={DB_NAME}"
+DSN = os.environ.get("DATABASE_URL", "")  # the benchmark's database, set by the harness
 RETAIL_FILES = [
     Path("/work/shared/data/online_retail/online_retail.csv.gz"),
     Path("/work/shared/data/online_retail/online_retail_uci_dates.csv.gz"),
 ]
 RETAIL_ROWS = 541_909
-RATIO_TARGET = 0.50
 RETAIL_TARGET_S = 90.0
 FIRST_DAY = dt.date(2025, 3, 1)
 COPY_COLUMNS = [
@@ -250,18 +235,6 @@ def sql(statements, dsn: str = DSN) -> list:
     return out
 
 
-def ensure_database(env: dict) -> None:
-    exists = sql(f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'", f"{PG} dbname=postgres")
-    if not exists[0]:
-        sql(f'CREATE DATABASE "{DB_NAME}"', f"{PG} dbname=postgres")
-    subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput", "-v", "0"],
-        env=env,
-        cwd=ROOT,
-        check=True,
-    )
-
-
 def reset_state(with_rates: list[dt.date] | None = None) -> None:
     """Empty lake tables, runs, versions; current_version 0; no leftover stages."""
     stages = sql(
@@ -334,14 +307,22 @@ def install_timers() -> None:
         return timed(f"merge_{kind}", execute)(statement, params)
 
     merge._execute = classified
-    # What every merge keeps current besides the table, in the same transaction.
-    from datalake.search import index as search_index
+    # What every merge keeps current besides the table, in the same transaction: the
+    # lake's hooks (datalake.lake.hooks), registered by the apps that own them.
+    from datalake.lake import hooks
 
-    search_index.index_version = timed("search_index", search_index.index_version)
-    search_index.index_rows = timed("search_index", search_index.index_rows)
-    merge.AFTER_MERGE["transactions"] = timed(
-        "metrics_aggregates", merge.AFTER_MERGE["transactions"]
-    )
+    def phase(callback) -> str:
+        module = getattr(callback, "__module__", "")
+        return (
+            "search_index"
+            if "search" in module
+            else "metrics_aggregates"
+            if "metrics" in module
+            else f"hook {module}"
+        )
+
+    for registered in (hooks.WRITTEN, hooks.MERGED):
+        registered[:] = [timed(phase(callback), callback) for callback in registered]
     services._drop_stage = timed("drop_stage", services._drop_stage)
 
 
@@ -517,158 +498,41 @@ def bench_retail(lake: Path, rates_days: list[dt.date]) -> list[dict]:
     return out
 
 
-# --------------------------------------------------------------------------- report
+# --------------------------------------------------------------------------- main
 
 
-def machine() -> dict:
-    def sh(command: str) -> str:
-        return subprocess.run(
-            command, shell=True, capture_output=True, text=True, check=False
-        ).stdout.strip()
-
-    return {
-        "nproc": sh("nproc"),
-        "memory": sh('free -g | awk \'/^Mem:/ {print $2 " GiB total, " $7 " GiB available"}\''),
-        "cpu": sh("lscpu | sed -n 's/^Model name: *//p'"),
-        "postgresql": sql("SHOW server_version")[0][0][0],
-        "python": platform.python_version(),
-        "load_before": sh("cut -d' ' -f1-3 /proc/loadavg"),
-    }
-
-
-def markdown(result: dict) -> str:
-    ing, cp = result["ingest"], result["copy"]
-    lines = [
-        f"Rows: {ing['rows']:,} in {len(ing['files'])} daily files; "
-        f"machine: {result['machine']['nproc']} cores, {result['machine']['memory']}, "
-        f"{result['machine']['cpu']}, PostgreSQL {result['machine']['postgresql']}",
-        "",
-        "| measure | value | target | result |",
-        "| --- | --- | --- | --- |",
-        f"| real path: total wall time | {ing['seconds']:.1f} s | | |",
-        f"| real path: rows/s | {ing['rows_per_s']:,} | | |",
-        f"| COPY limit ({cp['indexes']} indexes), one stream per file: total | "
-        f"{cp['seconds']:.1f} s | | |",
-        f"| COPY limit: rows/s | {cp['rows_per_s']:,} | | |",
-        f"| ratio real / COPY | {result['ratio']:.1%} | >= 50% | "
-        f"{'PASS' if result['ratio_passed'] else 'FAIL'} |",
-    ]
-    for rec in result.get("retail", []):
-        lines.append(
-            f"| retail `{rec['file']}` whole file ({rec['rows_read']:,} rows) | "
-            f"{rec['seconds']:.1f} s | < 90 s | {'PASS' if rec['passed'] else 'FAIL'} |"
-        )
-    phases = ing["phases_total"]
-    total = ing["seconds"]
-    overhead = result["spark_fixed_overhead_s"]
-    merge = phases.get("merge", 0.0)
-    lines += [
-        "",
-        "Where the real path's time goes (the worker's side; Spark stages file N+1 while",
-        "file N merges, so Spark's own time is what the merges did not hide):",
-        "",
-        "| phase | seconds | share of the wall time |",
-        "| --- | --- | --- |",
-    ]
-    parts = [
-        ("checksums (sha256 of each file)", phases.get("checksum", 0.0)),
-        ("stage tables", phases.get("create_stage", 0.0)),
-        ("ANALYZE of each stage", phases.get("analyze_stage", 0.0)),
-        ("merge: UPDATE (close changed current rows)", phases.get("merge_update", 0.0)),
-        (
-            f"merge: INSERT (new versions; the table has {cp['indexes']} indexes)",
-            phases.get("merge_insert", 0.0),
-        ),
-        ("merge: search index (search_entries)", phases.get("search_index", 0.0)),
-        ("merge: metric aggregates (apply_version)", phases.get("metrics_aggregates", 0.0)),
-        (
-            "merge: rest (locks, rejects, version row, statistics, commit)",
-            merge
-            - phases.get("merge_update", 0.0)
-            - phases.get("merge_insert", 0.0)
-            - phases.get("search_index", 0.0)
-            - phases.get("metrics_aggregates", 0.0),
-        ),
-        ("drop stages", phases.get("drop_stage", 0.0)),
-    ]
-    accounted = sum(v for _, v in parts)
-    parts.append(
-        (
-            f"waiting for Spark (its start, {overhead:.1f} s for a 100-line job, and the "
-            "files the merges did not overlap)",
-            total - accounted,
-        )
-    )
-    for name, value in parts:
-        lines.append(f"| {name} | {value:.1f} | {value / total:.0%} |")
-    lines += [
-        "",
-        f"COPY per file: first {cp['files_seconds'][0]:.1f} s, "
-        f"last {cp['files_seconds'][-1]:.1f} s.",
-        f"Machine load (1-min average; {result['machine']['nproc']} cores): after the real "
-        f"path {ing['load1_mean']:.1f}, during COPY {cp['load1_mean']:.1f}.",
-    ]
-    return "\n".join(lines)
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=5_000_000)
-    parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--skip-retail", action="store_true")
-    parser.add_argument("--seed", type=int, default=4)
-    parser.add_argument("--lake", default=None, help="LAKE_ROOT (default: a new /tmp folder)")
-    parser.add_argument(
-        "--keep", action="store_true", help="keep the lake folder and the COPY table"
-    )
-    parser.add_argument(
-        "--analyze-empty",
-        action="store_true",
-        help="VACUUM ANALYZE the emptied tables before each load (the planner trap)",
-    )
-    args = parser.parse_args(argv)
+def main(options: dict) -> dict:
     global ANALYZE_EMPTY
-    ANALYZE_EMPTY = args.analyze_empty
-
-    lake = Path(args.lake) if args.lake else Path(f"/tmp/bench_ingest_{os.getpid()}")
+    ANALYZE_EMPTY = options["analyze_empty"]
+    rows, days = options["rows"], options["days"]
+    lake = Path(os.environ["LAKE_ROOT"])
     lake.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
-        "LAKE_ROOT": str(lake),
-        "DJANGO_SETTINGS_MODULE": "datalake.settings",
-    }
-    os.environ.update(env)
-    sys.path.insert(0, str(ROOT))
-    started = dt.datetime.now(dt.UTC)
-    result: dict = {"started": started.isoformat(), "rows": args.rows, "days": args.days}
+    result: dict = {"rows": rows, "days": days}
     try:
         t0 = time.perf_counter()
-        files = generate(lake, args.rows, args.days, args.seed)
+        files = generate(lake, rows, days, options["seed"])
         print(
-            f"generated {args.rows:,} rows in {len(files)} files "
+            f"generated {rows:,} rows in {len(files)} files "
             f"({sum(os.path.getsize(f['jsonl']) for f in files) / 1e6:.0f} MB JSONL) "
             f"in {time.perf_counter() - t0:.0f} s",
             flush=True,
         )
-        ensure_database(env)
         import django
 
         django.setup()
         from django.conf import settings
 
         install_timers()
-        result["machine"] = machine()
         result["settings"] = {
             "SPARK_MASTER": settings.SPARK_MASTER,
             "SPARK_DRIVER_MEMORY": settings.SPARK_DRIVER_MEMORY,
             "LAKE_ROOT": str(settings.LAKE_ROOT),
             "database": settings.DATABASES["default"]["NAME"],
         }
-        last = FIRST_DAY + dt.timedelta(days=args.days)
-        rate_days = [FIRST_DAY + dt.timedelta(days=i) for i in range(-3, args.days + 1)]
+        last = FIRST_DAY + dt.timedelta(days=days)
+        rate_days = [FIRST_DAY + dt.timedelta(days=i) for i in range(-3, days + 1)]
         assert rate_days[-1] == last
-        if not args.skip_retail:
+        if not options["skip_retail"]:
             print("retail files, each on empty tables:", flush=True)
             result["retail"] = bench_retail(lake, rate_days)
         reset_state(rate_days)
@@ -679,26 +543,14 @@ def main(argv=None) -> int:
         result["ingest"] = bench_ingest(files)
         print(f"COPY limit, {len(files)} streams:", flush=True)
         result["copy"] = bench_copy(files)
-        result["ratio"] = round(result["ingest"]["rows_per_s"] / result["copy"]["rows_per_s"], 4)
-        result["ratio_passed"] = result["ratio"] >= RATIO_TARGET
-        result["passed"] = result["ratio_passed"] and all(
-            r["passed"] for r in result.get("retail", [])
-        )
-        result["machine"]["load_after"] = machine()["load_before"]
     finally:
-        if not args.keep:
+        if not options["keep"]:
             shutil.rmtree(lake, ignore_errors=True)
             with contextlib.suppress(psycopg.Error):
                 sql("DROP TABLE IF EXISTS bench_copy_limit")
-    out_dir = ROOT / "bench" / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / f"ingest_throughput-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print()
-    print(markdown(result))
-    print(f"\nresults: {out.relative_to(ROOT)}")
-    return 0 if result["passed"] else 1
+    return result
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    out = main(json.loads(sys.argv[1]))
+    print("INGEST_RESULT " + json.dumps(out), flush=True)

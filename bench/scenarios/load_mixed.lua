@@ -1,4 +1,4 @@
--- wrk script of bench/load_mixed.py: one endpoint group per wrk process.
+-- wrk script of the load_mixed benchmark (bench/scenarios/load_mixed_stack.py): one endpoint group per wrk process.
 --
 -- Environment (never the command line): LOAD_TOKEN (may be empty: no Authorization),
 -- LOAD_SPEC (a file of requests, one a line: METHOD<TAB>path<TAB>body), LOAD_ROWS

@@ -1,56 +1,36 @@
-"""Mixed load and fault runs over the whole stack (issue 10, item 3).
+"""The stack, load and faults of the `load_mixed` benchmark (bench/scenarios/load_mixed.py).
 
-    .venv/bin/python bench/legacy/load_mixed.py [--rows 1000000] [--duration 600] [--clients 50]
-        [--workers 4] [--faults] [--fault-duration 75] [--no-load] [--keep-db]
+The whole stack as scripts/run_local.py runs it, pointed at the benchmark's database and
+a temporary lake: gunicorn (bench/harness/server.py, `--workers` sync workers), a Tansu
+broker on a free port (datalake.platform.devbroker), a Celery worker (-c 2), Celery beat
+and the pipeline consumer (`manage.py run_pipeline`); Redis databases 5 (Celery) and 6
+(cache), flushed first (`--redis-dbs`).
+Logs in bench/results/load_mixed-<stamp>/.
 
-Run from the repository root, with no other benchmark on the machine (it restarts
-PostgreSQL and Redis in the fault run). What it does:
+Load: one wrk per endpoint group, all at once, `--clients` connections in all split by
+weight (load_mixed.lua beside this file: requests taken in turn from the group's list,
+random stored ids for re-pushes and id searches, responses counted by status and by
+second). The RSS (and PSS) of every process of the stack is sampled every 30 s.
 
-1. Set-up. Its own database `datalake_bench_load` (dropped, created, migrated; with
-   --keep-db an already prepared one is reused), `--rows` transactions
-   (bench/load_transactions.py), `manage.py rebuild_metrics` and
-   `manage.py rebuild_search_index`; a temporary LAKE_ROOT with the demo files of every
-   source (`generate_sample_data`, 7 days x 1,000 a day: the `raw_*` resources); a
-   `load_reader` user holding `read` on transactions and raw_transactions and a
-   `load_writer` holding `write` (re-pushes, ingestion runs) with their tokens.
-2. The stack, as scripts/run_local.py runs it but pointed at that database and lake:
-   a Tansu broker on a free port (datalake.platform.devbroker), gunicorn (`--workers` sync
-   workers) on 127.0.0.1:8781, a Celery worker (-c 2), Celery beat and the pipeline
-   consumer (`manage.py run_pipeline`); REDIS_URL db 5, CACHE_URL db 6. Logs in
-   bench/results/load_mixed-<stamp>/.
-3. Load: one wrk per endpoint group, all at once, `--clients` connections in all
-   split by weight (bench/legacy/load_mixed.lua: requests taken in turn from the group's list,
-   random stored ids for re-pushes and id searches, responses counted by status and
-   by second). Per group: requests, non-2xx, socket errors, p50/p99. The RSS (and
-   PSS) of every process of the stack is sampled every 30 s; start and end reported.
-4. Faults (--faults), each during `--fault-duration` s of the same load (same mix), the
-   fault injected 15 s in: PostgreSQL stopped 10 s then started; Redis shut down
-   (nosave) 10 s then started; a Celery worker killed (-9, the whole worker) during an
-   ingestion run and a new one started; the pool child running an ingestion killed
-   (-9); the broker stopped 10 s then started. A prober (one request of each kind
-   every 0.5 s) times every failure; gunicorn's log is read for tracebacks. After each:
-   recovery (health 200, a fresh re-push processed, processes alive; a process that
-   died is restarted by this script and reported as not recovered by itself) and the
-   counts before and after (transactions, re-push requests by status, ingestion runs).
-
-Writes bench/results/load_mixed-<stamp>.json and prints markdown tables. Every process
-started here is stopped at the end, whatever happens; PostgreSQL and Redis are left
-running.
+Faults, each during `--fault-duration` s of the same load, injected 15 s in: PostgreSQL
+stopped 10 s then started; Redis shut down (nosave) 10 s then started; a Celery worker
+killed (-9, the whole worker) during an ingestion run and a new one started; the pool
+child running an ingestion killed (-9); the broker stopped 10 s then started. A prober
+(one request of each kind every 0.5 s) times every failure; the logs are read for
+errors. After each: recovery (health 200, a fresh re-push processed, processes alive;
+a process that died is restarted here and reported as not recovered by itself) and the
+counts before and after. Every process started here is stopped at the end, whatever
+happens; PostgreSQL and Redis are left running.
 """
 
 from __future__ import annotations
 
-import argparse
-import calendar
 import contextlib
 import json
 import os
 import random
-import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -58,26 +38,15 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parents[1]
-RESULTS = ROOT / "bench" / "results"
-for _path in (str(ROOT), str(BENCH)):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
+import psycopg
 
-import psycopg  # noqa: E402
-import rows_http as rh  # noqa: E402
+from bench.harness import db, drivers
+from bench.harness.server import RESULTS, Server, free_port
+from bench.harness.tree import Tree
 
-from bench import load_transactions as lt  # noqa: E402
-
-VENV_BIN = Path(sys.executable).parent
-DB_NAME = os.environ.get("BENCH_DATABASE", "datalake_bench") + "_load"  # run.py --database
-ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
-DB_URL = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
-HOST, PORT = "127.0.0.1", 8781
-BASE = f"http://{HOST}:{PORT}"
-REDIS_URL, CACHE_URL = "redis://127.0.0.1:6379/5", "redis://127.0.0.1:6379/6"
-LUA = BENCH / "load_mixed.lua"
+HERE = Path(__file__).resolve().parent
+LUA = HERE / "load_mixed.lua"
+REDIS_DBS = ["5", "6"]  # the Celery broker's and the cache's; flushed at the start
 SINCE = "2026-01-01"
 FIELDS = "transaction_id,timestamp,country,amount,status,payment_method"
 PG_RESTART = ["pg_ctlcluster", "--skip-systemctl-redirect", "15", "main"]
@@ -134,16 +103,40 @@ LOGDIR: Path = RESULTS
 LAKE: Path = Path("/nonexistent")
 TOKENS: dict[str, str] = {}
 BROKER_PORT = 0
+TREE: Tree | None = None
+DB_NAME = DB_URL = BASE = ""
+WEB: Server | None = None
+log = drivers.log
 
 
-def log(message: str) -> None:
-    print(f"[load {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def configure(tree: Tree, database: str, stamp: str, redis_dbs: list[str]) -> dict:
+    """This run's tree, database, Redis databases, log folder, lake, broker port and
+    environment."""
+    global TREE, DB_NAME, DB_URL, LOGDIR, LAKE, BROKER_PORT, ENV
+    REDIS_DBS[:] = redis_dbs
+    TREE, DB_NAME, DB_URL = tree, database, db.url_of(database)
+    LOGDIR = RESULTS / f"load_mixed-{stamp}"
+    LOGDIR.mkdir(parents=True)
+    LAKE = Path(tempfile.mkdtemp(prefix="load_mixed_lake-"))
+    (LAKE / "landing").mkdir()
+    prom = LAKE / "prometheus"
+    prom.mkdir()
+    BROKER_PORT = free_port()
+    ENV = {
+        "LAKE_ROOT": str(LAKE),
+        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{BROKER_PORT}",
+        "REDIS_URL": f"redis://127.0.0.1:6379/{redis_dbs[0]}",
+        "CACHE_URL": f"redis://127.0.0.1:6379/{redis_dbs[1]}",
+        "SECRET_KEY": "bench-load-mixed-not-secret-" + stamp,
+        "LAKE_MASKING_KEY": "bench-load-mixed-masking-key-not-secret-" + stamp,
+        "SECURE_SSL_REDIRECT": "false",  # plain HTTP on loopback
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "PROMETHEUS_MULTIPROC_DIR": str(prom),
+    }
+    # The product's settings for the worker, beat and consumer (the web server runs the
+    # harness's benchsite.settings: the same plus the bench URLs it is checked by).
+    ENV = tree.env(DB_URL, "datalake.settings", **ENV)
+    return {k: ENV[k] for k in ("DATABASE_URL", "REDIS_URL", "CACHE_URL", "DEBUG")}
 
 
 # -- set-up ---------------------------------------------------------------------------
@@ -152,27 +145,26 @@ def free_port() -> int:
 def manage(*args: str, timeout: float = 3600) -> float:
     t0 = time.perf_counter()
     subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=ENV, check=True, timeout=timeout
+        [str(TREE.python), "manage.py", *args],
+        cwd=TREE.root,
+        env=ENV,
+        check=True,
+        timeout=timeout,
     )
     return round(time.perf_counter() - t0, 1)
 
 
 def prepare(rows: int, keep: bool) -> dict:
+    """The database afresh (unless `keep`), migrated, `rows` transactions, the derived
+    tables rebuilt; the demo files of every source in the lake."""
     timings = {}
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname=%s", [DB_NAME]).fetchone()
-        if exists and not keep:
-            conn.execute(f'DROP DATABASE "{DB_NAME}" WITH (FORCE)')
-            exists = None
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-            log(f"created database {DB_NAME}")
-    for db in ("5", "6"):  # this run's Celery queue and cache start empty (no leftovers)
-        subprocess.run(["redis-cli", "-n", db, "FLUSHDB"], check=True, capture_output=True)
-    timings["migrate_s"] = manage("migrate", "--verbosity", "0")
+    if not keep:
+        db.drop(DB_NAME)
+    for number in REDIS_DBS:  # this run's Celery queue and cache start empty (no leftovers)
+        subprocess.run(["redis-cli", "-n", number, "FLUSHDB"], check=True, capture_output=True)
     t0 = time.perf_counter()
-    loaded = lt.load(DB_URL, rows, seed=42, replace=not keep)
-    timings["load_s"] = round(time.perf_counter() - t0, 1)
+    loaded = db.prepare(TREE, DB_NAME, rows)  # created, migrated, loaded (once)
+    timings["migrate_and_load_s"] = round(time.perf_counter() - t0, 1)
     if loaded or not keep:
         log("rebuild_metrics")
         timings["rebuild_metrics_s"] = manage("rebuild_metrics")
@@ -187,35 +179,22 @@ def prepare(rows: int, keep: bool) -> dict:
 
 
 def make_users() -> None:
-    names = ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "DEBUG", "SECRET_KEY", "LAKE_MASKING_KEY",
-             "LAKE_ROOT", "REDIS_URL", "CACHE_URL")  # fmt: skip
-    os.environ.update({k: ENV[k] for k in names})
-    import django
-
-    django.setup()
-    from django.contrib.auth import get_user_model
-
-    from accounts.models import ApiToken, Grant
-    from datalake.catalog.sync import sync_resources
-    from datalake.models import Resource
-
-    sync_resources()  # the raw_* resources of the lake's landing folders
+    """`load_reader` (read on transactions and raw_transactions) and `load_writer` (write:
+    re-pushes, ingestion runs), with fresh tokens; the raw_* resources synced first."""
+    lake = {"LAKE_ROOT": str(LAKE)}
+    manage("shell", "-c", "from datalake.catalog.sync import sync_resources; sync_resources()")
     grants = {
         "reader": [("transactions", "read"), ("raw_transactions", "read")],
         "writer": [("transactions", "read"), ("transactions", "write")],
     }
     for who, pairs in grants.items():
-        user, _ = get_user_model().objects.get_or_create(username=f"load_{who}")
-        for name, privilege in pairs:
-            Grant.objects.get_or_create(
-                user=user, resource=Resource.objects.get(name=name), privilege=privilege,
-                expires_at=None,
-            )  # fmt: skip
-        ApiToken.objects.filter(user=user).delete()
-        _token, TOKENS[who] = ApiToken.issue(user)
-    from django.db import connections
-
-    connections.close_all()  # this process holds no connection through the faults
+        TOKENS[who] = TREE.job(
+            DB_URL,
+            "token",
+            _env=lake,
+            username=f"load_{who}",
+            grants=[{"resource": r, "privilege": p} for r, p in pairs],
+        )["token"]
 
 
 # -- the stack ------------------------------------------------------------------------
@@ -223,25 +202,40 @@ def make_users() -> None:
 
 def commands(workers: int) -> dict[str, list[str]]:
     return {
-        "web": [
-            str(VENV_BIN / "gunicorn"), "datalake.wsgi", "--bind", f"{HOST}:{PORT}",
-            "--workers", str(workers), "--worker-class", "sync", "--timeout", "60",
-            "--logger-class", "datalake.platform.logging.GunicornLogger",
-        ],
-        "worker": [str(VENV_BIN / "celery"), "-A", "datalake", "--quiet", "worker", "-c", "2",
+        "worker": [str(TREE.bin / "celery"), "-A", "datalake", "--quiet", "worker", "-c", "2",
                    "-n", f"loadbench{int(time.time())}@%h"],
-        "consumer": [sys.executable, "manage.py", "run_pipeline"],
+        "consumer": [str(TREE.python), "manage.py", "run_pipeline"],
         # beat: the schedule of the product (the landing scan, the recovery of ingestion
         # runs whose worker died, stale reports), as scripts/run_local.py runs it.
-        "beat": [str(VENV_BIN / "celery"), "-A", "datalake", "--quiet", "beat",
+        "beat": [str(TREE.bin / "celery"), "-A", "datalake", "--quiet", "beat",
                  "--schedule", str(LOGDIR / "celerybeat-schedule")],
     }  # fmt: skip
 
 
+def start_web(workers: int) -> subprocess.Popen:
+    """gunicorn, by the harness (its log in bench/results/, read with the others)."""
+    global WEB, BASE
+    if WEB is None:
+        WEB = Server(TREE, DB_URL, "load_mixed", workers=workers, env=web_env())
+        WEB.log_path = LOGDIR / "web.log"
+    WEB.start()
+    BASE = WEB.base
+    STARTED["web"] = WEB.proc
+    log(f"web: pid {WEB.proc.pid} on {BASE}")
+    return WEB.proc
+
+
+def web_env() -> dict:
+    keep = ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "PYTHONPATH")
+    return {k: v for k, v in ENV.items() if k not in keep and os.environ.get(k) != v}
+
+
 def start(name: str, workers: int = 4) -> subprocess.Popen:
+    if name == "web":
+        return start_web(workers)
     out = (LOGDIR / f"{name}.log").open("ab")
     proc = subprocess.Popen(
-        commands(workers)[name], cwd=ROOT, env=ENV, stdout=out, stderr=subprocess.STDOUT,
+        commands(workers)[name], cwd=TREE.root, env=ENV, stdout=out, stderr=subprocess.STDOUT,
         start_new_session=True,
     )  # fmt: skip
     STARTED[name] = proc
@@ -280,6 +274,10 @@ def kill_session(sid: int, sig=signal.SIGKILL) -> list[int]:
 
 
 def stop(name: str) -> None:
+    if name == "web":
+        if WEB is not None:
+            WEB.stop()
+        return
     proc = STARTED.get(name)
     if proc is None:
         return
@@ -922,7 +920,9 @@ def start_ingestion_and_wait_for_spark(lines: int, info: dict) -> int | None:
 
 def redis_unacked() -> dict:
     def rc(*args):
-        done = subprocess.run(["redis-cli", "-n", "5", *args], capture_output=True, text=True)
+        done = subprocess.run(
+            ["redis-cli", "-n", REDIS_DBS[0], *args], capture_output=True, text=True
+        )
         return done.stdout.strip()
 
     return {"unacked": rc("HLEN", "unacked"), "unacked_index": rc("ZCARD", "unacked_index"),
@@ -989,12 +989,13 @@ def make_inject_worker(whole: bool, lines: int, workers: int, wait_run: float):
     return inject
 
 
-OTHERS = r"bench/(rows|metrics|ingest|pipeline|search|invoice)"
+OTHERS = r"bench/(run\.py|legacy/|rows|metrics|ingest|pipeline|search|invoice)"
 
 
 def others_running() -> str:
     done = subprocess.run(["pgrep", "-af", OTHERS], capture_output=True, text=True)
-    return done.stdout.strip()
+    mine = {str(os.getpid()), str(os.getppid())}
+    return "\n".join(x for x in done.stdout.splitlines() if x.split(" ", 1)[0] not in mine)
 
 
 def wait_exclusive(deadline: float) -> tuple[bool, str, float]:
@@ -1009,226 +1010,3 @@ def wait_exclusive(deadline: float) -> tuple[bool, str, float]:
             return False, busy, round(time.monotonic() - t0)
         log(f"  other benchmarks are running, waiting: {busy.splitlines()[0][:100]}")
         time.sleep(30)
-
-
-# -- report ---------------------------------------------------------------------------
-
-
-def load_table(load: dict) -> str:
-    lines = [
-        "| endpoint group | clients | requests | req/s | non-2xx | socket errors | p50 ms | "
-        "p99 ms | max ms |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for name, r in load["groups"].items():
-        if "error" in r:
-            lines.append(f"| {name} | - | {r['error']} |")
-            continue
-        lines.append(f"| {name} | {r['connections']} | {r['requests']:,} | {r['rps']:.1f} | "
-                     f"{r['non_2xx']} | {sum(r['socket_errors'].values())} | {r['p50_ms']:.1f} | "
-                     f"{r['p99_ms']:.1f} | {r['max_ms']:.0f} |")  # fmt: skip
-    return "\n".join(lines)
-
-
-def memory_table(start: dict, end: dict) -> str:
-    lines = [
-        "| process | RSS start MB | RSS end MB | PSS start MB | PSS end MB |",
-        "| --- | ---: | ---: | ---: | ---: |",
-    ]
-    for name in sorted(set(start) | set(end)):
-        s, e = start.get(name, {}), end.get(name, {})
-        lines.append(
-            f"| {name} | {s.get('rss_mb', '-')} | {e.get('rss_mb', '-')} | "
-            f"{s.get('pss_mb', '-')} | {e.get('pss_mb', '-')} |"
-        )
-    return "\n".join(lines)
-
-
-def fault_table(faults: list[dict]) -> str:
-    lines = [
-        "| fault | probe | failed/probes | outcomes | failure window s |",
-        "| --- | --- | ---: | --- | ---: |",
-    ]
-    for f in faults:
-        for kind, p in f.get("probes", {}).items():
-            outcomes = "; ".join(f"{k} x{v}" for k, v in p["outcomes"].items())
-            lines.append(
-                f"| {f['fault']} | {kind} | {p['failed']}/{p['probes']} | {outcomes} | "
-                f"{p['failure_window_s']} |"
-            )
-    lines += [
-        "",
-        "| fault | wrk group | requests | non-2xx by status | socket errors | non-2xx seconds |",
-        "| --- | --- | ---: | --- | --- | --- |",
-    ]
-    for f in faults:
-        for g, w in f.get("wrk", {}).items():
-            bad = {k: v for k, v in (w.get("statuses") or {}).items() if not k.startswith("2")}
-            secs = w.get("failure_seconds") or []
-            span = f"{min(secs)}-{max(secs)} ({len(secs)} s)" if secs else "-"
-            sock = {k: v for k, v in (w.get("socket_errors") or {}).items() if v}
-            lines.append(
-                f"| {f['fault']} | {g} | {w.get('requests')} | {bad or '-'} | "
-                f"{sock or '-'} | {span} |"
-            )
-    return "\n".join(lines)
-
-
-def _raise_exit(signum, _frame):
-    raise SystemExit(128 + signum)
-
-
-def main(argv=None) -> int:
-    global ENV, LOGDIR, LAKE, BROKER_PORT
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--duration", type=int, default=600, help="seconds of the mixed load")
-    parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
-    parser.add_argument("--faults", action="store_true", help="then the fault run")
-    parser.add_argument(
-        "--only-faults",
-        default="",
-        help="comma list among postgres,redis,worker,worker_child,broker",
-    )
-    parser.add_argument("--fault-duration", type=int, default=75)
-    parser.add_argument("--ingest-lines", type=int, default=200_000, help="file of the kill test")
-    parser.add_argument(
-        "--wait-run",
-        type=float,
-        default=300,
-        help="seconds to wait for the killed run to finish (a whole kill: beat's recovery "
-        "queues it again once its heartbeat is INGESTION_STALL_SECONDS old)",
-    )
-    parser.add_argument(
-        "--exclusive-until",
-        default="",
-        help="HH:MM UTC: before restarting PostgreSQL/Redis wait until no other benchmark "
-        "runs, at most until then (then skip that fault); default: do not wait",
-    )
-    parser.add_argument("--no-load", action="store_true", help="skip the long load run")
-    parser.add_argument("--keep-db", action="store_true", help="reuse a prepared database")
-    args = parser.parse_args(argv)
-    ROWS[0] = args.rows
-    deadline = time.time()
-    if args.exclusive_until:
-        hh, mm = (int(x) for x in args.exclusive_until.split(":"))
-        deadline = calendar.timegm((*time.gmtime()[:3], hh, mm, 0, 0, 0, 0))
-    if shutil.which("wrk") is None:
-        sys.exit("wrk is missing")
-    signal.signal(signal.SIGTERM, _raise_exit)
-    RESULTS.mkdir(exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    LOGDIR = RESULTS / f"load_mixed-{stamp}"
-    LOGDIR.mkdir()
-    LAKE = Path(tempfile.mkdtemp(prefix="load_mixed_lake-"))
-    (LAKE / "landing").mkdir()
-    prom = LAKE / "prometheus"
-    prom.mkdir()
-    BROKER_PORT = free_port()
-    ENV = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "datalake.settings",
-        "DATABASE_URL": DB_URL,
-        "LAKE_ROOT": str(LAKE),
-        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{BROKER_PORT}",
-        "REDIS_URL": REDIS_URL,
-        "CACHE_URL": CACHE_URL,
-        "DEBUG": "false",
-        "SECRET_KEY": "bench-load-mixed-not-secret-" + stamp,
-        "LAKE_MASKING_KEY": "bench-load-mixed-masking-key-not-secret-" + stamp,
-        "SECURE_SSL_REDIRECT": "false",  # plain HTTP on loopback
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "LOG_LEVEL": "WARNING",
-        "PROMETHEUS_MULTIPROC_DIR": str(prom),
-        "PYTHONPATH": str(ROOT),
-    }
-    rh.DB_URL = DB_URL
-    report: dict = {
-        "benchmark": "load_mixed",
-        "started": stamp,
-        "command": "python bench/legacy/load_mixed.py " + " ".join(argv or sys.argv[1:]),
-        "rows": args.rows,
-        "lake_demo_files": "generate_sample_data --days 7 --per-day 1000 --seed 7",
-        "gunicorn_workers": args.workers,
-        "celery_concurrency": 2,
-        "env": {k: ENV[k] for k in ("DATABASE_URL", "REDIS_URL", "CACHE_URL", "DEBUG")},
-        "clients_per_group": split_clients(args.clients),
-        "paths": {n: [f"{m} {p} {b}".strip() for m, p, b in e] for n, (_, _, e) in GROUPS.items()},
-    }
-    out = RESULTS / f"load_mixed-{stamp}.json"
-    try:
-        report["setup_timings"] = prepare(args.rows, args.keep_db)
-        make_users()
-        table_names()
-        report["machine"] = rh.machine()
-        start_broker()
-        for name in ("web", "worker", "consumer", "beat"):
-            start(name, args.workers)
-        up = wait_health(90)
-        if up is None:
-            raise SystemExit(f"/healthz never answered 200; see {LOGDIR}")
-        log(f"healthy after {up} s; checking every path once")
-        check_paths()
-        report["first_repush_processed_s"] = repush_processed(90)
-        if report["first_repush_processed_s"] is None:
-            raise SystemExit("the consumer never processed a re-push")
-        if not args.no_load:
-            report["load"] = load_phase(args.duration, args.clients, args.rows)
-            print("\n" + load_table(report["load"]))
-            print(
-                "\n"
-                + memory_table(report["load"]["memory_start"], report["load"]["memory_end"])
-                + "\n"
-            )
-        out.write_text(json.dumps(report, indent=2, default=str))
-        if args.faults:
-            chosen = [x for x in args.only_faults.split(",") if x] or [
-                "worker",
-                "worker_child",
-                "postgres",
-                "redis",
-                "broker",
-            ]
-            injections = {
-                "postgres": inject_postgres,
-                "redis": inject_redis,
-                "worker": make_inject_worker(True, args.ingest_lines, args.workers, args.wait_run),
-                "worker_child": make_inject_worker(False, args.ingest_lines, args.workers,
-                                                   args.wait_run),
-                "broker": inject_broker,
-            }  # fmt: skip
-            report["faults"] = []
-            for name in chosen:
-                if name in ("postgres", "redis"):
-                    free, busy, waited = wait_exclusive(deadline)
-                    if not free:
-                        log(f"  {name}: skipped, other benchmarks still running: {busy}")
-                        skipped = {"fault": name, "skipped": True, "others_running": busy}
-                        report["faults"].append(skipped | {"waited_s": waited})
-                        continue
-                seconds = args.fault_duration + (45 if name.startswith("worker") else 0)
-                phase = fault_phase(
-                    name, injections[name], seconds, args.clients, args.rows, args.workers
-                )
-                report["faults"].append(phase)
-                out.write_text(json.dumps(report, indent=2, default=str))
-                log(
-                    f"  {name}: "
-                    + json.dumps({k: v["failed"] for k, v in phase["probes"].items()})
-                    + f", health back after {phase['health_200_after_s']} s, "
-                    f"restarted: {phase['restarted_by_harness']}"
-                )
-            print("\n" + fault_table(report["faults"]) + "\n")
-    finally:
-        stop_all()
-        report["finished"] = time.strftime("%Y%m%d-%H%M%S")
-        report["loadavg_after"] = os.getloadavg()
-        out.write_text(json.dumps(report, indent=2, default=str))
-        shutil.rmtree(LAKE, ignore_errors=True)
-        log(f"results in {out}; logs in {LOGDIR}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
