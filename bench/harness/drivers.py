@@ -217,9 +217,18 @@ def wait_quiet(label: str) -> float:
 # -- wrk ------------------------------------------------------------------------------
 
 
-def wrk(base: str, path: str, token: str, seconds: int, connections: int) -> dict:
+def wrk(
+    base: str,
+    path: str,
+    token: str,
+    seconds: int,
+    connections: int,
+    paths_file: Path | None = None,
+) -> dict:
     """One wrk run (2 threads, `connections` connections): req/s, p50/p90/p99/mean/max ms,
-    errors, server CPU per request, and other work's share of the CPUs meanwhile."""
+    errors, server CPU per request, and other work's share of the CPUs meanwhile.
+    `paths_file` (one path a line): each thread walks those paths from its own point
+    instead of requesting `path` (wrk.lua)."""
     command = [
         "wrk",
         "-t",
@@ -240,7 +249,11 @@ def wrk(base: str, path: str, token: str, seconds: int, connections: int) -> dic
     child0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         command,
-        env={**os.environ, "BENCH_TOKEN": token},  # never on the command line
+        env={  # the token never on the command line
+            **os.environ,
+            "BENCH_TOKEN": token,
+            **({"BENCH_PATHS": str(paths_file)} if paths_file else {}),
+        },
         capture_output=True,
         text=True,
         timeout=seconds + 90,

@@ -96,21 +96,34 @@ class Tree:
             **extra,
         }
 
-    def manage(self, db_url: str, *args: str, timeout: float = 7200) -> None:
-        subprocess.run(
+    def manage(
+        self,
+        db_url: str,
+        *args: str,
+        timeout: float = 7200,
+        env: dict | None = None,
+        capture: bool = False,
+    ) -> str:
+        """`manage.py <args>` in this tree's code; its output when `capture`."""
+        done = subprocess.run(
             [str(self.python), "manage.py", *args],
             cwd=self.root,
-            env=self.env(db_url),
+            env=self.env(db_url, **(env or {})),
             check=True,
             timeout=timeout,
+            capture_output=capture,
+            text=True,
         )
+        return done.stdout if capture else ""
 
-    def job(self, db_url: str, name: str, **kwargs) -> dict:
-        """A Django-side set-up job of bench/harness/child.py, in this tree's code."""
+    def job(self, db_url: str, name: str, _env: dict | None = None, **kwargs) -> dict:
+        """A Django-side set-up job of bench/harness/child.py, in this tree's code:
+        one of its JOBS, or `<file>.py:<function>` of a scenario's own helper (loaded by
+        path, from this harness's tree). `_env`: more environment (e.g. LAKE_ROOT)."""
         done = subprocess.run(
             [str(self.python), str(CHILD), name, json.dumps(kwargs)],
             cwd=self.root,
-            env=self.env(db_url),
+            env=self.env(db_url, **(_env or {})),
             capture_output=True,
             text=True,
             timeout=3600,
