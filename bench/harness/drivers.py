@@ -44,7 +44,10 @@ def require_wrk() -> None:
 # -- plain requests -------------------------------------------------------------------
 
 
-def get(base: str, path: str, token: str | None, timeout: float = 60) -> tuple[int, dict | None]:
+def get(
+    base: str, path: str, token: str | None, timeout: float = 60, error_body: bool = False
+) -> tuple[int, dict | None]:
+    """(status, JSON body); the body of an error answer only with `error_body`."""
     request = urllib.request.Request(base + path, headers={"Accept": "application/json"})
     if token:
         request.add_header("Authorization", f"Token {token}")
@@ -52,7 +55,12 @@ def get(base: str, path: str, token: str | None, timeout: float = 60) -> tuple[i
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
-        return error.code, None
+        if not error_body:
+            return error.code, None
+        try:
+            return error.code, json.loads(error.read() or b"null")
+        except ValueError:
+            return error.code, None
 
 
 def one_connection(
