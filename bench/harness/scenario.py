@@ -3,7 +3,8 @@
 A benchmark is a module of bench/scenarios/ with:
 
     NAME, DESCRIPTION
-    SCENARIOS = [Http("a", "(a) rows page 1", server="main", token="bench", measures=...), ...]
+    SCENARIOS = [Http("a", "(a) rows page 1", server="main", token="bench", measures=...),
+                 Measure("ingest", "ingestion with and without the index"), ...]
     TARGETS = [Target(...), ...]            # ratios to a limit or a peer of the same run
     COMPARE = ["a", "b", ...]               # the scenarios the A/B mode runs (optional)
     SERVERS = {"main": "benchsite.settings", ...}
@@ -33,6 +34,16 @@ class Http:
     token: str = "bench"
     measures: tuple[str, ...] = ("wrk",)  # "wrk" (throughput, under load), "single" (1 client)
     group: str | None = None  # scenarios of one group alternate in slices (ABBA)
+
+
+@dataclass
+class Measure:
+    """A scenario that is no HTTP run of `drive()`: an index build, ingestion passes,
+    a phase of requests the benchmark makes itself... Its figures are the benchmark's
+    own; targets may name it like an `Http` scenario."""
+
+    name: str
+    label: str
 
 
 @dataclass

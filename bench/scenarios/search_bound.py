@@ -39,17 +39,17 @@ from pathlib import Path
 
 from bench.harness import db, drivers, machine, report
 from bench.harness.report import Target
-from bench.harness.scenario import Http, Side
+from bench.harness.scenario import Measure, Side
 from bench.harness.server import Server
 from bench.harness.tree import Tree
 
 NAME = "search_bound"
 DESCRIPTION = "one search never reads the index into the worker (issue 24.2)"
 SERVERS = {"main": "benchsite.settings", "tight": "benchsite.settings"}
-SCENARIOS = [
-    Http("no_stats", "no statistics (bitmap plan)"),
-    Http("analyzed", "after ANALYZE (walk plan for frequent words)"),
-    Http("tight", "statement limit --tight-ms, no statistics", server="tight"),
+SCENARIOS = [  # each text `--repeat` times on one worker (tight: once)
+    Measure("no_stats", "no statistics (bitmap plan)"),
+    Measure("analyzed", "after ANALYZE (walk plan for frequent words)"),
+    Measure("tight", "statement limit --tight-ms, no statistics (server `tight`)"),
 ]
 TARGETS = [
     *(

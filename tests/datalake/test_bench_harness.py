@@ -12,7 +12,7 @@ import pytest
 
 from bench import run
 from bench.harness.report import Target, check_all, summarise
-from bench.harness.scenario import Http, alternate
+from bench.harness.scenario import Http, Measure, alternate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,14 +24,16 @@ def test_every_benchmark_declares_scenarios_targets_and_a_runner():
         assert name == module.NAME and module.DESCRIPTION
         assert module.SCENARIOS and callable(module.run)
         http = [s for s in module.SCENARIOS if isinstance(s, Http)]
-        names = {s.name for s in http}
-        if http:  # on the harness: targets name its scenarios, servers are declared
-            assert callable(module.prepare)
+        names = {s.name for s in module.SCENARIOS if isinstance(s, Http | Measure)}
+        if http:  # servers are declared
             assert {s.server for s in http} <= set(module.SERVERS)
+        if names:  # on the harness: targets name its scenarios
             for target in module.TARGETS:
                 assert isinstance(target, Target)
                 assert target.scenario in names and (target.peer is None or target.peer in names)
         assert set(getattr(module, "COMPARE", [])) <= names
+        if getattr(module, "COMPARE", None):  # the A/B mode prepares each side
+            assert callable(module.prepare)
 
 
 def test_the_a_b_benchmarks_of_issue_18_have_an_a_b_mode():
