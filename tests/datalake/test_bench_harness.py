@@ -25,15 +25,13 @@ def test_every_benchmark_declares_scenarios_targets_and_a_runner():
         assert module.SCENARIOS and callable(module.run)
         http = [s for s in module.SCENARIOS if isinstance(s, Http)]
         names = {s.name for s in module.SCENARIOS if isinstance(s, Http | Measure)}
-        if http:  # servers are declared
+        if http:  # on the harness: targets name its scenarios, servers are declared
+            assert callable(getattr(module, "prepare", None)) or not getattr(module, "COMPARE", 0)
             assert {s.server for s in http} <= set(module.SERVERS)
-        if names:  # on the harness: targets name its scenarios
             for target in module.TARGETS:
                 assert isinstance(target, Target)
                 assert target.scenario in names and (target.peer is None or target.peer in names)
         assert set(getattr(module, "COMPARE", [])) <= names
-        if getattr(module, "COMPARE", None):  # the A/B mode prepares each side
-            assert callable(module.prepare)
 
 
 def test_the_a_b_benchmarks_of_issue_18_have_an_a_b_mode():
