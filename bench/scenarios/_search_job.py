@@ -148,15 +148,12 @@ def profile(cases: dict, token: str, runs: int) -> dict:
 
 
 def ingest_helpers():
-    """The ingest benchmark's helpers (generate, bench_ingest, install_timers, timed, sql,
-    TRUNCATE, usd_gbp_rates, FIRST_DAY), loaded by path and pointed at DATABASE_URL:
-    bench/scenarios/ingest_job.py, or before the ingest benchmark moved onto the harness
-    bench/legacy/ingest_throughput.py."""
-    for path in (HERE / "ingest_job.py", HERE.parent / "legacy" / "ingest_throughput.py"):
-        if path.exists():
-            break
-    else:
-        raise SystemExit("no ingest helpers (bench/scenarios/ingest_job.py)")
+    """The ingest benchmark's helpers (bench/scenarios/ingest_job.py: generate,
+    bench_ingest, install_timers, sql, TRUNCATE, usd_gbp_rates, FIRST_DAY), loaded by
+    path and pointed at DATABASE_URL (the search benchmark's ingestion database)."""
+    path = HERE / "ingest_job.py"
+    if not path.exists():
+        raise SystemExit(f"no {path}: the ingest benchmark's helpers")
     spec = importlib.util.spec_from_file_location("bench_search_ingest_helpers", path)
     it = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = it  # its generator's pool pickles its functions by name
