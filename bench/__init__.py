@@ -2,13 +2,12 @@
 
 - `harness/`: server, database, drivers, machine facts, result tables (written once);
 - `scenarios/`: one module a benchmark, declaring its scenarios and targets;
-- `legacy/`: the scripts not yet moved onto the harness, run by their scenario modules;
 - `load_transactions.py`: the deterministic transactions load every benchmark uses.
 
 The servers' settings are `benchsite.settings` (bench/harness/site/benchsite: the
 product's settings plus the reference views, importable from another tree's checkout
-too); importing `bench` puts that site on sys.path, so `bench.settings` (the legacy
-scripts' name) is the same module's settings.
+too); importing `bench` puts that site on sys.path, so `bench.settings` (the name the
+figures of earlier runs quote) is the same module's settings.
 """
 
 import sys

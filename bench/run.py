@@ -108,8 +108,6 @@ def listing(found: dict) -> str:
     lines = []
     for name, module in found.items():
         lines.append(f"{name:16} {module.DESCRIPTION}")
-        if hasattr(module, "SCRIPT"):
-            lines.append(f"{'':16}   run by its script bench/legacy/{module.SCRIPT}")
         scenarios = ", ".join(getattr(s, "name", s) for s in module.SCENARIOS)
         lines.append(f"{'':16}   scenarios: {scenarios}")
         for target in module.TARGETS:

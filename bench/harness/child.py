@@ -170,6 +170,19 @@ def merge_fresh(before_min: int, after_min: int, prefix: str, step_ms: int = 100
     }
 
 
+def own_job(spec: str):
+    """`<file>.py:<function>`: a scenario's own set-up job (e.g. bench/scenarios/
+    invoice_setup.py:load_retail), loaded by its path, so that it comes from the harness's
+    tree whatever tree is measured (its imports of product code are the measured tree's)."""
+    import importlib.util
+
+    path, function = spec.rsplit(":", 1)
+    loaded = importlib.util.spec_from_file_location(f"bench_job_{abs(hash(path))}", path)
+    module = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(module)
+    return getattr(module, function)
+
+
 JOBS = {f.__name__: f for f in (token, cursor, mark_load_version, merge_fresh)}
 
 
@@ -178,7 +191,7 @@ def main() -> None:
 
     django.setup()
     job, kwargs = sys.argv[1], json.loads(sys.argv[2] if len(sys.argv) > 2 else "{}")
-    result = JOBS[job](**kwargs)
+    result = (own_job(job) if ".py:" in job else JOBS[job])(**kwargs)
     print("CHILD_RESULT " + json.dumps(result, default=str), flush=True)
 
 

@@ -44,7 +44,10 @@ def require_wrk() -> None:
 # -- plain requests -------------------------------------------------------------------
 
 
-def get(base: str, path: str, token: str | None, timeout: float = 60) -> tuple[int, dict | None]:
+def get(
+    base: str, path: str, token: str | None, timeout: float = 60, error_body: bool = False
+) -> tuple[int, dict | None]:
+    """(status, JSON body); the body of an error answer only with `error_body`."""
     request = urllib.request.Request(base + path, headers={"Accept": "application/json"})
     if token:
         request.add_header("Authorization", f"Token {token}")
@@ -52,7 +55,12 @@ def get(base: str, path: str, token: str | None, timeout: float = 60) -> tuple[i
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
-        return error.code, None
+        if not error_body:
+            return error.code, None
+        try:
+            return error.code, json.loads(error.read() or b"null")
+        except ValueError:
+            return error.code, None
 
 
 def one_connection(
@@ -217,9 +225,18 @@ def wait_quiet(label: str) -> float:
 # -- wrk ------------------------------------------------------------------------------
 
 
-def wrk(base: str, path: str, token: str, seconds: int, connections: int) -> dict:
+def wrk(
+    base: str,
+    path: str,
+    token: str,
+    seconds: int,
+    connections: int,
+    paths_file: Path | None = None,
+) -> dict:
     """One wrk run (2 threads, `connections` connections): req/s, p50/p90/p99/mean/max ms,
-    errors, server CPU per request, and other work's share of the CPUs meanwhile."""
+    errors, server CPU per request, and other work's share of the CPUs meanwhile.
+    `paths_file` (one path a line): each thread walks those paths from its own point
+    instead of requesting `path` (wrk.lua)."""
     command = [
         "wrk",
         "-t",
@@ -240,7 +257,11 @@ def wrk(base: str, path: str, token: str, seconds: int, connections: int) -> dic
     child0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         command,
-        env={**os.environ, "BENCH_TOKEN": token},  # never on the command line
+        env={  # the token never on the command line
+            **os.environ,
+            "BENCH_TOKEN": token,
+            **({"BENCH_PATHS": str(paths_file)} if paths_file else {}),
+        },
         capture_output=True,
         text=True,
         timeout=seconds + 90,

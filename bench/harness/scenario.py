@@ -3,7 +3,8 @@
 A benchmark is a module of bench/scenarios/ with:
 
     NAME, DESCRIPTION
-    SCENARIOS = [Http("a", "(a) rows page 1", server="main", token="bench", measures=...), ...]
+    SCENARIOS = [Http("a", "(a) rows page 1", server="main", token="bench", measures=...),
+                 Measure("ingest", "ingestion with and without the index"), ...]
     TARGETS = [Target(...), ...]            # ratios to a limit or a peer of the same run
     COMPARE = ["a", "b", ...]               # the scenarios the A/B mode runs (optional)
     SERVERS = {"main": "benchsite.settings", ...}
@@ -21,7 +22,7 @@ import os
 from dataclasses import dataclass, field
 
 from bench.harness import db, drivers
-from bench.harness.server import Server
+from bench.harness.server import RESULTS, Server
 from bench.harness.tree import Tree
 
 
@@ -36,11 +37,22 @@ class Http:
 
 
 @dataclass
+class Measure:
+    """A scenario that is no HTTP run of `drive()`: an index build, ingestion passes,
+    a phase of requests the benchmark makes itself... Its figures are the benchmark's
+    own; targets may name it like an `Http` scenario."""
+
+    name: str
+    label: str
+
+
+@dataclass
 class Side:
     tree: Tree
     database: str
     tokens: dict[str, str] = field(default_factory=dict)
     paths: dict[str, str] = field(default_factory=dict)
+    walks: dict[str, list[str]] = field(default_factory=dict)  # name -> many paths, walked
     servers: dict[str, Server] = field(default_factory=dict)
     idle: dict[str, float] = field(default_factory=dict)
     notes: dict = field(default_factory=dict)
@@ -56,8 +68,15 @@ class Side:
     def job(self, name: str, **kwargs) -> dict:
         return self.tree.job(self.db_url, name, **kwargs)
 
-    def start(self, settings: dict[str, str], names=None, workers: int | None = None) -> None:
-        """Start the servers named (all of `settings` by default), unless running."""
+    def start(
+        self,
+        settings: dict[str, str],
+        names=None,
+        workers: int | None = None,
+        env: dict | None = None,
+    ) -> None:
+        """Start the servers named (all of `settings` by default), unless running;
+        `env`: more environment for them (e.g. API_STATEMENT_TIMEOUT_MS, LAKE_ROOT)."""
         for name, module in settings.items():
             if (names is None or name in names) and name not in self.servers:
                 server = Server(
@@ -66,6 +85,7 @@ class Side:
                     name,
                     module,
                     **({"workers": workers} if workers else {}),
+                    env=env,
                 )
                 self.servers[name] = server.start()
 
@@ -101,20 +121,30 @@ class Side:
         return body
 
     def measure(self, scenario: Http, kind: str, seconds: int, args, warmup: bool = True) -> dict:
-        """One measurement: `wrk` (warm-up, timed run, drain) or `single` (one client)."""
+        """One measurement: `wrk` (warm-up, timed run, drain) or `single` (one client).
+        A scenario with a walk (`walks[name]`, many paths) requests them in turn."""
         base, token, path = (
             self.base(scenario),
             self.tokens[scenario.token],
             self.paths[scenario.name],
         )
+        walk = self.walks.get(scenario.name)
         if kind == "single":
-            result = drivers.one_connection(base, [path], token, budget=max(2, seconds / 2))
+            result = drivers.one_connection(base, walk or [path], token, budget=max(2, seconds / 2))
         else:
             idle = self.idle_of(scenario)
-            if warmup and args.warmup:
-                drivers.wrk(base, path, token, args.warmup, args.connections)
-                drivers.drain(base, token, idle)
-            result = drivers.wrk(base, path, token, seconds, args.connections)
+            paths_file = None
+            if walk:
+                paths_file = RESULTS / f".walk-{self.label}-{scenario.name}-{os.getpid()}.txt"
+                paths_file.write_text("".join(f"{p}\n" for p in walk))
+            try:
+                if warmup and args.warmup:
+                    drivers.wrk(base, path, token, args.warmup, args.connections, paths_file)
+                    drivers.drain(base, token, idle)
+                result = drivers.wrk(base, path, token, seconds, args.connections, paths_file)
+            finally:
+                if paths_file:
+                    paths_file.unlink(missing_ok=True)
             result["drain_s"] = drivers.drain(base, token, idle)
         result["loadavg_after"] = os.getloadavg()
         return result

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -97,18 +96,30 @@ class Tree:
             **extra,
         }
 
-    def manage(self, db_url: str, *args: str, timeout: float = 7200) -> None:
-        subprocess.run(
+    def manage(
+        self,
+        db_url: str,
+        *args: str,
+        timeout: float = 7200,
+        env: dict | None = None,
+        capture: bool = False,
+    ) -> str:
+        """`manage.py <args>` in this tree's code; its output when `capture`."""
+        done = subprocess.run(
             [str(self.python), "manage.py", *args],
             cwd=self.root,
-            env=self.env(db_url),
+            env=self.env(db_url, **(env or {})),
             check=True,
             timeout=timeout,
+            capture_output=capture,
+            text=True,
         )
+        return done.stdout if capture else ""
 
     def job(self, db_url: str, name: str, _env: dict | None = None, **kwargs) -> dict:
-        """A Django-side set-up job of bench/harness/child.py, in this tree's code.
-        `_env`: more environment (e.g. LAKE_ROOT)."""
+        """A Django-side set-up job of bench/harness/child.py, in this tree's code:
+        one of its JOBS, or `<file>.py:<function>` of a scenario's own helper (loaded by
+        path, from this harness's tree). `_env`: more environment (e.g. LAKE_ROOT)."""
         done = subprocess.run(
             [str(self.python), str(CHILD), name, json.dumps(kwargs)],
             cwd=self.root,
@@ -124,39 +135,6 @@ class Tree:
             f"set-up job {name} in {self.root} failed (exit {done.returncode}):\n"
             f"{done.stderr.strip()[-3000:]}"
         )
-
-    def script(self, db_url: str, path: str, options: dict, marker: str, **env: str) -> dict:
-        """A benchmark's own measuring script (`path`, relative to the root) in this
-        tree's code: `python <path> '<json options>'`, its output passed on, its result
-        the JSON of its `<marker> ` line; stopped with the harness (SIGTERM, then KILL)."""
-        proc = subprocess.Popen(
-            [str(self.python), path, json.dumps(options)],
-            cwd=self.root,
-            env=self.env(db_url, **env),
-            stdout=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        result = None
-        try:
-            for line in proc.stdout:
-                if line.startswith(marker + " "):
-                    result = json.loads(line.removeprefix(marker + " "))
-                else:
-                    print("  " + line, end="", flush=True)
-            proc.wait()
-        finally:
-            if proc.poll() is None:
-                for sig, wait in ((signal.SIGTERM, 120), (signal.SIGKILL, 10)):
-                    os.killpg(proc.pid, sig)
-                    try:
-                        proc.wait(wait)
-                        break
-                    except subprocess.TimeoutExpired:
-                        continue
-        if proc.returncode != 0 or result is None:
-            raise SystemExit(f"{path} failed (exit {proc.returncode})")
-        return result
 
     # -- another ref --------------------------------------------------------------------
 

@@ -1,8 +1,33 @@
 -- wrk script of the harness (bench/harness/drivers.py): token auth, and one parseable result line.
 -- The token comes from the environment (BENCH_TOKEN), never from the command line.
+-- With BENCH_PATHS (a file, one path a line) each thread walks those paths from its own
+-- point (drivers.wrk(..., paths_file=...)) instead of requesting the URL's path.
 
 wrk.headers["Authorization"] = "Token " .. os.getenv("BENCH_TOKEN")
 wrk.headers["Accept"] = "application/json"
+
+if os.getenv("BENCH_PATHS") then
+   local paths = {}
+   local at = 0
+   local threads = 0
+
+   function setup(thread)
+      thread:set("offset", threads * 997)  -- each thread starts elsewhere in the list
+      threads = threads + 1
+   end
+
+   function init(args)
+      for line in io.lines(os.getenv("BENCH_PATHS")) do
+         paths[#paths + 1] = line
+      end
+      at = offset % #paths
+   end
+
+   function request()
+      at = at % #paths + 1
+      return wrk.format("GET", paths[at])
+   end
+end
 
 function done(summary, latency, requests)
    local e = summary.errors

@@ -12,7 +12,7 @@ import pytest
 
 from bench import run
 from bench.harness.report import Target, check_all, summarise
-from bench.harness.scenario import Http, alternate
+from bench.harness.scenario import Http, Measure, alternate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,9 +24,9 @@ def test_every_benchmark_declares_scenarios_targets_and_a_runner():
         assert name == module.NAME and module.DESCRIPTION
         assert module.SCENARIOS and callable(module.run)
         http = [s for s in module.SCENARIOS if isinstance(s, Http)]
-        names = {s.name for s in http}
+        names = {s.name for s in module.SCENARIOS if isinstance(s, Http | Measure)}
         if http:  # on the harness: targets name its scenarios, servers are declared
-            assert callable(module.prepare)
+            assert callable(getattr(module, "prepare", None)) or not getattr(module, "COMPARE", 0)
             assert {s.server for s in http} <= set(module.SERVERS)
             for target in module.TARGETS:
                 assert isinstance(target, Target)
