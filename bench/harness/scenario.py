@@ -74,9 +74,11 @@ class Side:
         names=None,
         workers: int | None = None,
         env: dict | None = None,
+        timeout: int | None = None,
     ) -> None:
         """Start the servers named (all of `settings` by default), unless running;
-        `env`: more environment for them (e.g. API_STATEMENT_TIMEOUT_MS, LAKE_ROOT)."""
+        `env`: more environment for them (e.g. API_STATEMENT_TIMEOUT_MS, LAKE_ROOT);
+        `timeout`: gunicorn's worker timeout (120 s), for requests that write files."""
         for name, module in settings.items():
             if (names is None or name in names) and name not in self.servers:
                 server = Server(
@@ -85,6 +87,7 @@ class Side:
                     name,
                     module,
                     **({"workers": workers} if workers else {}),
+                    **({"timeout": timeout} if timeout else {}),
                     env=env,
                 )
                 self.servers[name] = server.start()

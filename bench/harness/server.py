@@ -40,9 +40,11 @@ class Server:
         settings: str = "benchsite.settings",
         workers: int = WORKERS,
         env: dict | None = None,
+        timeout: int = 120,
     ):
         self.tree, self.db_url, self.name = tree, db_url, name
         self.settings, self.workers, self.extra_env = settings, workers, env or {}
+        self.timeout = timeout  # gunicorn's: a worker silent this long is killed
         self.port = free_port()
         self.base = f"http://{HOST}:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -64,7 +66,7 @@ class Server:
             "--bind",
             f"{HOST}:{self.port}",
             "--timeout",
-            "120",
+            str(self.timeout),
             "--log-level",
             "warning",
         ]
