@@ -43,6 +43,7 @@ ORDER = [
     "pipeline",
     "load_mixed",
     "profile_rows",
+    "sharing",
 ]
 
 
