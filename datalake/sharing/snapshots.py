@@ -8,7 +8,11 @@ unversioned table or a raw folder (a digest of its content, so any change makes 
 state); `<restriction>` is `Restriction.fingerprint()` (`all` for none).
 
 The unrestricted (`all`) snapshot of a state is written from PostgreSQL (one `COPY`
-streamed through pyarrow's CSV reader) or from the raw folder's Arrow table; every
+streamed through pyarrow's CSV reader) or from the raw folder's Arrow table. A version
+`v<n>` of a versioned table whose earlier version's snapshot is on disk is written from
+that one instead (`_write_from_earlier`): its files hard-linked, those holding rows that
+ended since rewritten without them, and only the rows written since read from PostgreSQL,
+so that a day's ingestion costs its own rows, not the whole table again. Every
 restricted one is derived from it with `Restriction.apply_to_arrow`, reading local
 Parquet, not the database again. Each is written once, under a file lock, into a
 temporary directory renamed into place: recipients with the same restriction share
@@ -32,10 +36,12 @@ from pathlib import Path
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 
 from accounts.access import Restriction
 from datalake.catalog import Entry
@@ -162,13 +168,13 @@ def _describe_files(directory: Path) -> list[SharedFile]:
 class PartWriter:
     """Batches into `part-NNNNN.parquet` files of at most SHARING_FILE_ROWS rows."""
 
-    def __init__(self, directory: Path, schema: pa.Schema):
+    def __init__(self, directory: Path, schema: pa.Schema, first: int = 0):
         self.directory = directory
         self.schema = schema
         self.limit = settings.SHARING_FILE_ROWS
         self.writer: pq.ParquetWriter | None = None
         self.in_file = 0
-        self.count = 0
+        self.count = first  # the number of the next file (files before it are there)
 
     def write(self, table: pa.Table) -> None:
         table = table.cast(self.schema) if table.schema != self.schema else table
@@ -201,6 +207,10 @@ class PartWriter:
 
 def _write_base(entry: Entry, version: int | None, out: Path) -> None:
     schema = base_schema(entry)
+    if entry.model is not None and entry.versioning and version is not None:
+        earlier = _earlier_base(entry, version)
+        if earlier is not None and _write_from_earlier(entry, earlier, version, schema, out):
+            return
     writer = PartWriter(out, schema)
     if entry.folder is not None:
         table = load_folder(entry.folder)
@@ -209,6 +219,78 @@ def _write_base(entry: Entry, version: int | None, out: Path) -> None:
         for batch in table_batches(entry, table_queryset(entry, version), schema):
             writer.write(batch)
     writer.finish()
+
+
+# -- a version from an earlier one: its files kept, the changes since applied ---------------
+
+
+def _earlier_base(entry: Entry, version: int) -> tuple[int, Snapshot] | None:
+    """(b, the unrestricted snapshot of version b): the latest version before `version`
+    whose snapshot is written."""
+    earlier = []
+    for manifest in (root() / entry.name).glob(f"v*/{BASE}/{MANIFEST}"):
+        state = manifest.parent.parent.name
+        if state[1:].isdigit() and int(state[1:]) < version:
+            earlier.append(int(state[1:]))
+    for b in sorted(earlier, reverse=True):
+        found = read_manifest(f"{entry.name}/v{b}/{BASE}")
+        if found is not None:
+            return b, found
+    return None
+
+
+def _write_from_earlier(
+    entry: Entry, earlier: tuple[int, Snapshot], version: int, schema: pa.Schema, out: Path
+) -> bool:
+    """Version `version` from version b's files: each hard-linked (the same bytes), or
+    rewritten without the rows that ended in (b, version] (found by the table's key: a
+    version holds one row per key) when it holds some; then the rows written in
+    (b, version] and still valid at `version`, from PostgreSQL. False (nothing written)
+    when more than a quarter of b's rows ended: a full write costs no more then."""
+    b, base = earlier
+    rows = entry.model._default_manager.all()
+    key = list(entry.key)
+    ended = rows.filter(valid_from__lte=b, valid_to__gt=b, valid_to__lte=version)
+    if ended.count() > base.rows // 4:
+        return False
+    gone = pa.Table.from_pylist(
+        [dict(zip(key, k, strict=True)) for k in ended.values_list(*key)],
+        schema=pa.schema([schema.field(k) for k in key]),
+    )
+    count = 0
+    for shared in base.files:
+        source, target = base.path / shared.name, out / f"part-{count:05d}.parquet"
+        if gone.num_rows and _holds_any(source, gone, key):
+            table = _without(pq.read_table(source), gone, key)
+            if not table.num_rows:
+                continue
+            pq.write_table(
+                table, target, compression="snappy", row_group_size=settings.SHARING_FILE_ROWS
+            )
+        else:
+            os.link(source, target)
+        count += 1
+    written = rows.filter(valid_from__gt=b, valid_from__lte=version).filter(
+        Q(valid_to__isnull=True) | Q(valid_to__gt=version)
+    )
+    writer = PartWriter(out, schema, first=count)
+    for batch in table_batches(entry, written, schema):
+        writer.write(batch)
+    writer.finish()
+    return True
+
+
+def _holds_any(path: Path, gone: pa.Table, key: list[str]) -> bool:
+    keys = pq.read_table(path, columns=key)
+    if len(key) == 1:
+        return bool(pc.any(pc.is_in(keys[key[0]], value_set=gone[key[0]])).as_py())
+    return keys.join(gone, keys=key, join_type="inner").num_rows > 0
+
+
+def _without(table: pa.Table, gone: pa.Table, key: list[str]) -> pa.Table:
+    if len(key) == 1:
+        return table.filter(pc.invert(pc.is_in(table[key[0]], value_set=gone[key[0]])))
+    return table.join(gone, keys=key, join_type="left anti").select(table.column_names)
 
 
 def derive(base: Snapshot, restriction: Restriction, out: Path) -> None:
