@@ -77,6 +77,7 @@ def limit(where: str) -> dict:
         "seconds": round(seconds, 3),
         "rows_per_s": round(len(frame) / seconds) if seconds else None,
         "peak_rss_mb": peak_rss_mb(),
+        "pyarrow": pa.__version__,
     }
 
 

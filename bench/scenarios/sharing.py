@@ -319,20 +319,48 @@ def ingest_part(side: Side, args, work: Path) -> dict:
         out["v2_first"] = query(server.base, token)
         out["v2_repeat"] = query(server.base, token)
         new = parquet_files(sharing_root) - before - written_by_ingest
+        earlier = {p.stat().st_ino for p in before}
+        linked = {p for p in new if p.stat().st_ino in earlier}  # version 1's, hard-linked
         out["files_written_by_ingestion"] = len(written_by_ingest)
-        out["files_written_by_query"] = len(new)
-        out["bytes_written_by_query"] = sum(p.stat().st_size for p in new)
+        out["files_of_new_version"] = len(new)
+        out["files_linked"] = len(linked)
+        out["files_written_by_query"] = len(new - linked)
+        out["bytes_written_by_query"] = sum(p.stat().st_size for p in new - linked)
         out["share"] = out["v2_first"]["seconds"] / ing["seconds"]
         drivers.log(
             f"  (c) version {out['v2_first']['version']}'s first query: "
-            f"{out['v2_first']['seconds']:.1f} s ({len(new)} files), repeated "
+            f"{out['v2_first']['seconds']:.1f} s ({len(new)} files, {len(linked)} linked), "
+            f"repeated "
             f"{out['v2_repeat']['seconds']:.2f} s: {out['share']:.0%} of the ingestion"
+        )
+        out["v2_full"] = full_rewrite(server.base, token, sharing_root, ing["version"])
+        out["full_share"] = out["v2_full"]["seconds"] / ing["seconds"]
+        drivers.log(
+            f"  (c) (info) version {ing['version']} written in full (no earlier snapshot): "
+            f"{out['v2_full']['seconds']:.1f} s, {out['full_share']:.0%} of the ingestion"
         )
     finally:
         server.stop()
         if not args.sharing_keep:
             db.drop(copy)
     return out
+
+
+def full_rewrite(base: str, token: str, sharing_root: Path, version: int) -> dict:
+    """The first query of `version` with no earlier snapshot on disk (its files dropped,
+    the earlier versions' hidden meanwhile): the whole table from PostgreSQL, what a
+    version costs when nobody read the one before (information)."""
+    table = sharing_root / "transactions"
+    shutil.rmtree(table / f"v{version}")
+    hidden = [p for p in table.glob("v*") if p.is_dir()]
+    for path in hidden:
+        path.rename(path.with_name("hidden-" + path.name))
+    try:
+        quiet("(c) full write of the new version")
+        return query(base, token)
+    finally:
+        for path in hidden:
+            path.with_name("hidden-" + path.name).rename(path)
 
 
 # -- the run ------------------------------------------------------------------------------
@@ -342,18 +370,23 @@ def med(results: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in results)
 
 
-def figures_of(side: Side, args, loads: dict, ingest: dict | None) -> dict:
+def figures_of(side: Side, loads: dict | None, ingest: dict | None) -> dict:
+    f: dict = {}
+    if ingest:
+        f["version_files"] = {"share": ingest["share"]}
+    if not loads:
+        return f
     runs = loads["runs"]
     counts = side.notes["counts"]
-    f = {
-        "first": {"seconds": loads["first"]["seconds"]},
-        "repeat": {"seconds": loads["repeat"]["seconds"]},
+    f.update(
+        first={"seconds": loads["first"]["seconds"]},
+        repeat={"seconds": loads["repeat"]["seconds"]},
         **{
             k: {"seconds": med(v, "seconds"), "rows_per_s": med(v, "rows_per_s"),
                 "rows": v[0]["rows"]}
             for k, v in runs.items()
         },
-    }  # fmt: skip
+    )  # fmt: skip
     restricted_sample = runs["restricted"][0]["sample"]
     checks = {
         "connector rows = current rows": all(r["rows"] == counts["current"]
@@ -370,19 +403,21 @@ def figures_of(side: Side, args, loads: dict, ingest: dict | None) -> dict:
     }  # fmt: skip
     f["connector"]["rows_ok"] = 1 if all(checks.values()) else 0
     f["connector"]["checks"] = checks
-    if ingest:
-        f["version_files"] = {"share": ingest["share"]}
     return f
 
 
-def markdown_of(args, info: dict, loads: dict, ingest: dict | None, f: dict, checks) -> str:
+def loads_markdown(loads: dict, f: dict) -> list[str]:
     v = loads["versions"]
     lim, con, res = f["limit"], f["connector"], f["restricted"]
     snap = loads["snapshot"]
     lp = loads["limit_portal"]
-    parts = [
-        f"### sharing ({args.rows:,} transactions; {args.rounds} rounds of each load, medians)",
-        machine.one_line(info),
+    rows = [
+        (f"(a) limit: pyarrow {v['pyarrow']}, local files", lim),
+        ("(a) connector, unrestricted", con),
+        ("(d) connector, restricted (country filter, masked column)", res),
+        (f"(info) limit with the portal's pyarrow {lp.get('pyarrow', '')}".rstrip(), lp),
+    ]
+    return [
         f"Connector: delta-sharing {v['delta_sharing']} (pandas {v['pandas']}, pyarrow "
         f"{v['pyarrow']}, Python {v['python']}) in its own environment; server: gunicorn, "
         f"2 sync workers. The version's files: {snap['files']} Parquet files, "
@@ -397,20 +432,7 @@ def markdown_of(args, info: dict, loads: dict, ingest: dict | None, f: dict, che
                     report.fmt(x["rows_per_s"], ",.0f"),
                     f"{x['rows_per_s'] / lim['rows_per_s']:.0%}",
                 ]
-                for label, x in (
-                    ("(a) limit: pyarrow, local files", lim),
-                    ("(a) connector, unrestricted", con),
-                    ("(d) connector, restricted (country filter, masked column)", res),
-                )
-            ]
-            + [
-                [
-                    "(info) limit with the portal's pyarrow",
-                    f"{lp['rows']:,}",
-                    report.fmt(lp["seconds"], ".1f"),
-                    report.fmt(lp["rows_per_s"], ",.0f"),
-                    f"{lp['rows_per_s'] / lim['rows_per_s']:.0%}",
-                ]
+                for label, x in rows
             ],
         ),
         f"(b) The first query of the version (its files written): "
@@ -420,25 +442,50 @@ def markdown_of(args, info: dict, loads: dict, ingest: dict | None, f: dict, che
         f"(d) restricted / unrestricted load time: {res['seconds'] / con['seconds']:.2f} "
         f"({res['rows']:,} rows against {con['rows']:,}; per row: "
         f"{(res['seconds'] / res['rows']) / (con['seconds'] / con['rows']):.2f}).",
-    ]
-    if ingest:
-        ing = ingest["ingest"]
-        parts.append(
-            f"(c) On a copy of the database: version 1's first query "
-            f"{ingest['v1_first']['seconds']:.1f} s; one day file of {ing['rows_loaded']:,} "
-            f"rows ingested (Spark, merge, hooks) in {ing['seconds']:.1f} s (version "
-            f"{ing['version']}); version {ing['version']}'s first query "
-            f"{ingest['v2_first']['seconds']:.1f} s ({ingest['files_written_by_query']} files, "
-            f"{ingest['bytes_written_by_query'] / 1e6:,.0f} MB written), repeated "
-            f"{ingest['v2_repeat']['seconds']:.2f} s: **{ingest['share']:.0%}** of the "
-            "ingestion's time."
-        )
-    parts.append(
         "Checks: "
-        + "; ".join(f"{k}: {'yes' if ok else 'NO'}" for k, ok in f["connector"]["checks"].items())
+        + "; ".join(f"{k}: {'yes' if ok else 'NO'}" for k, ok in f["connector"]["checks"].items()),
+    ]
+
+
+def ingest_markdown(ingest: dict) -> str:
+    ing = ingest["ingest"]
+    phases = ing["phases"]
+    text = (
+        f"(c) On a copy of the database: version 1's first query "
+        f"{ingest['v1_first']['seconds']:.1f} s; one day file of {ing['rows_loaded']:,} "
+        f"rows ingested (Spark, merge {phases.get('merge', 0):.1f} s of which search index "
+        f"{phases.get('search_index', 0):.1f} s and metric aggregates "
+        f"{phases.get('metrics_aggregates', 0):.1f} s) in {ing['seconds']:.1f} s (version "
+        f"{ing['version']}); version {ing['version']}'s first query "
+        f"{ingest['v2_first']['seconds']:.1f} s ({ingest['files_of_new_version']} files, "
+        f"{ingest['files_linked']} of them version 1's hard-linked; "
+        f"{ingest['files_written_by_query']} written, "
+        f"{ingest['bytes_written_by_query'] / 1e6:,.0f} MB), repeated "
+        f"{ingest['v2_repeat']['seconds']:.2f} s: **{ingest['share']:.0%}** of the "
+        "ingestion's time."
     )
+    if "v2_full" in ingest:
+        text += (
+            f" (Information: the same version written in full, with no earlier snapshot on "
+            f"disk, {ingest['v2_full']['seconds']:.1f} s = {ingest['full_share']:.0%}.)"
+        )
+    return text
+
+
+def markdown_of(args, info: dict, loads: dict | None, ingest: dict | None, f: dict, checks):
+    parts = [
+        f"### sharing ({args.rows:,} transactions; {args.rounds} rounds of each load, medians)",
+        machine.one_line(info),
+    ]
+    if loads:
+        parts += loads_markdown(loads, f)
+    if ingest:
+        parts.append(ingest_markdown(ingest))
     parts.append(report.targets_table(checks))
     return "\n\n".join(parts)
+
+
+LOAD_SCENARIOS = {"first", "repeat", "limit", "connector", "restricted"}
 
 
 def run(side: Side, args) -> bool:
@@ -448,16 +495,18 @@ def run(side: Side, args) -> bool:
     info = machine.facts(side.db_url, side.tree)
     work = Path(tempfile.mkdtemp(prefix=f"bench_sharing_{os.getpid()}_"))
     drivers.log(f"work folder {work}; connector {python}")
+    only = args.only or {s.name for s in SCENARIOS}
     try:
-        loads = loads_part(side, args, python, work)
-        ingest = None if args.sharing_skip_ingest else ingest_part(side, args, work)
+        loads = loads_part(side, args, python, work) if only & LOAD_SCENARIOS else None
+        skip = args.sharing_skip_ingest or "version_files" not in only
+        ingest = None if skip else ingest_part(side, args, work)
     finally:
         side.stop()
         if not args.sharing_keep:
             shutil.rmtree(work, ignore_errors=True)
-    figures = figures_of(side, args, loads, ingest)
+    figures = figures_of(side, loads, ingest)
     checks = report.check_all(TARGETS, figures)
-    passed = all(c["passed"] for c in checks) and len(checks) == len(TARGETS)
+    passed = all(c["passed"] for c in checks) and (args.only or len(checks) == len(TARGETS))
     markdown = markdown_of(args, info, loads, ingest, figures, checks)
     out = report.write(
         NAME,
