@@ -22,8 +22,13 @@ def walk(patterns=None, prefix="") -> Iterator[tuple[str, URLPattern]]:
             yield route, pattern
 
 
+# Delta Sharing's path names a share, a schema and a table that exist.
+NAMED = {"share": "lake", "schema": "tables", "table": "transactions"}
+
+
 def _value(match) -> str:
-    return "1" if match.group(1) in ("pk", "id", "n") else "x"
+    name = match.group(1)
+    return "1" if name in ("pk", "id", "n") else NAMED.get(name, "x")
 
 
 def concrete(route: str) -> str:
