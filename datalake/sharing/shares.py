@@ -142,6 +142,7 @@ class SharedTable:
         at = self.version if version is None else version
         state = snapshots.state_of(self.entry, at if self.entry.versioning else None)
         found = snapshots.snapshot(self.entry, state, self.restriction, at)
+        snapshots.touch(found)
         lines = []
         for shared in found.files:
             relative = f"{found.relative}/{shared.name}"
@@ -178,6 +179,7 @@ class SharedTable:
         made = self._versions().filter(version__gte=start, version__lte=end).order_by("version")
         for version in made:
             found = changes.change_files(self.entry, version.version, self.restriction)
+            snapshots.touch(found)
             stamp = int(version.created_at.timestamp() * 1000)
             for shared in found.files:
                 if not shared.rows:

@@ -179,7 +179,6 @@ NOT_LISTS = {
     "/api/v1/delta-sharing/shares/lake/schemas/tables/tables/transactions/version": "one number",
     "/api/v1/delta-sharing/shares/lake/schemas/tables/tables/transactions/changes": "one query "
     "for the versions, then files on disk (a version's are written once, by its first reader)",
-    "/api/v1/delta-sharing/files/x": "one file",
     "/api/v1/delta-sharing/profile/": "the caller's profile",
     "/api/v1/delta-sharing/shares/lake/schemas/tables/tables": "all-tables' query (pinned "
     "there) for one resource kind, of which there are fewer than a full page",

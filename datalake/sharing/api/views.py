@@ -37,6 +37,7 @@ from datalake.api.strict import StrictSerializer
 from datalake.errors import AccessDenied, Invalid, NotFound
 from datalake.sharing import links, snapshots
 from datalake.sharing.api.files import file_response, within
+from datalake.sharing.profiles import profile
 from datalake.sharing.shares import (
     SCHEMAS,
     SHARE,
@@ -504,15 +505,6 @@ class ProfileSerializer(serializers.Serializer):
     )
 
 
-def profile_for(request, key: str, expires_at) -> dict:
-    endpoint = request.build_absolute_uri(reverse("sharing-shares")).rstrip("/")
-    endpoint = endpoint.removesuffix("/shares")
-    profile = {"shareCredentialsVersion": 1, "endpoint": endpoint, "bearerToken": key}
-    if expires_at is not None:
-        profile["expirationTime"] = expires_at.isoformat().replace("+00:00", "Z")
-    return profile
-
-
 @serves_no_data("the caller's own credentials as a profile file")
 class ProfileView(APIView):
     @extend_schema(
@@ -543,7 +535,7 @@ class ProfileView(APIView):
                     ]
                 }
             )
-        response = Response(profile_for(request, parts[1], request.auth.expires_at))
+        response = Response(profile(request, parts[1], request.auth.expires_at))
         response["Content-Disposition"] = 'attachment; filename="lake.share"'
         response["Cache-Control"] = "no-store"
         return response
