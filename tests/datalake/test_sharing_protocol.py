@@ -162,3 +162,14 @@ def test_a_raw_folder_is_shared_like_its_rows_endpoint(stored):
     assert [f["file"]["id"] for f in lines(again)[2:]] == [
         f["file"]["id"] for f in lines(response)[2:]
     ]
+
+
+def test_a_limit_hint_lists_only_the_files_that_hold_it(three_versions, settings):
+    settings.SHARING_FILE_ROWS = 2  # 7 current rows: 4 files
+    bob = make_user("bob")
+    give(bob, "transactions")
+    client = bearer(bob)
+    every = lines(client.post(f"{TABLE}/query", {}, format="json"))[2:]
+    assert len(every) == 4
+    some = lines(client.post(f"{TABLE}/query", {"limitHint": 3}, format="json"))[2:]
+    assert len(some) == 2 and len(read_files(some)) == 4

@@ -336,7 +336,8 @@ class QuerySerializer(StrictSerializer):
         required=False,
         min_value=0,
         max_value=2**63 - 1,
-        help_text="A hint: the recipient needs this many rows (ignored: whole files are sent).",
+        help_text="A hint: the recipient needs this many rows (only the first files that "
+        "hold them are listed; each file is whole).",
     )
     predicateHints = serializers.ListField(
         child=serializers.CharField(max_length=10_000),
@@ -371,7 +372,8 @@ class TableQueryView(SharingView):
         summary="Read the table's files",
         description="The Parquet files of the table (now, at `version`, or at `timestamp`) "
         "as the recipient's grant shows it, each by a pre-signed URL valid for "
-        "SHARING_URL_LIFETIME_SECONDS. Hints are accepted and not applied (whole files).",
+        "SHARING_URL_LIFETIME_SECONDS. `limitHint` lists only the files that hold that many "
+        "rows; predicate hints are accepted and not applied (the recipient filters).",
         request=QuerySerializer,
         responses=TABLE_RESPONSE,
         tags=TAGS,
@@ -387,7 +389,8 @@ class TableQueryView(SharingView):
             version = shared.version_at(
                 parse_timestamp(body.validated_data["timestamp"], "timestamp")
             )
-        at, files = shared.query(_file_url(request), version)
+        limit = body.validated_data.get("limitHint")
+        at, files = shared.query(_file_url(request), version, limit)
         return ndjson([PROTOCOL, shared.metadata(), *files], at)
 
 
