@@ -173,3 +173,24 @@ def test_a_limit_hint_lists_only_the_files_that_hold_it(three_versions, settings
     assert len(every) == 4
     some = lines(client.post(f"{TABLE}/query", {"limitHint": 3}, format="json"))[2:]
     assert len(some) == 2 and len(read_files(some)) == 4
+
+
+def test_files_no_url_can_reach_are_dropped_and_written_again(three_versions, settings):
+    from datalake.sharing.tasks import drop_unreachable
+
+    bob, eve = make_user("bob"), make_user("eve")
+    give(bob, "transactions")
+    restricted(eve, row_filter={"country": ["DE"]})
+    for client, body in ((bearer(bob), {}), (bearer(eve), {}), (bearer(bob), {"version": 1})):
+        assert client.post(f"{TABLE}/query", body, format="json").status_code == 200
+    root = settings.SHARING_ROOT / "transactions"
+    written = sorted(str(p.relative_to(root)) for p in root.glob("*/*") if p.is_dir())
+    assert len(written) == 3 and "v3/all" in written and "v1/all" in written
+    assert drop_unreachable() == []  # every URL still valid
+    settings.SHARING_URL_LIFETIME_SECONDS = -120  # as if they had all expired
+    dropped = drop_unreachable()
+    assert sorted(dropped) == sorted(f"transactions/{w}" for w in written if w != "v3/all")
+    assert [str(p.relative_to(root)) for p in root.glob("*/*") if p.is_dir()] == ["v3/all"]
+    settings.SHARING_URL_LIFETIME_SECONDS = 3600
+    again = bearer(eve).post(f"{TABLE}/query", {}, format="json")
+    assert {r["country"] for r in read_files(lines(again)[2:])} == {"DE"}
