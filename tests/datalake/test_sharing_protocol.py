@@ -194,3 +194,20 @@ def test_files_no_url_can_reach_are_dropped_and_written_again(three_versions, se
     settings.SHARING_URL_LIFETIME_SECONDS = 3600
     again = bearer(eve).post(f"{TABLE}/query", {}, format="json")
     assert {r["country"] for r in read_files(lines(again)[2:])} == {"DE"}
+
+
+def test_timestamps_name_versions(three_versions):
+    bob = make_user("bob")
+    give(bob, "transactions")
+    client = bearer(bob)
+    now = client.post(f"{TABLE}/query", {"timestamp": "2999-01-01T00:00:00Z"}, format="json")
+    assert now["delta-table-version"] == "3"
+    early = client.post(f"{TABLE}/query", {"timestamp": "2000-01-01T00:00:00Z"}, format="json")
+    assert early.status_code == 400 and early.json()["code"] == "timestamp_too_early"
+    first = client.get(f"{TABLE}/version", {"startingTimestamp": "2000-01-01T00:00:00Z"})
+    assert first.status_code == 200 and first["delta-table-version"] == "1"
+    assert client.get(f"{TABLE}/version")["delta-table-version"] == "3"
+    edges = ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00", "2026-12-01T00:00:00\x00")
+    for bad in ("yesterday", "2026-02-30T00:00:00Z", "9" * 70, "2026-13-01", *edges):
+        answer = client.get(f"{TABLE}/version", {"startingTimestamp": bad})
+        assert answer.status_code == 400, (bad, answer.status_code)
