@@ -124,6 +124,9 @@ def test_time_travel_and_the_change_feed(three_versions):
         ("TX-0002", "update_postimage"), ("TX-0002", "update_preimage"), ("TX-0006", "insert")
     ]  # fmt: skip
     assert client.post(f"{TABLE}/query", {"version": 9}, format="json").status_code == 404
+    for bad in ("²", "-1", "1" * 11, "1.0", " 1"):
+        answer = client.get(f"{TABLE}/changes", {"startingVersion": bad})
+        assert answer.status_code == 400, (bad, answer.status_code)
     bad = client.post(f"{TABLE}/query", {"version": 1, "oops": 1}, format="json")
     assert bad.status_code == 400 and bad.json()["errorCode"] == "INVALID_PARAMETER_VALUE"
 
