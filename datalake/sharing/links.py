@@ -13,6 +13,7 @@ or changed grant stops the URLs already handed out, not only the next protocol c
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -22,6 +23,9 @@ from django.core import signing
 from datalake.errors import AccessDenied
 
 SALT = "datalake.sharing.file"
+# A part of a shared file's path: a resource (a slug), a state, a restriction, a file
+# name. Never "." or "..", nor a control character.
+PART = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,199}")
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,6 @@ def verify(token: str) -> FileClaim:
     relative = data.get("p") if isinstance(data, dict) else None
     user_id = data.get("u") if isinstance(data, dict) else None
     parts = relative.split("/") if isinstance(relative, str) else []
-    if not isinstance(user_id, int) or len(parts) != 4 or any(p in ("", ".", "..") for p in parts):
+    if not isinstance(user_id, int) or len(parts) != 4 or not all(map(PART.fullmatch, parts)):
         raise AccessDenied("This file URL is not valid.", code="url_invalid")
     return FileClaim(user_id, relative)
