@@ -493,3 +493,21 @@ def test_every_call_and_file_fetch_is_in_the_request_log_naming_the_table(three_
                                                "row_filter": [{"country": ["FR"]}]}})
          for m in ("GET", "HEAD")]
     )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "restriction",
+    [{"masked": ["transaction_id"]}, {"columns": ["amount", "country", "user_id"]}],
+    ids=["masked key", "hidden key"],
+)
+def test_a_concealed_key_has_no_rank_in_the_files(stored, restriction):
+    """The rows API orders rows whose key is masked or hidden by the key's keyed hash, so
+    that a row's rank says nothing of its key. The files listed them in the table's
+    physical order, which is the order the sequential ids were loaded in: the k-th row of
+    a file was TX-000k, whatever its pseudonym."""
+    eve = make_user("eve")
+    restricted(eve, **restriction)
+    got = rows_of(query(bearer(eve)))
+    expected = every_row(client_for(eve), ROWS)
+    assert sorted(str(r["amount"]) for r in got) == sorted(r["amount"] for r in expected)
+    assert [str(r["amount"]) for r in got] == [r["amount"] for r in expected]
