@@ -34,7 +34,7 @@ def change_files(entry: Entry, version: int, restriction: Restriction) -> Snapsh
     relative = f"{entry.name}/c{version}/{restriction.fingerprint()}"
     if restriction.columns is not None:
         restriction = replace(restriction, columns=restriction.columns | {CHANGE_TYPE})
-    return ensure(relative, lambda out: derive(base, restriction, out))
+    return ensure(relative, lambda out: derive(base, restriction, out, entry.key))
 
 
 def _write(entry: Entry, version: int, out) -> None:

@@ -28,17 +28,19 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from django.conf import settings
 from django.db import connection, transaction
 
 from accounts.access import Restriction
+from accounts.access.masking import pseudonym
 from datalake.catalog import Entry
 from datalake.catalog import files as landing
 from datalake.catalog.rawfiles import load_folder
@@ -101,7 +103,7 @@ def snapshot(entry: Entry, state: str, restriction: Restriction, version: int | 
     if not restriction.restricted:
         return base
     relative = f"{entry.name}/{state}/{restriction.fingerprint()}"
-    return ensure(relative, lambda out: derive(base, restriction, out))
+    return ensure(relative, lambda out: derive(base, restriction, out, entry.key))
 
 
 def ensure(relative: str, write: Callable[[Path], None]) -> Snapshot:
@@ -212,14 +214,32 @@ def _write_base(entry: Entry, version: int | None, out: Path) -> None:
     writer.finish()
 
 
-def derive(base: Snapshot, restriction: Restriction, out: Path) -> None:
+def derive(base: Snapshot, restriction: Restriction, out: Path, key: tuple[str, ...] = ()) -> None:
+    """The files of `base` as `restriction` shows them. Where it masks or hides a column
+    of the `key`, each file's rows are in the order of the key's pseudonyms (as the rows
+    API orders them), so that a row's rank says nothing of its key; which file a row is
+    in still follows the base's order (SHARING_FILE_ROWS rows a file)."""
+    concealed = [k for k in key if restriction.hides(k) or k in restriction.masked]
+    hidden = any(restriction.hides(k) for k in concealed)
     writer = None
     for shared in base.files:
-        table = restriction.apply_to_arrow(pq.read_table(base.path / shared.name))
+        table = pq.read_table(base.path / shared.name)
+        if hidden:  # hash the key of the rows the filter keeps, before it is dropped
+            table = replace(restriction, columns=None, masked=frozenset()).apply_to_arrow(table)
+            table = table.take(_keyed_order(table, restriction.resource, concealed))
+        table = restriction.apply_to_arrow(table)
+        if concealed and not hidden:  # masked: the key's columns hold its pseudonyms
+            table = table.sort_by([(k, "ascending") for k in concealed])
         if writer is None:
             writer = PartWriter(out, table.schema)
         writer.write(table)
     writer.finish()
+
+
+def _keyed_order(table: pa.Table, resource: str, names: list[str]) -> pa.Array:
+    """Row indices of `table` in the order of the pseudonyms of its columns `names`."""
+    keys = {n: [pseudonym(resource, n, v) for v in table[n].to_pylist()] for n in names}
+    return pc.sort_indices(pa.table(keys), [(n, "ascending") for n in names])
 
 
 # -- PostgreSQL to Arrow: one COPY, parsed by pyarrow's CSV reader ------------------------
