@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from rest_framework.test import APIClient
 
+from lineage.models import RequestLog
 from tests.support.factories import client_for, give, make_user
 from tests.support.lake import pipeline_batch, tx
 from tests.support.restrictions import ROWS, every_row, restricted
@@ -142,9 +143,18 @@ def test_a_file_url_is_bound_to_its_signature_and_grant(three_versions):
     tampered = path[: -len(token)] + token[:-2] + ("AA" if token[-2:] != "AA" else "BB")
     assert anonymous.get(tampered).status_code == 403
     assert anonymous.get(path, HTTP_RANGE="bytes=999999999-").status_code == 416
+    logged = RequestLog.objects.filter(path__startswith=BASE).order_by("id")
+    assert [(e.username, e.resource, e.status_code) for e in logged] == [
+        ("bob", "transactions", 200),  # the query
+        ("bob", "transactions", 200),  # the file: both in the table's access log
+        ("", "", 403),  # the tampered URL names nobody
+        ("bob", "transactions", 416),
+    ]
     grant.delete()
     refused = anonymous.get(path)
     assert refused.status_code == 403 and b"PAR1" not in refused.content
+    last = RequestLog.objects.order_by("-id").first()
+    assert (last.username, last.resource, last.status_code) == ("bob", "transactions", 403)
 
 
 def test_a_raw_folder_is_shared_like_its_rows_endpoint(stored):
