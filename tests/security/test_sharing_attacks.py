@@ -511,3 +511,23 @@ def test_a_concealed_key_has_no_rank_in_the_files(stored, restriction):
     expected = every_row(client_for(eve), ROWS)
     assert sorted(str(r["amount"]) for r in got) == sorted(r["amount"] for r in expected)
     assert [str(r["amount"]) for r in got] == [r["amount"] for r in expected]
+
+
+def test_an_update_across_the_row_filter_is_a_delete_or_an_insert(lake):
+    """TX-0001 moves DE -> FR and TX-0002 FR -> DE in version 2. A recipient of DE rows
+    got TX-0001's update_preimage with no postimage: a connector applying the feed keeps
+    the row (an update whose new image it may not see), which its grant no longer shows;
+    for that recipient the row left (delete), and TX-0002 came in (insert)."""
+    pipeline_batch(tx(1, country="DE"), tx(2, country="FR"), tx(3, country="DE"))
+    pipeline_batch(tx(1, country="FR"), tx(2, country="DE"), tx(3, country="DE", amount=7))
+    expected = {
+        "DE": [("TX-0001", "delete"), ("TX-0002", "insert"),
+               ("TX-0003", "update_postimage"), ("TX-0003", "update_preimage")],
+        "FR": [("TX-0001", "insert"), ("TX-0002", "delete")],
+    }  # fmt: skip
+    for country, changes in expected.items():
+        user = make_user(f"reader-{country}")
+        restricted(user, row_filter={"country": [country]})
+        feed = bearer(user).get(f"{TABLE}/changes", {"startingVersion": 2})
+        got = rows_of(lines(feed)[2:], "cdf")
+        assert sorted((r["transaction_id"], r["_change_type"]) for r in got) == changes
