@@ -214,16 +214,25 @@ def _write_base(entry: Entry, version: int | None, out: Path) -> None:
     writer.finish()
 
 
-def derive(base: Snapshot, restriction: Restriction, out: Path, key: tuple[str, ...] = ()) -> None:
-    """The files of `base` as `restriction` shows them. Where it masks or hides a column
-    of the `key`, each file's rows are in the order of the key's pseudonyms (as the rows
-    API orders them), so that a row's rank says nothing of its key; which file a row is
-    in still follows the base's order (SHARING_FILE_ROWS rows a file)."""
+def derive(
+    base: Snapshot,
+    restriction: Restriction,
+    out: Path,
+    key: tuple[str, ...] = (),
+    prepare: Callable[[pa.Table], pa.Table] | None = None,
+) -> None:
+    """The files of `base` as `restriction` shows them (each through `prepare` first).
+    Where it masks or hides a column of the `key`, each file's rows are in the order of
+    the key's pseudonyms (as the rows API orders them), so that a row's rank says nothing
+    of its key; which file a row is in still follows the base's order
+    (SHARING_FILE_ROWS rows a file)."""
     concealed = [k for k in key if restriction.hides(k) or k in restriction.masked]
     hidden = any(restriction.hides(k) for k in concealed)
     writer = None
     for shared in base.files:
         table = pq.read_table(base.path / shared.name)
+        if prepare is not None:
+            table = prepare(table)
         if hidden:  # hash the key of the rows the filter keeps, before it is dropped
             table = replace(restriction, columns=None, masked=frozenset()).apply_to_arrow(table)
             table = table.take(_keyed_order(table, restriction.resource, concealed))
