@@ -4,8 +4,8 @@ route, its path segments, parameters, bodies and methods; the signed file URLs
 (tampered, expired, replayed after a grant changed, signed for another path); the
 restriction semantics against the rows API; the request log of every call.
 
-Driven with the Django test client (tests/support/sharing.py); the real connector reads
-the same endpoints in tests/datalake/test_sharing_connector.py."""
+Driven with the Django test client (tests/support/sharing.py), as
+tests/datalake/test_sharing_protocol.py drives the protocol itself."""
 
 from __future__ import annotations
 
