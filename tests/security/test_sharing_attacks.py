@@ -531,3 +531,15 @@ def test_an_update_across_the_row_filter_is_a_delete_or_an_insert(lake):
         feed = bearer(user).get(f"{TABLE}/changes", {"startingVersion": 2})
         got = rows_of(lines(feed)[2:], "cdf")
         assert sorted((r["transaction_id"], r["_change_type"]) for r in got) == changes
+
+
+def test_an_unsatisfiable_range_names_the_file_size(three_versions):
+    """A 416 carries `Content-Range: bytes */<size>` (RFC 9110 15.5.17), so that a client
+    learns the length; the API's error envelope replaced the response and dropped it."""
+    bob = make_user("bob")
+    give(bob, "transactions")
+    path = first_file(bearer(bob))
+    size = len(fetch(path)[1])
+    refused = APIClient().get(path, HTTP_RANGE=f"bytes={size}-")
+    assert refused.status_code == 416 and refused["Content-Range"] == f"bytes */{size}"
+    assert refused.json()["code"]
