@@ -180,6 +180,10 @@ def test_parameters_and_bodies_at_their_limits_are_4xx(three_versions):
         assert answer.status_code == 400, (body, answer.status_code)
     assert client.post(f"{TABLE}/query", {"version": 0}, format="json").status_code == 404
     assert client.post(f"{TABLE}/query", "{", content_type="application/json").status_code == 400
+    deep = '{"predicateHints": ' + "[" * 5000 + "]" * 5000 + "}"
+    assert client.post(f"{TABLE}/query", deep, content_type="application/json").status_code == 400
+    huge = {"predicateHints": ["a = 1"] * 200_000}
+    assert client.post(f"{TABLE}/query", huge, format="json").status_code in (400, 413)
     form = client.post(f"{TABLE}/query", "version=1", content_type="text/plain")
     assert form.status_code == 415 and form.json()["errorCode"] == "UNSUPPORTED_MEDIA_TYPE"
 
