@@ -416,3 +416,8 @@ logging.captureWarnings(True)  # Python warnings become log records (py.warnings
 # knows the scraper connects directly.
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
 METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
+
+# Tests only (tests/support/deltasharing.py): the virtual environment of the
+# `delta-sharing` Python connector the suite drives (it pins other pyarrow/pandas than the
+# portal). Empty: run/venvs/delta-sharing-<version>/, made by the first test run needing it.
+DELTA_SHARING_VENV = env("DELTA_SHARING_VENV", default="")
