@@ -82,3 +82,10 @@ def _set_audit_actor(user) -> None:
     with token auth the user is known only here, so put it into auditlog's context."""
     with contextlib.suppress(LookupError):  # outside a request: no auditlog context
         auditlog_value.get()["actor"] = user
+
+
+class BearerTokenAuthentication(HashedTokenAuthentication):
+    """The same tokens sent as `Authorization: Bearer <key>`: what the Delta Sharing
+    connectors send (a profile's `bearerToken`)."""
+
+    keyword = "Bearer"

@@ -20,6 +20,7 @@ api_v1 = [
     path("", include("lineage.api.urls")),
     path("", include("ingestion.api.urls")),
     path("", include("metrics.api.urls")),
+    path("", include("datalake.sharing.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),

@@ -66,6 +66,7 @@ def broker():
 def lake(tmp_path, settings):
     """An empty lake root; `landing/` is where delivered files go."""
     settings.LAKE_ROOT = tmp_path
+    settings.SHARING_ROOT = tmp_path / "sharing"
     (tmp_path / "landing").mkdir()
     return tmp_path
 

@@ -72,6 +72,51 @@ class Restriction:
             "masked": sorted(self.masked),
         }
 
+    def fingerprint(self) -> str:
+        """Names what this restriction shows, for files written once per restriction
+        (`datalake.sharing`): two users with the same restriction share them. Bound to
+        the masking key in use when it masks (a rotated key writes new files)."""
+        if not self.restricted:
+            return "all"
+        import hashlib
+        import json
+
+        from accounts.access.masking import key_fingerprint
+
+        described = {**self.describe(), "resource": self.resource}
+        if self.masked:
+            described["key"] = key_fingerprint()
+        text = json.dumps(described, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+    def apply_to_arrow(self, table):
+        """`table` (a pyarrow Table of the resource's columns) as this restriction shows
+        it: rows outside the row filters dropped, hidden columns dropped, masked columns
+        replaced by the same pseudonyms as `mask_rows` (each distinct value hashed once)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if self.rows is not None:
+            keep = None
+            for conditions in self.rows:
+                every = None
+                for name, values in conditions.items():
+                    column = table[name]
+                    allowed = pa.array(list(values), type=column.type)
+                    test = pc.is_in(column, value_set=allowed)
+                    every = test if every is None else pc.and_(every, test)
+                keep = every if keep is None else pc.or_(keep, every)
+            table = table.filter(keep) if keep is not None else table.slice(0, 0)
+        table = table.select(self.visible(table.column_names))
+        for name in sorted(self.masked):
+            if name not in table.column_names:
+                continue
+            encoded = pc.dictionary_encode(table[name].combine_chunks())
+            names = [pseudonym(self.resource, name, v) for v in encoded.dictionary.to_pylist()]
+            masked = pa.array(names, type=pa.string()).take(encoded.indices)
+            table = table.set_column(table.column_names.index(name), name, masked)
+        return table
+
     def mask_rows(self, rows: list[dict]) -> list[dict]:
         """Pseudonyms in place of the masked columns' values (in place)."""
         names = [n for n in self.masked if rows and n in rows[0]]

@@ -1,0 +1,301 @@
+"""The Parquet files a recipient reads: one set per table state and restriction.
+
+A snapshot is a directory `SHARING_ROOT/<resource>/<state>/<restriction>/` holding
+`part-NNNNN.parquet` files of at most `SHARING_FILE_ROWS` rows and a `manifest.json`
+written last (a directory without one is unfinished). `<state>` names the data:
+`v<n>` for version n of a versioned table (its rows never change), `d<digest>` for an
+unversioned table or a raw folder (a digest of its content, so any change makes a new
+state); `<restriction>` is `Restriction.fingerprint()` (`all` for none).
+
+The unrestricted (`all`) snapshot of a state is written from PostgreSQL (one `COPY`
+streamed through pyarrow's CSV reader) or from the raw folder's Arrow table; every
+restricted one is derived from it with `Restriction.apply_to_arrow`, reading local
+Parquet, not the database again. Each is written once, under a file lock, into a
+temporary directory renamed into place: recipients with the same restriction share
+it, concurrent first readers wait for one writer. `drop_unreachable` removes what no
+recipient can reach any more (see there).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from django.conf import settings
+from django.db import connection, transaction
+
+from accounts.access import Restriction
+from datalake.catalog import Entry
+from datalake.catalog import files as landing
+from datalake.catalog.rawfiles import load_folder
+from datalake.query.backends import table_queryset
+from datalake.sharing.schema import UTC_MICROS, base_schema
+
+MANIFEST = "manifest.json"
+BASE = "all"
+
+
+@dataclass(frozen=True)
+class SharedFile:
+    name: str  # part-00000.parquet
+    size: int
+    rows: int
+
+    def id(self, snapshot: Snapshot) -> str:
+        return hashlib.sha256(f"{snapshot.relative}/{self.name}".encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The files of one state of a resource for one restriction."""
+
+    relative: str  # <resource>/<state>/<restriction>
+    files: tuple[SharedFile, ...]
+    rows: int
+    seconds: float  # what writing them took (0 when found written)
+
+    @property
+    def path(self) -> Path:
+        return root() / self.relative
+
+
+def root() -> Path:
+    return Path(settings.SHARING_ROOT)
+
+
+def state_of(entry: Entry, version: int | None) -> str:
+    """`v<n>` for a versioned table at version n; else a digest of the current data."""
+    if entry.versioning and version is not None:
+        return f"v{version}"
+    if entry.folder is not None:
+        paths = landing.folder_files(entry.folder)
+        facts = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in paths]
+    else:
+        table = entry.model._meta.db_table
+        with connection.cursor() as cursor:
+            # Unversioned tables are small (daily aggregates, rates): a digest of every row.
+            cursor.execute(
+                f'SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)), 0) FROM "{table}" t'
+            )
+            facts = list(cursor.fetchone())
+    return "d" + hashlib.sha256(repr(facts).encode()).hexdigest()[:16]
+
+
+def snapshot(entry: Entry, state: str, restriction: Restriction, version: int | None) -> Snapshot:
+    """The snapshot of `entry` in `state` as `restriction` shows it (written if need be)."""
+    base = ensure(f"{entry.name}/{state}/{BASE}", lambda out: _write_base(entry, version, out))
+    if not restriction.restricted:
+        return base
+    relative = f"{entry.name}/{state}/{restriction.fingerprint()}"
+    return ensure(relative, lambda out: derive(base, restriction, out))
+
+
+def ensure(relative: str, write: Callable[[Path], None]) -> Snapshot:
+    found = read_manifest(relative)
+    if found is not None:
+        return found
+    target = root() / relative
+    target.parent.mkdir(parents=True, exist_ok=True)  # the root too: a temporary spool goes there
+    with _locked(target.with_name(target.name + ".lock")):
+        found = read_manifest(relative)  # written while this one waited
+        if found is not None:
+            return found
+        started = time.perf_counter()
+        scratch = Path(tempfile.mkdtemp(prefix=".writing-", dir=target.parent))
+        try:
+            write(scratch)
+            files = _describe_files(scratch)
+            seconds = time.perf_counter() - started
+            manifest = {
+                "files": [f.__dict__ for f in files],
+                "rows": sum(f.rows for f in files),
+                "seconds": round(seconds, 3),
+                "written_at": time.time(),
+            }
+            (scratch / MANIFEST).write_bytes(orjson.dumps(manifest))
+            os.rename(scratch, target)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return Snapshot(relative, tuple(files), manifest["rows"], seconds)
+
+
+@contextmanager
+def _locked(path: Path):
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def read_manifest(relative: str) -> Snapshot | None:
+    try:
+        data = orjson.loads((root() / relative / MANIFEST).read_bytes())
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    files = tuple(SharedFile(**f) for f in data["files"])
+    return Snapshot(relative, files, data["rows"], 0.0)
+
+
+def _describe_files(directory: Path) -> list[SharedFile]:
+    found = []
+    for path in sorted(directory.glob("part-*.parquet")):
+        rows = pq.ParquetFile(path).metadata.num_rows
+        found.append(SharedFile(path.name, path.stat().st_size, rows))
+    return found
+
+
+class PartWriter:
+    """Batches into `part-NNNNN.parquet` files of at most SHARING_FILE_ROWS rows."""
+
+    def __init__(self, directory: Path, schema: pa.Schema):
+        self.directory = directory
+        self.schema = schema
+        self.limit = settings.SHARING_FILE_ROWS
+        self.writer: pq.ParquetWriter | None = None
+        self.in_file = 0
+        self.count = 0
+
+    def write(self, table: pa.Table) -> None:
+        table = table.cast(self.schema) if table.schema != self.schema else table
+        offset = 0
+        while offset < table.num_rows:
+            if self.writer is None:
+                name = self.directory / f"part-{self.count:05d}.parquet"
+                self.writer = pq.ParquetWriter(name, self.schema, compression="snappy")
+                self.count += 1
+                self.in_file = 0
+            take = min(table.num_rows - offset, self.limit - self.in_file)
+            self.writer.write_table(table.slice(offset, take), row_group_size=self.limit)
+            self.in_file += take
+            offset += take
+            if self.in_file >= self.limit:
+                self.close()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    def finish(self) -> None:
+        """Close the last file; an empty snapshot still has one (empty) file, so that
+        a recipient gets the schema from the files as from the metadata."""
+        if self.count == 0:
+            pq.write_table(self.schema.empty_table(), self.directory / "part-00000.parquet")
+        self.close()
+
+
+def _write_base(entry: Entry, version: int | None, out: Path) -> None:
+    schema = base_schema(entry)
+    writer = PartWriter(out, schema)
+    if entry.folder is not None:
+        table = load_folder(entry.folder)
+        writer.write(table.select(schema.names))
+    else:
+        for batch in table_batches(entry, table_queryset(entry, version), schema):
+            writer.write(batch)
+    writer.finish()
+
+
+def derive(base: Snapshot, restriction: Restriction, out: Path) -> None:
+    writer = None
+    for shared in base.files:
+        table = restriction.apply_to_arrow(pq.read_table(base.path / shared.name))
+        if writer is None:
+            writer = PartWriter(out, table.schema)
+        writer.write(table)
+    writer.finish()
+
+
+# -- PostgreSQL to Arrow: one COPY, parsed by pyarrow's CSV reader ------------------------
+
+
+def _select_sql(entry: Entry, schema: pa.Schema, extra: tuple[str, ...] = ()) -> list[str]:
+    """Each column as text pyarrow parses at C speed: timestamps as epoch microseconds,
+    arrays as JSON."""
+    out = []
+    for f in schema:
+        quoted = connection.ops.quote_name(f.name)
+        if pa.types.is_timestamp(f.type):
+            out.append(f"(extract(epoch FROM {quoted}) * 1000000)::bigint AS {quoted}")
+        elif pa.types.is_list(f.type):
+            out.append(f"array_to_json({quoted})::text AS {quoted}")
+        else:
+            out.append(quoted)
+    return out + list(extra)
+
+
+def _csv_types(schema: pa.Schema) -> dict[str, pa.DataType]:
+    types = {}
+    for f in schema:
+        if pa.types.is_timestamp(f.type):
+            types[f.name] = pa.int64()
+        elif pa.types.is_list(f.type):
+            types[f.name] = pa.string()
+        else:
+            types[f.name] = f.type
+    return types
+
+
+def _to_schema(batch: pa.RecordBatch, schema: pa.Schema) -> pa.Table:
+    columns = []
+    for f in schema:
+        column = batch.column(f.name)
+        if pa.types.is_timestamp(f.type):
+            column = column.cast(pa.timestamp("us")).cast(UTC_MICROS)
+        elif pa.types.is_list(f.type):
+            column = pa.array(
+                [None if v is None else json.loads(v) for v in column.to_pylist()], f.type
+            )
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def table_batches(
+    entry: Entry, queryset, schema: pa.Schema, extra_sql: tuple[str, ...] = (), extra=()
+) -> Iterator[pa.Table]:
+    """The rows of `queryset` as Arrow tables of `schema` (plus `extra` fields, whose SQL
+    is `extra_sql`), through one `COPY ... TO STDOUT` into a temporary file."""
+    sql, params = queryset.order_by().values("pk").query.sql_with_params()
+    where = sql[sql.index(" FROM ") :]
+    select = ", ".join(_select_sql(entry, schema, extra_sql))
+    full = pa.schema([*schema, *extra])
+    with tempfile.TemporaryFile(dir=root()) as spool:
+        with transaction.atomic(), connection.cursor() as cursor:
+            # A snapshot of a large table takes longer than an API statement may.
+            cursor.execute("SELECT set_config('statement_timeout', %s, true)", ["0"])
+            raw = cursor.cursor  # psycopg's own cursor: COPY with client-side parameters
+            copy_sql = f"COPY (SELECT {select}{where}) TO STDOUT (FORMAT csv)"
+            with raw.copy(copy_sql, params) as copy:
+                for chunk in copy:
+                    spool.write(chunk)
+        spool.seek(0)
+        types = _csv_types(full)
+        reader = pacsv.open_csv(
+            spool,
+            read_options=pacsv.ReadOptions(column_names=full.names, block_size=16 << 20),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types=types,
+                true_values=["t"],
+                false_values=["f"],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+        for batch in reader:
+            yield _to_schema(batch, full)
