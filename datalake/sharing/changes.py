@@ -29,9 +29,11 @@ def change_files(entry: Entry, version: int, restriction: Restriction) -> Snapsh
     base = ensure(f"{entry.name}/c{version}/{BASE}", lambda out: _write(entry, version, out))
     if not restriction.restricted:
         return base
+    # Named by the recipient's own restriction: the file view checks a URL's path against
+    # it. A column list keeps `_change_type` too, or the derived files would lose it.
+    relative = f"{entry.name}/c{version}/{restriction.fingerprint()}"
     if restriction.columns is not None:
         restriction = replace(restriction, columns=restriction.columns | {CHANGE_TYPE})
-    relative = f"{entry.name}/c{version}/{restriction.fingerprint()}"
     return ensure(relative, lambda out: derive(base, restriction, out))
 
 
