@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import json
 import os
@@ -24,6 +25,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -275,15 +277,52 @@ def write_profile(path: Path, endpoint: str, token: str, expiration: str | None 
 
 @pytest.fixture
 def recipients(delta_sharing_python, sharing_server, tmp_path):
-    """`recipients(user, server=None)` -> a Recipient of `sharing_server` (or `server`)."""
+    """`recipients(user, server=None, expires_at=None)` -> a Recipient of `sharing_server`
+    (or `server`) with a new token of `user` (expiring at `expires_at`)."""
     folder = tmp_path / "profiles"
     folder.mkdir(exist_ok=True)
 
-    def make(user, server: LiveServer | None = None) -> Recipient:
+    def make(user, server: LiveServer | None = None, expires_at=None) -> Recipient:
         server = server or sharing_server
-        _token, key = ApiToken.issue(user)
+        _token, key = ApiToken.issue(user, expires_at=expires_at)
         profile = write_profile(folder / f"{user.username}-{len(list(folder.iterdir()))}.share",
                                 server.endpoint, key)  # fmt: skip
         return Recipient(user, key, profile, delta_sharing_python, server)
 
     return make
+
+
+# -- comparing the connector's rows with the rows API's ------------------------------------
+
+
+def _value(kind: str, value):
+    """One cell, comparable whichever side it comes from: the rows API's JSON (decimals as
+    strings, timestamps with Z) or ds_client.py's (Decimal -> str, pandas' isoformat)."""
+    if value is None:
+        return None
+    if kind == "decimal":
+        return Decimal(str(value))
+    if kind == "timestamp":
+        moment = dt.datetime.fromisoformat(str(value))
+        return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    if kind == "date":
+        return dt.date.fromisoformat(str(value)[:10])
+    if kind == "integer":
+        return int(value)
+    return value
+
+
+def comparable(rows: list[dict], types: dict[str, str]) -> list[tuple]:
+    """Rows as sorted tuples of (column, value) pairs, each value by its catalog type
+    (`types`: column -> type; a column not in it is compared as it is)."""
+    out = [
+        tuple(sorted((name, _value(types.get(name, ""), value)) for name, value in row.items()))
+        for row in rows
+    ]
+    return sorted(out, key=repr)
+
+
+def column_types(client, resource: str) -> dict[str, str]:
+    """column -> catalog type, from `GET /api/v1/resources/<name>/` (as `client` sees it)."""
+    body = client.get(f"/api/v1/resources/{resource}/").json()
+    return {c["name"]: c["type"] for c in body["columns"]}
