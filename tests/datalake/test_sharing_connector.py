@@ -15,7 +15,7 @@ import pytest
 from django.utils import timezone
 
 from datalake.catalog.sync import sync_resources
-from datalake.models import Resource
+from datalake.models import ExchangeRate, Resource
 from lineage.models import RequestLog, Version
 from tests.support.deltasharing import ConnectorError, column_types, comparable
 from tests.support.factories import client_for, give, make_user
@@ -84,6 +84,20 @@ def history(lake, people) -> History:
 
 def frame_rows(frame: dict, drop=CDF) -> list[dict]:
     return [{k: v for k, v in row.items() if k not in drop} for row in frame["rows"]]
+
+
+def each_change_is_a_rows_api_row(changes: dict, history: History, name: str) -> None:
+    """Each change row is a row as the rows API showed it to `name` (masked keys
+    included): the previous version's for a pre-image, its own version's otherwise."""
+    snapshots = history.rows[name]
+    for row in changes["rows"]:
+        at = history.versions.index(row["_commit_version"])
+        before = row["_change_type"] == "update_preimage"
+        shown = snapshots[history.versions[at - before]]
+        (want,) = [r for r in shown if r["transaction_id"] == row["transaction_id"]]
+        assert comparable(frame_rows({"rows": [row]}), history.types) == comparable(
+            [want], history.types
+        ), (name, row)
 
 
 def test_the_connector_lists_exactly_the_tables_its_user_may_read(people, lake, recipients):
@@ -158,17 +172,7 @@ def test_the_change_feed_has_inserts_and_the_correction_as_an_update_pair(
         (v3, "TX-0004", "update_preimage"), (v3, "TX-0004", "update_postimage"),
         (v3, "TX-0011", "insert"),
     ])  # fmt: skip
-    # Each change row is the row as the rows API showed it: before (the previous
-    # version) for a pre-image, after for an insert or a post-image.
-    snapshots = history.rows["full"]
-    for row in changes["rows"]:
-        version = row["_commit_version"]
-        before = row["_change_type"] == "update_preimage"
-        shown = snapshots[history.versions[history.versions.index(version) - before]]
-        (want,) = [r for r in shown if r["transaction_id"] == row["transaction_id"]]
-        assert comparable(frame_rows({"rows": [row]}), history.types) == comparable(
-            [want], history.types
-        ), row
+    each_change_is_a_rows_api_row(changes, history, "full")
     amounts = {
         r["_change_type"]: r["amount"] for r in changes["rows"] if r["transaction_id"] == "TX-0003"
     }
@@ -191,9 +195,20 @@ def test_two_recipients_with_different_restrictions_get_exactly_their_rows_and_c
             assert {r["country"] for r in frame["rows"]} == countries
             # masked values included: the rows API's pseudonyms, nothing else
             assert comparable(frame["rows"], history.types) == comparable(want, history.types)
-        changes = recipient.changes("transactions", starting_version=v2, ending_version=v3)
+    # the change feed under each restriction: the same filter, columns and pseudonyms
+    for name, columns, expected in (
+        ("fr", set(history.types), [(v2, "update_preimage"), (v2, "update_postimage"),
+                                    (v2, "insert")]),  # TX-0003 corrected, TX-0009
+        ("debe", set(SHOWN), [(v2, "insert"), (v3, "update_preimage"),
+                              (v3, "update_postimage"), (v3, "insert")]),  # 10; 4 and 11
+    ):  # fmt: skip
+        changes = recipients(people[name]).changes(
+            "transactions", starting_version=v2, ending_version=v3
+        )
         assert set(changes["columns"]) - set(CDF) == columns, (name, changes["columns"])
-        assert {r["country"] for r in changes["rows"]} <= countries
+        got = sorted((r["_commit_version"], r["_change_type"]) for r in changes["rows"])
+        assert got == sorted(expected), name
+        each_change_is_a_rows_api_row(changes, history, name)
     fr = recipients(people["fr"]).load("transactions")["rows"]
     assert all(r["user_id"].startswith("anon_") for r in fr)
     debe = recipients(people["debe"]).load("transactions")["rows"]
@@ -201,7 +216,9 @@ def test_two_recipients_with_different_restrictions_get_exactly_their_rows_and_c
     assert "customer_rating" not in debe[0] and "user_id" in debe[0]
 
 
-def test_a_raw_folder_loads_and_has_no_time_travel(people, lake, recipients):
+def test_a_raw_folder_and_an_unversioned_table_load_and_have_no_time_travel(
+    people, lake, recipients
+):
     records = [record(i) for i in range(7)]
     write_lines(lake / "landing/transactions/2026-11-20.jsonl", records[:4])
     write_lines(lake / "landing/transactions/2026-11-21.jsonl", records[4:])
@@ -216,3 +233,17 @@ def test_a_raw_folder_loads_and_has_no_time_travel(people, lake, recipients):
     with pytest.raises(ConnectorError) as refused:
         recipients(people["full"]).load("raw_transactions", schema="files", version=1)
     assert refused.value.status == 409, refused.value.body
+    for day, currency, rate in ((1, "USD", "1.0512"), (1, "GBP", "0.8312"), (2, "USD", "1.06")):
+        ExchangeRate.objects.create(date=dt.date(2026, 11, day), currency=currency, rate=rate)
+    other = recipients(people["other"])
+    client = client_for(people["other"])
+    want = every_row(client, "/api/v1/resources/exchange_rates/rows/")
+    types = column_types(client, "exchange_rates")
+    frame = other.load("exchange_rates")
+    assert len(frame["rows"]) == 3
+    assert comparable(frame["rows"], types) == comparable(want, types)
+    assert set(frame["columns"]) == set(types)
+    for call, options in (("load", {"version": 1}), ("changes", {"starting_version": 1})):
+        with pytest.raises(ConnectorError) as refused:
+            other.run(call, url=other.url("exchange_rates"), **options)
+        assert refused.value.status == 409, refused.value.body

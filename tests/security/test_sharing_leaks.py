@@ -26,6 +26,8 @@ from rest_framework.test import APIClient
 
 from accounts.models import ApiToken, Grant
 from datalake.sharing.links import SALT
+from lineage import writer as request_log_writer
+from lineage.models import RequestLog
 from tests.support.factories import client_for, give, make_user
 from tests.support.lake import pipeline_batch, tx
 
@@ -149,6 +151,12 @@ def test_a_recipient_without_read_gets_403_and_sees_no_table(data):
     assert [t["name"] for t in in_schema] == ["exchange_rates"]
     # and without a token at all
     assert APIClient().get(f"{TABLE}/metadata").status_code == 401
+    # each refusal is in the request log, in the table's access log
+    assert request_log_writer.flush()
+    logged = RequestLog.objects.filter(username="other", resource="transactions")
+    assert sorted(logged.values_list("method", "status_code")) == sorted(
+        [("GET", 403)] * 3 + [("POST", 403)] * 2
+    )
 
 
 def test_a_tampered_file_url_gives_nothing(data, fr):
