@@ -147,6 +147,7 @@ def test_a_table_loads_at_the_current_and_an_older_version(people, history, reci
     made = Version.objects.get(resource__name="transactions", version=v2).created_at
     frame = full.load("transactions", timestamp=made.isoformat().replace("+00:00", "Z"))
     assert comparable(frame["rows"], history.types) == comparable(expected[v2], history.types)
+    assert full.version("transactions", starting_timestamp=made.isoformat()) == v2
     # pandas types: decimals as Decimal (object), timestamps in UTC, strings as objects
     dtypes = full.load("transactions")["dtypes"]
     assert dtypes["amount"] == "object" and "UTC" in dtypes["timestamp"], dtypes

@@ -50,9 +50,10 @@ ENDPOINT = "/api/v1/delta-sharing"
 
 
 def connector_venv() -> Path:
-    """Where the connector's environment is (DELTA_SHARING_VENV overrides the default)."""
+    """Where the connector's environment is: DELTA_SHARING_VENV (a relative path is from
+    the repository's root) or the default."""
     configured = os.environ.get("DELTA_SHARING_VENV") or getattr(settings, "DELTA_SHARING_VENV", "")
-    return Path(configured).resolve() if configured else DEFAULT_VENV
+    return (ROOT / configured).resolve() if configured else DEFAULT_VENV
 
 
 def ensure_connector_venv(path: Path | None = None) -> Path:
@@ -276,14 +277,14 @@ def write_profile(path: Path, endpoint: str, token: str, expiration: str | None 
 
 
 @pytest.fixture
-def recipients(delta_sharing_python, sharing_server, tmp_path):
+def recipients(delta_sharing_python, tmp_path, request):
     """`recipients(user, server=None, expires_at=None)` -> a Recipient of `sharing_server`
     (or `server`) with a new token of `user` (expiring at `expires_at`)."""
     folder = tmp_path / "profiles"
     folder.mkdir(exist_ok=True)
 
     def make(user, server: LiveServer | None = None, expires_at=None) -> Recipient:
-        server = server or sharing_server
+        server = server or request.getfixturevalue("sharing_server")
         _token, key = ApiToken.issue(user, expires_at=expires_at)
         profile = write_profile(folder / f"{user.username}-{len(list(folder.iterdir()))}.share",
                                 server.endpoint, key)  # fmt: skip
