@@ -311,6 +311,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "ingestion.scan_landing",
         "schedule": crontab(*_scan),
     },
+    # Shared Parquet files whose signed URLs have all expired (datalake/sharing/).
+    "sharing-drop-unreachable": {
+        "task": "sharing.drop_unreachable",
+        "schedule": 3600.0,
+    },
 }
 
 CACHES = {

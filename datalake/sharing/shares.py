@@ -137,13 +137,22 @@ class SharedTable:
         return version
 
     # -- files -----------------------------------------------------------------------
-    def query(self, url: Callable[[str], str], version: int | None = None) -> tuple[int, list]:
-        """(version read, the `file` lines of the snapshot at `version` or now)."""
+    def query(
+        self, url: Callable[[str], str], version: int | None = None, limit: int | None = None
+    ) -> tuple[int, list]:
+        """(version read, the `file` lines of the snapshot at `version` or now). With a
+        `limit` hint, only the first files that hold that many rows (their counts are
+        known: a cheap hint to honour)."""
         at = self.version if version is None else version
         state = snapshots.state_of(self.entry, at if self.entry.versioning else None)
         found = snapshots.snapshot(self.entry, state, self.restriction, at)
+        snapshots.touch(found)
         lines = []
+        rows = 0
         for shared in found.files:
+            if limit is not None and rows >= limit and lines:
+                break
+            rows += shared.rows
             relative = f"{found.relative}/{shared.name}"
             token, expires = links.sign(self.user_id, relative)
             lines.append(
@@ -178,6 +187,7 @@ class SharedTable:
         made = self._versions().filter(version__gte=start, version__lte=end).order_by("version")
         for version in made:
             found = changes.change_files(self.entry, version.version, self.restriction)
+            snapshots.touch(found)
             stamp = int(version.created_at.timestamp() * 1000)
             for shared in found.files:
                 if not shared.rows:

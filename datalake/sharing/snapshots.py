@@ -18,6 +18,7 @@ recipient can reach any more (see there).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -299,3 +300,45 @@ def table_batches(
         )
         for batch in reader:
             yield _to_schema(batch, full)
+
+
+def touch(found: Snapshot) -> None:
+    """Mark a snapshot as just handed out: its URLs live SHARING_URL_LIFETIME_SECONDS."""
+    with contextlib.suppress(FileNotFoundError):  # dropped meanwhile: written again next time
+        os.utime(found.path / MANIFEST)
+
+
+def drop_unreachable(current: dict[str, int], now: float | None = None) -> list[str]:
+    """Remove the snapshots no recipient can reach; returns what was removed.
+
+    A snapshot's URLs die SHARING_URL_LIFETIME_SECONDS after its last query
+    (`touch`); past that (with a minute's margin) nothing signed names it any more,
+    and a later query writes it again. The unrestricted snapshot of a versioned
+    table's current version (`current`: resource -> version) stays, so the next
+    recipient of that version does not wait for a COPY. Unfinished writes
+    (`.writing-*`) an hour old are leftovers of a crash.
+    """
+    now = time.time() if now is None else now
+    horizon = now - settings.SHARING_URL_LIFETIME_SECONDS - 60
+    removed = []
+    base = root()
+    if not base.is_dir():
+        return removed
+    for resource in sorted(p for p in base.iterdir() if p.is_dir()):
+        for state in sorted(p for p in resource.iterdir() if p.is_dir()):
+            if state.name.startswith(".writing-"):
+                if state.stat().st_mtime < now - 3600:
+                    shutil.rmtree(state, ignore_errors=True)
+                    removed.append(f"{resource.name}/{state.name}")
+                continue
+            for snap in sorted(p for p in state.iterdir() if p.is_dir()):
+                keep = state.name == f"v{current.get(resource.name)}" and snap.name == BASE
+                manifest = snap / MANIFEST
+                used = manifest.stat().st_mtime if manifest.exists() else snap.stat().st_mtime
+                if not keep and used < horizon:
+                    shutil.rmtree(snap, ignore_errors=True)
+                    snap.with_name(snap.name + ".lock").unlink(missing_ok=True)
+                    removed.append(f"{resource.name}/{state.name}/{snap.name}")
+            if not any(p.is_dir() for p in state.iterdir()):
+                shutil.rmtree(state, ignore_errors=True)
+    return removed

@@ -142,3 +142,34 @@ def test_a_file_url_is_bound_to_its_signature_and_grant(three_versions):
     grant.delete()
     refused = anonymous.get(path)
     assert refused.status_code == 403 and b"PAR1" not in refused.content
+
+
+def test_a_raw_folder_is_shared_like_its_rows_endpoint(stored):
+    eve = make_user("eve")
+    restricted(eve, "raw_transactions", columns=["transaction_id", "country", "user_id"],
+               row_filter={"country": ["DE"]}, masked=["user_id"])  # fmt: skip
+    client = bearer(eve)
+    tables = client.get(f"{BASE}/shares/lake/schemas/files/tables").json()["items"]
+    assert [t["name"] for t in tables] == ["raw_transactions"]
+    raw = f"{BASE}/shares/lake/schemas/files/tables/raw_transactions"
+    response = client.post(f"{raw}/query", {}, format="json")
+    assert response.status_code == 200, response.content[:300]
+    got = read_files(lines(response)[2:])
+    expected = every_row(client_for(eve), "/api/v1/resources/raw_transactions/rows/")
+    assert len(got) == 10 and as_text(got) == as_text(expected)
+    assert client.post(f"{raw}/query", {"version": 1}, format="json").status_code == 409
+    again = client.post(f"{raw}/query", {}, format="json")
+    assert [f["file"]["id"] for f in lines(again)[2:]] == [
+        f["file"]["id"] for f in lines(response)[2:]
+    ]
+
+
+def test_a_limit_hint_lists_only_the_files_that_hold_it(three_versions, settings):
+    settings.SHARING_FILE_ROWS = 2  # 7 current rows: 4 files
+    bob = make_user("bob")
+    give(bob, "transactions")
+    client = bearer(bob)
+    every = lines(client.post(f"{TABLE}/query", {}, format="json"))[2:]
+    assert len(every) == 4
+    some = lines(client.post(f"{TABLE}/query", {"limitHint": 3}, format="json"))[2:]
+    assert len(some) == 2 and len(read_files(some)) == 4
