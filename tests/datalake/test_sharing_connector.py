@@ -10,6 +10,7 @@ feed built from the portal's versions.
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from django.utils import timezone
@@ -248,3 +249,30 @@ def test_a_raw_folder_and_an_unversioned_table_load_and_have_no_time_travel(
         with pytest.raises(ConnectorError) as refused:
             other.run(call, url=other.url("exchange_rates"), **options)
         assert refused.value.status == 409, refused.value.body
+
+
+def test_a_table_in_several_files_loads_whole_and_a_limit_reads_only_the_first_files(
+    people, history, sharing_servers, recipients
+):
+    server = sharing_servers(SHARING_FILE_ROWS="4")
+    full = recipients(people["full"], server=server)
+    query = "/api/v1/delta-sharing/shares/lake/schemas/tables/tables/transactions/query"
+
+    def files(body: dict) -> list[dict]:
+        with server.http(full.token) as http:
+            answer = http.post(query, json=body)
+        assert answer.status_code == 200, answer.text[:500]
+        lines = [json.loads(line) for line in answer.text.splitlines()]
+        return [line["file"] for line in lines if "file" in line]
+
+    listed = files({})
+    assert [json.loads(f["stats"])["numRecords"] for f in listed] == [4, 4, 4]
+    assert len(files({"limitHint": 5})) == 2  # the first two files hold 8 >= 5 rows
+    frame = full.load("transactions")
+    expected = history.rows["full"][history.versions[-1]]
+    assert comparable(frame["rows"], history.types) == comparable(expected, history.types)
+    assert len(full.load("transactions", limit=5)["rows"]) == 5
+    for name in ("fr", "debe"):  # restricted files are cut at 4 rows too
+        frame = recipients(people[name], server=server).load("transactions")
+        expected = history.rows[name][history.versions[-1]]
+        assert comparable(frame["rows"], history.types) == comparable(expected, history.types)
