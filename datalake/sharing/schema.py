@@ -41,6 +41,10 @@ def base_schema(entry: Entry) -> pa.Schema:
             arrow = _table_type(entry, column.name, column.type)
         elif column.name == "_line":
             arrow = pa.int64()
+        elif column.type == "timestamp":
+            # A raw folder's naive UTC (rawfiles.ARROW_TYPES), shared as UTC as the rows
+            # API shows it: a masked one then hashes the same value (the same pseudonym).
+            arrow = UTC_MICROS
         else:
             arrow = ARROW_TYPES.get(column.type, pa.string())
         fields.append(pa.field(column.name, arrow, nullable=True))
