@@ -235,6 +235,16 @@ def test_a_raw_folder_and_an_unversioned_table_load_and_have_no_time_travel(
     with pytest.raises(ConnectorError) as refused:
         recipients(people["full"]).load("raw_transactions", schema="files", version=1)
     assert refused.value.status == 409, refused.value.body
+    # restricted: FR records, the timestamp (naive UTC in the folder) and user_id masked
+    give(people["fr"], "raw_transactions", row_filter={"country": ["FR"]},
+         masked=["timestamp", "user_id"], columns=["transaction_id", "timestamp", "user_id",
+                                                   "country", "amount"])  # fmt: skip
+    frame = recipients(people["fr"]).load("raw_transactions", schema="files")
+    want = every_row(client_for(people["fr"]), "/api/v1/resources/raw_transactions/rows/")
+    assert len(frame["rows"]) == 3 and {r["country"] for r in frame["rows"]} == {"FR"}
+    types = column_types(client_for(people["fr"]), "raw_transactions")
+    assert comparable(frame["rows"], types) == comparable(want, types)  # the same pseudonyms
+    assert set(frame["columns"]) == set(want[0])
     for day, currency, rate in ((1, "USD", "1.0512"), (1, "GBP", "0.8312"), (2, "USD", "1.06")):
         ExchangeRate.objects.create(date=dt.date(2026, 11, day), currency=currency, rate=rate)
     other = recipients(people["other"])

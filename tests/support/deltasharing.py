@@ -324,6 +324,8 @@ def comparable(rows: list[dict], types: dict[str, str]) -> list[tuple]:
 
 
 def column_types(client, resource: str) -> dict[str, str]:
-    """column -> catalog type, from `GET /api/v1/resources/<name>/` (as `client` sees it)."""
+    """column -> catalog type, from `GET /api/v1/resources/<name>/` (as `client` sees it:
+    a column its grant masks is a string, the pseudonym)."""
     body = client.get(f"/api/v1/resources/{resource}/").json()
-    return {c["name"]: c["type"] for c in body["columns"]}
+    masked = set((body.get("restrictions") or {}).get("masked") or ())
+    return {c["name"]: "string" if c["name"] in masked else c["type"] for c in body["columns"]}
