@@ -248,7 +248,7 @@ class Recipient:
             ) from None
         self.runs.append({"command": command, **arguments})
         if done.returncode != 0 or "error" in body:
-            raise ConnectorError(body, done.stderr)
+            raise ConnectorError({**body, "returncode": done.returncode}, done.stderr)
         return body
 
     def list_all_tables(self) -> list[tuple[str, str, str]]:

@@ -20,6 +20,7 @@ import datetime as dt
 import decimal
 import json
 import math
+import os
 import sys
 
 import delta_sharing
@@ -130,4 +131,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # No interpreter teardown: pyarrow's and fsspec's threads sometimes abort it
+    # ("terminate called without an active exception", SIGABRT) after the answer is out.
+    os._exit(code)
