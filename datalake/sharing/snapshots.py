@@ -284,6 +284,8 @@ def table_batches(
             with raw.copy(copy_sql, params) as copy:
                 for chunk in copy:
                     spool.write(chunk)
+        if spool.tell() == 0:  # no rows (an empty table): pyarrow refuses an empty CSV
+            return
         spool.seek(0)
         types = _csv_types(full)
         reader = pacsv.open_csv(
