@@ -286,3 +286,12 @@ def test_a_table_in_several_files_loads_whole_and_a_limit_reads_only_the_first_f
         frame = recipients(people[name], server=server).load("transactions")
         expected = history.rows[name][history.versions[-1]]
         assert comparable(frame["rows"], history.types) == comparable(expected, history.types)
+
+
+def test_an_empty_table_loads_as_an_empty_frame_with_the_recipients_columns(
+    people, lake, recipients
+):
+    types = column_types(client_for(people["full"]), "transactions")
+    for name, columns in (("full", set(types)), ("debe", set(SHOWN))):
+        frame = recipients(people[name]).load("transactions")
+        assert frame["rows"] == [] and set(frame["columns"]) == columns, (name, frame)
