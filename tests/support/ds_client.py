@@ -41,6 +41,8 @@ def plain(value):
         return str(value)
     if isinstance(value, bytes):
         return value.hex()
+    if getattr(value, "ndim", 0) > 0:  # numpy arrays: an array column's cells
+        return [plain(v) for v in value.tolist()]
     if hasattr(value, "item"):  # numpy scalars
         return plain(value.item())
     if isinstance(value, list | tuple):
