@@ -25,6 +25,7 @@ from django.core import signing
 from rest_framework.test import APIClient
 
 from accounts.models import ApiToken, Grant
+from datalake.catalog.sync import sync_resources
 from datalake.sharing.links import SALT
 from lineage import writer as request_log_writer
 from lineage.models import RequestLog
@@ -317,3 +318,31 @@ def test_file_urls_through_gunicorn(data, fr, sharing_server):
         assert aged.json()["code"] == "url_expired"
         tampered = anon.get(with_token(path, token[:-1]))
         assert tampered.status_code == 403 and PARQUET not in tampered.content
+
+
+def test_listing_pages_hold_exactly_the_readable_tables(data, lake):
+    (lake / "landing/transactions").mkdir(parents=True)
+    (lake / "landing/transactions/2026-11-20.jsonl").write_text(json.dumps(tx(1)) + "\n")
+    sync_resources()
+    reader = make_user("reader")
+    for name in ("sales", "transactions", "raw_transactions"):
+        give(reader, name)
+    give(reader, "exchange_rates", "write")  # not read: never listed
+    client = bearer(reader)
+    for path, want in (
+        (f"{BASE}/shares/lake/all-tables", ["raw_transactions", "sales", "transactions"]),
+        (f"{BASE}/shares/lake/schemas/tables/tables", ["sales", "transactions"]),
+        (f"{BASE}/shares/lake/schemas/files/tables", ["raw_transactions"]),
+    ):
+        names, token = [], None
+        while True:
+            params = {"maxResults": 1, **({"pageToken": token} if token else {})}
+            body = client.get(path, params).json()
+            assert len(body["items"]) <= 1, body
+            names += [t["name"] for t in body["items"]]
+            token = body.get("nextPageToken")
+            if not token:
+                break
+        assert names == want, path
+    for params in ({"maxResults": 0}, {"maxResults": "x"}, {"pageToken": "../x"}):
+        refused(client.get(f"{BASE}/shares/lake/all-tables", params), 400)
