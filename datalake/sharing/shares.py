@@ -20,6 +20,7 @@ from accounts.access import Access, Restriction
 from datalake.catalog import Entry, get_entry
 from datalake.errors import Conflict, Invalid, NotFound
 from datalake.models import Resource
+from datalake.query.bounds import check_instant
 from datalake.sharing import changes, links, snapshots
 from datalake.sharing.schema import schema_string, shared_schema
 from lineage.models import Version
@@ -110,23 +111,25 @@ class SharedTable:
 
     def version_at(self, when: datetime) -> int:
         """The table's version at `when`: the last one made at or before it."""
-        self._versioned("time travel")
-        found = self._versions().filter(created_at__lte=when).order_by("-version").first()
-        if found is None:
-            raise Invalid(
-                f"{self.entry.name!r} has no version at or before {when.isoformat()}.",
-                code="timestamp_too_early",
-            )
-        return found.version
+        return self._version_near(when, before=True)
 
     def version_since(self, when: datetime) -> int:
         """The first version made at or after `when` (the protocol's startingTimestamp)."""
-        self._versioned("a starting timestamp")
-        found = self._versions().filter(created_at__gte=when).order_by("version").first()
+        return self._version_near(when, before=False)
+
+    def _version_near(self, when: datetime, *, before: bool) -> int:
+        self._versioned("time travel")
+        versions = self._versions()
+        if before:
+            found = versions.filter(created_at__lte=when).order_by("-version").first()
+        else:
+            found = versions.filter(created_at__gte=when).order_by("version").first()
         if found is None:
+            side, code = (
+                ("before", "timestamp_too_early") if before else ("after", "timestamp_too_late")
+            )
             raise Invalid(
-                f"{self.entry.name!r} has no version at or after {when.isoformat()}.",
-                code="timestamp_too_late",
+                f"{self.entry.name!r} has no version at or {side} {when.isoformat()}.", code=code
             )
         return found.version
 
@@ -222,10 +225,18 @@ def shared_table(access: Access, share: str, schema: str, table: str) -> SharedT
 
 def parse_timestamp(value: str, name: str) -> datetime:
     """An ISO 8601 timestamp (`2026-12-01T00:00:00Z`); a date is its midnight UTC."""
-    parsed = parse_datetime(value) if isinstance(value, str) and len(value) <= 64 else None
-    if parsed is None and isinstance(value, str) and len(value) == 10:
-        day = parse_date(value)
-        parsed = datetime(day.year, day.month, day.day) if day else None
+    parsed = None
+    printable = isinstance(value, str) and value.isprintable()
+    if printable and len(value) <= 64:
+        try:
+            parsed = parse_datetime(value)
+            if parsed is None and len(value) == 10 and (day := parse_date(value)):
+                parsed = datetime(day.year, day.month, day.day)
+        except ValueError:  # well formed, not a day of the calendar (2026-02-30)
+            parsed = None
     if parsed is None:
         raise Invalid({name: ["An ISO 8601 timestamp, e.g. 2026-12-01T00:00:00Z."]})
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        return check_instant(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
+    except ValueError as error:
+        raise Invalid({name: [str(error)]}) from None

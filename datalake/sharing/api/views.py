@@ -400,7 +400,7 @@ def _int_param(request, name: str, required: bool = False) -> int | None:
         if required:
             raise Invalid({name: ["Required."]})
         return None
-    if not value.isdigit() or len(value) > 10:
+    if not (value.isascii() and value.isdigit()) or len(value) > 10:
         raise Invalid({name: ["A version number (a non-negative integer)."]})
     return int(value)
 
