@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.utils import timezone
 
+from accounts.models import ApiToken
 from datalake.catalog.sync import sync_resources
 from datalake.models import ExchangeRate, Resource
 from lineage.models import RequestLog, Version
@@ -322,3 +324,25 @@ def test_a_replaced_day_of_sales_gives_deletes_and_array_columns(people, lake, r
         (1, "update_postimage", ("P1", "P9")), (1, "update_preimage", ("P1", "P2")),
         (3, "delete", ("P4",)),
     ], got  # fmt: skip
+
+
+def test_concurrent_first_queries_share_one_snapshot(people, history, sharing_server):
+    """Both gunicorn workers asked at once for a version nobody read yet: one writes its
+    files (under a lock), every answer names the same files."""
+    _token, key = ApiToken.issue(people["fr"])
+    query = "/api/v1/delta-sharing/shares/lake/schemas/tables/tables/transactions/query"
+    v1 = history.versions[0]
+
+    def ask(_):
+        with sharing_server.http(key) as http:
+            answer = http.post(query, json={"version": v1})
+        assert answer.status_code == 200, answer.text[:300]
+        lines = [json.loads(line) for line in answer.text.splitlines()]
+        return sorted(line["file"]["id"] for line in lines if "file" in line)
+
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(ask, range(6)))
+    assert all(a == answers[0] for a in answers) and answers[0]
+    state = sharing_server.sharing_root / "transactions" / f"v{v1}"
+    written = sorted(p.name for p in state.iterdir() if p.is_dir())
+    assert len(written) == 2 and "all" in written, written  # the base and fr's, once each

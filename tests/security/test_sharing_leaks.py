@@ -12,6 +12,7 @@ aged, would look like if its signature held.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import time
@@ -22,6 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 from django.conf import settings
 from django.core import signing
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import ApiToken, Grant
@@ -346,3 +348,19 @@ def test_listing_pages_hold_exactly_the_readable_tables(data, lake):
         assert names == want, path
     for params in ({"maxResults": 0}, {"maxResults": "x"}, {"pageToken": "../x"}):
         refused(client.get(f"{BASE}/shares/lake/all-tables", params), 400)
+
+
+def test_an_expired_or_unknown_token_is_401_in_both_envelopes(data):
+    reader = make_user("reader")
+    give(reader, "transactions")
+    _token, key = ApiToken.issue(reader, expires_at=timezone.now() - dt.timedelta(seconds=1))
+    for header in (f"Bearer {key}", "Bearer 0123456789abcdef", f"Token {key}"):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=header)
+        for response in (
+            client.get(f"{TABLE}/metadata"),
+            client.post(f"{TABLE}/query", {}, format="json"),
+            client.get(f"{BASE}/shares/lake/all-tables"),
+        ):
+            body = refused(response, 401)
+            assert body["errorCode"] == "UNAUTHENTICATED", (header, body)
