@@ -218,6 +218,14 @@ def test_two_recipients_with_different_restrictions_get_exactly_their_rows_and_c
     debe = recipients(people["debe"]).load("transactions")["rows"]
     assert all(r["transaction_id"].startswith("anon_") for r in debe)
     assert "customer_rating" not in debe[0] and "user_id" in debe[0]
+    # the schema the connector is given: debe's five columns, the masked key a string
+    debe_reader = recipients(people["debe"])
+    schema = json.loads(debe_reader.run("metadata", url=debe_reader.url("transactions"))[
+        "schema_string"])  # fmt: skip
+    assert {f["name"]: f["type"] for f in schema["fields"]} == {
+        "transaction_id": "string", "user_id": "string", "country": "string",
+        "amount": "decimal(16,2)", "timestamp": "timestamp",
+    }  # fmt: skip
 
 
 def test_a_raw_folder_and_an_unversioned_table_load_and_have_no_time_travel(
