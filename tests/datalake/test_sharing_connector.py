@@ -4,7 +4,9 @@ gunicorn serves the test database (tests/support/deltasharing.py); the connector
 its own virtual environment, in a subprocess, and its answers are compared with what the
 rows API (`/api/v1/resources/<name>/rows/`, every page) gives the same user: the same
 rows, columns and pseudonyms, at the current version and at an older one, and the change
-feed built from the portal's versions.
+feed built from the portal's versions (inserts, update pairs, deletes); two recipients
+with different restrictions, a raw folder, an unversioned table, an empty one, a table
+cut into several files, concurrent first readers.
 """
 
 from __future__ import annotations
