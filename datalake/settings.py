@@ -370,12 +370,12 @@ AXES_CLIENT_IP_CALLABLE = "accounts.throttling.client_ip"
 AXES_LOCKOUT_CALLABLE = "accounts.throttling.lockout_response"
 AXES_ENABLE_ADMIN = False  # the cache handler keeps no rows for the admin to show
 
-# The catalog: above this many rows (planner estimate), `count` is the estimate.
 # Open sharing (Delta Sharing, datalake/sharing/): where the shared Parquet files are
 # written, how long a pre-signed file URL lives, and the rows in one file.
 SHARING_ROOT = Path(env("SHARING_ROOT", default="") or LAKE_ROOT / "sharing").resolve()
 SHARING_URL_LIFETIME_SECONDS = env.int("SHARING_URL_LIFETIME_SECONDS", default=3600)
 SHARING_FILE_ROWS = env.int("SHARING_FILE_ROWS", default=1_000_000)
+# The catalog: above this many rows (planner estimate), `count` is the estimate.
 LAKE_EXACT_COUNT_LIMIT = env.int("LAKE_EXACT_COUNT_LIMIT", default=10_000)
 LAKE_MAX_PAGE_SIZE = 10
 # A count (or estimate) is reused for this long by the same process: pages of one query.
