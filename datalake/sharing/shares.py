@@ -75,12 +75,14 @@ class SharedTable:
     resource: Resource
     restriction: Restriction
     user_id: int
+    token_id: int | None = None  # the API token of the call: the file URLs die with it
 
     @property
     def version(self) -> int:
         return self.resource.current_version
 
-    def metadata(self) -> dict:
+    def metadata(self, version: int | None = None) -> dict:
+        """The `metaData` line; `version`: the version a query reads (default: now)."""
         schema = shared_schema(self.entry, self.restriction)
         descriptions = {c.name: c.description for c in self.entry.columns}
         configuration = {"enableChangeDataFeed": "true"} if self.entry.versioning else {}
@@ -93,7 +95,7 @@ class SharedTable:
                 "schemaString": schema_string(schema, descriptions),
                 "partitionColumns": [],
                 "configuration": configuration,
-                "version": self.version,
+                "version": self.version if version is None else version,
             }
         }
 
@@ -157,7 +159,7 @@ class SharedTable:
                 break
             rows += shared.rows
             relative = f"{found.relative}/{shared.name}"
-            token, expires = links.sign(self.user_id, relative)
+            token, expires = links.sign(self.user_id, relative, self.token_id)
             lines.append(
                 {
                     "file": {
@@ -195,7 +197,9 @@ class SharedTable:
             for shared in found.files:
                 if not shared.rows:
                     continue
-                token, expires = links.sign(self.user_id, f"{found.relative}/{shared.name}")
+                token, expires = links.sign(
+                    self.user_id, f"{found.relative}/{shared.name}", self.token_id
+                )
                 lines.append(
                     {
                         "cdf": {
@@ -220,7 +224,9 @@ def shared_table(access: Access, share: str, schema: str, table: str) -> SharedT
     resource = Resource.objects.filter(name=table).first()
     if entry is None or resource is None or resource.kind != kind:
         raise NotFound(f"No table {table!r} in {share}.{schema}.")
-    return SharedTable(entry, resource, access.restriction(table), access.user.pk)
+    token = getattr(access.request, "auth", None)
+    token_id = getattr(token, "pk", None)
+    return SharedTable(entry, resource, access.restriction(table), access.user.pk, token_id)
 
 
 def parse_timestamp(value: str, name: str) -> datetime:

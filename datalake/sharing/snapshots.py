@@ -75,8 +75,14 @@ class Snapshot:
         return root() / self.relative
 
 
+# The layout and encoding of the files written here; a change that makes old files wrong
+# (a type, a column's encoding, the order of rows) takes the next number, so that no
+# file of the old layout is ever served (`drop_unreachable` removes the old ones).
+FORMAT = "f2"
+
+
 def root() -> Path:
-    return Path(settings.SHARING_ROOT)
+    return Path(settings.SHARING_ROOT) / FORMAT
 
 
 def state_of(entry: Entry, version: int | None) -> str:
@@ -129,10 +135,24 @@ def ensure(relative: str, write: Callable[[Path], None]) -> Snapshot:
                 "written_at": time.time(),
             }
             (scratch / MANIFEST).write_bytes(orjson.dumps(manifest))
-            os.rename(scratch, target)
+            _publish(scratch, target)
+            found = read_manifest(relative)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-    return Snapshot(relative, tuple(files), manifest["rows"], seconds)
+    return Snapshot(relative, found.files, found.rows, seconds)
+
+
+def _publish(scratch: Path, target: Path) -> None:
+    """Rename the written directory into place. A directory already there without a
+    manifest is a crashed write's: replaced. One with a manifest is another writer's
+    (whose lock this one did not share): kept, and this one's dropped."""
+    if target.exists() and not (target / MANIFEST).exists():
+        shutil.rmtree(target, ignore_errors=True)
+    try:
+        os.rename(scratch, target)
+    except OSError:
+        if not (target / MANIFEST).exists():
+            raise
 
 
 @contextmanager
@@ -353,6 +373,10 @@ def drop_unreachable(current: dict[str, int], now: float | None = None) -> list[
     horizon = now - settings.SHARING_URL_LIFETIME_SECONDS - 60
     removed = []
     base = root()
+    for old in base.parent.glob("f[0-9]*") if base.parent.is_dir() else ():
+        if old.is_dir() and old.name != FORMAT and old.name[1:].isdigit():
+            shutil.rmtree(old, ignore_errors=True)  # files of an older layout
+            removed.append(old.name)
     if not base.is_dir():
         return removed
     for resource in sorted(p for p in base.iterdir() if p.is_dir()):
@@ -367,8 +391,8 @@ def drop_unreachable(current: dict[str, int], now: float | None = None) -> list[
                 manifest = snap / MANIFEST
                 used = manifest.stat().st_mtime if manifest.exists() else snap.stat().st_mtime
                 if not keep and used < horizon:
+                    # Its lock file stays: a writer may be waiting on it.
                     shutil.rmtree(snap, ignore_errors=True)
-                    snap.with_name(snap.name + ".lock").unlink(missing_ok=True)
                     removed.append(f"{resource.name}/{state.name}/{snap.name}")
             if not any(p.is_dir() for p in state.iterdir()):
                 shutil.rmtree(state, ignore_errors=True)

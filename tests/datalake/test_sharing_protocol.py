@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from rest_framework.test import APIClient
 
+from datalake.sharing import snapshots
 from lineage.models import RequestLog
 from tests.support.factories import client_for, give, make_user
 from tests.support.lake import pipeline_batch, tx
@@ -150,6 +151,8 @@ def test_a_file_url_is_bound_to_its_signature_and_grant(three_versions):
         ("", "", 403),  # the tampered URL names nobody
         ("bob", "transactions", 416),
     ]
+    assert all(token not in entry.path for entry in RequestLog.objects.all())
+    assert logged[1].path.startswith(f"{BASE}/files/<signed:")  # a digest, not the credential
     grant.delete()
     refused = anonymous.get(path)
     assert refused.status_code == 403 and b"PAR1" not in refused.content
@@ -196,7 +199,7 @@ def test_files_no_url_can_reach_are_dropped_and_written_again(three_versions, se
     restricted(eve, row_filter={"country": ["DE"]})
     for client, body in ((bearer(bob), {}), (bearer(eve), {}), (bearer(bob), {"version": 1})):
         assert client.post(f"{TABLE}/query", body, format="json").status_code == 200
-    root = settings.SHARING_ROOT / "transactions"
+    root = snapshots.root() / "transactions"
     written = sorted(str(p.relative_to(root)) for p in root.glob("*/*") if p.is_dir())
     assert len(written) == 3 and "v3/all" in written and "v1/all" in written
     assert drop_unreachable() == []  # every URL still valid
@@ -224,3 +227,16 @@ def test_timestamps_name_versions(three_versions):
     for bad in ("yesterday", "2026-02-30T00:00:00Z", "9" * 70, "2026-13-01", *edges):
         answer = client.get(f"{TABLE}/version", {"startingTimestamp": bad})
         assert answer.status_code == 400, (bad, answer.status_code)
+
+
+def test_a_file_url_dies_with_the_token_that_asked_for_it(three_versions):
+    from accounts.models import ApiToken
+
+    bob = make_user("bob")
+    give(bob, "transactions")
+    url = lines(bearer(bob).post(f"{TABLE}/query", {}, format="json"))[2]["file"]["url"]
+    path = url.removeprefix("http://testserver")
+    assert APIClient().get(path).status_code == 200
+    ApiToken.objects.filter(user=bob).delete()  # revoked: the URLs it got go too
+    refused = APIClient().get(path)
+    assert refused.status_code == 403 and refused.json()["code"] == "url_invalid"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from django.http import FileResponse, HttpResponse, JsonResponse
 
-RANGE = re.compile(r"^bytes=(\d{0,19})-(\d{0,19})$")
+RANGE = re.compile(r"^bytes=([0-9]{0,19})-([0-9]{0,19})$")
 
 
 class FileWindow(io.RawIOBase):

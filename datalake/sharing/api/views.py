@@ -31,7 +31,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.access import Access, data_path, serves_no_data
-from accounts.authentication import BearerTokenAuthentication, HashedTokenAuthentication
+from accounts.authentication import (
+    BearerTokenAuthentication,
+    HashedTokenAuthentication,
+    token_is_live,
+)
 from datalake.api.errors import exception_handler
 from datalake.api.strict import StrictSerializer
 from datalake.errors import AccessDenied, Invalid, NotFound
@@ -391,7 +395,7 @@ class TableQueryView(SharingView):
             )
         limit = body.validated_data.get("limitHint")
         at, files = shared.query(_file_url(request), version, limit)
-        return ndjson([PROTOCOL, shared.metadata(), *files], at)
+        return ndjson([PROTOCOL, shared.metadata(at), *files], at)
 
 
 def _int_param(request, name: str, required: bool = False) -> int | None:
@@ -481,6 +485,9 @@ class SharedFileView(APIView):
         user = get_user_model().objects.filter(pk=claim.user_id, is_active=True).first()
         if user is None:
             raise AccessDenied("This file URL is not valid any more.", code="url_invalid")
+        if claim.token_id is not None and not token_is_live(claim.token_id, user):
+            raise AccessDenied("The token this URL was signed for is revoked or expired.",
+                               code="url_invalid")  # fmt: skip
         request.user = user  # the request log names the recipient
         access = Access(user, request)
         access.require("read", claim.resource)
@@ -529,7 +536,7 @@ class ProfileView(APIView):
     def get(self, request):
         header = request.headers.get("Authorization", "")
         parts = header.split()
-        if len(parts) != 2 or parts[0] not in ("Token", "Bearer") or request.auth is None:
+        if len(parts) != 2 or parts[0].lower() not in ("token", "bearer") or request.auth is None:
             raise Invalid(
                 {
                     "Authorization": [
