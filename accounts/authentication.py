@@ -89,3 +89,10 @@ class BearerTokenAuthentication(HashedTokenAuthentication):
     connectors send (a profile's `bearerToken`)."""
 
     keyword = "Bearer"
+
+
+def token_is_live(token_id: int, user) -> bool:
+    """Whether `user`'s token `token_id` still exists and has not expired (what a signed
+    URL of `datalake.sharing` checks: it dies with the token it was signed for)."""
+    token = ApiToken.objects.filter(pk=token_id, user=user).only("expires_at").first()
+    return token is not None and token.is_live

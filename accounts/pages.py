@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods
 from accounts.access import serves_no_data
 from accounts.models import ApiToken
 from accounts.services import token_issue
+from datalake.sharing.profiles import share_profile
 
 
 @serves_no_data("the caller's own API tokens: issue and revoke")
@@ -32,5 +33,6 @@ def tokens_page(request):
         "tokens": ApiToken.objects.filter(user=request.user),
         "new_token": new_token,
         "new_key": new_key,
+        "share_profile": share_profile(request, new_key, new_token.expires_at) if new_key else "",
     }
     return render(request, "portal/tokens.html", context)

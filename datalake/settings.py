@@ -311,6 +311,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "ingestion.scan_landing",
         "schedule": crontab(*_scan),
     },
+    # Shared Parquet files whose signed URLs have all expired (datalake/sharing/).
+    "sharing-drop-unreachable": {
+        "task": "sharing.drop_unreachable",
+        "schedule": 3600.0,
+    },
 }
 
 CACHES = {
@@ -365,12 +370,12 @@ AXES_CLIENT_IP_CALLABLE = "accounts.throttling.client_ip"
 AXES_LOCKOUT_CALLABLE = "accounts.throttling.lockout_response"
 AXES_ENABLE_ADMIN = False  # the cache handler keeps no rows for the admin to show
 
-# The catalog: above this many rows (planner estimate), `count` is the estimate.
 # Open sharing (Delta Sharing, datalake/sharing/): where the shared Parquet files are
 # written, how long a pre-signed file URL lives, and the rows in one file.
 SHARING_ROOT = Path(env("SHARING_ROOT", default="") or LAKE_ROOT / "sharing").resolve()
 SHARING_URL_LIFETIME_SECONDS = env.int("SHARING_URL_LIFETIME_SECONDS", default=3600)
 SHARING_FILE_ROWS = env.int("SHARING_FILE_ROWS", default=1_000_000)
+# The catalog: above this many rows (planner estimate), `count` is the estimate.
 LAKE_EXACT_COUNT_LIMIT = env.int("LAKE_EXACT_COUNT_LIMIT", default=10_000)
 LAKE_MAX_PAGE_SIZE = 10
 # A count (or estimate) is reused for this long by the same process: pages of one query.
@@ -421,3 +426,8 @@ logging.captureWarnings(True)  # Python warnings become log records (py.warnings
 # knows the scraper connects directly.
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
 METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
+
+# Tests only (tests/support/deltasharing.py): the virtual environment of the
+# `delta-sharing` Python connector the suite drives (it pins other pyarrow/pandas than the
+# portal). Empty: run/venvs/delta-sharing-<version>/, made by the first test run needing it.
+DELTA_SHARING_VENV = env("DELTA_SHARING_VENV", default="")

@@ -40,6 +40,22 @@ def mask(value):
     return value
 
 
+# Path segments that are credentials: a signed file URL of Delta Sharing is a bearer
+# credential until it expires. Stored as a digest, so entries of one URL still match.
+SECRET_PATHS = re.compile(r"^(/api/v1/delta-sharing/files/)([^/]+)")
+
+
+def path_of(request) -> str:
+    """The request's path, with any credential in it replaced by a digest of it."""
+    import hashlib
+
+    def digest(match) -> str:
+        secret = hashlib.sha256(match.group(2).encode()).hexdigest()[:16]
+        return f"{match.group(1)}<signed:{secret}>"
+
+    return SECRET_PATHS.sub(digest, request.path)[:2000]
+
+
 def query_of(request) -> dict:
     try:
         return mask({k: v[0] if len(v) == 1 else v for k, v in request.GET.lists()})

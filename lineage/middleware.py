@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from datalake.platform.logging import request_id_from, request_id_var
 from datalake.platform.prometheus import observe_request
-from lineage.audit import body_of, query_of
+from lineage.audit import body_of, path_of, query_of
 from lineage.writer import store_entry
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -93,7 +93,7 @@ class RequestLogMiddleware:
             "user_id": user.pk if known else None,
             "username": user.get_username() if known else "",
             "method": request.method[:10],
-            "path": request.path[:2000],
+            "path": path_of(request),
             "query": query_of(request),
             "body": body,
             "status_code": response.status_code,

@@ -17,6 +17,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
+# Not made here: the `delta-sharing` connector's own virtual environment, which the
+# connector tests create on their first run (tests/support/deltasharing.py, ~30 s).
+
 # Headless Chromium for the browser tests (tests/datalake/test_browser.py): Debian's chromium and
 # chromium-driver, installed when missing and we are root with apt-get. Elsewhere this is
 # skipped, and so are the browser tests (they say why; on CI they fail instead).

@@ -5,6 +5,7 @@ Idempotent; prints the credentials and tokens to use.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -24,6 +25,7 @@ from django.core.management import call_command, get_commands  # noqa: E402
 from accounts.services import token_reissue  # noqa: E402
 from datalake.catalog.sync import sync_resources  # noqa: E402
 from datalake.models import Resource  # noqa: E402
+from datalake.sharing.profiles import profile_at  # noqa: E402
 
 DEMO_USERS = {"admin": True, "analyst": False}
 
@@ -73,6 +75,15 @@ def main() -> None:
         print(f"  user {name!r} password {name + '-demo-pw'!r} token {key}")
     header = f"Authorization: Token {tokens['analyst']}"
     print(f"  try: curl -H '{header}' http://127.0.0.1:8000/api/v1/resources/")
+    # The analyst's Delta Sharing profile (docs/SHARING.md): whole tables to pandas.
+    profile = ROOT / "run" / "lake.share"
+    profile.parent.mkdir(exist_ok=True)
+    port = os.environ.get("PORT", "8000")
+    endpoint = f"http://127.0.0.1:{port}/api/v1/delta-sharing"
+    profile.write_text(json.dumps(profile_at(endpoint, tokens["analyst"]), indent=2))
+    profile.chmod(0o600)
+    print(f"  share: {profile} (the analyst's profile), then in Python: import delta_sharing;")
+    print(f"         delta_sharing.load_as_pandas('{profile}#lake.tables.transactions')")
 
 
 if __name__ == "__main__":

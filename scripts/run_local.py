@@ -54,6 +54,9 @@ def processes(web_port: int) -> dict[str, list[str]]:
             f"127.0.0.1:{web_port}",
             "--workers",
             "2",
+            # The first Delta Sharing query of a large table version writes its files.
+            "--timeout",
+            "120",
             "--access-logfile",
             "-",
             "--logger-class",

@@ -18,7 +18,12 @@ from tests.support.factories import client_for, give, make_user
 from tests.support.net import free_port
 
 # Fixtures of the support package: `topic` (pipeline tests), `stored` (restricted reads).
-pytest_plugins = ["tests.support.pipeline", "tests.support.restrictions", "tests.support.world"]
+pytest_plugins = [
+    "tests.support.deltasharing",
+    "tests.support.pipeline",
+    "tests.support.restrictions",
+    "tests.support.world",
+]
 
 
 def pytest_configure(config):

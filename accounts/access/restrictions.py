@@ -111,9 +111,14 @@ class Restriction:
         for name in sorted(self.masked):
             if name not in table.column_names:
                 continue
-            encoded = pc.dictionary_encode(table[name].combine_chunks())
-            names = [pseudonym(self.resource, name, v) for v in encoded.dictionary.to_pylist()]
-            masked = pa.array(names, type=pa.string()).take(encoded.indices)
+            column = table[name].combine_chunks()
+            if pa.types.is_nested(column.type):  # an array: no dictionary encoding of lists
+                values = column.to_pylist()
+                masked = pa.array([pseudonym(self.resource, name, v) for v in values], pa.string())
+            else:
+                encoded = pc.dictionary_encode(column)
+                names = [pseudonym(self.resource, name, v) for v in encoded.dictionary.to_pylist()]
+                masked = pa.array(names, type=pa.string()).take(encoded.indices)
             table = table.set_column(table.column_names.index(name), name, masked)
         return table
 

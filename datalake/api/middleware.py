@@ -151,7 +151,8 @@ def _as_envelope(response) -> JsonResponse:
     status = response.status_code
     detail = NOT_FOUND if status == 404 else f"{response.reason_phrase}."
     answer = envelope(status, detail)
-    for header in ("Retry-After", "Allow", "WWW-Authenticate"):
+    # Content-Range: a 416 says the resource's size (`bytes */<size>`, RFC 9110 15.5.17).
+    for header in ("Retry-After", "Allow", "WWW-Authenticate", "Content-Range"):
         if header in response:
             answer[header] = response[header]
     return answer

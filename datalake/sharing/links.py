@@ -13,6 +13,7 @@ or changed grant stops the URLs already handed out, not only the next protocol c
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -22,12 +23,16 @@ from django.core import signing
 from datalake.errors import AccessDenied
 
 SALT = "datalake.sharing.file"
+# A part of a shared file's path: a resource (a slug), a state, a restriction, a file
+# name. Never "." or "..", nor a control character.
+PART = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,199}")
 
 
 @dataclass(frozen=True)
 class FileClaim:
     user_id: int
     relative: str  # <resource>/<state>/<restriction>/<part>.parquet
+    token_id: int | None = None  # the API token of the query that signed it (None: a session)
 
     @property
     def resource(self) -> str:
@@ -38,9 +43,10 @@ class FileClaim:
         return self.relative.split("/")[2]
 
 
-def sign(user_id: int, relative: str) -> tuple[str, int]:
-    """(token, expiry in epoch milliseconds)."""
-    token = signing.dumps({"u": user_id, "p": relative}, salt=SALT, compress=True)
+def sign(user_id: int, relative: str, token_id: int | None = None) -> tuple[str, int]:
+    """(token, expiry in epoch milliseconds). `token_id`: the API token the query came
+    with; the URL dies with it (revoked, expired)."""
+    token = signing.dumps({"u": user_id, "p": relative, "t": token_id}, salt=SALT, compress=True)
     expires = int((time.time() + settings.SHARING_URL_LIFETIME_SECONDS) * 1000)
     return token, expires
 
@@ -55,9 +61,15 @@ def verify(token: str) -> FileClaim:
         ) from None
     except signing.BadSignature:
         raise AccessDenied("This file URL is not valid.", code="url_invalid") from None
-    relative = data.get("p") if isinstance(data, dict) else None
-    user_id = data.get("u") if isinstance(data, dict) else None
+    data = data if isinstance(data, dict) else {}
+    relative, user_id, token_id = data.get("p"), data.get("u"), data.get("t")
     parts = relative.split("/") if isinstance(relative, str) else []
-    if not isinstance(user_id, int) or len(parts) != 4 or any(p in ("", ".", "..") for p in parts):
+    well_formed = (
+        type(user_id) is int
+        and (token_id is None or type(token_id) is int)
+        and len(parts) == 4
+        and all(map(PART.fullmatch, parts))
+    )
+    if not well_formed:
         raise AccessDenied("This file URL is not valid.", code="url_invalid")
-    return FileClaim(user_id, relative)
+    return FileClaim(user_id, relative, token_id)

@@ -41,6 +41,8 @@ def base_schema(entry: Entry) -> pa.Schema:
             arrow = _table_type(entry, column.name, column.type)
         elif column.name == "_line":
             arrow = pa.int64()
+        elif column.type == "timestamp":  # UTC, as the rows endpoint (its pseudonyms too)
+            arrow = UTC_MICROS
         else:
             arrow = ARROW_TYPES.get(column.type, pa.string())
         fields.append(pa.field(column.name, arrow, nullable=True))

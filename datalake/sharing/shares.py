@@ -20,6 +20,7 @@ from accounts.access import Access, Restriction
 from datalake.catalog import Entry, get_entry
 from datalake.errors import Conflict, Invalid, NotFound
 from datalake.models import Resource
+from datalake.query.bounds import check_instant
 from datalake.sharing import changes, links, snapshots
 from datalake.sharing.schema import schema_string, shared_schema
 from lineage.models import Version
@@ -74,12 +75,14 @@ class SharedTable:
     resource: Resource
     restriction: Restriction
     user_id: int
+    token_id: int | None = None  # the API token of the call: the file URLs die with it
 
     @property
     def version(self) -> int:
         return self.resource.current_version
 
-    def metadata(self) -> dict:
+    def metadata(self, version: int | None = None) -> dict:
+        """The `metaData` line; `version`: the version a query reads (default: now)."""
         schema = shared_schema(self.entry, self.restriction)
         descriptions = {c.name: c.description for c in self.entry.columns}
         configuration = {"enableChangeDataFeed": "true"} if self.entry.versioning else {}
@@ -92,7 +95,7 @@ class SharedTable:
                 "schemaString": schema_string(schema, descriptions),
                 "partitionColumns": [],
                 "configuration": configuration,
-                "version": self.version,
+                "version": self.version if version is None else version,
             }
         }
 
@@ -110,23 +113,25 @@ class SharedTable:
 
     def version_at(self, when: datetime) -> int:
         """The table's version at `when`: the last one made at or before it."""
-        self._versioned("time travel")
-        found = self._versions().filter(created_at__lte=when).order_by("-version").first()
-        if found is None:
-            raise Invalid(
-                f"{self.entry.name!r} has no version at or before {when.isoformat()}.",
-                code="timestamp_too_early",
-            )
-        return found.version
+        return self._version_near(when, before=True)
 
     def version_since(self, when: datetime) -> int:
         """The first version made at or after `when` (the protocol's startingTimestamp)."""
-        self._versioned("a starting timestamp")
-        found = self._versions().filter(created_at__gte=when).order_by("version").first()
+        return self._version_near(when, before=False)
+
+    def _version_near(self, when: datetime, *, before: bool) -> int:
+        self._versioned("time travel")
+        versions = self._versions()
+        if before:
+            found = versions.filter(created_at__lte=when).order_by("-version").first()
+        else:
+            found = versions.filter(created_at__gte=when).order_by("version").first()
         if found is None:
+            side, code = (
+                ("before", "timestamp_too_early") if before else ("after", "timestamp_too_late")
+            )
             raise Invalid(
-                f"{self.entry.name!r} has no version at or after {when.isoformat()}.",
-                code="timestamp_too_late",
+                f"{self.entry.name!r} has no version at or {side} {when.isoformat()}.", code=code
             )
         return found.version
 
@@ -137,15 +142,24 @@ class SharedTable:
         return version
 
     # -- files -----------------------------------------------------------------------
-    def query(self, url: Callable[[str], str], version: int | None = None) -> tuple[int, list]:
-        """(version read, the `file` lines of the snapshot at `version` or now)."""
+    def query(
+        self, url: Callable[[str], str], version: int | None = None, limit: int | None = None
+    ) -> tuple[int, list]:
+        """(version read, the `file` lines of the snapshot at `version` or now). With a
+        `limit` hint, only the first files that hold that many rows (their counts are
+        known: a cheap hint to honour)."""
         at = self.version if version is None else version
         state = snapshots.state_of(self.entry, at if self.entry.versioning else None)
         found = snapshots.snapshot(self.entry, state, self.restriction, at)
+        snapshots.touch(found)
         lines = []
+        rows = 0
         for shared in found.files:
+            if limit is not None and rows >= limit and lines:
+                break
+            rows += shared.rows
             relative = f"{found.relative}/{shared.name}"
-            token, expires = links.sign(self.user_id, relative)
+            token, expires = links.sign(self.user_id, relative, self.token_id)
             lines.append(
                 {
                     "file": {
@@ -178,11 +192,14 @@ class SharedTable:
         made = self._versions().filter(version__gte=start, version__lte=end).order_by("version")
         for version in made:
             found = changes.change_files(self.entry, version.version, self.restriction)
+            snapshots.touch(found)
             stamp = int(version.created_at.timestamp() * 1000)
             for shared in found.files:
                 if not shared.rows:
                     continue
-                token, expires = links.sign(self.user_id, f"{found.relative}/{shared.name}")
+                token, expires = links.sign(
+                    self.user_id, f"{found.relative}/{shared.name}", self.token_id
+                )
                 lines.append(
                     {
                         "cdf": {
@@ -207,15 +224,25 @@ def shared_table(access: Access, share: str, schema: str, table: str) -> SharedT
     resource = Resource.objects.filter(name=table).first()
     if entry is None or resource is None or resource.kind != kind:
         raise NotFound(f"No table {table!r} in {share}.{schema}.")
-    return SharedTable(entry, resource, access.restriction(table), access.user.pk)
+    token = getattr(access.request, "auth", None)
+    token_id = getattr(token, "pk", None)
+    return SharedTable(entry, resource, access.restriction(table), access.user.pk, token_id)
 
 
 def parse_timestamp(value: str, name: str) -> datetime:
     """An ISO 8601 timestamp (`2026-12-01T00:00:00Z`); a date is its midnight UTC."""
-    parsed = parse_datetime(value) if isinstance(value, str) and len(value) <= 64 else None
-    if parsed is None and isinstance(value, str) and len(value) == 10:
-        day = parse_date(value)
-        parsed = datetime(day.year, day.month, day.day) if day else None
+    parsed = None
+    printable = isinstance(value, str) and value.isprintable()
+    if printable and len(value) <= 64:
+        try:
+            parsed = parse_datetime(value)
+            if parsed is None and len(value) == 10 and (day := parse_date(value)):
+                parsed = datetime(day.year, day.month, day.day)
+        except ValueError:  # well formed, not a day of the calendar (2026-02-30)
+            parsed = None
     if parsed is None:
         raise Invalid({name: ["An ISO 8601 timestamp, e.g. 2026-12-01T00:00:00Z."]})
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        return check_instant(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
+    except ValueError as error:
+        raise Invalid({name: [str(error)]}) from None

@@ -22,6 +22,7 @@ recipient can reach any more (see there).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -31,7 +32,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import orjson
@@ -44,6 +45,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 
 from accounts.access import Restriction
+from accounts.access.masking import pseudonym
 from datalake.catalog import Entry
 from datalake.catalog import files as landing
 from datalake.catalog.rawfiles import load_folder
@@ -78,8 +80,14 @@ class Snapshot:
         return root() / self.relative
 
 
+# The layout and encoding of the files written here; a change that makes old files wrong
+# (a type, a column's encoding, the order of rows) takes the next number, so that no
+# file of the old layout is ever served (`drop_unreachable` removes the old ones).
+FORMAT = "f2"
+
+
 def root() -> Path:
-    return Path(settings.SHARING_ROOT)
+    return Path(settings.SHARING_ROOT) / FORMAT
 
 
 def state_of(entry: Entry, version: int | None) -> str:
@@ -106,7 +114,7 @@ def snapshot(entry: Entry, state: str, restriction: Restriction, version: int | 
     if not restriction.restricted:
         return base
     relative = f"{entry.name}/{state}/{restriction.fingerprint()}"
-    return ensure(relative, lambda out: derive(base, restriction, out))
+    return ensure(relative, lambda out: derive(base, restriction, out, entry.key))
 
 
 def ensure(relative: str, write: Callable[[Path], None]) -> Snapshot:
@@ -132,10 +140,24 @@ def ensure(relative: str, write: Callable[[Path], None]) -> Snapshot:
                 "written_at": time.time(),
             }
             (scratch / MANIFEST).write_bytes(orjson.dumps(manifest))
-            os.rename(scratch, target)
+            _publish(scratch, target)
+            found = read_manifest(relative)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-    return Snapshot(relative, tuple(files), manifest["rows"], seconds)
+    return Snapshot(relative, found.files, found.rows, seconds)
+
+
+def _publish(scratch: Path, target: Path) -> None:
+    """Rename the written directory into place. A directory already there without a
+    manifest is a crashed write's: replaced. One with a manifest is another writer's
+    (whose lock this one did not share): kept, and this one's dropped."""
+    if target.exists() and not (target / MANIFEST).exists():
+        shutil.rmtree(target, ignore_errors=True)
+    try:
+        os.rename(scratch, target)
+    except OSError:
+        if not (target / MANIFEST).exists():
+            raise
 
 
 @contextmanager
@@ -293,14 +315,41 @@ def _without(table: pa.Table, gone: pa.Table, key: list[str]) -> pa.Table:
     return table.join(gone, keys=key, join_type="left anti").select(table.column_names)
 
 
-def derive(base: Snapshot, restriction: Restriction, out: Path) -> None:
+def derive(
+    base: Snapshot,
+    restriction: Restriction,
+    out: Path,
+    key: tuple[str, ...] = (),
+    prepare: Callable[[pa.Table], pa.Table] | None = None,
+) -> None:
+    """The files of `base` as `restriction` shows them (each through `prepare` first).
+    Where it masks or hides a column of the `key`, each file's rows are in the order of
+    the key's pseudonyms (as the rows API orders them), so that a row's rank says nothing
+    of its key; which file a row is in still follows the base's order
+    (SHARING_FILE_ROWS rows a file)."""
+    concealed = [k for k in key if restriction.hides(k) or k in restriction.masked]
+    hidden = any(restriction.hides(k) for k in concealed)
     writer = None
     for shared in base.files:
-        table = restriction.apply_to_arrow(pq.read_table(base.path / shared.name))
+        table = pq.read_table(base.path / shared.name)
+        if prepare is not None:
+            table = prepare(table)
+        if hidden:  # hash the key of the rows the filter keeps, before it is dropped
+            table = replace(restriction, columns=None, masked=frozenset()).apply_to_arrow(table)
+            table = table.take(_keyed_order(table, restriction.resource, concealed))
+        table = restriction.apply_to_arrow(table)
+        if concealed and not hidden:  # masked: the key's columns hold its pseudonyms
+            table = table.sort_by([(k, "ascending") for k in concealed])
         if writer is None:
             writer = PartWriter(out, table.schema)
         writer.write(table)
     writer.finish()
+
+
+def _keyed_order(table: pa.Table, resource: str, names: list[str]) -> pa.Array:
+    """Row indices of `table` in the order of the pseudonyms of its columns `names`."""
+    keys = {n: [pseudonym(resource, n, v) for v in table[n].to_pylist()] for n in names}
+    return pc.sort_indices(pa.table(keys), [(n, "ascending") for n in names])
 
 
 # -- PostgreSQL to Arrow: one COPY, parsed by pyarrow's CSV reader ------------------------
@@ -365,6 +414,8 @@ def table_batches(
             with raw.copy(copy_sql, params) as copy:
                 for chunk in copy:
                     spool.write(chunk)
+        if spool.tell() == 0:  # no rows: pyarrow refuses an empty CSV file
+            return
         spool.seek(0)
         types = _csv_types(full)
         reader = pacsv.open_csv(
@@ -381,3 +432,49 @@ def table_batches(
         )
         for batch in reader:
             yield _to_schema(batch, full)
+
+
+def touch(found: Snapshot) -> None:
+    """Mark a snapshot as just handed out: its URLs live SHARING_URL_LIFETIME_SECONDS."""
+    with contextlib.suppress(FileNotFoundError):  # dropped meanwhile: written again next time
+        os.utime(found.path / MANIFEST)
+
+
+def drop_unreachable(current: dict[str, int], now: float | None = None) -> list[str]:
+    """Remove the snapshots no recipient can reach; returns what was removed.
+
+    A snapshot's URLs die SHARING_URL_LIFETIME_SECONDS after its last query
+    (`touch`); past that (with a minute's margin) nothing signed names it any more,
+    and a later query writes it again. The unrestricted snapshot of a versioned
+    table's current version (`current`: resource -> version) stays, so the next
+    recipient of that version does not wait for a COPY. Unfinished writes
+    (`.writing-*`) an hour old are leftovers of a crash.
+    """
+    now = time.time() if now is None else now
+    horizon = now - settings.SHARING_URL_LIFETIME_SECONDS - 60
+    removed = []
+    base = root()
+    for old in base.parent.glob("f[0-9]*") if base.parent.is_dir() else ():
+        if old.is_dir() and old.name != FORMAT and old.name[1:].isdigit():
+            shutil.rmtree(old, ignore_errors=True)  # files of an older layout
+            removed.append(old.name)
+    if not base.is_dir():
+        return removed
+    for resource in sorted(p for p in base.iterdir() if p.is_dir()):
+        for state in sorted(p for p in resource.iterdir() if p.is_dir()):
+            if state.name.startswith(".writing-"):
+                if state.stat().st_mtime < now - 3600:
+                    shutil.rmtree(state, ignore_errors=True)
+                    removed.append(f"{resource.name}/{state.name}")
+                continue
+            for snap in sorted(p for p in state.iterdir() if p.is_dir()):
+                keep = state.name == f"v{current.get(resource.name)}" and snap.name == BASE
+                manifest = snap / MANIFEST
+                used = manifest.stat().st_mtime if manifest.exists() else snap.stat().st_mtime
+                if not keep and used < horizon:
+                    # Its lock file stays: a writer may be waiting on it.
+                    shutil.rmtree(snap, ignore_errors=True)
+                    removed.append(f"{resource.name}/{state.name}/{snap.name}")
+            if not any(p.is_dir() for p in state.iterdir()):
+                shutil.rmtree(state, ignore_errors=True)
+    return removed

@@ -11,6 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 from rest_framework.test import APIClient
 
+from datalake.sharing import snapshots
+from lineage.models import RequestLog
 from tests.support.factories import client_for, give, make_user
 from tests.support.lake import pipeline_batch, tx
 from tests.support.restrictions import ROWS, every_row, restricted
@@ -124,6 +126,9 @@ def test_time_travel_and_the_change_feed(three_versions):
         ("TX-0002", "update_postimage"), ("TX-0002", "update_preimage"), ("TX-0006", "insert")
     ]  # fmt: skip
     assert client.post(f"{TABLE}/query", {"version": 9}, format="json").status_code == 404
+    for bad in ("²", "-1", "1" * 11, "1.0", " 1"):
+        answer = client.get(f"{TABLE}/changes", {"startingVersion": bad})
+        assert answer.status_code == 400, (bad, answer.status_code)
     bad = client.post(f"{TABLE}/query", {"version": 1, "oops": 1}, format="json")
     assert bad.status_code == 400 and bad.json()["errorCode"] == "INVALID_PARAMETER_VALUE"
 
@@ -139,6 +144,99 @@ def test_a_file_url_is_bound_to_its_signature_and_grant(three_versions):
     tampered = path[: -len(token)] + token[:-2] + ("AA" if token[-2:] != "AA" else "BB")
     assert anonymous.get(tampered).status_code == 403
     assert anonymous.get(path, HTTP_RANGE="bytes=999999999-").status_code == 416
+    logged = RequestLog.objects.filter(path__startswith=BASE).order_by("id")
+    assert [(e.username, e.resource, e.status_code) for e in logged] == [
+        ("bob", "transactions", 200),  # the query
+        ("bob", "transactions", 200),  # the file: both in the table's access log
+        ("", "", 403),  # the tampered URL names nobody
+        ("bob", "transactions", 416),
+    ]
+    assert all(token not in entry.path for entry in RequestLog.objects.all())
+    assert logged[1].path.startswith(f"{BASE}/files/<signed:")  # a digest, not the credential
     grant.delete()
     refused = anonymous.get(path)
     assert refused.status_code == 403 and b"PAR1" not in refused.content
+    last = RequestLog.objects.order_by("-id").first()
+    assert (last.username, last.resource, last.status_code) == ("bob", "transactions", 403)
+
+
+def test_a_raw_folder_is_shared_like_its_rows_endpoint(stored):
+    eve = make_user("eve")
+    restricted(eve, "raw_transactions", columns=["transaction_id", "country", "user_id"],
+               row_filter={"country": ["DE"]}, masked=["user_id"])  # fmt: skip
+    client = bearer(eve)
+    tables = client.get(f"{BASE}/shares/lake/schemas/files/tables").json()["items"]
+    assert [t["name"] for t in tables] == ["raw_transactions"]
+    raw = f"{BASE}/shares/lake/schemas/files/tables/raw_transactions"
+    response = client.post(f"{raw}/query", {}, format="json")
+    assert response.status_code == 200, response.content[:300]
+    got = read_files(lines(response)[2:])
+    expected = every_row(client_for(eve), "/api/v1/resources/raw_transactions/rows/")
+    assert len(got) == 10 and as_text(got) == as_text(expected)
+    assert client.post(f"{raw}/query", {"version": 1}, format="json").status_code == 409
+    again = client.post(f"{raw}/query", {}, format="json")
+    assert [f["file"]["id"] for f in lines(again)[2:]] == [
+        f["file"]["id"] for f in lines(response)[2:]
+    ]
+
+
+def test_a_limit_hint_lists_only_the_files_that_hold_it(three_versions, settings):
+    settings.SHARING_FILE_ROWS = 2  # 7 current rows: 4 files
+    bob = make_user("bob")
+    give(bob, "transactions")
+    client = bearer(bob)
+    every = lines(client.post(f"{TABLE}/query", {}, format="json"))[2:]
+    assert len(every) == 4
+    some = lines(client.post(f"{TABLE}/query", {"limitHint": 3}, format="json"))[2:]
+    assert len(some) == 2 and len(read_files(some)) == 4
+
+
+def test_files_no_url_can_reach_are_dropped_and_written_again(three_versions, settings):
+    from datalake.sharing.tasks import drop_unreachable
+
+    bob, eve = make_user("bob"), make_user("eve")
+    give(bob, "transactions")
+    restricted(eve, row_filter={"country": ["DE"]})
+    for client, body in ((bearer(bob), {}), (bearer(eve), {}), (bearer(bob), {"version": 1})):
+        assert client.post(f"{TABLE}/query", body, format="json").status_code == 200
+    root = snapshots.root() / "transactions"
+    written = sorted(str(p.relative_to(root)) for p in root.glob("*/*") if p.is_dir())
+    assert len(written) == 3 and "v3/all" in written and "v1/all" in written
+    assert drop_unreachable() == []  # every URL still valid
+    settings.SHARING_URL_LIFETIME_SECONDS = -120  # as if they had all expired
+    dropped = drop_unreachable()
+    assert sorted(dropped) == sorted(f"transactions/{w}" for w in written if w != "v3/all")
+    assert [str(p.relative_to(root)) for p in root.glob("*/*") if p.is_dir()] == ["v3/all"]
+    settings.SHARING_URL_LIFETIME_SECONDS = 3600
+    again = bearer(eve).post(f"{TABLE}/query", {}, format="json")
+    assert {r["country"] for r in read_files(lines(again)[2:])} == {"DE"}
+
+
+def test_timestamps_name_versions(three_versions):
+    bob = make_user("bob")
+    give(bob, "transactions")
+    client = bearer(bob)
+    now = client.post(f"{TABLE}/query", {"timestamp": "2999-01-01T00:00:00Z"}, format="json")
+    assert now["delta-table-version"] == "3"
+    early = client.post(f"{TABLE}/query", {"timestamp": "2000-01-01T00:00:00Z"}, format="json")
+    assert early.status_code == 400 and early.json()["code"] == "timestamp_too_early"
+    first = client.get(f"{TABLE}/version", {"startingTimestamp": "2000-01-01T00:00:00Z"})
+    assert first.status_code == 200 and first["delta-table-version"] == "1"
+    assert client.get(f"{TABLE}/version")["delta-table-version"] == "3"
+    edges = ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00", "2026-12-01T00:00:00\x00")
+    for bad in ("yesterday", "2026-02-30T00:00:00Z", "9" * 70, "2026-13-01", *edges):
+        answer = client.get(f"{TABLE}/version", {"startingTimestamp": bad})
+        assert answer.status_code == 400, (bad, answer.status_code)
+
+
+def test_a_file_url_dies_with_the_token_that_asked_for_it(three_versions):
+    from accounts.models import ApiToken
+
+    bob = make_user("bob")
+    give(bob, "transactions")
+    url = lines(bearer(bob).post(f"{TABLE}/query", {}, format="json"))[2]["file"]["url"]
+    path = url.removeprefix("http://testserver")
+    assert APIClient().get(path).status_code == 200
+    ApiToken.objects.filter(user=bob).delete()  # revoked: the URLs it got go too
+    refused = APIClient().get(path)
+    assert refused.status_code == 403 and refused.json()["code"] == "url_invalid"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from tests.support.routes import PUBLIC, api_routes
+from tests.support.routes import PUBLIC, SIGNED, api_routes
 
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -40,3 +40,17 @@ def test_every_api_endpoint_refuses_without_valid_credentials(route, credentials
 @pytest.mark.parametrize("route", sorted(PUBLIC - {"api/v1/auth/token/"}))
 def test_docs_and_schema_are_open(route):
     assert APIClient().get("/" + route).status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("route", sorted(SIGNED))
+@pytest.mark.parametrize("credentials", [None, "Token not-a-real-token", "Bearer abc"])
+def test_signed_urls_refuse_without_a_valid_signature(route, credentials):
+    """A file URL is its own credential: a token neither replaces nor spoils it."""
+    client = APIClient()
+    if credentials:
+        client.credentials(HTTP_AUTHORIZATION=credentials)
+    for method in ("get", "head"):
+        response = getattr(client, method)("/" + route)
+        assert response.status_code == 403, (method, route, response.status_code)
+    assert client.get("/" + route).json()["code"] == "url_invalid"

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver, path
+from django.urls import URLPattern, URLResolver, get_resolver, path, reverse
 from rest_framework.views import APIView
 
 from accounts.access import observe
 from accounts.access.paths import DataPath, declaration_of, declaration_of_route
 from datalake.celery import app as celery_app
+from datalake.sharing import links
 from tests.support.factories import client_for, make_user
 from tests.support.routes import concrete as route_path
 from tests.support.world import MARK
@@ -144,6 +145,8 @@ def gives_nothing(path_: str, response) -> bool:
     if path_.startswith("/api/v1/resources/"):  # the catalog: names, with no privilege
         entries = body.get("results", [body])
         return all(entry["access"] == [] for entry in entries)
+    if isinstance(body, dict) and "items" in body:  # Delta Sharing's listings
+        return body["items"] == []
     if isinstance(body, dict) and "count" in body:
         return body["count"] == 0 and body["results"] == []
     return body == []
@@ -162,6 +165,10 @@ def test_each_data_route_asks_and_gives_nothing(world):
         routes = data_routes()
         for route, method, _action in routes:
             path_ = concrete(route)
+            if path_.startswith("/api/v1/delta-sharing/files/"):
+                # a file URL signed for nobody: the signature holds, the grant does not
+                token, _ = links.sign(nobody.pk, "transactions/v1/all/part-00000.parquet")
+                path_ = reverse("sharing-file", args=[token])
             client = api if path_.startswith("/api/") else pages
             questions.clear()
             if method in ("get", "delete"):

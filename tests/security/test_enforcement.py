@@ -30,6 +30,15 @@ NO_RESOURCE_DATA = {
     "/api/v1/search/": 400,  # q and since required; searches readable resources only
     "/api/v1/audit/requests/": 403,  # staff only
     "/api/v1/audit/requests/1/": 403,
+    # Delta Sharing: the share and its schemas are names; the table lists hold only the
+    # readable tables (empty here; tests/datalake/test_sharing_protocol.py); the
+    # profile is the caller's own token.
+    "/api/v1/delta-sharing/shares": 200,
+    "/api/v1/delta-sharing/shares/lake": 200,
+    "/api/v1/delta-sharing/shares/lake/schemas": 200,
+    "/api/v1/delta-sharing/shares/lake/all-tables": 200,
+    "/api/v1/delta-sharing/shares/lake/schemas/tables/tables": 200,
+    "/api/v1/delta-sharing/profile/": 200,
 }
 
 
@@ -94,7 +103,8 @@ def test_every_data_endpoint_refuses_a_user_without_grant(alice, route, resource
         response = client.post(path, {"resource": resource}, format="json")
     assert response.status_code == 403, (path, response.status_code, response.content[:300])
     body = response.json()
-    assert set(body) == {"detail", "code"}  # nothing of the data, no counts
+    # nothing of the data, no counts (Delta Sharing repeats them as errorCode/message)
+    assert set(body) - {"errorCode", "message"} == {"detail", "code"}
     entry = RequestLog.objects.order_by("-id").first()
     assert (entry.username, entry.path, entry.status_code) == ("alice", path, 403)
 

@@ -136,6 +136,14 @@ PINS: dict[str, Pin] = {
     "/api/v1/customers/": paged("/api/v1/customers/", 5, 5),
     "/api/v1/customers/x/invoices/": paged("/api/v1/customers/C1/invoices/", 6, 6),
     "/api/v1/invoices/x/items/": paged("/api/v1/invoices/I1/items/", 6, 6),
+    "/api/v1/delta-sharing/shares/lake/all-tables": Pin(
+        "/api/v1/delta-sharing/shares/lake/all-tables",
+        {"maxResults": 1},
+        {"maxResults": FULL},
+        9,
+        9,
+        size=lambda body: len(body["items"]),
+    ),
     "/api/v1/invoices/x/": Pin(
         "/api/v1/invoices/{invoice}/",
         {"invoice": "I2"},
@@ -163,6 +171,17 @@ NOT_LISTS = {
     "/api/v1/reports/1/result.csv": "a stream of the whole result (no page)",
     "/api/v1/resources/x/": "one resource",
     "/api/v1/stock-codes/x/": "one stock code",
+    "/api/v1/delta-sharing/shares": "the one share",
+    "/api/v1/delta-sharing/shares/lake": "the one share",
+    "/api/v1/delta-sharing/shares/lake/schemas": "the two schemas (resource kinds)",
+    "/api/v1/delta-sharing/shares/lake/schemas/tables/tables/transactions/metadata": "one "
+    "table's schema",
+    "/api/v1/delta-sharing/shares/lake/schemas/tables/tables/transactions/version": "one number",
+    "/api/v1/delta-sharing/shares/lake/schemas/tables/tables/transactions/changes": "one query "
+    "for the versions, then files on disk (a version's are written once, by its first reader)",
+    "/api/v1/delta-sharing/profile/": "the caller's profile",
+    "/api/v1/delta-sharing/shares/lake/schemas/tables/tables": "all-tables' query (pinned "
+    "there) for one resource kind, of which there are fewer than a full page",
 }
 
 

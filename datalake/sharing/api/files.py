@@ -13,9 +13,9 @@ import io
 import re
 from pathlib import Path
 
-from django.http import FileResponse, HttpResponse
+from django.http import FileResponse, HttpResponse, JsonResponse
 
-RANGE = re.compile(r"^bytes=(\d{0,19})-(\d{0,19})$")
+RANGE = re.compile(r"^bytes=([0-9]{0,19})-([0-9]{0,19})$")
 
 
 class FileWindow(io.RawIOBase):
@@ -85,10 +85,12 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
 def file_response(path: Path, method: str, range_header: str | None) -> HttpResponse:
     size = path.stat().st_size
     wanted = parse_range(range_header, size)
-    if wanted == "unsatisfiable":
-        response = HttpResponse(status=416)
+    if wanted == "unsatisfiable":  # in the API's envelope, which would drop the header
+        detail = "The range starts past the end of the file."
+        response = JsonResponse({"detail": detail, "code": "range_not_satisfiable"}, status=416)
         response["Content-Range"] = f"bytes */{size}"
-    elif method == "HEAD":
+        return response
+    if method == "HEAD":
         response = HttpResponse(status=200)
         response["Content-Length"] = str(size)
     else:

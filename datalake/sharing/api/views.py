@@ -15,8 +15,11 @@ import orjson
 from django.contrib.auth import get_user_model
 from django.http import HttpResponse
 from django.urls import reverse
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
+    OpenApiExample,
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
@@ -28,12 +31,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.access import Access, data_path, serves_no_data
-from accounts.authentication import BearerTokenAuthentication, HashedTokenAuthentication
+from accounts.authentication import (
+    BearerTokenAuthentication,
+    HashedTokenAuthentication,
+    token_is_live,
+)
 from datalake.api.errors import exception_handler
 from datalake.api.strict import StrictSerializer
 from datalake.errors import AccessDenied, Invalid, NotFound
 from datalake.sharing import links, snapshots
 from datalake.sharing.api.files import file_response, within
+from datalake.sharing.profiles import profile
 from datalake.sharing.shares import (
     SCHEMAS,
     SHARE,
@@ -67,6 +75,17 @@ def protocol_exception_handler(exc, context):
         response.data["errorCode"] = ERROR_CODES.get(response.status_code, "INTERNAL_ERROR")
         response.data["message"] = response.data.get("detail", "")
     return response
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    """The schema's name for `Authorization: Bearer <key>` (the profile's token)."""
+
+    target_class = BearerTokenAuthentication
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return build_bearer_security_scheme_object(header_name="Authorization",
+                                                   token_prefix="Bearer")  # fmt: skip
 
 
 class SharingView(APIView):
@@ -141,6 +160,28 @@ def _listing(child, what: str):
     )
 
 
+def example(value, media_type: str | None = None) -> list[OpenApiExample]:
+    return [OpenApiExample("Example", value=value, response_only=True, media_type=media_type)]
+
+
+SHARE_PARAM = OpenApiParameter("share", str, OpenApiParameter.PATH, description="`lake`.")
+SCHEMA_PARAM = OpenApiParameter(
+    "schema", str, OpenApiParameter.PATH, description="`tables` or `files`."
+)
+TABLE_PARAM = OpenApiParameter(
+    "table", str, OpenApiParameter.PATH, description="A resource name, e.g. `transactions`."
+)
+TABLE_PARAMS = [SHARE_PARAM, SCHEMA_PARAM, TABLE_PARAM]
+TABLE_ITEM = {"name": "transactions", "schema": "tables", "share": "lake",
+              "shareId": "5f0c…", "id": "8b1e…"}  # fmt: skip
+NDJSON_EXAMPLE = (
+    '{"protocol":{"minReaderVersion":1}}\n{"metaData":{"id":"8b1e…","format":{"provider":'
+    '"parquet"},"schemaString":"{\\"type\\":\\"struct\\",…}","partitionColumns":[]}}\n'
+    '{"file":{"url":"https://…/api/v1/delta-sharing/files/…","id":"…","partitionValues":{},'
+    '"size":1048576,"stats":"{\\"numRecords\\":1000000}","expirationTimestamp":1767225600000}}'
+)
+
+
 TAGS = ["delta sharing"]
 
 
@@ -152,6 +193,7 @@ def inline_listing_one():
 class SharesView(SharingView):
     @extend_schema(
         operation_id="sharing_shares",
+        examples=example({"items": [{"name": "lake", "id": "5f0c…"}]}),
         summary="List shares",
         description="The shares this server offers: one, `lake`.",
         parameters=PAGING,
@@ -166,6 +208,8 @@ class SharesView(SharingView):
 class ShareView(SharingView):
     @extend_schema(
         operation_id="sharing_share",
+        parameters=[SHARE_PARAM],
+        examples=example({"share": {"name": "lake", "id": "5f0c…"}}),
         summary="Get a share",
         responses=inline_listing_one(),
         tags=TAGS,
@@ -180,9 +224,10 @@ class ShareView(SharingView):
 class SchemasView(SharingView):
     @extend_schema(
         operation_id="sharing_schemas",
+        examples=example({"items": [{"name": "tables", "share": "lake"}]}),
         summary="List the schemas of a share",
         description="`tables` (PostgreSQL tables) and `files` (raw-file folders).",
-        parameters=PAGING,
+        parameters=[SHARE_PARAM, *PAGING],
         responses=_listing(SchemaSerializer, "Schemas"),
         tags=TAGS,
     )
@@ -197,9 +242,10 @@ class SchemasView(SharingView):
 class TablesView(SharingView):
     @extend_schema(
         operation_id="sharing_tables",
+        examples=example({"items": [TABLE_ITEM], "nextPageToken": "transactions"}),
         summary="List the tables of a schema",
         description="The resources of the schema's kind that the token's user may `read`.",
-        parameters=PAGING,
+        parameters=[SHARE_PARAM, SCHEMA_PARAM, *PAGING],
         responses=_listing(TableSerializer, "Tables"),
         tags=TAGS,
     )
@@ -212,8 +258,9 @@ class TablesView(SharingView):
 class AllTablesView(SharingView):
     @extend_schema(
         operation_id="sharing_all_tables",
+        examples=example({"items": [TABLE_ITEM]}),
         summary="List all the tables of a share",
-        parameters=PAGING,
+        parameters=[SHARE_PARAM, *PAGING],
         responses=_listing(TableSerializer, "AllTables"),
         tags=TAGS,
     )
@@ -222,10 +269,14 @@ class AllTablesView(SharingView):
         return Response(page(items, request.query_params))
 
 
-TABLE_RESPONSE = OpenApiResponse(
-    description="Newline-delimited JSON (application/x-ndjson): a `protocol` line, a "
-    "`metaData` line, then (query, changes) one line per file. Header `delta-table-version`."
-)
+TABLE_RESPONSE = {
+    (200, "application/x-ndjson"): OpenApiResponse(
+        OpenApiTypes.STR,
+        description="Newline-delimited JSON: a `protocol` line, a `metaData` line, then "
+        "(query, changes) one line per file. Header `delta-table-version`.",
+        examples=example(NDJSON_EXAMPLE, "application/x-ndjson"),
+    )
+}
 
 
 def _timestamp_param(request, name: str):
@@ -240,15 +291,24 @@ class TableVersionView(SharingView):
         summary="The table's version",
         description="Empty body; the version in the `delta-table-version` header. With "
         "`startingTimestamp`: the first version made at or after it.",
-        parameters=[OpenApiParameter("startingTimestamp", str, description="ISO 8601 timestamp.")],
-        responses={200: OpenApiResponse(description="The version is in `delta-table-version`.")},
+        parameters=[
+            *TABLE_PARAMS,
+            OpenApiParameter("startingTimestamp", str, description="ISO 8601 timestamp."),
+        ],
+        responses={
+            (200, "text/plain"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description="An empty body; the version is in `delta-table-version`.",
+                examples=example("", "text/plain"),
+            )
+        },
         tags=TAGS,
     )
     def get(self, request, share, schema, table):
         shared = shared_table(Access.of(request), share, schema, table)
         since = _timestamp_param(request, "startingTimestamp")
         version = shared.version if since is None else shared.version_since(since)
-        response = HttpResponse(status=200)
+        response = HttpResponse(status=200, content_type="text/plain")
         response[TABLE_VERSION] = str(version)
         return response
 
@@ -257,10 +317,11 @@ class TableVersionView(SharingView):
 class TableMetadataView(SharingView):
     @extend_schema(
         operation_id="sharing_table_metadata",
+        parameters=TABLE_PARAMS,
         summary="The table's schema",
         description="The Spark schema of the columns the recipient's grant shows (masked "
         "columns are strings, hidden ones absent).",
-        responses={200: TABLE_RESPONSE},
+        responses=TABLE_RESPONSE,
         tags=TAGS,
     )
     def get(self, request, share, schema, table):
@@ -279,7 +340,8 @@ class QuerySerializer(StrictSerializer):
         required=False,
         min_value=0,
         max_value=2**63 - 1,
-        help_text="A hint: the recipient needs this many rows (ignored: whole files are sent).",
+        help_text="A hint: the recipient needs this many rows (only the first files that "
+        "hold them are listed; each file is whole).",
     )
     predicateHints = serializers.ListField(
         child=serializers.CharField(max_length=10_000),
@@ -310,12 +372,14 @@ def _file_url(request):
 class TableQueryView(SharingView):
     @extend_schema(
         operation_id="sharing_table_query",
+        parameters=TABLE_PARAMS,
         summary="Read the table's files",
         description="The Parquet files of the table (now, at `version`, or at `timestamp`) "
         "as the recipient's grant shows it, each by a pre-signed URL valid for "
-        "SHARING_URL_LIFETIME_SECONDS. Hints are accepted and not applied (whole files).",
+        "SHARING_URL_LIFETIME_SECONDS. `limitHint` lists only the files that hold that many "
+        "rows; predicate hints are accepted and not applied (the recipient filters).",
         request=QuerySerializer,
-        responses={200: TABLE_RESPONSE},
+        responses=TABLE_RESPONSE,
         tags=TAGS,
     )
     def post(self, request, share, schema, table):
@@ -329,8 +393,9 @@ class TableQueryView(SharingView):
             version = shared.version_at(
                 parse_timestamp(body.validated_data["timestamp"], "timestamp")
             )
-        at, files = shared.query(_file_url(request), version)
-        return ndjson([PROTOCOL, shared.metadata(), *files], at)
+        limit = body.validated_data.get("limitHint")
+        at, files = shared.query(_file_url(request), version, limit)
+        return ndjson([PROTOCOL, shared.metadata(at), *files], at)
 
 
 def _int_param(request, name: str, required: bool = False) -> int | None:
@@ -339,7 +404,7 @@ def _int_param(request, name: str, required: bool = False) -> int | None:
         if required:
             raise Invalid({name: ["Required."]})
         return None
-    if not value.isdigit() or len(value) > 10:
+    if not (value.isascii() and value.isdigit()) or len(value) > 10:
         raise Invalid({name: ["A version number (a non-negative integer)."]})
     return int(value)
 
@@ -353,6 +418,7 @@ class TableChangesView(SharingView):
         "startingTimestamp to endingTimestamp): one `cdf` file per version with "
         "`_change_type` (insert, delete, update_preimage, update_postimage).",
         parameters=[
+            *TABLE_PARAMS,
             OpenApiParameter("startingVersion", int, description="First version."),
             OpenApiParameter("endingVersion", int, description="Last version (default: now)."),
             OpenApiParameter("startingTimestamp", str, description="ISO 8601 timestamp."),
@@ -363,7 +429,7 @@ class TableChangesView(SharingView):
                 description="Accepted; the schema has no history.",
             ),
         ],
-        responses={200: TABLE_RESPONSE},
+        responses=TABLE_RESPONSE,
         tags=TAGS,
     )
     def get(self, request, share, schema, table):
@@ -399,10 +465,19 @@ class SharedFileView(APIView):
         description="By the pre-signed URL a query gave. `Range` (one range) gives 206; "
         "an expired or altered URL, or one whose signer no longer reads the table with "
         "the same restriction, is a 403.",
+        parameters=[
+            OpenApiParameter(
+                "token",
+                str,
+                OpenApiParameter.PATH,
+                description="The signed token of the URL a query gave.",
+            )
+        ],
         responses={
             (200, "application/octet-stream"): OpenApiTypes.BINARY,
             (206, "application/octet-stream"): OpenApiTypes.BINARY,
         },
+        examples=example("PAR1…", "application/octet-stream"),
         tags=TAGS,
     )
     def get(self, request, token):
@@ -410,6 +485,9 @@ class SharedFileView(APIView):
         user = get_user_model().objects.filter(pk=claim.user_id, is_active=True).first()
         if user is None:
             raise AccessDenied("This file URL is not valid any more.", code="url_invalid")
+        if claim.token_id is not None and not token_is_live(claim.token_id, user):
+            raise AccessDenied("The token this URL was signed for is revoked or expired.",
+                               code="url_invalid")  # fmt: skip
         request.user = user  # the request log names the recipient
         access = Access(user, request)
         access.require("read", claim.resource)
@@ -437,19 +515,17 @@ class ProfileSerializer(serializers.Serializer):
     )
 
 
-def profile_for(request, key: str, expires_at) -> dict:
-    endpoint = request.build_absolute_uri(reverse("sharing-shares")).rstrip("/")
-    endpoint = endpoint.removesuffix("/shares")
-    profile = {"shareCredentialsVersion": 1, "endpoint": endpoint, "bearerToken": key}
-    if expires_at is not None:
-        profile["expirationTime"] = expires_at.isoformat().replace("+00:00", "Z")
-    return profile
-
-
 @serves_no_data("the caller's own credentials as a profile file")
 class ProfileView(APIView):
     @extend_schema(
         operation_id="sharing_profile",
+        examples=example(
+            {
+                "shareCredentialsVersion": 1,
+                "bearerToken": "…",
+                "endpoint": "https://lake.example.com/api/v1/delta-sharing",
+            }
+        ),
         summary="A Delta Sharing profile file for this token",
         description="Save it as `lake.share` and read a table with "
         "`delta_sharing.load_as_pandas('lake.share#lake.tables.transactions')`. Call it "
@@ -460,7 +536,7 @@ class ProfileView(APIView):
     def get(self, request):
         header = request.headers.get("Authorization", "")
         parts = header.split()
-        if len(parts) != 2 or parts[0] not in ("Token", "Bearer") or request.auth is None:
+        if len(parts) != 2 or parts[0].lower() not in ("token", "bearer") or request.auth is None:
             raise Invalid(
                 {
                     "Authorization": [
@@ -469,7 +545,7 @@ class ProfileView(APIView):
                     ]
                 }
             )
-        response = Response(profile_for(request, parts[1], request.auth.expires_at))
+        response = Response(profile(request, parts[1], request.auth.expires_at))
         response["Content-Disposition"] = 'attachment; filename="lake.share"'
         response["Cache-Control"] = "no-store"
         return response
