@@ -350,8 +350,8 @@ def full_rewrite(base: str, token: str, sharing_root: Path, version: int) -> dic
     """The first query of `version` with no earlier snapshot on disk (its files dropped,
     the earlier versions' hidden meanwhile): the whole table from PostgreSQL, what a
     version costs when nobody read the one before (information)."""
-    table = sharing_root / "transactions"
-    shutil.rmtree(table / f"v{version}")
+    (table,) = [p for p in sharing_root.glob("**/transactions") if (p / f"v{version}").is_dir()]
+    shutil.rmtree(table / f"v{version}")  # (the layout's folder: SHARING_ROOT/<format>/...)
     hidden = [p for p in table.glob("v*") if p.is_dir()]
     for path in hidden:
         path.rename(path.with_name("hidden-" + path.name))
