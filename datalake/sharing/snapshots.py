@@ -447,7 +447,9 @@ def drop_unreachable(current: dict[str, int], now: float | None = None) -> list[
     (`touch`); past that (with a minute's margin) nothing signed names it any more,
     and a later query writes it again. The unrestricted snapshot of a versioned
     table's current version (`current`: resource -> version) stays, so the next
-    recipient of that version does not wait for a COPY. Unfinished writes
+    recipient of that version does not wait for a COPY; until that one is written, the
+    latest version's written before it stays instead (the next version is written from
+    it, `_write_from_earlier`, not from PostgreSQL). Unfinished writes
     (`.writing-*`) an hour old are leftovers of a crash.
     """
     now = time.time() if now is None else now
@@ -461,6 +463,7 @@ def drop_unreachable(current: dict[str, int], now: float | None = None) -> list[
     if not base.is_dir():
         return removed
     for resource in sorted(p for p in base.iterdir() if p.is_dir()):
+        kept = _kept_version(resource, current.get(resource.name))
         for state in sorted(p for p in resource.iterdir() if p.is_dir()):
             if state.name.startswith(".writing-"):
                 if state.stat().st_mtime < now - 3600:
@@ -468,7 +471,7 @@ def drop_unreachable(current: dict[str, int], now: float | None = None) -> list[
                     removed.append(f"{resource.name}/{state.name}")
                 continue
             for snap in sorted(p for p in state.iterdir() if p.is_dir()):
-                keep = state.name == f"v{current.get(resource.name)}" and snap.name == BASE
+                keep = state.name == f"v{kept}" and snap.name == BASE
                 manifest = snap / MANIFEST
                 used = manifest.stat().st_mtime if manifest.exists() else snap.stat().st_mtime
                 if not keep and used < horizon:
@@ -478,3 +481,13 @@ def drop_unreachable(current: dict[str, int], now: float | None = None) -> list[
             if not any(p.is_dir() for p in state.iterdir()):
                 shutil.rmtree(state, ignore_errors=True)
     return removed
+
+
+def _kept_version(resource: Path, current: int | None) -> int | None:
+    """The version whose unrestricted snapshot `drop_unreachable` keeps: the current one,
+    or the latest written before it."""
+    if current is None:
+        return None
+    names = (manifest.parent.parent.name for manifest in resource.glob(f"v*/{BASE}/{MANIFEST}"))
+    written = [int(n[1:]) for n in names if n[1:].isdigit() and int(n[1:]) <= current]
+    return max(written, default=None)

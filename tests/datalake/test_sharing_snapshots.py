@@ -64,3 +64,16 @@ def test_a_version_that_ends_most_rows_is_written_in_full(lake, settings):
     v2 = snapshots.snapshot(entry, "v2", UNRESTRICTED, 2)
     assert not inodes(v1) & inodes(v2)
     assert rows_of(v2) == rows_at(entry, 2)
+
+
+def test_until_the_current_version_is_written_the_latest_written_one_is_kept(lake, settings):
+    pipeline_batch(tx(0), tx(1))  # version 1
+    entry = resource_entry("transactions")
+    v1 = snapshots.snapshot(entry, "v1", UNRESTRICTED, 1)
+    pipeline_batch(tx(2))  # version 2, nobody read it yet
+    settings.SHARING_URL_LIFETIME_SECONDS = -120  # every URL expired
+    assert snapshots.drop_unreachable({"transactions": 2}) == []  # v1: what v2 is made from
+    v2 = snapshots.snapshot(entry, "v2", UNRESTRICTED, 2)
+    assert inodes(v1) < inodes(v2)
+    assert snapshots.drop_unreachable({"transactions": 2}) == ["transactions/v1/all"]
+    assert rows_of(v2) == rows_at(entry, 2)
