@@ -14,11 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from django.conf import settings
 from django.utils.dateparse import parse_date, parse_datetime
 
 from accounts.access import Access, Restriction
 from datalake.catalog import Entry, get_entry
-from datalake.errors import Conflict, Invalid, NotFound
+from datalake.errors import Conflict, Invalid, NotFound, TooManyJobs
 from datalake.models import Resource
 from datalake.query.bounds import check_instant
 from datalake.sharing import changes, links, snapshots
@@ -150,6 +151,8 @@ class SharedTable:
         known: a cheap hint to honour)."""
         at = self.version if version is None else version
         state = snapshots.state_of(self.entry, at if self.entry.versioning else None)
+        if at != self.version:
+            self._room_for_the_past(state)
         found = snapshots.snapshot(self.entry, state, self.restriction, at)
         snapshots.touch(found)
         lines = []
@@ -173,6 +176,19 @@ class SharedTable:
                 }
             )
         return at, lines
+
+    def _room_for_the_past(self, state: str) -> None:
+        """429 before writing the files of yet another past version while
+        SHARING_MAX_PAST_VERSIONS of this table's past versions are being read: each
+        is a copy of the table on disk until its URLs expire."""
+        live = snapshots.live_states(self.entry.name) - {f"v{self.version}"}
+        if state not in live and len(live) >= settings.SHARING_MAX_PAST_VERSIONS:
+            raise TooManyJobs(
+                f"{len(live)} past versions of {self.entry.name!r} are being read, as many "
+                "as are kept at once; retry when their URLs have expired "
+                f"(SHARING_URL_LIFETIME_SECONDS), or read one of them.",
+                code="too_many_past_versions",
+            )
 
     def changes(self, url: Callable[[str], str], start: int, end: int | None) -> list:
         """The `cdf` lines of versions start..end (end: the current one)."""

@@ -434,6 +434,18 @@ def table_batches(
             yield _to_schema(batch, full)
 
 
+def live_states(resource: str, now: float | None = None) -> set[str]:
+    """The states of `resource` with files handed out within the URL lifetime."""
+    now = time.time() if now is None else now
+    horizon = now - settings.SHARING_URL_LIFETIME_SECONDS
+    found = set()
+    for manifest in (root() / resource).glob(f"*/*/{MANIFEST}"):
+        with contextlib.suppress(FileNotFoundError):
+            if manifest.stat().st_mtime >= horizon:
+                found.add(manifest.parent.parent.name)
+    return found
+
+
 def touch(found: Snapshot) -> None:
     """Mark a snapshot as just handed out: its URLs live SHARING_URL_LIFETIME_SECONDS."""
     with contextlib.suppress(FileNotFoundError):  # dropped meanwhile: written again next time

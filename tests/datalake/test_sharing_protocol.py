@@ -240,3 +240,19 @@ def test_a_file_url_dies_with_the_token_that_asked_for_it(three_versions):
     ApiToken.objects.filter(user=bob).delete()  # revoked: the URLs it got go too
     refused = APIClient().get(path)
     assert refused.status_code == 403 and refused.json()["code"] == "url_invalid"
+
+
+def test_past_versions_on_disk_are_bounded(three_versions, settings):
+    settings.SHARING_MAX_PAST_VERSIONS = 1
+    bob = make_user("bob")
+    give(bob, "transactions")
+    client = bearer(bob)
+    assert client.post(f"{TABLE}/query", {"version": 1}, format="json").status_code == 200
+    again = client.post(f"{TABLE}/query", {"version": 1}, format="json")
+    assert again.status_code == 200  # the same past version: its files are there
+    assert client.post(f"{TABLE}/query", {}, format="json").status_code == 200  # now: always
+    refused = client.post(f"{TABLE}/query", {"version": 2}, format="json")
+    assert refused.status_code == 429 and refused.json()["code"] == "too_many_past_versions"
+    assert refused.json()["errorCode"] == "TOO_MANY_REQUESTS"
+    settings.SHARING_URL_LIFETIME_SECONDS = -1  # version 1's URLs have all expired
+    assert client.post(f"{TABLE}/query", {"version": 2}, format="json").status_code == 200
