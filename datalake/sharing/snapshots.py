@@ -280,18 +280,23 @@ def _write_from_earlier(
         schema=pa.schema([schema.field(k) for k in key]),
     )
     count = 0
-    for shared in base.files:
-        source, target = base.path / shared.name, out / f"part-{count:05d}.parquet"
-        if gone.num_rows and _holds_any(source, gone, key):
-            table = _without(pq.read_table(source), gone, key)
-            if not table.num_rows:
-                continue
-            pq.write_table(
-                table, target, compression="snappy", row_group_size=settings.SHARING_FILE_ROWS
-            )
-        else:
-            os.link(source, target)
-        count += 1
+    try:
+        for shared in base.files:
+            source, target = base.path / shared.name, out / f"part-{count:05d}.parquet"
+            if gone.num_rows and _holds_any(source, gone, key):
+                table = _without(pq.read_table(source), gone, key)
+                if not table.num_rows:
+                    continue
+                pq.write_table(
+                    table, target, compression="snappy", row_group_size=settings.SHARING_FILE_ROWS
+                )
+            else:
+                os.link(source, target)
+            count += 1
+    except FileNotFoundError:  # version b dropped meanwhile (drop_unreachable): a full write
+        for part in out.glob("part-*.parquet"):
+            part.unlink()
+        return False
     written = rows.filter(valid_from__gt=b, valid_from__lte=version).filter(
         Q(valid_to__isnull=True) | Q(valid_to__gt=version)
     )

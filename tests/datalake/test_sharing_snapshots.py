@@ -77,3 +77,17 @@ def test_until_the_current_version_is_written_the_latest_written_one_is_kept(lak
     assert inodes(v1) < inodes(v2)
     assert snapshots.drop_unreachable({"transactions": 2}) == ["transactions/v1/all"]
     assert rows_of(v2) == rows_at(entry, 2)
+
+
+def test_an_earlier_version_dropped_meanwhile_means_a_full_write(lake, tmp_path):
+    pipeline_batch(tx(0), tx(1))
+    entry = resource_entry("transactions")
+    v1 = snapshots.snapshot(entry, "v1", UNRESTRICTED, 1)
+    pipeline_batch(tx(2))
+    shutil.rmtree(v1.path)  # drop_unreachable between finding it and linking its files
+    out = tmp_path / "out"
+    out.mkdir()
+    schema = snapshots.base_schema(entry)
+    assert snapshots._write_from_earlier(entry, (1, v1), 2, schema, out) is False
+    assert not list(out.iterdir())
+    assert rows_of(snapshots.snapshot(entry, "v2", UNRESTRICTED, 2)) == rows_at(entry, 2)
