@@ -3,6 +3,7 @@ limit measured in the same run.
 
     .venv/bin/python bench/run.py sharing [--rows 10000000] [--rounds 3]
         [--sharing-ingest-rows N] [--sharing-skip-ingest] [--sharing-keep]
+        [--only version_files]      # (c) alone; --only first,limit,connector,... the loads
 
 Data: `--rows` transactions in the benchmark's database (bench/load_transactions.py, the
 loader of the other benchmarks), marked as version 1 of `transactions`. Server: gunicorn
@@ -27,7 +28,8 @@ never in .venv: it pins other pyarrow/pandas), run as a subprocess per load
                  of `--sharing-ingest-rows` (default rows / 30) through the real ingestion
                  (bench/scenarios/_sharing_job.py: Spark, the merge and its hooks) making
                  version 2, timed; then the first query of version 2 (its files written),
-                 timed: the share of the ingestion's time
+                 timed: the share of the ingestion's time. For information, the same
+                 version written in full (version 1's folder hidden, version 2's dropped)
 
 Targets (issue 19): connector >= 50% of the limit's rows/s; writing a version's files
 <= 25% of its ingestion's time; the restricted load within 20% of the unrestricted one's
