@@ -375,7 +375,7 @@ AXES_ENABLE_ADMIN = False  # the cache handler keeps no rows for the admin to sh
 SHARING_ROOT = Path(env("SHARING_ROOT", default="") or LAKE_ROOT / "sharing").resolve()
 SHARING_URL_LIFETIME_SECONDS = env.int("SHARING_URL_LIFETIME_SECONDS", default=3600)
 SHARING_FILE_ROWS = env.int("SHARING_FILE_ROWS", default=1_000_000)
-# Past versions of one table whose files may exist at once (each a copy of the table):
+# Past versions of one table whose files may exist at once (each up to a copy of the table):
 # time travel past that is a 429 until their URLs expire.
 SHARING_MAX_PAST_VERSIONS = env.int("SHARING_MAX_PAST_VERSIONS", default=4)
 # The catalog: above this many rows (planner estimate), `count` is the estimate.

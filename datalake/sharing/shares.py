@@ -180,7 +180,7 @@ class SharedTable:
     def _room_for_the_past(self, state: str) -> None:
         """429 before writing the files of yet another past version while
         SHARING_MAX_PAST_VERSIONS of this table's past versions are being read: each
-        is a copy of the table on disk until its URLs expire."""
+        may be a copy of the table on disk until its URLs expire."""
         live = snapshots.live_states(self.entry.name) - {f"v{self.version}"}
         if state not in live and len(live) >= settings.SHARING_MAX_PAST_VERSIONS:
             raise TooManyJobs(

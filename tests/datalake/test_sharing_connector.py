@@ -21,6 +21,7 @@ from django.utils import timezone
 from accounts.models import ApiToken
 from datalake.catalog.sync import sync_resources
 from datalake.models import ExchangeRate, Resource
+from datalake.sharing import snapshots
 from lineage.models import RequestLog, Version
 from tests.support.deltasharing import ConnectorError, column_types, comparable
 from tests.support.factories import client_for, give, make_user
@@ -353,6 +354,6 @@ def test_concurrent_first_queries_share_one_snapshot(people, history, sharing_se
     with ThreadPoolExecutor(6) as pool:
         answers = list(pool.map(ask, range(6)))
     assert all(a == answers[0] for a in answers) and answers[0]
-    state = sharing_server.sharing_root / "transactions" / f"v{v1}"
+    state = sharing_server.sharing_root / snapshots.FORMAT / "transactions" / f"v{v1}"
     written = sorted(p.name for p in state.iterdir() if p.is_dir())
     assert len(written) == 2 and "all" in written, written  # the base and fr's, once each
