@@ -378,6 +378,8 @@ SHARING_FILE_ROWS = env.int("SHARING_FILE_ROWS", default=1_000_000)
 # Past versions of one table whose files may exist at once (each up to a copy of the table):
 # time travel past that is a 429 until their URLs expire.
 SHARING_MAX_PAST_VERSIONS = env.int("SHARING_MAX_PAST_VERSIONS", default=4)
+# Versions one change-feed call may span (each one's files a COPY the first time).
+SHARING_MAX_CHANGE_VERSIONS = env.int("SHARING_MAX_CHANGE_VERSIONS", default=200)
 # The catalog: above this many rows (planner estimate), `count` is the estimate.
 LAKE_EXACT_COUNT_LIMIT = env.int("LAKE_EXACT_COUNT_LIMIT", default=10_000)
 LAKE_MAX_PAGE_SIZE = 10

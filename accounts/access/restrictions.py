@@ -84,6 +84,12 @@ class Restriction:
         from accounts.access.masking import key_fingerprint
 
         described = {**self.describe(), "resource": self.resource}
+        if self.rows is not None:  # the same rows whatever the order of grants and values
+            filters = {
+                json.dumps({k: sorted(set(v), key=repr) for k, v in f.items()}, sort_keys=True)
+                for f in self.rows
+            }
+            described["row_filter"] = sorted(filters)
         if self.masked:
             described["key"] = key_fingerprint()
         text = json.dumps(described, sort_keys=True, default=str)

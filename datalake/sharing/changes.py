@@ -39,7 +39,7 @@ def change_files(entry: Entry, version: int, restriction: Restriction) -> Snapsh
         restriction = replace(restriction, columns=restriction.columns | {CHANGE_TYPE})
 
     def write(out) -> None:  # read the base's updates only when the files are written
-        derive(base, restriction, out, entry.key, _across_the_filter(base, restriction, entry.key))
+        derive(base, restriction, out, entry.key, _updates_as_seen(base, restriction, entry.key))
 
     return ensure(relative, write)
 
@@ -47,19 +47,30 @@ def change_files(entry: Entry, version: int, restriction: Restriction) -> Snapsh
 UPDATES = ("update_preimage", "update_postimage")
 
 
-def _across_the_filter(base: Snapshot, restriction: Restriction, key: tuple[str, ...]):
-    """Under a row filter, relabels (a `derive` step) each image of an update whose other
-    image the filter drops: the preimage as a `delete`, the postimage as an `insert`."""
-    if restriction.rows is None:
+def _updates_as_seen(base: Snapshot, restriction: Restriction, key: tuple[str, ...]):
+    """An update as the recipient sees it (a `derive` step). Under a row filter, an image
+    whose other image the filter drops is relabelled: the preimage as a `delete`, the
+    postimage as an `insert`. Under a column list, an update whose two images show the
+    same values is dropped: it changed hidden columns only, and the pair would tell
+    that one changed, and when."""
+    if restriction.rows is None and restriction.columns is None:
         return None
     rows_only = Restriction(rows=restriction.rows, resource=restriction.resource)
-    named = list(dict.fromkeys([*key, CHANGE_TYPE, *(n for f in restriction.rows for n in f)]))
-    kept: dict[str, set] = {kind: set() for kind in UPDATES}
+    images: dict[str, dict[tuple, tuple]] = {kind: {} for kind in UPDATES}
+    visible: list[str] = []
     for shared in base.files:
-        table = pq.read_table(base.path / shared.name, columns=named)
+        table = pq.read_table(base.path / shared.name)
+        visible = [n for n in restriction.visible(table.column_names) if n != CHANGE_TYPE]
         updates = table.filter(pc.is_in(table[CHANGE_TYPE], value_set=pa.array(UPDATES)))
-        for row in rows_only.apply_to_arrow(updates).to_pylist():
-            kept[row[CHANGE_TYPE]].add(tuple(row[k] for k in key))
+        if restriction.rows is not None:
+            updates = rows_only.apply_to_arrow(updates)
+        for row in updates.to_pylist():
+            shown = tuple(row[n] for n in visible)
+            images[row[CHANGE_TYPE]][tuple(row[k] for k in key)] = shown
+    before, after = images[UPDATES[0]], images[UPDATES[1]]
+    unseen = set()
+    if restriction.columns is not None:
+        unseen = {k for k, shown in before.items() if k in after and after[k] == shown}
 
     def relabel(table: pa.Table) -> pa.Table:
         change = table[CHANGE_TYPE]
@@ -68,13 +79,21 @@ def _across_the_filter(base: Snapshot, restriction: Restriction, key: tuple[str,
             return table
         labels = change.to_pylist()
         keys = table.select(list(key)).take(where).to_pylist()
+        dropped = []
         for i, values in zip(where, keys, strict=True):
-            kind = labels[i]
-            other = UPDATES[1] if kind == UPDATES[0] else UPDATES[0]
-            if tuple(values[k] for k in key) not in kept[other]:
-                labels[i] = "delete" if kind == UPDATES[0] else "insert"
+            found = tuple(values[k] for k in key)
+            if found in unseen:
+                dropped.append(i)
+            elif found not in (after if labels[i] == UPDATES[0] else before):
+                labels[i] = "delete" if labels[i] == UPDATES[0] else "insert"
         index = table.schema.get_field_index(CHANGE_TYPE)
-        return table.set_column(index, CHANGE_TYPE, pa.array(labels, pa.string()))
+        table = table.set_column(index, CHANGE_TYPE, pa.array(labels, pa.string()))
+        if dropped:
+            keep = [True] * table.num_rows
+            for i in dropped:
+                keep[i] = False
+            table = table.filter(pa.array(keep))
+        return table
 
     return relabel
 

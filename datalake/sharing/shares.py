@@ -153,6 +153,7 @@ class SharedTable:
         state = snapshots.state_of(self.entry, at if self.entry.versioning else None)
         if at != self.version:
             self._room_for_the_past(state)
+            snapshots.mark_past(self.entry, state)
         found = snapshots.snapshot(self.entry, state, self.restriction, at)
         snapshots.touch(found)
         lines = []
@@ -181,7 +182,7 @@ class SharedTable:
         """429 before writing the files of yet another past version while
         SHARING_MAX_PAST_VERSIONS of this table's past versions are being read: each
         may be a copy of the table on disk until its URLs expire."""
-        live = snapshots.live_states(self.entry.name) - {f"v{self.version}"}
+        live = snapshots.live_past_states(self.entry.name) - {f"v{self.version}"}
         if state not in live and len(live) >= settings.SHARING_MAX_PAST_VERSIONS:
             raise TooManyJobs(
                 f"{len(live)} past versions of {self.entry.name!r} are being read, as many "
@@ -204,8 +205,17 @@ class SharedTable:
                 f"endingVersion must be between startingVersion and {self.version}.",
                 code="invalid_version",
             )
+        made = list(
+            self._versions().filter(version__gte=start, version__lte=end).order_by("version")
+        )
+        most = settings.SHARING_MAX_CHANGE_VERSIONS
+        if len(made) > most:  # each version's files are a COPY: a bounded number a call
+            raise Invalid(
+                f"{len(made)} versions asked; the change feed gives at most {most} a call: "
+                f"endingVersion={made[most - 1].version}, then start after it.",
+                code="too_many_versions",
+            )
         lines = []
-        made = self._versions().filter(version__gte=start, version__lte=end).order_by("version")
         for version in made:
             found = changes.change_files(self.entry, version.version, self.restriction)
             snapshots.touch(found)

@@ -113,13 +113,17 @@ def snapshot(entry: Entry, state: str, restriction: Restriction, version: int | 
     base = ensure(f"{entry.name}/{state}/{BASE}", lambda out: _write_base(entry, version, out))
     if not restriction.restricted:
         return base
+    touch(base)  # read by the derived ones: it stays while they are handed out
     relative = f"{entry.name}/{state}/{restriction.fingerprint()}"
     return ensure(relative, lambda out: derive(base, restriction, out, entry.key))
 
 
 def ensure(relative: str, write: Callable[[Path], None]) -> Snapshot:
+    """The snapshot `relative`, written by `write` if it is not there; marked as handed
+    out (`touch`) the moment it is found, so `drop_unreachable` leaves it."""
     found = read_manifest(relative)
     if found is not None:
+        touch(found)
         return found
     target = root() / relative
     target.parent.mkdir(parents=True, exist_ok=True)  # the root too: a temporary spool goes there
@@ -328,33 +332,83 @@ def derive(
     prepare: Callable[[pa.Table], pa.Table] | None = None,
 ) -> None:
     """The files of `base` as `restriction` shows them (each through `prepare` first).
-    Where it masks or hides a column of the `key`, each file's rows are in the order of
-    the key's pseudonyms (as the rows API orders them), so that a row's rank says nothing
-    of its key; which file a row is in still follows the base's order
-    (SHARING_FILE_ROWS rows a file)."""
+    Where it masks or hides a column of the `key`, the rows of all the files are in the
+    order of the key's pseudonyms (as the rows API orders them, `_reordered`), so that
+    neither a row's rank nor the file it is in says anything of its key."""
     concealed = [k for k in key if restriction.hides(k) or k in restriction.masked]
-    hidden = any(restriction.hides(k) for k in concealed)
+    if concealed:
+        _reordered(base, restriction, out, concealed, prepare)
+        return
     writer = None
     for shared in base.files:
         table = pq.read_table(base.path / shared.name)
-        if prepare is not None:
-            table = prepare(table)
-        if hidden:  # hash the key of the rows the filter keeps, before it is dropped
-            table = replace(restriction, columns=None, masked=frozenset()).apply_to_arrow(table)
-            table = table.take(_keyed_order(table, restriction.resource, concealed))
-        table = restriction.apply_to_arrow(table)
-        if concealed and not hidden:  # masked: the key's columns hold its pseudonyms
-            table = table.sort_by([(k, "ascending") for k in concealed])
+        table = restriction.apply_to_arrow(prepare(table) if prepare else table)
         if writer is None:
             writer = PartWriter(out, table.schema)
         writer.write(table)
     writer.finish()
 
 
-def _keyed_order(table: pa.Table, resource: str, names: list[str]) -> pa.Array:
-    """Row indices of `table` in the order of the pseudonyms of its columns `names`."""
-    keys = {n: [pseudonym(resource, n, v) for v in table[n].to_pylist()] for n in names}
-    return pc.sort_indices(pa.table(keys), [(n, "ascending") for n in names])
+BUCKET_DIGITS = 4  # hex digits of a pseudonym that choose its bucket
+
+
+def _reordered(base, restriction, out, concealed, prepare) -> None:
+    """`derive` in the order of the concealed key columns' pseudonyms, one base file in
+    memory at a time: each file's rows go to one of as many buckets as there are files,
+    by the first hex digits of the first column's pseudonym (uniform: a keyed hash),
+    then each bucket is sorted and written, buckets in order."""
+    order = [f"__order_{i}" for i in range(len(concealed))]
+    hidden = any(restriction.hides(k) for k in concealed)
+    count = max(len(base.files), 1)
+    spill = Path(tempfile.mkdtemp(prefix=".buckets-", dir=out.parent))
+    writers: dict[int, pq.ParquetWriter] = {}
+    shown = None  # the schema of what the recipient sees
+    try:
+        for shared in base.files:
+            table = pq.read_table(base.path / shared.name)
+            table = prepare(table) if prepare else table
+            if hidden:  # the pseudonyms of the key of the rows kept, before it is dropped
+                table = replace(restriction, columns=None, masked=frozenset()).apply_to_arrow(table)
+                names = [pseudonym_array(table[k], restriction.resource, k) for k in concealed]
+                table = restriction.apply_to_arrow(table)
+            else:  # masked: the key's columns hold its pseudonyms
+                table = restriction.apply_to_arrow(table)
+                names = [table[k] for k in concealed]
+            shown = table.schema
+            for name, values in zip(order, names, strict=True):
+                table = table.append_column(name, values)
+            prefixes = table[order[0]].to_pylist()
+            cut = 16**BUCKET_DIGITS
+            buckets = pa.array(
+                [int(p[5 : 5 + BUCKET_DIGITS], 16) * count // cut if p else 0 for p in prefixes],
+                pa.int32(),
+            )
+            for bucket in pc.unique(buckets).to_pylist():
+                rows = table.filter(pc.equal(buckets, bucket))
+                if bucket not in writers:
+                    writers[bucket] = pq.ParquetWriter(spill / f"{bucket:06d}.parquet", rows.schema)
+                writers[bucket].write_table(rows)
+        for writer in writers.values():
+            writer.close()
+        writer = PartWriter(out, shown) if shown is not None else None
+        for bucket in sorted(writers):
+            rows = pq.read_table(spill / f"{bucket:06d}.parquet")
+            rows = rows.sort_by([(n, "ascending") for n in order]).drop_columns(order)
+            writer.write(rows)
+        if writer is None:  # no file at all: nothing to show, in the base's columns
+            empty = restriction.apply_to_arrow(pq.read_schema(base.path / base.files[0].name)
+                                               .empty_table())  # fmt: skip
+            writer = PartWriter(out, empty.schema)
+        writer.finish()
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
+
+
+def pseudonym_array(values: pa.ChunkedArray, resource: str, column: str) -> pa.Array:
+    """The pseudonym of each value (None for a null), each distinct value hashed once."""
+    encoded = pc.dictionary_encode(values.combine_chunks())
+    names = [pseudonym(resource, column, v) for v in encoded.dictionary.to_pylist()]
+    return pa.array(names, type=pa.string()).take(encoded.indices)
 
 
 # -- PostgreSQL to Arrow: one COPY, parsed by pyarrow's CSV reader ------------------------
@@ -431,6 +485,9 @@ def table_batches(
                 column_types=types,
                 true_values=["t"],
                 false_values=["f"],
+                # NULL is an empty unquoted field in PostgreSQL's CSV, and nothing else:
+                # pyarrow's default list would read "NA" (Namibia), "null", "nan" as nulls.
+                null_values=[""],
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=False,
             ),
@@ -439,15 +496,28 @@ def table_batches(
             yield _to_schema(batch, full)
 
 
-def live_states(resource: str, now: float | None = None) -> set[str]:
-    """The states of `resource` with files handed out within the URL lifetime."""
+PAST = ".past"  # in a state's folder: its files were written for a read of the past
+
+
+def mark_past(entry: Entry, state: str) -> None:
+    """Note that `state`'s files are there for time travel (see `live_past_states`)."""
+    folder = root() / entry.name / state
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / PAST).touch()
+
+
+def live_past_states(resource: str, now: float | None = None) -> set[str]:
+    """The states of `resource` written for time travel (`mark_past`) whose files were
+    handed out within the URL lifetime: what SHARING_MAX_PAST_VERSIONS bounds. The
+    versions read while they were current, and the change feed's files, are not."""
     now = time.time() if now is None else now
     horizon = now - settings.SHARING_URL_LIFETIME_SECONDS
     found = set()
-    for manifest in (root() / resource).glob(f"*/*/{MANIFEST}"):
-        with contextlib.suppress(FileNotFoundError):
-            if manifest.stat().st_mtime >= horizon:
-                found.add(manifest.parent.parent.name)
+    for marker in (root() / resource).glob(f"v*/{PAST}"):
+        for manifest in marker.parent.glob(f"*/{MANIFEST}"):
+            with contextlib.suppress(FileNotFoundError):
+                if manifest.stat().st_mtime >= horizon:
+                    found.add(marker.parent.name)
     return found
 
 
@@ -482,22 +552,42 @@ def drop_unreachable(current: dict[str, int], now: float | None = None) -> list[
     for resource in sorted(p for p in base.iterdir() if p.is_dir()):
         kept = _kept_version(resource, current.get(resource.name))
         for state in sorted(p for p in resource.iterdir() if p.is_dir()):
-            if state.name.startswith(".writing-"):
-                if state.stat().st_mtime < now - 3600:
-                    shutil.rmtree(state, ignore_errors=True)
-                    removed.append(f"{resource.name}/{state.name}")
-                continue
             for snap in sorted(p for p in state.iterdir() if p.is_dir()):
+                name = f"{resource.name}/{state.name}/{snap.name}"
+                if snap.name.startswith((".writing-", ".buckets-")):  # a crashed write's
+                    if snap.stat().st_mtime < now - 3600:
+                        shutil.rmtree(snap, ignore_errors=True)
+                        removed.append(name)
+                    continue
                 keep = state.name == f"v{kept}" and snap.name == BASE
                 manifest = snap / MANIFEST
-                used = manifest.stat().st_mtime if manifest.exists() else snap.stat().st_mtime
-                if not keep and used < horizon:
-                    # Its lock file stays: a writer may be waiting on it.
-                    shutil.rmtree(snap, ignore_errors=True)
-                    removed.append(f"{resource.name}/{state.name}/{snap.name}")
+                with contextlib.suppress(FileNotFoundError):
+                    used = manifest.stat().st_mtime if manifest.exists() else snap.stat().st_mtime
+                    lock = state / f"{snap.name}.lock"
+                    if not keep and used < horizon and _drop(snap, [lock]):
+                        removed.append(name)
             if not any(p.is_dir() for p in state.iterdir()):
-                shutil.rmtree(state, ignore_errors=True)
+                _drop(state, sorted(state.glob("*.lock")))
     return removed
+
+
+def _drop(folder: Path, locks: list[Path]) -> bool:
+    """Remove `folder` unless a writer holds one of `locks` (its snapshot's lock file,
+    or those of an emptied state's snapshots), taken without waiting."""
+    handles = []
+    try:
+        for lock in locks:
+            handle = open(lock, "a+")  # noqa: SIM115 (closed below)
+            handles.append(handle)
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except (BlockingIOError, FileNotFoundError):
+        return False
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+        return True
+    finally:
+        for handle in handles:
+            handle.close()
 
 
 def _kept_version(resource: Path, current: int | None) -> int | None:

@@ -256,3 +256,70 @@ def test_past_versions_on_disk_are_bounded(three_versions, settings):
     assert refused.json()["errorCode"] == "TOO_MANY_REQUESTS"
     settings.SHARING_URL_LIFETIME_SECONDS = -1  # version 1's URLs have all expired
     assert client.post(f"{TABLE}/query", {"version": 2}, format="json").status_code == 200
+
+
+def test_strings_that_look_like_nulls_stay_strings(lake):
+    pipeline_batch(tx(1, country="NA", product_category="null"), tx(2, product_category="nan"))
+    eve = make_user("eve")
+    restricted(eve, row_filter={"country": ["NA"]}, masked=["product_category"])
+    bob = make_user("bob")
+    give(bob, "transactions")
+    got = read_files(lines(bearer(bob).post(f"{TABLE}/query", {}, format="json"))[2:])
+    assert sorted((r["country"], r["product_category"]) for r in got) == [
+        ("FR", "nan"), ("NA", "null")
+    ]  # fmt: skip
+    mine = read_files(lines(bearer(eve).post(f"{TABLE}/query", {}, format="json"))[2:])
+    rows_api = every_row(client_for(eve), ROWS)  # the NA row, its category masked
+    pick = [{k: r[k] for k in ("transaction_id", "country", "product_category")} for r in mine]
+    assert pick == [{k: r[k] for k in pick[0]} for r in rows_api] and len(pick) == 1
+    assert pick[0]["product_category"].startswith("anon_")
+
+
+def test_the_same_restriction_in_another_order_shares_the_files(three_versions):
+    eve, ann = make_user("eve"), make_user("ann")
+    restricted(eve, row_filter={"country": ["FR", "DE"]}, masked=["user_id"])
+    restricted(ann, row_filter={"country": ["DE", "FR", "DE"]}, masked=["user_id"])
+    ids = [
+        [f["file"]["id"] for f in lines(bearer(u).post(f"{TABLE}/query", {}, format="json"))[2:]]
+        for u in (eve, ann)
+    ]
+    assert ids[0] == ids[1]
+
+
+def test_a_concealed_key_orders_rows_across_files_too(lake, settings):
+    settings.SHARING_FILE_ROWS = 5
+    pipeline_batch(*[tx(i) for i in range(40)])
+    eve = make_user("eve")
+    restricted(eve, masked=["transaction_id"])
+    files = lines(bearer(eve).post(f"{TABLE}/query", {}, format="json"))[2:]
+    assert len(files) == 8
+    names = [[r["transaction_id"] for r in read_files([f])] for f in files]
+    flat = [n for part in names for n in part]
+    assert flat == sorted(flat) and len(set(flat)) == 40  # one order over every file
+
+
+def test_the_change_feed_hides_updates_of_hidden_columns_only(lake):
+    pipeline_batch(tx(1), tx(2))
+    pipeline_batch(tx(1, amount=77))  # version 2: only the amount changes
+    pipeline_batch(tx(2, country="DE"))  # version 3: a visible change
+    eve = make_user("eve")
+    restricted(eve, columns=["transaction_id", "country"])
+    feed = bearer(eve).get(f"{TABLE}/changes", {"startingVersion": 2, "endingVersion": 3})
+    changes = read_files(lines(feed)[2:], key="cdf")
+    assert sorted((r["transaction_id"], r["_change_type"]) for r in changes) == [
+        ("TX-0002", "update_postimage"), ("TX-0002", "update_preimage")
+    ]  # fmt: skip
+
+
+def test_the_change_feed_spans_a_bounded_number_of_versions(three_versions, settings):
+    settings.SHARING_MAX_CHANGE_VERSIONS = 2
+    settings.SHARING_MAX_PAST_VERSIONS = 1
+    bob = make_user("bob")
+    give(bob, "transactions")
+    client = bearer(bob)
+    refused = client.get(f"{TABLE}/changes", {"startingVersion": 1})
+    assert refused.status_code == 400 and refused.json()["code"] == "too_many_versions"
+    assert "endingVersion=2" in refused.json()["detail"]
+    assert client.get(f"{TABLE}/changes", {"startingVersion": 2}).status_code == 200
+    # the change feed's files are not past versions: time travel is still open
+    assert client.post(f"{TABLE}/query", {"version": 1}, format="json").status_code == 200

@@ -307,7 +307,7 @@ def test_range_requests_in_every_form(three_versions):
         "bytes=-": (200, whole),
         "items=0-1": (200, whole),
         "bytes=-0": (416, None),
-        "bytes=5-3": (416, None),
+        "bytes=5-3": (200, whole),  # last before first: not a valid range, ignored
         f"bytes={size}-": (416, None),
         "bytes=9999999999999999999-": (416, None),
     }

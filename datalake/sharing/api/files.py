@@ -76,8 +76,10 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
             return "unsatisfiable"
         return max(size - length, 0), size
     start = int(first)
+    if last != "" and int(last) < start:  # not a valid range: ignored (RFC 9110 14.1.1)
+        return None
     end = size if last == "" else min(int(last) + 1, size)
-    if start >= size or end <= start:
+    if start >= size:
         return "unsatisfiable"
     return start, end
 
