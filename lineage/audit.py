@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
 
 from datalake.api.parsers import TooDeep, check_json
+from datalake.platform.logging import redact_secret_paths
 
 SECRET_KEYS = re.compile(r"pass|token|secret|key|authorization|credential|cookie", re.I)
 MASK = "***"
@@ -40,20 +41,9 @@ def mask(value):
     return value
 
 
-# Path segments that are credentials: a signed file URL of Delta Sharing is a bearer
-# credential until it expires. Stored as a digest, so entries of one URL still match.
-SECRET_PATHS = re.compile(r"^(/api/v1/delta-sharing/files/)([^/]+)")
-
-
 def path_of(request) -> str:
     """The request's path, with any credential in it replaced by a digest of it."""
-    import hashlib
-
-    def digest(match) -> str:
-        secret = hashlib.sha256(match.group(2).encode()).hexdigest()[:16]
-        return f"{match.group(1)}<signed:{secret}>"
-
-    return SECRET_PATHS.sub(digest, request.path)[:2000]
+    return redact_secret_paths(request.path)[:2000]
 
 
 def query_of(request) -> dict:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextvars
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
@@ -135,6 +136,24 @@ def _request_id_of(record: logging.LogRecord) -> str | None:
     return request_id
 
 
+# URL path segments that are credentials: a Delta Sharing file URL's signed token is a
+# bearer credential until it expires. Logs (and the request log) keep a digest of it,
+# so lines about one URL still match, never the token.
+SECRET_PATH = re.compile(r"(/api/v1/delta-sharing/files/)([^/\s\"'?#]+)")
+
+
+def redact_secret_paths(text: str) -> str:
+    """`text` with every signed token of a file URL replaced by `<signed:digest>`."""
+    if "/delta-sharing/files/" not in text:
+        return text
+
+    def digest(match) -> str:
+        secret = hashlib.sha256(match.group(2).encode()).hexdigest()[:16]
+        return f"{match.group(1)}<signed:{secret}>"
+
+    return SECRET_PATH.sub(digest, text)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record, on one line (tracebacks are inside `exception`)."""
 
@@ -161,9 +180,10 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD and key not in entry and not key.startswith("_"):
                 entry[key] = value
         try:
-            return orjson.dumps(entry, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+            line = orjson.dumps(entry, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
         except (TypeError, orjson.JSONEncodeError):  # a logging call must never fail
-            return json.dumps(entry, default=repr)
+            line = json.dumps(entry, default=repr)
+        return redact_secret_paths(line)  # the message and any field (the request's repr)
 
 
 class TextFormatter(logging.Formatter):
@@ -175,7 +195,7 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         context = _request_id_of(record) or getattr(record, "task_id", None)
         record.context = f" [{context}]" if context else ""
-        return super().format(record)
+        return redact_secret_paths(super().format(record))
 
 
 def formatter(kind: str | None = None) -> logging.Formatter:

@@ -323,3 +323,20 @@ def test_the_change_feed_spans_a_bounded_number_of_versions(three_versions, sett
     assert client.get(f"{TABLE}/changes", {"startingVersion": 2}).status_code == 200
     # the change feed's files are not past versions: time travel is still open
     assert client.post(f"{TABLE}/query", {"version": 1}, format="json").status_code == 200
+
+
+def test_logs_keep_a_digest_of_a_signed_url_never_the_token(three_versions, caplog):
+    from datalake.platform.logging import JsonFormatter, TextFormatter
+
+    bob = make_user("bob")
+    give(bob, "transactions")
+    url = lines(bearer(bob).post(f"{TABLE}/query", {}, format="json"))[2]["file"]["url"]
+    token = url.rsplit("/", 1)[1]
+    with caplog.at_level("WARNING", logger="django.request"):
+        assert APIClient().get(url.removesuffix(token) + token[:-3] + "xyz").status_code == 403
+    records = [r for r in caplog.records if r.name == "django.request"]
+    assert records
+    for formatter in (JsonFormatter(), TextFormatter()):
+        for record in records:
+            line = formatter.format(record)
+            assert token[:-3] not in line and "/delta-sharing/files/<signed:" in line
