@@ -16,25 +16,9 @@ from lineage.models import RequestLog
 from tests.support.factories import client_for, give, make_user
 from tests.support.lake import pipeline_batch, tx
 from tests.support.restrictions import ROWS, every_row, restricted
-
-BASE = "/api/v1/delta-sharing"
-TABLE = f"{BASE}/shares/lake/schemas/tables/tables/transactions"
+from tests.support.sharing import BASE, TABLE, bearer, lines
 
 pytestmark = pytest.mark.django_db
-
-
-def lines(response) -> list[dict]:
-    assert response["Content-Type"].startswith("application/x-ndjson"), response.content[:300]
-    return [json.loads(line) for line in response.content.decode().splitlines()]
-
-
-def bearer(user) -> APIClient:
-    """A client that authenticates as the connectors do: `Authorization: Bearer`."""
-    token_client = client_for(user)
-    key = token_client._credentials["HTTP_AUTHORIZATION"].split()[1]
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
-    return client
 
 
 def read_files(file_lines: list[dict], key: str = "file") -> list[dict]:

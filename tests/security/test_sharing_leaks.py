@@ -33,22 +33,13 @@ from lineage import writer as request_log_writer
 from lineage.models import RequestLog
 from tests.support.factories import client_for, give, make_user
 from tests.support.lake import pipeline_batch, tx
+from tests.support.sharing import BASE, TABLE, bearer
 
-BASE = "/api/v1/delta-sharing"
-TABLE = f"{BASE}/shares/lake/schemas/tables/tables/transactions"
 COUNTRIES = ["FR", "DE", "BE"]
 PARQUET = b"PAR1"
 MARK = b"TX-"  # in every transaction id: no refusal may carry one
 
 pytestmark = pytest.mark.django_db
-
-
-def bearer(user) -> APIClient:
-    """A protocol client: the user's token as the profile's bearer token."""
-    client = APIClient()
-    _token, key = ApiToken.issue(user)
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
-    return client
 
 
 def body_of(response) -> bytes:
