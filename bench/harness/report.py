@@ -130,3 +130,14 @@ def write(name: str, report: dict, markdown: str) -> tuple[str, str]:
     out.with_suffix(".json").write_text(json.dumps(report, indent=2, default=str))
     out.with_suffix(".md").write_text(markdown + "\n")
     return str(out.with_suffix(".json")), str(out.with_suffix(".md"))
+
+
+def publish(name: str, record: dict, markdown: str) -> bool:
+    """A scenario's end: its results written (`write`, `benchmark` first), the report
+    printed with its verdict and where it went; returns `record["passed"]`."""
+    out = write(name, {"benchmark": name, **record}, markdown)
+    passed = bool(record["passed"])
+    print(
+        "\n" + markdown + f"\n\n{'ALL TARGETS PASS' if passed else 'SOME TARGETS FAIL'}; {out[0]}"
+    )
+    return passed

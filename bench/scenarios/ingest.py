@@ -156,10 +156,9 @@ def run(side: Side, args) -> bool:
             f"real path {ing['load1_mean']:.1f}, during COPY {cp['load1_mean']:.1f}.",
         ]
     )
-    out = report.write(
+    return report.publish(
         NAME,
         {
-            "benchmark": NAME,
             "started": stamp,
             "options": {**vars(args), **options},
             "machine": info,
@@ -170,7 +169,3 @@ def run(side: Side, args) -> bool:
         },
         markdown,
     )
-    print(
-        "\n" + markdown + f"\n\n{'ALL TARGETS PASS' if passed else 'SOME TARGETS FAIL'}; {out[0]}"
-    )
-    return passed

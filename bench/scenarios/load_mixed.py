@@ -318,10 +318,9 @@ def run(side: Side, args) -> bool:
         parts += fault_tables(result["faults"])
     parts += [report.targets_table(checks), f"logs in {stack.LOGDIR}"]
     markdown = "\n\n".join(p for p in parts if p)
-    out = report.write(
+    return report.publish(
         NAME,
         {
-            "benchmark": NAME,
             "started": stamp,
             "options": {**vars(args), **vars(own)},
             "machine": info,
@@ -332,7 +331,3 @@ def run(side: Side, args) -> bool:
         },
         markdown,
     )
-    print(
-        "\n" + markdown + f"\n\n{'ALL TARGETS PASS' if passed else 'SOME TARGETS FAIL'}; {out[0]}"
-    )
-    return passed

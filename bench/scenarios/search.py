@@ -425,10 +425,9 @@ def run(side: Side, args) -> bool:
             + ("" if complete else "\n\n(a part skipped: no overall verdict)"),
         ]
     )
-    out = report.write(
+    return report.publish(
         NAME,
         {
-            "benchmark": NAME,
             "started": stamp,
             "options": {**vars(args), "own": vars(own)},
             "database": side.database,
@@ -442,7 +441,3 @@ def run(side: Side, args) -> bool:
         },
         markdown,
     )
-    print(
-        "\n" + markdown + f"\n\n{'ALL TARGETS PASS' if passed else 'SOME TARGETS FAIL'}; {out[0]}"
-    )
-    return passed

@@ -322,10 +322,9 @@ def run(side: Side, args) -> bool:
             report.targets_table(checks),
         ]
     )
-    out = report.write(
+    return report.publish(
         NAME,
         {
-            "benchmark": NAME,
             "started": stamp,
             "options": {**vars(args), "own": vars(own)},
             "database": side.database,
@@ -338,7 +337,3 @@ def run(side: Side, args) -> bool:
         },
         markdown,
     )
-    print(
-        "\n" + markdown + f"\n\n{'ALL TARGETS PASS' if passed else 'SOME TARGETS FAIL'}; {out[0]}"
-    )
-    return passed

@@ -510,10 +510,9 @@ def run(side: Side, args) -> bool:
     checks = report.check_all(TARGETS, figures)
     passed = all(c["passed"] for c in checks) and (args.only or len(checks) == len(TARGETS))
     markdown = markdown_of(args, info, loads, ingest, figures, checks)
-    out = report.write(
+    return report.publish(
         NAME,
         {
-            "benchmark": NAME,
             "started": stamp,
             "options": vars(args),
             "machine": info,
@@ -527,7 +526,3 @@ def run(side: Side, args) -> bool:
         },
         markdown,
     )
-    print(
-        "\n" + markdown + f"\n\n{'ALL TARGETS PASS' if passed else 'SOME TARGETS FAIL'}; {out[0]}"
-    )
-    return passed
