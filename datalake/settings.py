@@ -292,6 +292,8 @@ CELERY_TASK_ROUTES = {
     "pipeline.repush_all": {"queue": "ingestion"},
     "reports.run": {"queue": "reports"},
     "ml.train": {"queue": "ml"},
+    "audit.seal": {"queue": "audit"},
+    "audit.retention": {"queue": "audit"},
 }
 # The daily schedule: look for new files in every landing folder (INGEST_SCAN_CRON, UTC).
 _scan = env("INGEST_SCAN_CRON", default="0 2 * * *").split()
@@ -300,6 +302,27 @@ REPORT_TIMEOUT = env.int("REPORT_TIMEOUT", default=1800)  # then a `running` rep
 REPORTS_MAX_RUNNING_PER_USER = env.int("REPORTS_MAX_RUNNING_PER_USER", default=3)
 # Trainings one user may have queued or running at once (more: 429).
 TRAININGS_MAX_RUNNING_PER_USER = env.int("TRAININGS_MAX_RUNNING_PER_USER", default=2)
+# The audit chain (lineage/chain/, docs/AUDIT.md). The key that signs its checkpoints: a
+# secret like SECRET_KEY, never stored in the database (required when DEBUG is off); the
+# public keys of former signing keys (base64, comma-separated) still verify older ones.
+AUDIT_SIGNING_KEY = _secret("AUDIT_SIGNING_KEY")
+if len(AUDIT_SIGNING_KEY) < 32:
+    raise ImproperlyConfigured("AUDIT_SIGNING_KEY must be at least 32 characters long.")
+AUDIT_VERIFY_KEYS = env.list("AUDIT_VERIFY_KEYS", default=[])
+# Where checkpoints are written, one file per sealing round, never rewritten: in
+# production, storage the database's administrators cannot change (object lock).
+AUDIT_CHECKPOINT_ROOT = Path(
+    env("AUDIT_CHECKPOINT_ROOT", default="") or LAKE_ROOT / "audit" / "checkpoints"
+).resolve()
+# A sealing round every this many seconds, sealing at most AUDIT_SEAL_BATCH requests a
+# transaction; sealed ranges older than AUDIT_RETENTION_DAYS are deleted (0: keep all).
+AUDIT_SEAL_SECONDS = env.float("AUDIT_SEAL_SECONDS", default=5.0)
+AUDIT_SEAL_BATCH = env.int("AUDIT_SEAL_BATCH", default=20_000)
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=0)
+# `GET /api/v1/audit/verify/` walks at most this many seals a call (the command has no
+# limit): a longer range is verified by `verify_audit`, or in parts with since/until.
+AUDIT_VERIFY_MAX_ROWS = env.int("AUDIT_VERIFY_MAX_ROWS", default=2_000_000)
+
 CELERY_BEAT_SCHEDULE = {
     # Every kind of run whose worker died, by its kind's policy: ingestion runs queued
     # again, stale reports failed, re-pushes sent again... (datalake/runs/).
@@ -316,6 +339,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "sharing.drop_unreachable",
         "schedule": 3600.0,
     },
+    # The audit chain (lineage/chain/): seal what was stored since the last round, and
+    # delete the sealed ranges older than AUDIT_RETENTION_DAYS (if set).
+    "audit-seal": {"task": "audit.seal", "schedule": float(AUDIT_SEAL_SECONDS)},
+    "audit-retention": {"task": "audit.retention", "schedule": crontab(minute=30, hour=3)},
 }
 
 CACHES = {

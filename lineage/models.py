@@ -65,3 +65,38 @@ class Version(models.Model):
 
     def __str__(self):
         return f"{self.resource} v{self.version} ({self.source})"
+
+
+class RequestSeal(models.Model):
+    """A stored request's link in the audit chain (lineage/chain/, docs/AUDIT.md).
+
+    `hash = sha256(previous link's hash || canonical encoding of the request)`, the
+    encoding carrying `body_hash` (the body's own digest) instead of the body, so that a
+    body can be redacted without breaking the chain. Given by the sealer only, in the
+    order it finds requests committed; append-only like the log (migration 0005).
+    `log_id` carries no foreign key: a deleted request must leave its seal behind, as
+    evidence.
+    """
+
+    sequence = models.BigIntegerField(primary_key=True)
+    log_id = models.BigIntegerField(unique=True)
+    body_hash = models.BinaryField(max_length=32)
+    hash = models.BinaryField(max_length=32)
+    sealed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["sequence"]
+
+    def __str__(self):
+        return f"seal {self.sequence} of request {self.log_id}"
+
+
+class SealQueue(models.Model):
+    """Stored requests not sealed yet: a trigger adds every new request's id in the
+    transaction that stores it, and the sealer removes it in the one that seals it, so
+    that no request is skipped or sealed twice however writers interleave."""
+
+    log_id = models.BigIntegerField(primary_key=True)
+
+    def __str__(self):
+        return f"request {self.log_id}, not sealed yet"

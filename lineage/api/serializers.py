@@ -1,5 +1,7 @@
 from rest_framework import serializers
 
+from datalake.api.bounds import RANGE_TEXT
+from datalake.api.filtering import parse_instant
 from lineage.models import RequestLog, Version
 
 LOG_FIELDS = {
@@ -108,3 +110,76 @@ class VersionSerializer(serializers.ModelSerializer):
         if self.context.get("hide_counts"):
             body.update(dict.fromkeys(("rows_added", "rows_changed", "rows_removed")))
         return body
+
+
+class VerifyParams(serializers.Serializer):
+    since = serializers.CharField(
+        required=False,
+        help_text="Verify from the newest checkpoint at or before this date or timestamp "
+        "(default: from the start of the chain).",
+    )
+    until = serializers.CharField(
+        required=False,
+        help_text="Verify up to the first checkpoint at or after this date or timestamp "
+        "(default: to the chain's end).",
+    )
+
+    def _instant(self, value: str, *, end: bool):
+        try:
+            return parse_instant(value, end=end)
+        except ValueError:
+            raise serializers.ValidationError(
+                f"Give a date (YYYY-MM-DD) or an ISO 8601 timestamp, {RANGE_TEXT}."
+            ) from None
+
+    def validate_since(self, value):
+        return self._instant(value, end=False)
+
+    def validate_until(self, value):
+        return self._instant(value, end=True)
+
+
+class FindingSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        choices=["hash_mismatch", "missing", "truncated", "bad_checkpoint"],
+        help_text="`hash_mismatch`: a request or a checkpoint differs from what was sealed; "
+        "`missing`: seals or sealed requests deleted; `truncated`: the newest sealed "
+        "requests are gone; `bad_checkpoint`: a checkpoint file unreadable or wrongly signed.",
+    )
+    sequence = serializers.IntegerField(
+        allow_null=True, help_text="The chain's sequence where it was found (the first of a run)."
+    )
+    request_id = serializers.CharField(
+        allow_null=True, help_text="The request's `X-Request-ID`, when the request is there."
+    )
+    detail = serializers.CharField(help_text="What was found, in words.")
+
+
+class VerifySerializer(serializers.Serializer):
+    ok = serializers.BooleanField(help_text="True when nothing was found.")
+    complete = serializers.BooleanField(
+        help_text="False when the range held more than the endpoint walks at once "
+        "(`AUDIT_VERIFY_MAX_ROWS`): verify the rest with `since` or `verify_audit`."
+    )
+    verified_through = serializers.IntegerField(
+        help_text="The sequence up to which the chain verified with no finding."
+    )
+    anchored_through = serializers.IntegerField(
+        help_text="The last checkpoint the chain matched: what lies after it is sealed but "
+        "not yet under a signature."
+    )
+    start = serializers.IntegerField(
+        help_text="The trusted link the walk began after (0: the chain's start; else a "
+        "checkpoint or a retention cut)."
+    )
+    rows = serializers.IntegerField(help_text="Seals walked.")
+    checkpoints = serializers.IntegerField(help_text="Checkpoints compared with the chain.")
+    redacted = serializers.IntegerField(
+        help_text="Requests whose body was redacted (checked by the body's kept digest)."
+    )
+    findings = FindingSerializer(many=True, help_text="What was found (at most 1,000).")
+    findings_total = serializers.IntegerField(help_text="All findings, listed or not.")
+    unsealed = serializers.IntegerField(help_text="Stored requests not sealed yet.")
+    oldest_unsealed_seconds = serializers.FloatField(
+        allow_null=True, help_text="How long the oldest of them has waited, in seconds."
+    )

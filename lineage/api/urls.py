@@ -1,8 +1,12 @@
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from lineage.api.views import RequestLogViewSet
+from lineage.api.views import AuditVerifyView, RequestLogViewSet
 
 router = SimpleRouter()
 router.register("audit/requests", RequestLogViewSet, basename="audit-request")
 
-urlpatterns = router.urls
+urlpatterns = [
+    path("audit/verify/", AuditVerifyView.as_view(), name="audit-verify"),
+    *router.urls,
+]

@@ -158,6 +158,7 @@ PINS: dict[str, Pin] = {
 NOT_LISTS = {
     "/api/v1/": "the API root: links",
     "/api/v1/audit/requests/1/": "one request",
+    "/api/v1/audit/verify/": "a walk of the chain: a fixed number of statements, one cursor",
     "/api/v1/customers/x/": "one customer",
     "/api/v1/grants/1/": "one grant",
     "/api/v1/ingestion/runs/1/": "one run",

@@ -1,0 +1,188 @@
+"""Signed checkpoints of the chain, kept outside the database, one file per round.
+
+A checkpoint says: "the chain's link number `sequence` is `hash`; this round sealed
+`count` requests, from `first`; the checkpoint before this one was at `previous`",
+with the time and an Ed25519 signature (keys.py). Files live under
+`AUDIT_CHECKPOINT_ROOT` (default `LAKE_ROOT/audit/checkpoints/`), one folder a UTC day,
+`YYYY/MM/DD/<sequence, 20 digits>.json`, created with O_EXCL and never rewritten. A cut
+of the retention (retention.py) is a checkpoint of kind `cut` under `cuts/`: the start
+of the chain from then on.
+
+In production the folder is a mount of storage the database's administrators cannot
+change (an S3 bucket with object lock, docs/AUDIT.md): a signature proves who wrote a
+checkpoint, only such storage proves none was removed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+from django.conf import settings
+from django.utils import timezone
+
+from lineage.chain import keys
+
+FORMAT = 1
+KINDS = ("checkpoint", "cut")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    kind: str
+    sequence: int
+    hash: bytes
+    at: dt.datetime
+    count: int
+    first: int
+    previous: int | None
+    key: str
+    signature: str
+    path: Path
+
+    def payload(self) -> bytes:
+        return _payload(self.kind, self.sequence, self.hash, self.at, self.count, self.first,
+                        self.previous, self.key)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A file in the folder that is no valid checkpoint: a `bad_checkpoint` finding."""
+
+    path: Path
+    sequence: int | None
+    detail: str
+
+
+def _payload(kind, sequence, hash_, at, count, first, previous, key) -> bytes:
+    return orjson.dumps(
+        {
+            "format": FORMAT,
+            "kind": kind,
+            "sequence": sequence,
+            "hash": hash_.hex(),
+            "at": at.astimezone(dt.UTC).isoformat(timespec="microseconds"),
+            "count": count,
+            "first": first,
+            "previous": previous,
+            "key": key,
+        },
+        option=orjson.OPT_SORT_KEYS,
+    )
+
+
+def root() -> Path:
+    return Path(settings.AUDIT_CHECKPOINT_ROOT)
+
+
+def write(kind: str, sequence: int, hash_: bytes, *, count: int, first: int,
+          previous: int | None, base: Path | None = None) -> Checkpoint:  # fmt: skip
+    """Sign and write a checkpoint; FileExistsError if that file exists (never rewritten)."""
+    at = timezone.now()
+    payload = _payload(kind, sequence, hash_, at, count, first, previous, keys.current_id())
+    key, signature = keys.sign(payload)
+    folder = (base or root()) / ("cuts" if kind == "cut" else at.strftime("%Y/%m/%d"))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{sequence:020d}.json"
+    document = orjson.loads(payload) | {"signature": signature}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+    with os.fdopen(fd, "wb") as out:
+        out.write(orjson.dumps(document, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE))
+        out.flush()
+        os.fsync(out.fileno())
+    _fsync_dir(folder)
+    return Checkpoint(kind, sequence, hash_, at, count, first, previous, key, signature, path)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read(path: Path, verifying: dict) -> Checkpoint | Unreadable:
+    """The checkpoint in `path` if it is well formed and its signature is good."""
+    name_sequence = int(path.stem) if path.stem.isdigit() else None
+    try:
+        document = orjson.loads(path.read_bytes())
+        if document.get("format") != FORMAT or document.get("kind") not in KINDS:
+            raise ValueError("not a checkpoint of this format")
+        checkpoint = Checkpoint(
+            kind=document["kind"],
+            sequence=_int(document["sequence"]),
+            hash=bytes.fromhex(document["hash"]),
+            at=dt.datetime.fromisoformat(document["at"]),
+            count=_int(document["count"]),
+            first=_int(document["first"]),
+            previous=None if document["previous"] is None else _int(document["previous"]),
+            key=str(document["key"]),
+            signature=str(document["signature"]),
+            path=path,
+        )
+        if len(checkpoint.hash) != 32 or checkpoint.at.tzinfo is None:
+            raise ValueError("a hash of 32 bytes and an aware time are expected")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        return Unreadable(path, name_sequence, f"{path.name}: unreadable ({exc})")
+    problem = keys.check(checkpoint.payload(), checkpoint.key, checkpoint.signature, verifying)
+    if problem:
+        return Unreadable(path, checkpoint.sequence, f"{path.name}: {problem}")
+    if name_sequence != checkpoint.sequence:
+        return Unreadable(path, checkpoint.sequence, f"{path.name}: names another sequence")
+    return checkpoint
+
+
+def _int(value) -> int:
+    if type(value) is not int or value < 0:
+        raise ValueError(f"not a sequence: {value!r}")
+    return value
+
+
+def _day_folders(base: Path) -> list[Path]:
+    found = []
+    for year in sorted(p for p in base.glob("[0-9][0-9][0-9][0-9]") if p.is_dir()):
+        for month in sorted(p for p in year.glob("[0-9][0-9]") if p.is_dir()):
+            found += sorted(p for p in month.glob("[0-9][0-9]") if p.is_dir())
+    return found
+
+
+def _day_of(folder: Path) -> dt.date:
+    return dt.date(int(folder.parent.parent.name), int(folder.parent.name), int(folder.name))
+
+
+def scan(verifying: dict, *, base: Path | None = None, until: dt.datetime | None = None
+         ) -> tuple[list[Checkpoint], list[Checkpoint], list[Unreadable]]:  # fmt: skip
+    """(checkpoints, cuts, unreadable files), each by sequence. `until`: days after it
+    are not read (a checkpoint written after `until` still counts if its day is read)."""
+    base = base or root()
+    good: list[Checkpoint] = []
+    cuts: list[Checkpoint] = []
+    bad: list[Unreadable] = []
+    folders = [f for f in _day_folders(base) if until is None or _day_of(f) <= until.date()]
+    for folder, into in [(f, good) for f in folders] + [(base / "cuts", cuts)]:
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            found = read(path, verifying)
+            if isinstance(found, Unreadable):
+                bad.append(found)
+            elif found.kind != ("cut" if into is cuts else "checkpoint"):
+                bad.append(Unreadable(path, found.sequence, f"{path.name}: in the wrong folder"))
+            else:
+                into.append(found)
+    key = lambda c: c.sequence  # noqa: E731
+    return sorted(good, key=key), sorted(cuts, key=key), bad
+
+
+def latest(verifying: dict, *, base: Path | None = None) -> Checkpoint | None:
+    """The newest well-signed checkpoint (newest day first, highest sequence first)."""
+    for folder in reversed(_day_folders(base or root())):
+        for path in sorted(folder.iterdir(), reverse=True):
+            found = read(path, verifying)
+            if isinstance(found, Checkpoint) and found.kind == "checkpoint":
+                return found
+    return None

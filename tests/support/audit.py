@@ -1,0 +1,65 @@
+"""Helpers of the audit-chain tests: requests stored, sealed, and tampered with as a
+database superuser would (triggers off for the statement's transaction)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
+
+from lineage.chain import keys, sealer, verify
+from lineage.writer import store_entry
+
+VERIFY = "/api/v1/audit/verify/"
+
+
+def store(n: int, *, tag: str = "t", user: str = "carol") -> None:
+    """`n` stored requests, at once (as the writes of a request are)."""
+    for i in range(n):
+        store_entry(
+            {
+                "at": timezone.now(), "user_id": 7, "username": user, "method": "POST",
+                "path": f"/api/v1/{tag}/{i}/", "query": {"i": str(i)},
+                "body": {"n": i, "note": "é ☃", "x": 1.5}, "status_code": 201,
+                "duration_ms": 1.234567 + i, "resource": "transactions", "ip": "10.0.0.1",
+                "restrictions": {"transactions": {"masked": ["email"]}}, "request_id": f"{tag}{i}",
+            },
+            asynchronous=False,
+        )  # fmt: skip
+
+
+def seal_all():
+    done = sealer.seal()
+    assert not done.skipped
+    return done
+
+
+def report(**kwargs) -> dict:
+    return verify.database(verifying=keys.verifying_keys(), **kwargs).as_dict()
+
+
+def superuser(sql: str, params=()) -> None:
+    """Run `sql` as the database's owner would: past the append-only triggers."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute(sql, params)
+        cursor.execute("SET LOCAL session_replication_role = origin")
+
+
+def command(*args) -> tuple[int, str]:
+    """`verify_audit` with `args`: (exit code, what it printed)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            call_command("verify_audit", *args, stdout=out)
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code
+    return code, out.getvalue()
+
+
+def kinds(answer: dict) -> list[tuple[str, int | None]]:
+    return [(f["kind"], f["sequence"]) for f in answer["findings"]]
