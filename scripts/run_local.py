@@ -67,6 +67,7 @@ def processes(web_port: int) -> dict[str, list[str]]:
         "worker": celery_worker("ingestion", 2),
         "worker-reports": celery_worker("reports,celery", 1),
         "worker-ml": celery_worker("ml", 1),
+        "worker-audit": celery_worker("audit", 1),  # the audit chain's sealing rounds
         "beat": [
             str(BIN / "celery"),
             "-A",

@@ -10,6 +10,9 @@
   next offset stored in the database (`PipelineOffset`), computed at scrape time with a
   short broker timeout and reused for LAG_CACHE_SECONDS; NaN with
   `datalake_pipeline_broker_up 0` while the broker does not answer.
+- `datalake_audit_unsealed_requests`, `..._oldest_unsealed_age_seconds` (the seal lag
+  to alert on), `datalake_audit_sealed_through` and `..._last_checkpoint_age_seconds`:
+  the audit chain (lineage/chain/), from the database and the checkpoint folder.
 
 Several gunicorn workers: with `PROMETHEUS_MULTIPROC_DIR` set (an empty folder at the
 server's start), every worker writes its histogram there and any worker's `/metrics`
@@ -226,12 +229,52 @@ def _lag_metrics():
     return [broker, gauge]
 
 
+# -- the audit chain: what waits for its seal, and the newest checkpoint -------------------
+
+
+def _audit_metrics():
+    from django.utils import timezone
+
+    from lineage.chain import checkpoints, keys, verify
+    from lineage.models import RequestSeal
+
+    now = timezone.now()
+    waiting = verify.unsealed()
+    unsealed = GaugeMetricFamily(
+        "datalake_audit_unsealed_requests", "Stored requests not sealed in the audit chain yet."
+    )
+    unsealed.add_metric([], waiting["count"])
+    oldest = GaugeMetricFamily(
+        "datalake_audit_oldest_unsealed_age_seconds",
+        "How long the oldest stored request not sealed yet has waited (0 if none).",
+    )
+    at = waiting["oldest_at"]
+    oldest.add_metric([], max(0.0, (now - at).total_seconds()) if at else 0.0)
+    through = GaugeMetricFamily(
+        "datalake_audit_sealed_through", "The audit chain's last sequence in the database."
+    )
+    newest = RequestSeal.objects.order_by("-sequence").values_list("sequence", flat=True).first()
+    through.add_metric([], newest or 0)
+    mark = checkpoints.latest(keys.verifying_keys())
+    age = GaugeMetricFamily(
+        "datalake_audit_last_checkpoint_age_seconds",
+        "Seconds since the newest well-signed checkpoint was written (absent: none yet).",
+    )
+    if mark is not None:
+        age.add_metric([], max(0.0, (now - mark.at).total_seconds()))
+    return [unsealed, oldest, through, age]
+
+
 class LakeCollector:
     """What the database and the broker say, at scrape time."""
 
     def collect(self):
         failed = []
-        for part, metrics in (("ingestion", _ingestion_metrics), ("pipeline", _lag_metrics)):
+        for part, metrics in (
+            ("ingestion", _ingestion_metrics),
+            ("pipeline", _lag_metrics),
+            ("audit", _audit_metrics),
+        ):
             try:
                 yield from metrics()
             except Exception:  # e.g. the database is down: the other metrics still go out

@@ -387,3 +387,32 @@ def _entry(tag: str) -> dict:
     return {"at": timezone.now(), "username": "", "method": "GET", "path": f"/api/{tag}/",
             "query": {}, "status_code": 200, "duration_ms": 0.5, "resource": "",
             "request_id": tag}  # fmt: skip
+
+
+def test_metrics_show_what_waits_for_its_seal(db, settings):
+    from prometheus_client.parser import text_string_to_metric_families
+    from rest_framework.test import APIClient
+
+    settings.METRICS_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+
+    def scrape() -> dict[str, float]:
+        text = APIClient().get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
+        return {
+            sample.name: sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name.startswith("datalake_audit_")
+        }
+
+    store(3)
+    before = scrape()
+    assert before["datalake_audit_unsealed_requests"] == 3
+    assert before["datalake_audit_oldest_unsealed_age_seconds"] > 0
+    assert before["datalake_audit_sealed_through"] == 0
+    assert "datalake_audit_last_checkpoint_age_seconds" not in before
+    seal_all()
+    after = scrape()
+    assert after["datalake_audit_unsealed_requests"] == 0
+    assert after["datalake_audit_oldest_unsealed_age_seconds"] == 0
+    assert after["datalake_audit_sealed_through"] == 3
+    assert 0 <= after["datalake_audit_last_checkpoint_age_seconds"] < 60
