@@ -59,5 +59,14 @@ with psycopg.connect(**admin) as conn:
     if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [url["NAME"]]).fetchone():
         conn.execute(f'CREATE DATABASE "{url["NAME"]}"')
         print(f"created database {url['NAME']}")
+        # A new database is a new audit chain: the checkpoints of a former one would say
+        # its requests were all deleted (docs/AUDIT.md). Kept aside, never removed.
+        import pathlib, time
+        lake = pathlib.Path(os.environ.get("LAKE_ROOT") or "lake")
+        marks = pathlib.Path(os.environ.get("AUDIT_CHECKPOINT_ROOT") or lake / "audit" / "checkpoints")
+        if marks.is_dir() and any(marks.iterdir()):
+            aside = marks.with_name(f"{marks.name}.before-{time.strftime('%Y%m%dT%H%M%S')}")
+            marks.rename(aside)
+            print(f"audit checkpoints of a former database moved to {aside}")
 PY
 echo "bootstrap: ok"
