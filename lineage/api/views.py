@@ -103,7 +103,9 @@ class AuditVerifyView(APIView):
         "still there, and what was found. Requests stored after the last sealing round are "
         "not in the chain yet (`unsealed`). Staff only; at most `AUDIT_VERIFY_MAX_ROWS` "
         "seals a call (`complete` false beyond: go on with `since` or `manage.py "
-        "verify_audit`).",
+        "verify_audit`). Not proven: requests deleted before their first seal (a round is "
+        "every few seconds), and anything a writer of the checkpoint folder removes with "
+        "its checkpoints (production keeps them on object-locked storage): docs/AUDIT.md.",
         parameters=[VerifyParams],
         responses=VerifySerializer,
         examples=[OpenApiExample("A changed request", value=VERIFIED, response_only=True)],

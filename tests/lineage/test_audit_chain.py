@@ -334,9 +334,34 @@ def test_one_round_at_a_time(staff):
     assert seal_all().sealed == 2
 
 
+WRITER_PROCESS = """
+import django
+django.setup()
+from django.utils import timezone
+from lineage.writer import flush, store_entry
+for i in range(400):
+    store_entry({"at": timezone.now(), "username": "", "method": "GET", "path": "/api/p/",
+                 "query": {"i": i}, "status_code": 200, "duration_ms": 1.0, "resource": "",
+                 "request_id": "process"}, asynchronous=True)
+    if i % 40 == 0:
+        flush()
+"""
+
+
 @pytest.mark.django_db(transaction=True)
 def test_writers_and_sealers_at_once_make_one_chain_with_no_gap(settings):
-    """The writer thread (batches), synchronous writes and two sealers, for a while."""
+    """Another process's writer thread, this one's (batches), synchronous writes and two
+    sealers, for a while."""
+    import os
+    import subprocess
+    import sys
+
+    db = connection.settings_dict
+    url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    other = subprocess.Popen(
+        [sys.executable, "-c", WRITER_PROCESS],
+        env={**os.environ, "DATABASE_URL": url, "REQUEST_LOG_FLUSH_MS": "3"},
+    )
     settings.REQUEST_LOG_FLUSH_MS = 5
     stop = threading.Event()
     errors: list[BaseException] = []
@@ -370,12 +395,14 @@ def test_writers_and_sealers_at_once_make_one_chain_with_no_gap(settings):
     stop.set()
     for thread in threads:
         thread.join(30)
+    assert other.wait(60) == 0
     assert not errors, errors
     assert flush()
     seal_all()
     stored = RequestLog.objects.count()
     sequences = list(RequestSeal.objects.order_by("sequence").values_list("sequence", flat=True))
     assert stored > 100 and sequences == list(range(1, stored + 1))
+    assert RequestLog.objects.filter(request_id="process").count() == 400
     assert RequestSeal.objects.values("log_id").distinct().count() == stored
     answer = report()
     assert answer["ok"] and answer["verified_through"] == stored, answer
