@@ -6,12 +6,15 @@ from __future__ import annotations
 import contextlib
 import io
 
+import orjson
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
 from lineage.chain import keys, sealer, verify
 from lineage.writer import store_entry
+from tests.support.factories import client_for, make_user
 
 VERIFY = "/api/v1/audit/verify/"
 
@@ -38,7 +41,20 @@ def seal_all():
 
 
 def report(**kwargs) -> dict:
-    return verify.database(verifying=keys.verifying_keys(), **kwargs).as_dict()
+    """The verification's answer, after checking that the endpoint and the command give
+    the same (and the command's exit code): every finding is named by both."""
+    direct = verify.database(verifying=keys.verifying_keys(), **kwargs).as_dict()
+    params = {name: value.isoformat() for name, value in kwargs.items()}
+    auditor = User.objects.filter(username="auditor").first() or make_user(
+        "auditor", is_staff=True
+    )
+    answered = client_for(auditor).get(VERIFY, params)
+    assert answered.status_code == 200, answered.content
+    code, printed = command(*(f"--{name}={value}" for name, value in params.items()))
+    assert code == (0 if direct["ok"] else 1), printed
+    for other in (answered.json(), orjson.loads(printed)):
+        assert {k: other[k] for k in direct} == direct
+    return direct
 
 
 def superuser(sql: str, params=()) -> None:
