@@ -321,7 +321,7 @@ AUDIT_SEAL_BATCH = env.int("AUDIT_SEAL_BATCH", default=20_000)
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=0)
 # `GET /api/v1/audit/verify/` walks at most this many seals a call (the command has no
 # limit): a longer range is verified by `verify_audit`, or in parts with since/until.
-AUDIT_VERIFY_MAX_ROWS = env.int("AUDIT_VERIFY_MAX_ROWS", default=2_000_000)
+AUDIT_VERIFY_MAX_ROWS = env.int("AUDIT_VERIFY_MAX_ROWS", default=1_000_000)
 
 CELERY_BEAT_SCHEDULE = {
     # Every kind of run whose worker died, by its kind's policy: ingestion runs queued
