@@ -178,6 +178,75 @@ def scan(verifying: dict, *, base: Path | None = None, until: dt.datetime | None
     return sorted(good, key=key), sorted(cuts, key=key), bad
 
 
+def files(base: Path | None = None) -> list[tuple[dt.date, int | None, Path]]:
+    """Every file of the day folders, by day then name: (day, sequence its name gives or
+    None, path). Names only: a verification reads just the files of its range."""
+    found = []
+    for folder in _day_folders(base or root()):
+        day = _day_of(folder)
+        for path in sorted(folder.iterdir()):
+            found.append((day, int(path.stem) if path.stem.isdigit() else None, path))
+    return found
+
+
+def read_cuts(verifying: dict, *, base: Path | None = None):
+    """(cuts by sequence, unreadable files) of the `cuts/` folder."""
+    cuts, bad = [], []
+    folder = (base or root()) / "cuts"
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        found = read(path, verifying)
+        if isinstance(found, Unreadable):
+            bad.append(found)
+        elif found.kind != "cut":
+            bad.append(Unreadable(path, found.sequence, f"{path.name}: in the wrong folder"))
+        else:
+            cuts.append(found)
+    return sorted(cuts, key=lambda c: c.sequence), bad
+
+
+def read_range(entries, verifying: dict, *, after: int, through: int):
+    """(checkpoints by sequence, unreadable files) among `entries` (files()) whose name
+    puts them after `after` and up to `through`; a file named otherwise is read too."""
+    good, bad = [], []
+    for _day, sequence, path in entries:
+        if sequence is not None and not after < sequence <= through:
+            continue
+        found = read(path, verifying)
+        if isinstance(found, Unreadable):
+            bad.append(found)
+        elif found.kind != "checkpoint":
+            bad.append(Unreadable(path, found.sequence, f"{path.name}: in the wrong folder"))
+        else:
+            good.append(found)
+    return sorted(good, key=lambda c: c.sequence), bad
+
+
+def newest_at_or_before(entries, verifying: dict, instant: dt.datetime, *, after: int):
+    """The newest well-signed checkpoint after sequence `after` written at or before
+    `instant` (the days after it are not read), or None."""
+    for day, sequence, path in reversed(entries):
+        if day > instant.date() or sequence is None:
+            continue
+        if sequence <= after:
+            return None
+        found = read(path, verifying)
+        if isinstance(found, Checkpoint) and found.kind == "checkpoint" and found.at <= instant:
+            return found
+    return None
+
+
+def first_at_or_after(entries, verifying: dict, instant: dt.datetime, *, after: int):
+    """The first well-signed checkpoint after sequence `after` written at or after
+    `instant` (the days before it are not read), or None."""
+    for day, sequence, path in entries:
+        if day < instant.date() or sequence is None or sequence <= after:
+            continue
+        found = read(path, verifying)
+        if isinstance(found, Checkpoint) and found.kind == "checkpoint" and found.at >= instant:
+            return found
+    return None
+
+
 def latest(verifying: dict, *, base: Path | None = None) -> Checkpoint | None:
     """The newest well-signed checkpoint (newest day first, highest sequence first)."""
     for folder in reversed(_day_folders(base or root())):

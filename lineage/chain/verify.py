@@ -200,19 +200,18 @@ def database(*, since: dt.datetime | None = None, until: dt.datetime | None = No
     """Verify the stored chain (between the checkpoints around `since` and `until`; at
     most `max_rows` seals, then `complete` is False)."""
     report = Report()
-    marks, cuts, bad = checkpoints.scan(verifying)
-    bad_files(bad, report)
+    cuts, bad = checkpoints.read_cuts(verifying)
     start, link = start_of(cuts)
-    if since is not None:  # from the newest checkpoint before `since` that the chain holds
-        before = [m for m in marks if m.at <= since and m.sequence > start]
-        if before:
-            start, link = before[-1].sequence, before[-1].hash
+    entries = checkpoints.files()  # names only: the files of the range are read below
+    if since is not None:  # from the newest checkpoint before `since`
+        mark = checkpoints.newest_at_or_before(entries, verifying, since, after=start)
+        if mark is not None:
+            start, link = mark.sequence, mark.hash
     end = 2**63 - 1
     if until is not None:
-        after = [m for m in marks if m.at >= until and m.sequence > start]
-        if after:
-            end = after[0].sequence
-        marks = [m for m in marks if m.sequence <= end]
+        mark = checkpoints.first_at_or_after(entries, verifying, until, after=start)
+        if mark is not None:
+            end = mark.sequence
     with snapshot() as cursor:
         if max_rows is not None:
             cursor.execute(
@@ -223,7 +222,8 @@ def database(*, since: dt.datetime | None = None, until: dt.datetime | None = No
             beyond = cursor.fetchone()
             if beyond:  # stop before it; the checkpoints after are for the next call
                 end, report.complete = beyond[0] - 1, False
-                marks = [m for m in marks if m.sequence <= end]
+        marks, unreadable = checkpoints.read_range(entries, verifying, after=start, through=end)
+        bad_files(bad + unreadable, report)
         check(stream(cursor, start, end), start, link, marks, report)
     return report
 
