@@ -107,13 +107,21 @@ def check(rows: Iterable[Sealed], start: int, start_link: bytes,
     for sequence, log_id, body_digest, stored, columns, body in rows:
         body_digest, stored = bytes(body_digest), bytes(stored)
         report.rows += 1
-        if sequence != expected:
+        bridged = sequence == expected
+        if not bridged:
             close_gone()
             clean = False
-            report.add("missing", expected, _missing_text(expected, sequence - 1))
+            detail = _missing_text(expected, sequence - 1)
             while mark is not None and mark.sequence < sequence:  # fell in the gap
+                if mark.sequence == sequence - 1:  # its link: the next row is checkable
+                    previous, bridged = mark.hash, True
                 report.checkpoints += 1
                 mark = next(pending, None)
+            if not bridged:
+                detail += f"; sequence {sequence} after it could not be checked (no link before it)"
+            report.add("missing", expected, detail)
+        if not bridged:
+            pass
         elif columns is None:
             if gone and gone[-1] != sequence - 1:
                 close_gone()
@@ -122,9 +130,10 @@ def check(rows: Iterable[Sealed], start: int, start_link: bytes,
         else:
             close_gone()
             actual = encoding.body_hash(body)
-            if actual != body_digest and encoding.is_redacted(body):
+            digest_changed = actual != body_digest
+            if digest_changed and encoding.is_redacted(body):
                 report.redacted += 1
-                actual = body_digest
+                actual, digest_changed = body_digest, False
             link = encoding.link(previous, encoding.encode(sequence, columns, actual))
             if link != stored:
                 clean = False
@@ -132,6 +141,14 @@ def check(rows: Iterable[Sealed], start: int, start_link: bytes,
                     "hash_mismatch", sequence,
                     f"request {log_id} differs from what was sealed (its columns or body "
                     f"were changed)", columns[REQUEST_ID] or None,
+                )  # fmt: skip
+            elif digest_changed:  # the link holds: the seal's kept digest was changed
+                clean = False
+                report.add(
+                    "hash_mismatch", sequence,
+                    f"the seal of request {log_id} keeps another body digest than its body's "
+                    "(changed in the seal: a redaction would be checked against it)",
+                    columns[REQUEST_ID] or None,
                 )  # fmt: skip
         previous, expected = stored, sequence + 1
         while mark is not None and mark.sequence <= sequence:
@@ -224,8 +241,49 @@ def database(*, since: dt.datetime | None = None, until: dt.datetime | None = No
             if beyond:  # stop before it; the checkpoints after are for the next call
                 end, report.complete = beyond[0] - 1, False
                 marks = [m for m in marks if m.sequence <= end]
-        check(stream(cursor, start, end), start, link, marks, report)
+        walked: list[int] = []  # the lowest and highest request id the walk read
+        check(_ids(stream(cursor, start, end), walked), start, link, marks, report)
+        whole = since is None and until is None and report.complete
+        unchained(cursor, None if whole else (min(walked), max(walked)) if walked else (1, 0),
+                  report)  # fmt: skip
     return report
+
+
+def _ids(rows: Iterator[Sealed], walked: list[int]) -> Iterator[Sealed]:
+    low = high = None
+    for row in rows:
+        low = row[1] if low is None or row[1] < low else low
+        high = row[1] if high is None or row[1] > high else high
+        yield row
+    if low is not None:
+        walked += [low, high]
+
+
+UNCHAINED = (
+    f"SELECT count(*), min(l.id) FROM {RequestLog._meta.db_table} l "
+    f"WHERE NOT EXISTS (SELECT 1 FROM {RequestSeal._meta.db_table} s WHERE s.log_id = l.id) "
+    f"AND NOT EXISTS (SELECT 1 FROM {SealQueue._meta.db_table} q WHERE q.log_id = l.id)"
+)
+
+
+def unchained(cursor, ids: tuple[int, int] | None, report: Report) -> None:
+    """Stored requests neither sealed nor queued (in the snapshot, every committed
+    request is one or the other: its queue entry comes in its transaction and goes in
+    its seal's): their queue entries were deleted, and they could be changed at will.
+    `ids`: only between these request ids (a walk of part of the chain)."""
+    if ids is None:
+        cursor.execute(UNCHAINED)
+    else:
+        cursor.execute(UNCHAINED + " AND l.id BETWEEN %s AND %s", list(ids))
+    count, first = cursor.fetchone()
+    if count:
+        cursor.execute(f"SELECT request_id FROM {RequestLog._meta.db_table} WHERE id = %s", [first])
+        report.add(
+            "missing", None,
+            f"{count} requests stored but neither sealed nor queued for sealing, from request "
+            f"{first} (their queue entries were deleted: they are outside the chain)",
+            cursor.fetchone()[0] or None,
+        )  # fmt: skip
 
 
 @contextlib.contextmanager
