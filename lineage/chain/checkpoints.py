@@ -15,6 +15,7 @@ checkpoint, only such storage proves none was removed.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 from dataclasses import dataclass
@@ -89,10 +90,17 @@ def write(kind: str, sequence: int, hash_: bytes, *, count: int, first: int,
     path = folder / f"{sequence:020d}.json"
     document = orjson.loads(payload) | {"signature": signature}
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
-    with os.fdopen(fd, "wb") as out:
-        out.write(orjson.dumps(document, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE))
-        out.flush()
-        os.fsync(out.fileno())
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(
+                orjson.dumps(document, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+            )
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:  # not left half written (a bad_checkpoint for ever): the next round's
+        with contextlib.suppress(OSError):  # covers (on object-locked storage, it stays)
+            path.unlink()
+        raise
     _fsync_dir(folder)
     return Checkpoint(kind, sequence, hash_, at, count, first, previous, key, signature, path)
 
@@ -179,10 +187,22 @@ def scan(verifying: dict, *, base: Path | None = None, until: dt.datetime | None
 
 
 def latest(verifying: dict, *, base: Path | None = None) -> Checkpoint | None:
-    """The newest well-signed checkpoint (newest day first, highest sequence first)."""
-    for folder in reversed(_day_folders(base or root())):
-        for path in sorted(folder.iterdir(), reverse=True):
-            found = read(path, verifying)
-            if isinstance(found, Checkpoint) and found.kind == "checkpoint":
-                return found
+    """The newest well-signed checkpoint (newest day first, highest sequence first), or
+    the newest cut if it is further on (the day folders up to it expired)."""
+    base = base or root()
+    cut = _newest(base / "cuts", "cut", verifying)
+    for folder in reversed(_day_folders(base)):
+        found = _newest(folder, "checkpoint", verifying)
+        if found is not None:
+            return cut if cut is not None and cut.sequence > found.sequence else found
+    return cut
+
+
+def _newest(folder: Path, kind: str, verifying: dict) -> Checkpoint | None:
+    if not folder.is_dir():
+        return None
+    for path in sorted(folder.iterdir(), reverse=True):
+        found = read(path, verifying)
+        if isinstance(found, Checkpoint) and found.kind == kind:
+            return found
     return None

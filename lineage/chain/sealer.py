@@ -93,11 +93,14 @@ def _round(max_seconds: float) -> Round:
             sealed += len(links)
         if len(ids) < settings.AUDIT_SEAL_BATCH or time.monotonic() > deadline:
             break
-    if not sealed:
+    covered = anchor.sequence if anchor else 0
+    if not sealed and sequence <= covered:
         return Round(0, sequence, "")
+    # also with nothing sealed when seals lie beyond the newest checkpoint (a round whose
+    # checkpoint write failed): `count` and `first` are then what it newly covers
     written = checkpoints.write(
-        "checkpoint", sequence, last, count=sealed, first=first,
-        previous=anchor.sequence if anchor else None,
+        "checkpoint", sequence, last, count=sealed or sequence - covered,
+        first=first if sealed else covered + 1, previous=anchor.sequence if anchor else None,
     )  # fmt: skip
     return Round(sealed, sequence, str(written.path))
 
@@ -108,7 +111,9 @@ def _chain_end(anchor: checkpoints.Checkpoint | None) -> tuple[int, bytes]:
     sequence, last = (newest[0], bytes(newest[1])) if newest else (0, encoding.GENESIS)
     if anchor is None or anchor.sequence < sequence:
         return sequence, last
-    if anchor.sequence > sequence or anchor.hash != last:
+    if (anchor.sequence > sequence and not (newest is None and anchor.kind == "cut")) or (
+        anchor.sequence == sequence and anchor.hash != last
+    ):
         logger.error(
             "Audit chain: the database ends at sequence %d but the checkpoint %s is at %d; "
             "sealing goes on from the checkpoint (verify_audit names what was lost)",
