@@ -1,0 +1,456 @@
+"""Attacks on the audit chain: a database superuser who rewrites, moves, forges or hides
+stored requests and seals (without AUDIT_SIGNING_KEY, unable to change the checkpoint
+files but able to read them), the application's own role abusing the settings of the
+documented procedures, hostile callers of the verify endpoint, and rounds that fail
+midway. What cannot be detected is listed in docs/AUDIT.md, not tested here."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+
+from lineage.chain import checkpoints, encoding, keys, retention, sealer
+from lineage.models import RequestLog, RequestSeal, SealQueue
+from lineage.writer import store_entry
+from tests.support.audit import (
+    VERIFY,
+    command,
+    kinds,
+    log_id,
+    rehash_from,
+    report,
+    seal_all,
+    store,
+    superuser,
+)
+from tests.support.factories import client_for
+
+LOG = RequestLog._meta.db_table
+SEALS = RequestSeal._meta.db_table
+QUEUE = SealQueue._meta.db_table
+
+
+@pytest.fixture(autouse=True)
+def vault(tmp_path, settings):
+    """The checkpoints' folder of the test (outside the database, as in production)."""
+    settings.AUDIT_CHECKPOINT_ROOT = tmp_path / "checkpoints"
+    return settings.AUDIT_CHECKPOINT_ROOT
+
+
+def found(answer: dict) -> set[str]:
+    return {f["kind"] for f in answer["findings"]}
+
+
+# -- a superuser moving, forging and renumbering seals ----------------------------------
+
+
+def test_two_seals_swapping_their_requests_are_both_named(staff):
+    store(6)
+    seal_all()
+    three, four = log_id(3), log_id(4)
+    superuser(f"UPDATE {SEALS} SET log_id = -log_id WHERE sequence IN (3, 4)")
+    superuser(f"UPDATE {SEALS} SET log_id = %s WHERE sequence = 3", [four])
+    superuser(f"UPDATE {SEALS} SET log_id = %s WHERE sequence = 4", [three])
+    answer = report()
+    assert kinds(answer) == [("hash_mismatch", 3), ("hash_mismatch", 4)], answer
+    assert answer["verified_through"] == 2
+
+
+def test_a_seal_pointed_at_a_forged_copy_of_its_request_is_named(staff):
+    store(5)
+    seal_all()
+    original = log_id(3)
+    # the copy: every column the same but the body, its queue entry removed by hand
+    superuser(
+        f"INSERT INTO {LOG} (at, user_id, username, method, path, query, body, status_code, "
+        "duration_ms, resource, ip, restrictions, request_id) SELECT at, user_id, username, "
+        "method, path, query, '{}'::jsonb, status_code, duration_ms, resource, ip, "
+        f"restrictions, request_id FROM {LOG} WHERE id = %s",
+        [original],
+    )
+    forged = RequestLog.objects.order_by("-id").values_list("id", flat=True).first()
+    superuser(f"DELETE FROM {QUEUE} WHERE log_id = %s", [forged])
+    superuser(f"UPDATE {SEALS} SET log_id = %s WHERE sequence = 3", [forged])
+    superuser(f"DELETE FROM {LOG} WHERE id = %s", [original])
+    assert kinds(report()) == [("hash_mismatch", 3)]
+    # the same with the link and the body's digest recomputed: the checkpoint differs
+    rehash_from(3)
+    assert kinds(report()) == [("hash_mismatch", 5)]
+
+
+def test_a_forged_request_sealed_in_the_middle_is_found(staff):
+    store(6)
+    seal_all()
+    store_entry(_forged_entry(), asynchronous=False)
+    forged = SealQueue.objects.get().log_id
+    superuser(f"DELETE FROM {QUEUE}")
+    # make room at 4: the later seals move one on (highest first), then relink everything
+    for sequence in (6, 5, 4):
+        superuser(f"UPDATE {SEALS} SET sequence = sequence + 1 WHERE sequence = %s", [sequence])
+    superuser(
+        f"INSERT INTO {SEALS} (sequence, log_id, body_hash, hash, sealed_at) "
+        "VALUES (4, %s, %s, %s, now())",
+        [forged, bytes(32), bytes(32)],
+    )
+    rehash_from(4)
+    answer = report()
+    assert kinds(answer) == [("hash_mismatch", 6)], answer
+    assert answer["verified_through"] == 5 and answer["anchored_through"] == 0
+
+
+def _forged_entry() -> dict:
+    return {"at": timezone.now() - dt.timedelta(days=1), "username": "alice", "method": "GET",
+            "path": "/api/v1/alibi/", "query": {}, "status_code": 200, "duration_ms": 1.0,
+            "resource": "", "request_id": "forged"}  # fmt: skip
+
+
+@pytest.mark.parametrize("relinked", [False, True])
+def test_renumbered_sequences_are_found(staff, relinked):
+    store(6)
+    seal_all()
+    for sequence in range(6, 0, -1):
+        superuser(f"UPDATE {SEALS} SET sequence = sequence + 10 WHERE sequence = %s", [sequence])
+    if relinked:
+        rehash_from(11, previous=encoding.GENESIS)
+    answer = report()
+    assert answer["ok"] is False and answer["verified_through"] == 0
+    assert kinds(answer)[0] == ("missing", 1), answer
+    # the first row after the gap has no link before it; every later one is checked
+    assert "11 after it could not be checked" in answer["findings"][0]["detail"]
+    assert ("hash_mismatch", 12) in kinds(answer) or relinked
+
+
+def test_sequences_closed_up_over_a_deleted_request_are_found(staff):
+    store(6)
+    seal_all()
+    superuser(f"DELETE FROM {LOG} WHERE id = %s", [log_id(3)])
+    superuser(f"DELETE FROM {SEALS} WHERE sequence = 3")
+    for sequence in (4, 5, 6):
+        superuser(f"UPDATE {SEALS} SET sequence = sequence - 1 WHERE sequence = %s", [sequence])
+    rehash_from(3)
+    answer = report()
+    assert kinds(answer) == [("truncated", 6)], answer
+    assert answer["verified_through"] == 5 and answer["anchored_through"] == 0
+
+
+def test_a_changed_link_alone_is_named(staff):
+    store(4)
+    seal_all()
+    superuser(f"UPDATE {SEALS} SET hash = %s WHERE sequence = 2", [bytes(32)])
+    assert kinds(report()) == [("hash_mismatch", 2), ("hash_mismatch", 3)]
+
+
+def test_a_seal_deleted_alone_leaves_its_request_outside_the_chain(staff):
+    store(5)
+    seal_all()
+    superuser(f"DELETE FROM {SEALS} WHERE sequence = 3")
+    answer = report()
+    assert kinds(answer) == [("missing", 3), ("missing", None)], answer
+    assert answer["findings"][1]["request_id"] == "t2"
+
+
+def test_a_changed_body_digest_alone_is_named(staff):
+    """The seal keeps the body's digest for a later redaction: changed, it would make a
+    redaction fail (or pass for another body), so it is checked on every row."""
+    store(4)
+    seal_all()
+    superuser(f"UPDATE {SEALS} SET body_hash = %s WHERE sequence = 2", [bytes(32)])
+    answer = report()
+    assert kinds(answer) == [("hash_mismatch", 2)], answer
+    assert "digest" in answer["findings"][0]["detail"]
+
+
+# -- a superuser deleting -----------------------------------------------------------------
+
+
+def test_rows_deleted_across_a_checkpoint_are_missing(staff):
+    store(4)
+    seal_all()
+    store(4, tag="b")
+    seal_all()
+    gone = [log_id(s) for s in (3, 4, 5)]
+    superuser(f"DELETE FROM {LOG} WHERE id = ANY(%s)", [gone])
+    superuser(f"DELETE FROM {SEALS} WHERE sequence IN (3, 4, 5)")
+    answer = report()
+    assert kinds(answer) == [("missing", 3)] and "3 to 5" in answer["findings"][0]["detail"]
+    assert answer["checkpoints"] == 2 and answer["verified_through"] == 2
+
+
+def test_the_newest_rows_deleted_through_two_checkpoints_are_truncated(staff):
+    store(4)
+    seal_all()
+    store(4, tag="b")
+    seal_all()
+    gone = list(RequestSeal.objects.filter(sequence__gte=3).values_list("log_id", flat=True))
+    superuser(f"DELETE FROM {LOG} WHERE id = ANY(%s)", [gone])
+    superuser(f"DELETE FROM {SEALS} WHERE sequence >= 3")
+    answer = report()
+    assert kinds(answer) == [("truncated", 3)] and "3 to 8" in answer["findings"][0]["detail"]
+
+
+def test_a_request_whose_queue_entry_was_deleted_is_missing(staff):
+    """Left in the log unsealed and unqueued, it could be changed at will: named."""
+    store(3)
+    seal_all()
+    store(2, tag="hidden")
+    superuser(f"DELETE FROM {QUEUE}")
+    seal_all()
+    answer = report()
+    assert kinds(answer) == [("missing", None)], answer
+    assert answer["findings"][0]["request_id"] == "hidden0"
+    assert "2 requests" in answer["findings"][0]["detail"]
+    code, _printed = command()
+    assert code == 1
+
+
+def test_a_forged_seal_far_ahead_leaves_a_gap_the_sealer_does_not_close(staff):
+    store(3)
+    seal_all()
+    store(1, tag="x")
+    pending = SealQueue.objects.get().log_id
+    superuser(f"DELETE FROM {QUEUE}")
+    superuser(
+        f"INSERT INTO {SEALS} (sequence, log_id, body_hash, hash, sealed_at) "
+        "VALUES (9, %s, %s, %s, now())",
+        [pending, bytes(32), bytes(32)],
+    )
+    store(1, tag="y")
+    assert seal_all().through == 10
+    answer = report()
+    assert kinds(answer) == [("missing", 4)], answer
+    assert "9 after it could not be checked" in answer["findings"][0]["detail"]
+
+
+# -- the application's role and the procedures' settings ---------------------------------
+
+
+def refused(*statements: str, params=()) -> None:
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        for sql in statements:
+            cursor.execute(sql, params if "%s" in sql else None)
+
+
+REDACTING = "SELECT set_config('lineage.audit_redaction', 'on', true)"
+RETAINING = "SELECT set_config('lineage.audit_retention', '9223372036854775807', true)"
+
+
+def test_the_redaction_setting_changes_nothing_but_the_body(staff):
+    store_entry(
+        {"at": timezone.now(), "username": "carol", "method": "GET", "path": "/api/v1/x/",
+         "query": {"limit": 10}, "body": {"a": 1}, "status_code": 200, "duration_ms": 0.0,
+         "resource": "", "restrictions": {"rows": 1}, "request_id": "r"},
+        asynchronous=False,
+    )  # fmt: skip
+    seal_all()
+    one = log_id(1)
+    marker = """'{"_redacted": {"reason": "x"}}'::jsonb"""
+    # equal as jsonb, not as stored: 10.0 prints apart from 10, -0 from 0
+    for change in (
+        """query = '{"limit": 10.0}'::jsonb""",
+        """restrictions = '{"rows": 1.00}'::jsonb""",
+        "duration_ms = '-0'::float8",
+    ):
+        refused(REDACTING, f"UPDATE {LOG} SET body = {marker}, {change} WHERE id = {one}")
+    # the body becomes a marker and only a marker
+    for body in ("""'["_redacted"]'""", """'{"_redacted": 1, "a": 2}'""", """'"_redacted"'"""):
+        refused(REDACTING, f"UPDATE {LOG} SET body = {body}::jsonb WHERE id = {one}")
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(REDACTING)
+        cursor.execute(f"UPDATE {LOG} SET body = {marker} WHERE id = {one}")
+    answer = report()
+    assert answer["ok"] and answer["redacted"] == 1, answer
+
+
+def test_the_retention_setting_deletes_no_unsealed_request(staff):
+    store(2)
+    seal_all()
+    store(1, tag="u")
+    unsealed = SealQueue.objects.get().log_id
+    refused(RETAINING, f"DELETE FROM {LOG} WHERE id = {unsealed}")
+
+
+def test_sealed_rows_deleted_with_the_retention_setting_but_no_signed_cut_are_found(staff):
+    """The setting is anyone's (a custom GUC): without a signed cut, what it let through
+    is found as any deletion is."""
+    store(5)
+    seal_all()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(RETAINING)
+        cursor.execute(f"DELETE FROM {LOG} WHERE id = ANY(%s)", [[log_id(2), log_id(3)]])
+        cursor.execute(f"DELETE FROM {SEALS} WHERE sequence IN (2, 3)")
+    assert kinds(report()) == [("missing", 2)]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(RETAINING)
+        cursor.execute(f"DELETE FROM {LOG} WHERE id = %s", [log_id(5)])
+        cursor.execute(f"DELETE FROM {SEALS} WHERE sequence = 5")
+    assert kinds(report()) == [("missing", 2), ("truncated", 5)]
+
+
+def test_retention_then_tampering_after_the_cut_is_found(staff):
+    store(3)
+    seal_all()
+    store(3, tag="b")
+    seal_all()
+    second = checkpoints.scan(keys.verifying_keys())[0][1]
+    assert retention.apply(now=second.at + dt.timedelta(days=10), days=10) == 3
+    superuser(f"UPDATE {LOG} SET status_code = 500 WHERE id = %s", [log_id(5)])
+    answer = report()
+    assert kinds(answer) == [("hash_mismatch", 5)] and answer["start"] == 3
+
+
+def test_the_sealer_goes_on_after_a_cut_whose_checkpoints_have_expired(staff, vault):
+    """Everything sealed was cut and the day folders expired (the bucket's retention):
+    the chain goes on from the cut, not from 1 again (which verification would skip)."""
+    import shutil
+
+    store(4)
+    seal_all()
+    mark = checkpoints.scan(keys.verifying_keys())[0][-1]
+    assert retention.apply(now=mark.at + dt.timedelta(days=2), days=1) == 4
+    for folder in vault.iterdir():
+        if folder.name != "cuts":
+            shutil.rmtree(folder)
+    store(2, tag="after")
+    assert seal_all().through == 6
+    answer = report()
+    assert answer["ok"] and (answer["start"], answer["verified_through"]) == (4, 6), answer
+
+
+# -- rounds that fail midway ------------------------------------------------------------
+
+
+def test_a_round_whose_checkpoint_write_failed_is_covered_by_the_next_even_idle(staff, monkeypatch):
+    store(4)
+
+    def fail(*args, **kwargs):
+        raise OSError("the bucket is unreachable")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(checkpoints, "write", fail)
+        with pytest.raises(OSError):
+            sealer.seal()
+    assert RequestSeal.objects.count() == 4 and report()["anchored_through"] == 0
+    again = seal_all()  # nothing queued: the round still signs the chain's end
+    assert again.sealed == 0 and again.checkpoint
+    answer = report()
+    assert answer["ok"] and answer["anchored_through"] == 4, answer
+
+
+def test_a_checkpoint_file_that_failed_midway_is_not_left_behind(staff, monkeypatch, vault):
+    store(2)
+    real = checkpoints.os.fsync
+
+    def fail(fd):
+        raise OSError("no space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(checkpoints.os, "fsync", fail)
+        with pytest.raises(OSError):
+            sealer.seal()
+    assert checkpoints.os.fsync is real
+    assert not [p for p in vault.rglob("*.json")]
+    assert seal_all().checkpoint
+    answer = report()
+    assert answer["ok"] and answer["anchored_through"] == 2, answer
+
+
+def test_a_round_failing_between_its_batches_leaves_one_chain(staff, settings, monkeypatch):
+    settings.AUDIT_SEAL_BATCH = 2
+    store(5)
+    real, calls = encoding.link, []
+
+    def flaky(previous, encoded):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("the worker was killed")
+        return real(previous, encoded)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(encoding, "link", flaky)
+        with pytest.raises(RuntimeError):
+            sealer.seal()
+    assert RequestSeal.objects.count() == 2 and SealQueue.objects.count() == 3
+    assert seal_all().through == 5
+    answer = report()
+    assert answer["ok"] and answer["anchored_through"] == 5, answer
+
+
+# -- hostile callers of the endpoint ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"since": "0001-01-01"},
+        {"until": "9999-12-31"},
+        {"since": "9999-12-31T23:59:59.999999+00:00"},
+        {"since": "0001-01-01T00:00:00-14:00", "until": "0001-01-01"},
+        {"since": "2026-01-02", "until": "2026-01-01"},
+    ],
+)
+def test_the_endpoint_answers_at_the_calendars_limits(staff, params):
+    store(3)
+    seal_all()
+    response = client_for(staff).get(VERIFY, params)
+    assert response.status_code in (200, 400), response.content
+    if response.status_code == 200:
+        assert response.json()["findings"] == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "since=2026-01-01%00",
+        "since=%E2%80%AE2026-01-01",
+        "since=99999999999999999999-01-01",
+        "since=2026-01-01T25:00:00",
+        "since=2026-01-01T00:00:00%2B99:00",
+        "until=" + "1" * 100_000,
+        "since[]=2026-01-01",
+        "since=%ff%fe",
+    ],
+)
+def test_hostile_parameters_are_refused_not_failed(staff, alice, query):
+    response = client_for(staff).get(f"{VERIFY}?{query}")
+    assert response.status_code == 400, response.content
+    assert client_for(alice).get(f"{VERIFY}?{query}").status_code == 403
+
+
+@pytest.mark.parametrize("query", ["since=", "since=2026-01-01T00:00:00%0A", "format=json"])
+def test_lenient_parameters_are_harmless(staff, query):
+    """An empty value is no value; a final newline is what Django's parser allows."""
+    response = client_for(staff).get(f"{VERIFY}?{query}")
+    assert response.status_code == 200 and response.json()["ok"], response.content
+
+
+def test_repeated_parameters_take_one_value(staff):
+    store(3)
+    first = seal_all()
+    store(3, tag="b")
+    seal_all()
+    mark = checkpoints.scan(keys.verifying_keys())[0][0]
+    assert mark.sequence == first.through
+    stamp = mark.at.isoformat().replace("+00:00", "Z")
+    response = client_for(staff).get(f"{VERIFY}?since=2000-01-01&since={stamp}")
+    assert response.status_code in (200, 400), response.content
+    if response.status_code == 200:
+        assert response.json()["ok"] is True
+
+
+def test_a_row_after_a_gap_is_checked_from_the_checkpoint_in_it(staff):
+    store(4)
+    seal_all()
+    store(4, tag="b")
+    seal_all()
+    superuser(f"UPDATE {LOG} SET status_code = 500 WHERE id = %s", [log_id(5)])
+    superuser(f"DELETE FROM {LOG} WHERE id = %s", [log_id(4)])
+    superuser(f"DELETE FROM {SEALS} WHERE sequence = 4")
+    answer = report()
+    assert kinds(answer) == [("missing", 4), ("hash_mismatch", 5)], answer
