@@ -162,16 +162,19 @@ def _day_of(folder: Path) -> dt.date:
     return dt.date(int(folder.parent.parent.name), int(folder.parent.name), int(folder.name))
 
 
-def scan(verifying: dict, *, base: Path | None = None, until: dt.datetime | None = None
+def scan(verifying: dict, *, base: Path | None = None, until: dt.datetime | None = None,
+         days: bool = True, cut: bool = True,
          ) -> tuple[list[Checkpoint], list[Checkpoint], list[Unreadable]]:  # fmt: skip
     """(checkpoints, cuts, unreadable files), each by sequence. `until`: days after it
-    are not read (a checkpoint written after `until` still counts if its day is read)."""
+    are not read (a checkpoint written after `until` still counts if its day is read).
+    `days`, `cut`: False leaves the day folders or the cuts out."""
     base = base or root()
     good: list[Checkpoint] = []
     cuts: list[Checkpoint] = []
     bad: list[Unreadable] = []
     folders = [f for f in _day_folders(base) if until is None or _day_of(f) <= until.date()]
-    for folder, into in [(f, good) for f in folders] + [(base / "cuts", cuts)]:
+    chosen = [(f, good) for f in folders] if days else []
+    for folder, into in chosen + ([(base / "cuts", cuts)] if cut else []):
         if not folder.is_dir():
             continue
         for path in sorted(folder.iterdir()):

@@ -217,8 +217,19 @@ def database(*, since: dt.datetime | None = None, until: dt.datetime | None = No
     """Verify the stored chain (between the checkpoints around `since` and `until`; at
     most `max_rows` seals, then `complete` is False)."""
     report = Report()
-    marks, cuts, bad = checkpoints.scan(verifying)
-    bad_files(bad, report)
+    with snapshot() as cursor:
+        # the day folders before the snapshot (a checkpoint is written after its seals
+        # commit: all it covers is seen), the cuts after (a cut is written before its
+        # deletions: any deletion seen has its cut)
+        marks, _cuts, bad = checkpoints.scan(verifying, cut=False)
+        cursor.execute("SELECT 1")  # the snapshot is taken
+        _marks, cuts, bad_cuts = checkpoints.scan(verifying, days=False)
+        bad_files(bad + bad_cuts, report)
+        _walk(cursor, report, marks, cuts, since=since, until=until, max_rows=max_rows)
+    return report
+
+
+def _walk(cursor, report: Report, marks: list, cuts: list, *, since, until, max_rows) -> None:
     start, link = start_of(cuts)
     if since is not None:  # from the newest checkpoint before `since` that the chain holds
         before = [m for m in marks if m.at <= since and m.sequence > start]
@@ -230,23 +241,21 @@ def database(*, since: dt.datetime | None = None, until: dt.datetime | None = No
         if after:
             end = after[0].sequence
         marks = [m for m in marks if m.sequence <= end]
-    with snapshot() as cursor:
-        if max_rows is not None:
-            cursor.execute(
-                f"SELECT sequence FROM {RequestSeal._meta.db_table} WHERE sequence > %s "
-                "AND sequence <= %s ORDER BY sequence OFFSET %s LIMIT 1",
-                [start, end, max_rows],
-            )
-            beyond = cursor.fetchone()
-            if beyond:  # stop before it; the checkpoints after are for the next call
-                end, report.complete = beyond[0] - 1, False
-                marks = [m for m in marks if m.sequence <= end]
-        walked: list[int] = []  # the lowest and highest request id the walk read
-        check(_ids(stream(cursor, start, end), walked), start, link, marks, report)
-        whole = since is None and until is None and report.complete
-        unchained(cursor, None if whole else (min(walked), max(walked)) if walked else (1, 0),
-                  report)  # fmt: skip
-    return report
+    if max_rows is not None:
+        cursor.execute(
+            f"SELECT sequence FROM {RequestSeal._meta.db_table} WHERE sequence > %s "
+            "AND sequence <= %s ORDER BY sequence OFFSET %s LIMIT 1",
+            [start, end, max_rows],
+        )
+        beyond = cursor.fetchone()
+        if beyond:  # stop before it; the checkpoints after are for the next call
+            end, report.complete = beyond[0] - 1, False
+            marks = [m for m in marks if m.sequence <= end]
+    walked: list[int] = []  # the lowest and highest request id the walk read
+    check(_ids(stream(cursor, start, end), walked), start, link, marks, report)
+    whole = since is None and until is None and report.complete
+    unchained(cursor, None if whole else (min(walked), max(walked)) if walked else (1, 0),
+              report)  # fmt: skip
 
 
 def _ids(rows: Iterator[Sealed], walked: list[int]) -> Iterator[Sealed]:

@@ -454,3 +454,25 @@ def test_a_row_after_a_gap_is_checked_from_the_checkpoint_in_it(staff):
     superuser(f"DELETE FROM {SEALS} WHERE sequence = 4")
     answer = report()
     assert kinds(answer) == [("missing", 4), ("hash_mismatch", 5)], answer
+
+
+def test_a_cut_made_while_verification_starts_is_its_start(staff, monkeypatch):
+    """Retention cuts and deletes between verification reading the checkpoints and taking
+    its snapshot: the deleted range is not reported missing."""
+    store(3)
+    seal_all()
+    store(3, tag="b")
+    seal_all()
+    second = checkpoints.scan(keys.verifying_keys())[0][1]
+    real, pending = checkpoints.scan, [True]
+
+    def scan_then_cut(*args, **kwargs):
+        found = real(*args, **kwargs)
+        if pending:
+            pending.clear()
+            assert retention.apply(now=second.at + dt.timedelta(days=10), days=10) == 3
+        return found
+
+    monkeypatch.setattr(checkpoints, "scan", scan_then_cut)
+    answer = report()
+    assert answer["ok"] and (answer["start"], answer["verified_through"]) == (3, 6), answer
