@@ -7,8 +7,12 @@ midway. What cannot be detected is listed in docs/AUDIT.md, not tested here."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import shutil
 
+import orjson
 import pytest
+from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
@@ -308,8 +312,6 @@ def test_retention_then_tampering_after_the_cut_is_found(staff):
 def test_the_sealer_goes_on_after_a_cut_whose_checkpoints_have_expired(staff, vault):
     """Everything sealed was cut and the day folders expired (the bucket's retention):
     the chain goes on from the cut, not from 1 again (which verification would skip)."""
-    import shutil
-
     store(4)
     seal_all()
     mark = checkpoints.scan(keys.verifying_keys())[0][-1]
@@ -476,3 +478,56 @@ def test_a_cut_made_while_verification_starts_is_its_start(staff, monkeypatch):
     monkeypatch.setattr(checkpoints, "scan", scan_then_cut)
     answer = report()
     assert answer["ok"] and (answer["start"], answer["verified_through"]) == (3, 6), answer
+
+
+# -- an export handed to an auditor --------------------------------------------------------
+
+
+def _exported(tmp_path):
+    store(3)
+    seal_all()
+    store(3, tag="b")
+    seal_all()
+    out = tmp_path / "export"
+    call_command("export_audit", "--out", str(out))
+    lines = [orjson.loads(line) for line in (out / "requests.jsonl").read_bytes().splitlines()]
+    return out, lines, keys.public_text(keys.signing_key().public_key())
+
+
+def _rewrite(out, lines) -> None:
+    (out / "requests.jsonl").write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in lines))
+
+
+def test_an_export_with_a_row_forged_beyond_its_end_verifies_only_its_range(staff, tmp_path):
+    out, lines, public = _exported(tmp_path)
+    forged = dict(lines[-1], sequence=7, log_id=lines[-1]["log_id"] + 1000)
+    forged["columns"] = [forged["log_id"], *forged["columns"][1:]]
+    digest = bytes.fromhex(forged["body_hash"])
+    forged["hash"] = encoding.link(
+        bytes.fromhex(lines[-1]["hash"]), encoding.encode(7, forged["columns"], digest)
+    ).hex()
+    _rewrite(out, [*lines, forged])
+    code, printed = command("--export", str(out), "--public-key", public)
+    answer = json.loads(printed)
+    assert code == 0 and answer["verified_through"] == 6 and answer["rows"] == 6, answer
+
+
+def test_an_export_whose_end_is_moved_off_its_checkpoints_is_bad(staff, tmp_path):
+    out, lines, public = _exported(tmp_path)
+    manifest = orjson.loads((out / "manifest.json").read_bytes())
+    (out / "manifest.json").write_bytes(orjson.dumps(manifest | {"end": 5}))
+    _rewrite(out, lines[:5])
+    code, printed = command("--export", str(out), "--public-key", public)
+    assert code == 1 and kinds(json.loads(printed)) == [("bad_checkpoint", 5)]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"sequence": "4"}, {"sequence": True}, {"hash": "zz"}, {"columns": "x"}, {"body": 1}],
+)
+def test_a_malformed_export_line_is_refused(staff, tmp_path, change):
+    out, lines, public = _exported(tmp_path)
+    lines[3] = lines[3] | change
+    _rewrite(out, lines)
+    with pytest.raises(CommandError, match="line 4"):
+        command("--export", str(out), "--public-key", public)
