@@ -30,9 +30,10 @@ LOG = RequestLog._meta.db_table
 SEALS = RequestSeal._meta.db_table
 QUEUE = SealQueue._meta.db_table
 NEXT = f"SELECT log_id FROM {QUEUE} ORDER BY log_id LIMIT %s"
-ROWS = (
+ROWS = (  # a request sealed already (its id queued again by hand) is not sealed twice
     f"SELECT {', '.join(encoding.COLUMNS)}, {encoding.BODY} FROM {LOG} l "
-    "WHERE l.id = ANY(%s) ORDER BY l.id"
+    f"WHERE l.id = ANY(%s) AND NOT EXISTS (SELECT 1 FROM {SEALS} s WHERE s.log_id = l.id) "
+    "ORDER BY l.id"
 )
 
 
@@ -85,9 +86,10 @@ def _round(max_seconds: float) -> Round:
                     for row in links:
                         copy.write_row(row)
                 cursor.execute(f"DELETE FROM {QUEUE} WHERE log_id = ANY(%s)", [ids])
-                if len(rows) < len(ids):  # queued, then deleted before its seal: nothing to seal
+                if len(rows) < len(ids):  # deleted before its seal, or queued again by hand
                     logger.error(
-                        "Audit chain: %d queued requests were gone before their seal",
+                        "Audit chain: %d queued requests were gone before their seal, or "
+                        "sealed already",
                         len(ids) - len(rows),
                     )
             sealed += len(links)

@@ -531,3 +531,31 @@ def test_a_malformed_export_line_is_refused(staff, tmp_path, change):
     _rewrite(out, lines)
     with pytest.raises(CommandError, match="line 4"):
         command("--export", str(out), "--public-key", public)
+
+
+def test_a_sealed_request_queued_again_does_not_stop_the_sealer(staff):
+    store(3)
+    seal_all()
+    superuser(f"INSERT INTO {QUEUE} (log_id) VALUES (%s)", [log_id(2)])
+    store(2, tag="b")
+    done = seal_all()
+    assert (done.sealed, done.through) == (2, 5) and not SealQueue.objects.exists()
+    answer = report()
+    assert answer["ok"] and answer["anchored_through"] == 5, answer
+
+
+def test_a_forged_seal_of_a_queued_request_does_not_stop_the_sealer(staff):
+    """Sealing a queued request by hand (after the last checkpoint, with a wrong link)
+    does not block the rounds (the seal's request id is unique), and is named."""
+    store(3)
+    seal_all()
+    store(1, tag="q")
+    queued = SealQueue.objects.get().log_id
+    superuser(
+        f"INSERT INTO {SEALS} (sequence, log_id, body_hash, hash, sealed_at) "
+        "VALUES (4, %s, %s, %s, now())",
+        [queued, bytes(32), bytes(32)],
+    )
+    store(1, tag="r")
+    assert seal_all().through == 5
+    assert kinds(report()) == [("hash_mismatch", 4)]
