@@ -9,11 +9,13 @@ checks it, with `lineage.audit_redaction` on for the transaction).
 
 from __future__ import annotations
 
+import unicodedata
+
 import orjson
 from django.db import connection, transaction
 from django.utils import timezone
 
-from datalake.errors import Conflict, NotFound
+from datalake.errors import Conflict, Invalid, NotFound
 from lineage.models import RequestLog, RequestSeal
 
 
@@ -22,7 +24,11 @@ def redact(log_id: int, reason: str) -> None:
         raise NotFound(f"No stored request {log_id}.")
     if not RequestSeal.objects.filter(log_id=log_id).exists():
         raise Conflict(f"Request {log_id} is not sealed yet: seal it first (seal_audit).")
-    marker = {"_redacted": {"at": timezone.now().isoformat(), "reason": reason[:500]}}
+    # control characters out (a NUL cannot be stored in jsonb), a reason required
+    reason = "".join(c for c in reason if unicodedata.category(c) != "Cc").strip()[:500]
+    if not reason:
+        raise Invalid("Give the reason of the redaction.")
+    marker = {"_redacted": {"at": timezone.now().isoformat(), "reason": reason}}
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT set_config('lineage.audit_redaction', 'on', true)")
         cursor.execute(

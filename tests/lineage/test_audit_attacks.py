@@ -559,3 +559,13 @@ def test_a_forged_seal_of_a_queued_request_does_not_stop_the_sealer(staff):
     store(1, tag="r")
     assert seal_all().through == 5
     assert kinds(report()) == [("hash_mismatch", 4)]
+
+
+def test_a_redaction_reason_with_control_characters_is_stored_without_them(staff):
+    store(2)
+    seal_all()
+    call_command("redact_audit_body", str(log_id(1)), "--reason", "a\x00b\x1b[2J\u2028c ")
+    assert RequestLog.objects.get(pk=log_id(1)).body["_redacted"]["reason"] == "ab[2J\u2028c"
+    with pytest.raises(CommandError, match="reason"):
+        call_command("redact_audit_body", str(log_id(2)), "--reason", "\x00 ")
+    assert report()["redacted"] == 1
