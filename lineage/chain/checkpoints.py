@@ -6,7 +6,9 @@ with the time and an Ed25519 signature (keys.py). Files live under
 `AUDIT_CHECKPOINT_ROOT` (default `LAKE_ROOT/audit/checkpoints/`), one folder a UTC day,
 `YYYY/MM/DD/<sequence, 20 digits>.json`, created with O_EXCL and never rewritten. A cut
 of the retention (retention.py) is a checkpoint of kind `cut` under `cuts/`: the start
-of the chain from then on.
+of the chain from then on. A redaction (redaction.py) is signed as a record of kind
+`redaction` under `redactions/`: `sequence` the redacted request's seal, `hash` the
+digest of the body it had; a body replaced by a marker without one is found.
 
 In production the folder is a mount of storage the database's administrators cannot
 change (an S3 bucket with object lock, docs/AUDIT.md): a signature proves who wrote a
@@ -28,7 +30,8 @@ from django.utils import timezone
 from lineage.chain import keys
 
 FORMAT = 1
-KINDS = ("checkpoint", "cut")
+KINDS = ("checkpoint", "cut", "redaction")
+FOLDERS = {"cut": "cuts", "redaction": "redactions"}
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ def write(kind: str, sequence: int, hash_: bytes, *, count: int, first: int,
     at = timezone.now()
     payload = _payload(kind, sequence, hash_, at, count, first, previous, keys.current_id())
     key, signature = keys.sign(payload)
-    folder = (base or root()) / ("cuts" if kind == "cut" else at.strftime("%Y/%m/%d"))
+    folder = (base or root()) / FOLDERS.get(kind, at.strftime("%Y/%m/%d"))
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{sequence:020d}.json"
     document = orjson.loads(payload) | {"signature": signature}
@@ -187,6 +190,23 @@ def scan(verifying: dict, *, base: Path | None = None, until: dt.datetime | None
                 into.append(found)
     key = lambda c: c.sequence  # noqa: E731
     return sorted(good, key=key), sorted(cuts, key=key), bad
+
+
+def redactions(verifying: dict, *, base: Path | None = None
+               ) -> tuple[dict[int, Checkpoint], list[Unreadable]]:  # fmt: skip
+    """The signed redaction records by sequence, and the files that are none."""
+    folder = (base or root()) / FOLDERS["redaction"]
+    good: dict[int, Checkpoint] = {}
+    bad: list[Unreadable] = []
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        found = read(path, verifying)
+        if isinstance(found, Unreadable):
+            bad.append(found)
+        elif found.kind != "redaction":
+            bad.append(Unreadable(path, found.sequence, f"{path.name}: in the wrong folder"))
+        else:
+            good[found.sequence] = found
+    return good, bad
 
 
 def latest(verifying: dict, *, base: Path | None = None) -> Checkpoint | None:

@@ -5,7 +5,8 @@ The range runs from a trusted start (the genesis, a retention cut, or the newest
 checkpoint at or before `since`) to a checkpoint (the first at or after `until`, else
 the newest), so every exported request lies under a signature. The folder holds
 `manifest.json`, `requests.jsonl` (a seal and its request a line, the columns in the
-encoding's form) and `checkpoints/` (copies of the signed files of the range).
+encoding's form) and `checkpoints/` (copies of the signed files of the range, with the
+redaction records of its requests).
 """
 
 from __future__ import annotations
@@ -33,13 +34,15 @@ def write(out: Path, *, since: dt.datetime | None, until: dt.datetime | None,
         marks, _cuts, _bad = checkpoints.scan(verifying, cut=False)
         cursor.execute("SELECT 1")
         _marks, cuts, _bad = checkpoints.scan(verifying, days=False)
-        start, end, rows = _write(out, cursor, marks, cuts, since=since, until=until)
+        redactions, _bad = checkpoints.redactions(verifying)
+        start, end, rows = _write(out, cursor, marks, cuts, redactions, since=since, until=until)
     manifest = {"format": FORMAT, "start": start, "end": end, "rows": rows}
     (out / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
     return manifest
 
 
-def _write(out: Path, cursor, marks: list, cuts: list, *, since, until) -> tuple[int, int, int]:
+def _write(out: Path, cursor, marks: list, cuts: list, redactions: dict, *, since, until
+           ) -> tuple[int, int, int]:  # fmt: skip
     start, _link = verify.start_of(cuts)
     start_mark = cuts[-1] if cuts else None
     if since is not None:
@@ -53,6 +56,7 @@ def _write(out: Path, cursor, marks: list, cuts: list, *, since, until) -> tuple
     after = [m for m in ends if until is not None and m.at >= until]
     end = (after[0] if after else ends[-1]).sequence
     copied = ([start_mark] if start_mark else []) + cuts + [m for m in ends if m.sequence <= end]
+    copied += [r for sequence, r in redactions.items() if start < sequence <= end]
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     for mark in {m.path: m for m in copied}.values():
         target = out / "checkpoints" / mark.path.relative_to(checkpoints.root())
@@ -81,7 +85,8 @@ def check(folder: Path, *, verifying: dict) -> verify.Report:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise Invalid(f"{folder} is no audit export: {exc}") from None
     marks, cuts, bad = checkpoints.scan(verifying, base=folder / "checkpoints")
-    verify.bad_files(bad, report)
+    redactions, bad_records = checkpoints.redactions(verifying, base=folder / "checkpoints")
+    verify.bad_files(bad + bad_records, report)
     link = verify.start_of([])[1]
     if start:
         anchors = [m for m in marks + cuts if m.sequence == start]
@@ -94,7 +99,7 @@ def check(folder: Path, *, verifying: dict) -> verify.Report:
     marks = [m for m in marks if m.sequence <= end]
     # what lies beyond the end is outside the range the checkpoints cover: not walked
     rows = (row for row in _lines(folder / "requests.jsonl") if row[0] <= end)
-    return verify.check(rows, start, link, marks, report)
+    return verify.check(rows, start, link, marks, report, redactions)
 
 
 def _lines(path: Path) -> Iterator[verify.Sealed]:

@@ -13,7 +13,8 @@ seal is read in sequence order with its request, and:
 - checkpoints beyond the last seal: `truncated` (the newest seals were deleted);
 - a checkpoint file that is unreadable, or signed by another key: `bad_checkpoint`.
 
-A body replaced by the redaction procedure is checked by its kept digest, and counted.
+A body replaced by the redaction procedure is checked by its kept digest, and counted;
+one replaced by a marker without the procedure's signed record is a `hash_mismatch`.
 The same code reads the database or an export (export.py), so an export is verified
 on another machine with the public keys only.
 """
@@ -88,9 +89,10 @@ Sealed = tuple[int, int, bytes, bytes, tuple | None, str | None]
 
 
 def check(rows: Iterable[Sealed], start: int, start_link: bytes,
-          marks: list[checkpoints.Checkpoint], report: Report) -> Report:  # fmt: skip
+          marks: list[checkpoints.Checkpoint], report: Report,
+          redactions: dict[int, checkpoints.Checkpoint]) -> Report:  # fmt: skip
     """Walk `rows` (by sequence, after `start`) against `marks` (checkpoints after
-    `start`, by sequence)."""
+    `start`, by sequence) and `redactions` (the signed records, by sequence)."""
     report.start = report.verified_through = start
     expected, previous = start + 1, start_link
     marks = [m for m in marks if m.sequence > start]
@@ -131,9 +133,12 @@ def check(rows: Iterable[Sealed], start: int, start_link: bytes,
             close_gone()
             actual = encoding.body_hash(body)
             digest_changed = actual != body_digest
+            unsigned = False
             if digest_changed and encoding.is_redacted(body):
                 report.redacted += 1
                 actual, digest_changed = body_digest, False
+                record = redactions.get(sequence)
+                unsigned = record is None or record.hash != body_digest
             link = encoding.link(previous, encoding.encode(sequence, columns, actual))
             if link != stored:
                 clean = False
@@ -141,6 +146,14 @@ def check(rows: Iterable[Sealed], start: int, start_link: bytes,
                     "hash_mismatch", sequence,
                     f"request {log_id} differs from what was sealed (its columns or body "
                     f"were changed)", columns[REQUEST_ID] or None,
+                )  # fmt: skip
+            elif unsigned:  # a marker put in by hand: the body is hidden, not redacted
+                clean = False
+                report.add(
+                    "hash_mismatch", sequence,
+                    f"the body of request {log_id} was replaced by a redaction marker without "
+                    "a signed redaction record (not by redact_audit_body)",
+                    columns[REQUEST_ID] or None,
                 )  # fmt: skip
             elif digest_changed:  # the link holds: the seal's kept digest was changed
                 clean = False
@@ -224,12 +237,15 @@ def database(*, since: dt.datetime | None = None, until: dt.datetime | None = No
         marks, _cuts, bad = checkpoints.scan(verifying, cut=False)
         cursor.execute("SELECT 1")  # the snapshot is taken
         _marks, cuts, bad_cuts = checkpoints.scan(verifying, days=False)
-        bad_files(bad + bad_cuts, report)
-        _walk(cursor, report, marks, cuts, since=since, until=until, max_rows=max_rows)
+        redactions, bad_records = checkpoints.redactions(verifying)  # written before theirs
+        bad_files(bad + bad_cuts + bad_records, report)
+        _walk(cursor, report, marks, cuts, redactions, since=since, until=until,
+              max_rows=max_rows)  # fmt: skip
     return report
 
 
-def _walk(cursor, report: Report, marks: list, cuts: list, *, since, until, max_rows) -> None:
+def _walk(cursor, report: Report, marks: list, cuts: list, redactions: dict, *, since, until,
+          max_rows) -> None:  # fmt: skip
     start, link = start_of(cuts)
     if since is not None:  # from the newest checkpoint before `since` that the chain holds
         before = [m for m in marks if m.at <= since and m.sequence > start]
@@ -252,7 +268,7 @@ def _walk(cursor, report: Report, marks: list, cuts: list, *, since, until, max_
             end, report.complete = beyond[0] - 1, False
             marks = [m for m in marks if m.sequence <= end]
     walked: list[int] = []  # the lowest and highest request id the walk read
-    check(_ids(stream(cursor, start, end), walked), start, link, marks, report)
+    check(_ids(stream(cursor, start, end), walked), start, link, marks, report, redactions)
     whole = since is None and until is None and report.complete
     unchained(cursor, None if whole else (min(walked), max(walked)) if walked else (1, 0),
               report)  # fmt: skip

@@ -265,11 +265,14 @@ def test_the_redaction_setting_changes_nothing_but_the_body(staff):
     # the body becomes a marker and only a marker
     for body in ("""'["_redacted"]'""", """'{"_redacted": 1, "a": 2}'""", """'"_redacted"'"""):
         refused(REDACTING, f"UPDATE {LOG} SET body = {body}::jsonb WHERE id = {one}")
+    # the marker alone passes the trigger, but without the procedure's signed record the
+    # body was hidden, not redacted
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(REDACTING)
         cursor.execute(f"UPDATE {LOG} SET body = {marker} WHERE id = {one}")
     answer = report()
-    assert answer["ok"] and answer["redacted"] == 1, answer
+    assert kinds(answer) == [("hash_mismatch", 1)] and answer["redacted"] == 1, answer
+    assert "without a signed redaction record" in answer["findings"][0]["detail"]
 
 
 def test_the_retention_setting_deletes_no_unsealed_request(staff):
@@ -569,3 +572,46 @@ def test_a_redaction_reason_with_control_characters_is_stored_without_them(staff
     with pytest.raises(CommandError, match="reason"):
         call_command("redact_audit_body", str(log_id(2)), "--reason", "\x00 ")
     assert report()["redacted"] == 1
+
+
+# -- redactions -----------------------------------------------------------------------------
+
+
+def test_a_body_hidden_behind_a_marker_by_hand_is_named(staff):
+    store(3)
+    seal_all()
+    marker = '{"_redacted": {"at": "2026-01-01T00:00:00+00:00", "reason": "court order"}}'
+    superuser(f"UPDATE {LOG} SET body = %s::jsonb WHERE id = %s", [marker, log_id(2)])
+    answer = report()
+    assert kinds(answer) == [("hash_mismatch", 2)], answer
+    assert answer["findings"][0]["request_id"] == "t1"
+
+
+def test_a_redaction_record_signed_with_another_key_is_bad(staff, settings):
+    store(3)
+    seal_all()
+    original, settings.AUDIT_SIGNING_KEY = settings.AUDIT_SIGNING_KEY, "m" * 40
+    checkpoints.write("redaction", 2, bytes(RequestSeal.objects.get(sequence=2).body_hash),
+                      count=1, first=2, previous=None)  # fmt: skip
+    settings.AUDIT_SIGNING_KEY = original
+    marker = '{"_redacted": {"at": "2026-01-01T00:00:00+00:00", "reason": "x"}}'
+    superuser(f"UPDATE {LOG} SET body = %s::jsonb WHERE id = %s", [marker, log_id(2)])
+    assert kinds(report()) == [("bad_checkpoint", 2), ("hash_mismatch", 2)]
+
+
+def test_a_redaction_is_signed_verifies_twice_and_offline(staff, tmp_path, vault):
+    store(3)
+    seal_all()
+    call_command("redact_audit_body", str(log_id(2)), "--reason", "personal data")
+    call_command("redact_audit_body", str(log_id(2)), "--reason", "again, reworded")
+    assert [p.name for p in (vault / "redactions").iterdir()] == [f"{2:020d}.json"]
+    answer = report()
+    assert answer["ok"] and answer["redacted"] == 1, answer
+    out = tmp_path / "export"
+    call_command("export_audit", "--out", str(out))
+    public = keys.public_text(keys.signing_key().public_key())
+    code, printed = command("--export", str(out), "--public-key", public)
+    assert code == 0 and json.loads(printed)["redacted"] == 1, printed
+    (out / "checkpoints" / "redactions" / f"{2:020d}.json").unlink()
+    code, printed = command("--export", str(out), "--public-key", public)
+    assert code == 1 and kinds(json.loads(printed)) == [("hash_mismatch", 2)]

@@ -273,7 +273,7 @@ def test_a_redacted_body_keeps_the_chain_and_is_counted(staff):
     refused(
         redacting, f"UPDATE {LOG} SET body = {marker}, status_code = 200 WHERE id = {log_id(1)}"
     )
-    # a body changed to look redacted by hand is still a redaction; any other body is not
+    # a body changed by hand is not (to a marker neither: test_audit_attacks.py)
     superuser(f"UPDATE {LOG} SET body = '{{\"n\": 0}}'::jsonb WHERE id = %s", [log_id(1)])
     assert kinds(report()) == [("hash_mismatch", 1)]
 
