@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,11 +117,19 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def read(path: Path, verifying: dict) -> Checkpoint | Unreadable:
-    """The checkpoint in `path` if it is well formed and its signature is good."""
+WRITING = 30.0  # seconds: an empty file younger than this is being written
+
+
+def read(path: Path, verifying: dict) -> Checkpoint | Unreadable | None:
+    """The checkpoint in `path` if it is well formed and its signature is good; None
+    while it is being written (created empty with O_EXCL, its bytes come a moment
+    later: a verification at that moment must not call it bad)."""
     name_sequence = int(path.stem) if path.stem.isdigit() else None
     try:
-        document = orjson.loads(path.read_bytes())
+        content = path.read_bytes()
+        if not content and time.time() - path.stat().st_mtime < WRITING:
+            return None
+        document = orjson.loads(content)
         if document.get("format") != FORMAT or document.get("kind") not in KINDS:
             raise ValueError("not a checkpoint of this format")
         checkpoint = Checkpoint(
@@ -182,6 +191,8 @@ def scan(verifying: dict, *, base: Path | None = None, until: dt.datetime | None
             continue
         for path in sorted(folder.iterdir()):
             found = read(path, verifying)
+            if found is None:
+                continue
             if isinstance(found, Unreadable):
                 bad.append(found)
             elif found.kind != ("cut" if into is cuts else "checkpoint"):
@@ -200,6 +211,8 @@ def redactions(verifying: dict, *, base: Path | None = None
     bad: list[Unreadable] = []
     for path in sorted(folder.iterdir()) if folder.is_dir() else []:
         found = read(path, verifying)
+        if found is None:
+            continue
         if isinstance(found, Unreadable):
             bad.append(found)
         elif found.kind != "redaction":

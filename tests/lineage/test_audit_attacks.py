@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
 
 import orjson
@@ -615,6 +616,17 @@ def test_a_redaction_is_signed_verifies_twice_and_offline(staff, tmp_path, vault
     (out / "checkpoints" / "redactions" / f"{2:020d}.json").unlink()
     code, printed = command("--export", str(out), "--public-key", public)
     assert code == 1 and kinds(json.loads(printed)) == [("hash_mismatch", 2)]
+
+
+def test_a_checkpoint_file_being_written_is_not_bad_but_one_left_empty_is(staff, vault):
+    store(2)
+    written = seal_all().checkpoint
+    empty = os.path.join(os.path.dirname(written), f"{3:020d}.json")
+    with open(empty, "wb"):
+        pass  # as checkpoints.write creates it, the moment before its bytes
+    assert report()["ok"]
+    os.utime(empty, (os.path.getmtime(empty) - 60,) * 2)
+    assert kinds(report()) == [("bad_checkpoint", 3)]
 
 
 # -- verification while requests are written and sealed -----------------------------------
