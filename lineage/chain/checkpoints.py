@@ -118,6 +118,7 @@ def _fsync_dir(folder: Path) -> None:
 
 
 WRITING = 30.0  # seconds: an empty file younger than this is being written
+MAX_BYTES = 64 * 1024  # a checkpoint has ~400
 
 
 def read(path: Path, verifying: dict) -> Checkpoint | Unreadable | None:
@@ -126,6 +127,8 @@ def read(path: Path, verifying: dict) -> Checkpoint | Unreadable | None:
     later: a verification at that moment must not call it bad)."""
     name_sequence = int(path.stem) if path.stem.isdigit() else None
     try:
+        if not path.is_file() or path.stat().st_size > MAX_BYTES:  # a device, a FIFO, a folder
+            raise ValueError(f"not a regular file of at most {MAX_BYTES} bytes")
         content = path.read_bytes()
         if not content and time.time() - path.stat().st_mtime < WRITING:
             return None

@@ -103,6 +103,8 @@ def check(folder: Path, *, verifying: dict) -> verify.Report:
 
 
 def _lines(path: Path) -> Iterator[verify.Sealed]:
+    if not path.is_file():  # a device or a FIFO would never end
+        raise Invalid(f"{path.name} is not a regular file.")
     with path.open("rb") as lines:
         for number, line in enumerate(lines, 1):
             try:

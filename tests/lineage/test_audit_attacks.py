@@ -52,6 +52,16 @@ def found(answer: dict) -> set[str]:
 # -- a superuser moving, forging and renumbering seals ----------------------------------
 
 
+@pytest.mark.parametrize("column", ["hash", "body_hash"])
+def test_a_null_link_or_digest_is_named_not_a_crash(staff, column):
+    store(3)
+    seal_all()
+    superuser(f"ALTER TABLE {SEALS} ALTER COLUMN {column} DROP NOT NULL")
+    superuser(f"UPDATE {SEALS} SET {column} = NULL WHERE sequence = 2")
+    answer = client_for(staff).get(VERIFY).json()
+    assert ("hash_mismatch", 2) in kinds(answer), answer
+
+
 def test_two_seals_swapping_their_requests_are_both_named(staff):
     store(6)
     seal_all()
@@ -671,3 +681,16 @@ def test_verification_while_writing_and_sealing_finds_nothing(settings):
     assert not errors, errors
     assert all(a["ok"] for a in answers), [a for a in answers if not a["ok"]][:1]
     assert answers[-1]["rows"] > 0
+
+
+def test_an_export_with_devices_for_files_is_refused_not_read_for_ever(staff, tmp_path):
+    out, _lines, public = _exported(tmp_path)
+    day = next(p for p in (out / "checkpoints").rglob("*.json"))
+    day.unlink()
+    day.symlink_to("/dev/zero")
+    code, printed = command("--export", str(out), "--public-key", public)
+    assert code == 1 and "not a regular file" in printed
+    (out / "requests.jsonl").unlink()
+    (out / "requests.jsonl").symlink_to("/dev/zero")
+    with pytest.raises(CommandError, match="not a regular file"):
+        command("--export", str(out), "--public-key", public)
