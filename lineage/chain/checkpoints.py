@@ -178,16 +178,22 @@ def _day_of(folder: Path) -> dt.date:
 
 
 def scan(verifying: dict, *, base: Path | None = None, until: dt.datetime | None = None,
-         days: bool = True, cut: bool = True,
+         days: bool = True, cut: bool = True, since: dt.datetime | None = None,
          ) -> tuple[list[Checkpoint], list[Checkpoint], list[Unreadable]]:  # fmt: skip
     """(checkpoints, cuts, unreadable files), each by sequence. `until`: days after it
     are not read (a checkpoint written after `until` still counts if its day is read).
+    `since`: days before the one of the newest checkpoint at or before it are not read
+    (a verification from `since` needs none of them: a year of files is minutes).
     `days`, `cut`: False leaves the day folders or the cuts out."""
     base = base or root()
     good: list[Checkpoint] = []
     cuts: list[Checkpoint] = []
     bad: list[Unreadable] = []
-    folders = [f for f in _day_folders(base) if until is None or _day_of(f) <= until.date()]
+    first = _start_day(base, since, verifying) if since is not None else None
+    folders = [
+        f for f in _day_folders(base)
+        if (until is None or _day_of(f) <= until.date()) and (first is None or _day_of(f) >= first)
+    ]  # fmt: skip
     chosen = [(f, good) for f in folders] if days else []
     for folder, into in chosen + ([(base / "cuts", cuts)] if cut else []):
         if not folder.is_dir():
@@ -204,6 +210,18 @@ def scan(verifying: dict, *, base: Path | None = None, until: dt.datetime | None
                 into.append(found)
     key = lambda c: c.sequence  # noqa: E731
     return sorted(good, key=key), sorted(cuts, key=key), bad
+
+
+def _start_day(base: Path, since: dt.datetime, verifying: dict) -> dt.date | None:
+    """The day of the newest checkpoint written at or before `since` (None: none is)."""
+    for folder in reversed(_day_folders(base)):
+        if _day_of(folder) > since.date():
+            continue
+        for path in sorted(folder.iterdir(), reverse=True):
+            found = read(path, verifying)
+            if isinstance(found, Checkpoint) and found.kind == "checkpoint" and found.at <= since:
+                return _day_of(folder)
+    return None
 
 
 def redactions(verifying: dict, *, base: Path | None = None

@@ -31,7 +31,7 @@ def write(out: Path, *, since: dt.datetime | None, until: dt.datetime | None,
         raise Invalid(f"{out} is not empty.")
     with verify.snapshot() as cursor:
         # as verify.database: the day folders before the snapshot, the cuts after
-        marks, _cuts, _bad = checkpoints.scan(verifying, cut=False)
+        marks, _cuts, _bad = checkpoints.scan(verifying, cut=False, since=since)
         cursor.execute("SELECT 1")
         _marks, cuts, _bad = checkpoints.scan(verifying, days=False)
         redactions, _bad = checkpoints.redactions(verifying)

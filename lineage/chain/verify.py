@@ -236,7 +236,7 @@ def database(*, since: dt.datetime | None = None, until: dt.datetime | None = No
         # the day folders before the snapshot (a checkpoint is written after its seals
         # commit: all it covers is seen), the cuts after (a cut is written before its
         # deletions: any deletion seen has its cut)
-        marks, _cuts, bad = checkpoints.scan(verifying, cut=False)
+        marks, _cuts, bad = checkpoints.scan(verifying, cut=False, since=since)
         cursor.execute("SELECT 1")  # the snapshot is taken
         _marks, cuts, bad_cuts = checkpoints.scan(verifying, days=False)
         redactions, bad_records = checkpoints.redactions(verifying)  # written before theirs

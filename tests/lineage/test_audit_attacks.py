@@ -694,3 +694,21 @@ def test_an_export_with_devices_for_files_is_refused_not_read_for_ever(staff, tm
     (out / "requests.jsonl").symlink_to("/dev/zero")
     with pytest.raises(CommandError, match="not a regular file"):
         command("--export", str(out), "--public-key", public)
+
+
+def test_since_reads_no_day_before_its_start(staff, monkeypatch, vault):
+    """A verification from `since` reads the day folders from its start's day on only
+    (17,280 checkpoints a day are seconds to read and check)."""
+    today = timezone.now().replace(hour=10, minute=0, second=0, microsecond=0)
+    for days, tag in ((3, "a"), (2, "b"), (1, "c")):
+        store(3, tag=tag)
+        with monkeypatch.context() as patched:
+            patched.setattr(checkpoints.timezone, "now", lambda d=days: today - dt.timedelta(d))
+            seal_all()
+    oldest = vault / (today - dt.timedelta(3)).strftime("%Y/%m/%d")
+    (oldest / "junk.json").write_bytes(b"{}")
+    assert kinds(report()) == [("bad_checkpoint", None)]
+    answer = report(since=today - dt.timedelta(days=2, hours=-1))
+    assert answer["ok"] and (answer["start"], answer["verified_through"]) == (6, 9), answer
+    answer = report(since=today - dt.timedelta(days=2, hours=1))  # before the second round
+    assert kinds(answer) == [("bad_checkpoint", None)] and answer["start"] == 3
