@@ -712,3 +712,18 @@ def test_since_reads_no_day_before_its_start(staff, monkeypatch, vault):
     assert answer["ok"] and (answer["start"], answer["verified_through"]) == (6, 9), answer
     answer = report(since=today - dt.timedelta(days=2, hours=1))  # before the second round
     assert kinds(answer) == [("bad_checkpoint", None)] and answer["start"] == 3
+
+
+def test_retention_does_not_cut_a_tampered_range(staff):
+    """Tampering with requests about to expire is not erased by the cut: the range is
+    verified first, and kept while it has a finding."""
+    store(3)
+    seal_all()
+    store(3, tag="b")
+    seal_all()
+    superuser(f"UPDATE {LOG} SET status_code = 500 WHERE id = %s", [log_id(2)])
+    second = checkpoints.scan(keys.verifying_keys())[0][1]
+    assert retention.apply(now=second.at + dt.timedelta(days=10), days=10) is None
+    assert RequestSeal.objects.count() == 6
+    assert not (checkpoints.root() / "cuts").exists()
+    assert kinds(report()) == [("hash_mismatch", 2)]
