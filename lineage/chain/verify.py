@@ -170,6 +170,7 @@ def check(rows: Iterable[Sealed], start: int, start_link: bytes,
             if mark.sequence == sequence:
                 if mark.hash != stored:
                     clean = False
+                    previous = mark.hash  # the trusted link goes on (as the sealer does)
                     report.add(
                         "hash_mismatch", sequence,
                         f"the seal differs from the checkpoint {mark.path.name} of "

@@ -112,7 +112,8 @@ def test_a_forged_request_sealed_in_the_middle_is_found(staff):
     )
     rehash_from(4)
     answer = report()
-    assert kinds(answer) == [("hash_mismatch", 6)], answer
+    # the checkpoint at 6 differs; 7 (the former 6) does not follow the checkpoint's link
+    assert kinds(answer) == [("hash_mismatch", 6), ("hash_mismatch", 7)], answer
     assert answer["verified_through"] == 5 and answer["anchored_through"] == 0
 
 
@@ -727,3 +728,15 @@ def test_retention_does_not_cut_a_tampered_range(staff):
     assert RequestSeal.objects.count() == 6
     assert not (checkpoints.root() / "cuts").exists()
     assert kinds(report()) == [("hash_mismatch", 2)]
+
+
+def test_the_sealer_goes_on_from_the_checkpoint_not_from_a_changed_last_link(staff):
+    store(3)
+    seal_all()
+    superuser(f"UPDATE {LOG} SET status_code = 500 WHERE id = %s", [log_id(3)])
+    rehash_from(3)  # the last link made to fit the changed request
+    store(2, tag="b")
+    assert seal_all().through == 5
+    answer = report()
+    assert kinds(answer) == [("hash_mismatch", 3)], answer  # the checkpoint's link
+    assert "checkpoint" in answer["findings"][0]["detail"] and answer["verified_through"] == 2
