@@ -410,6 +410,13 @@ def test_a_round_failing_between_its_batches_leaves_one_chain(staff, settings, m
         {"since": "9999-12-31T23:59:59.999999+00:00"},
         {"since": "0001-01-01T00:00:00-14:00", "until": "0001-01-01"},
         {"since": "2026-01-02", "until": "2026-01-01"},
+        {"since": "9999-12-31T23:59:59.999999-14:00"},
+        {"until": "0001-01-01T00:00:00+14:00"},
+        {"until": "9999-12-31T23:59:59.999999-23:59"},
+        {"since": "2026-06-01T00:00:00+23:59:59.999999"},
+        {"since": "2026-06-01 12:00"},
+        {"since": "+002026-06-01"},
+        {"since": "2026-W23-1"},
     ],
 )
 def test_the_endpoint_answers_at_the_calendars_limits(staff, params):
