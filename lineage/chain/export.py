@@ -105,6 +105,7 @@ def check(folder: Path, *, verifying: dict) -> verify.Report:
 def _lines(path: Path) -> Iterator[verify.Sealed]:
     if not path.is_file():  # a device or a FIFO would never end
         raise Invalid(f"{path.name} is not a regular file.")
+    last = -1
     with path.open("rb") as lines:
         for number, line in enumerate(lines, 1):
             try:
@@ -112,6 +113,9 @@ def _lines(path: Path) -> Iterator[verify.Sealed]:
                 columns, body = row["columns"], row["body"]
                 if not (_whole(row["sequence"]) and _whole(row["log_id"])):
                     raise ValueError("a sequence and a request id are whole numbers")
+                if row["sequence"] <= last:
+                    raise ValueError("the sequences are not ascending")
+                last = row["sequence"]
                 if not (columns is None or isinstance(columns, list)) or not (
                     body is None or isinstance(body, str)
                 ):

@@ -545,7 +545,15 @@ def test_an_export_whose_end_is_moved_off_its_checkpoints_is_bad(staff, tmp_path
 
 @pytest.mark.parametrize(
     "change",
-    [{"sequence": "4"}, {"sequence": True}, {"hash": "zz"}, {"columns": "x"}, {"body": 1}],
+    [
+        {"sequence": "4"},
+        {"sequence": True},
+        {"hash": "zz"},
+        {"columns": "x"},
+        {"body": 1},
+        {"sequence": 3},
+        {"sequence": 1},
+    ],
 )
 def test_a_malformed_export_line_is_refused(staff, tmp_path, change):
     out, lines, public = _exported(tmp_path)
