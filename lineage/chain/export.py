@@ -97,8 +97,8 @@ def check(folder: Path, *, verifying: dict) -> verify.Report:
     if end != start and not any(m.sequence == end for m in marks):
         report.add("bad_checkpoint", end, "the export's end is no signed checkpoint")
     marks = [m for m in marks if m.sequence <= end]
-    # what lies beyond the end is outside the range the checkpoints cover: not walked
-    rows = (row for row in _lines(folder / "requests.jsonl") if row[0] <= end)
+    # what lies outside the range its start and checkpoints cover is not walked
+    rows = (row for row in _lines(folder / "requests.jsonl") if start < row[0] <= end)
     return verify.check(rows, start, link, marks, report, redactions)
 
 
