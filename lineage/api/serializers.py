@@ -142,9 +142,11 @@ class VerifyParams(serializers.Serializer):
 class FindingSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(
         choices=["hash_mismatch", "missing", "truncated", "bad_checkpoint"],
-        help_text="`hash_mismatch`: a request or a checkpoint differs from what was sealed; "
-        "`missing`: seals or sealed requests deleted; `truncated`: the newest sealed "
-        "requests are gone; `bad_checkpoint`: a checkpoint file unreadable or wrongly signed.",
+        help_text="`hash_mismatch`: a request or a checkpoint differs from what was sealed "
+        "(a body hidden behind a redaction marker without a signed redaction record too); "
+        "`missing`: seals or sealed requests deleted, or stored requests neither sealed nor "
+        "queued (`sequence` null); `truncated`: the newest sealed requests are gone; "
+        "`bad_checkpoint`: a checkpoint or redaction file unreadable or wrongly signed.",
     )
     sequence = serializers.IntegerField(
         allow_null=True, help_text="The chain's sequence where it was found (the first of a run)."

@@ -6,7 +6,9 @@ with the time and an Ed25519 signature (keys.py). Files live under
 `AUDIT_CHECKPOINT_ROOT` (default `LAKE_ROOT/audit/checkpoints/`), one folder a UTC day,
 `YYYY/MM/DD/<sequence, 20 digits>.json`, created with O_EXCL and never rewritten. A cut
 of the retention (retention.py) is a checkpoint of kind `cut` under `cuts/`: the start
-of the chain from then on.
+of the chain from then on. A redaction (redaction.py) is signed as a record of kind
+`redaction` under `redactions/`: `sequence` the redacted request's seal, `hash` the
+digest of the body it had; a body replaced by a marker without one is found.
 
 In production the folder is a mount of storage the database's administrators cannot
 change (an S3 bucket with object lock, docs/AUDIT.md): a signature proves who wrote a
@@ -15,8 +17,10 @@ checkpoint, only such storage proves none was removed.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +31,8 @@ from django.utils import timezone
 from lineage.chain import keys
 
 FORMAT = 1
-KINDS = ("checkpoint", "cut")
+KINDS = ("checkpoint", "cut", "redaction")
+FOLDERS = {"cut": "cuts", "redaction": "redactions"}
 
 
 @dataclass(frozen=True)
@@ -84,15 +89,22 @@ def write(kind: str, sequence: int, hash_: bytes, *, count: int, first: int,
     at = timezone.now()
     payload = _payload(kind, sequence, hash_, at, count, first, previous, keys.current_id())
     key, signature = keys.sign(payload)
-    folder = (base or root()) / ("cuts" if kind == "cut" else at.strftime("%Y/%m/%d"))
+    folder = (base or root()) / FOLDERS.get(kind, at.strftime("%Y/%m/%d"))
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{sequence:020d}.json"
     document = orjson.loads(payload) | {"signature": signature}
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
-    with os.fdopen(fd, "wb") as out:
-        out.write(orjson.dumps(document, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE))
-        out.flush()
-        os.fsync(out.fileno())
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(
+                orjson.dumps(document, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+            )
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:  # not left half written (a bad_checkpoint for ever): the next round's
+        with contextlib.suppress(OSError):  # covers (on object-locked storage, it stays)
+            path.unlink()
+        raise
     _fsync_dir(folder)
     return Checkpoint(kind, sequence, hash_, at, count, first, previous, key, signature, path)
 
@@ -105,11 +117,22 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def read(path: Path, verifying: dict) -> Checkpoint | Unreadable:
-    """The checkpoint in `path` if it is well formed and its signature is good."""
+WRITING = 30.0  # seconds: an empty file younger than this is being written
+MAX_BYTES = 64 * 1024  # a checkpoint has ~400
+
+
+def read(path: Path, verifying: dict) -> Checkpoint | Unreadable | None:
+    """The checkpoint in `path` if it is well formed and its signature is good; None
+    while it is being written (created empty with O_EXCL, its bytes come a moment
+    later: a verification at that moment must not call it bad)."""
     name_sequence = int(path.stem) if path.stem.isdigit() else None
     try:
-        document = orjson.loads(path.read_bytes())
+        if not path.is_file() or path.stat().st_size > MAX_BYTES:  # a device, a FIFO, a folder
+            raise ValueError(f"not a regular file of at most {MAX_BYTES} bytes")
+        content = path.read_bytes()
+        if not content and time.time() - path.stat().st_mtime < WRITING:
+            return None
+        document = orjson.loads(content)
         if document.get("format") != FORMAT or document.get("kind") not in KINDS:
             raise ValueError("not a checkpoint of this format")
         checkpoint = Checkpoint(
@@ -154,20 +177,31 @@ def _day_of(folder: Path) -> dt.date:
     return dt.date(int(folder.parent.parent.name), int(folder.parent.name), int(folder.name))
 
 
-def scan(verifying: dict, *, base: Path | None = None, until: dt.datetime | None = None
+def scan(verifying: dict, *, base: Path | None = None, until: dt.datetime | None = None,
+         days: bool = True, cut: bool = True, since: dt.datetime | None = None,
          ) -> tuple[list[Checkpoint], list[Checkpoint], list[Unreadable]]:  # fmt: skip
     """(checkpoints, cuts, unreadable files), each by sequence. `until`: days after it
-    are not read (a checkpoint written after `until` still counts if its day is read)."""
+    are not read (a checkpoint written after `until` still counts if its day is read).
+    `since`: days before the one of the newest checkpoint at or before it are not read
+    (a verification from `since` needs none of them: a year of files is minutes).
+    `days`, `cut`: False leaves the day folders or the cuts out."""
     base = base or root()
     good: list[Checkpoint] = []
     cuts: list[Checkpoint] = []
     bad: list[Unreadable] = []
-    folders = [f for f in _day_folders(base) if until is None or _day_of(f) <= until.date()]
-    for folder, into in [(f, good) for f in folders] + [(base / "cuts", cuts)]:
+    first = _start_day(base, since, verifying) if since is not None else None
+    folders = [
+        f for f in _day_folders(base)
+        if (until is None or _day_of(f) <= until.date()) and (first is None or _day_of(f) >= first)
+    ]  # fmt: skip
+    chosen = [(f, good) for f in folders] if days else []
+    for folder, into in chosen + ([(base / "cuts", cuts)] if cut else []):
         if not folder.is_dir():
             continue
         for path in sorted(folder.iterdir()):
             found = read(path, verifying)
+            if found is None:
+                continue
             if isinstance(found, Unreadable):
                 bad.append(found)
             elif found.kind != ("cut" if into is cuts else "checkpoint"):
@@ -178,80 +212,54 @@ def scan(verifying: dict, *, base: Path | None = None, until: dt.datetime | None
     return sorted(good, key=key), sorted(cuts, key=key), bad
 
 
-def files(base: Path | None = None) -> list[tuple[dt.date, int | None, Path]]:
-    """Every file of the day folders, by day then name: (day, sequence its name gives or
-    None, path). Names only: a verification reads just the files of its range."""
-    found = []
-    for folder in _day_folders(base or root()):
-        day = _day_of(folder)
-        for path in sorted(folder.iterdir()):
-            found.append((day, int(path.stem) if path.stem.isdigit() else None, path))
-    return found
+def _start_day(base: Path, since: dt.datetime, verifying: dict) -> dt.date | None:
+    """The day of the newest checkpoint written at or before `since` (None: none is)."""
+    for folder in reversed(_day_folders(base)):
+        if _day_of(folder) > since.date():
+            continue
+        for path in sorted(folder.iterdir(), reverse=True):
+            found = read(path, verifying)
+            if isinstance(found, Checkpoint) and found.kind == "checkpoint" and found.at <= since:
+                return _day_of(folder)
+    return None
 
 
-def read_cuts(verifying: dict, *, base: Path | None = None):
-    """(cuts by sequence, unreadable files) of the `cuts/` folder."""
-    cuts, bad = [], []
-    folder = (base or root()) / "cuts"
+def redactions(verifying: dict, *, base: Path | None = None
+               ) -> tuple[dict[int, Checkpoint], list[Unreadable]]:  # fmt: skip
+    """The signed redaction records by sequence, and the files that are none."""
+    folder = (base or root()) / FOLDERS["redaction"]
+    good: dict[int, Checkpoint] = {}
+    bad: list[Unreadable] = []
     for path in sorted(folder.iterdir()) if folder.is_dir() else []:
         found = read(path, verifying)
+        if found is None:
+            continue
         if isinstance(found, Unreadable):
             bad.append(found)
-        elif found.kind != "cut":
+        elif found.kind != "redaction":
             bad.append(Unreadable(path, found.sequence, f"{path.name}: in the wrong folder"))
         else:
-            cuts.append(found)
-    return sorted(cuts, key=lambda c: c.sequence), bad
-
-
-def read_range(entries, verifying: dict, *, after: int, through: int):
-    """(checkpoints by sequence, unreadable files) among `entries` (files()) whose name
-    puts them after `after` and up to `through`; a file named otherwise is read too."""
-    good, bad = [], []
-    for _day, sequence, path in entries:
-        if sequence is not None and not after < sequence <= through:
-            continue
-        found = read(path, verifying)
-        if isinstance(found, Unreadable):
-            bad.append(found)
-        elif found.kind != "checkpoint":
-            bad.append(Unreadable(path, found.sequence, f"{path.name}: in the wrong folder"))
-        else:
-            good.append(found)
-    return sorted(good, key=lambda c: c.sequence), bad
-
-
-def newest_at_or_before(entries, verifying: dict, instant: dt.datetime, *, after: int):
-    """The newest well-signed checkpoint after sequence `after` written at or before
-    `instant` (the days after it are not read), or None."""
-    for day, sequence, path in reversed(entries):
-        if day > instant.date() or sequence is None:
-            continue
-        if sequence <= after:
-            return None
-        found = read(path, verifying)
-        if isinstance(found, Checkpoint) and found.kind == "checkpoint" and found.at <= instant:
-            return found
-    return None
-
-
-def first_at_or_after(entries, verifying: dict, instant: dt.datetime, *, after: int):
-    """The first well-signed checkpoint after sequence `after` written at or after
-    `instant` (the days before it are not read), or None."""
-    for day, sequence, path in entries:
-        if day < instant.date() or sequence is None or sequence <= after:
-            continue
-        found = read(path, verifying)
-        if isinstance(found, Checkpoint) and found.kind == "checkpoint" and found.at >= instant:
-            return found
-    return None
+            good[found.sequence] = found
+    return good, bad
 
 
 def latest(verifying: dict, *, base: Path | None = None) -> Checkpoint | None:
-    """The newest well-signed checkpoint (newest day first, highest sequence first)."""
-    for folder in reversed(_day_folders(base or root())):
-        for path in sorted(folder.iterdir(), reverse=True):
-            found = read(path, verifying)
-            if isinstance(found, Checkpoint) and found.kind == "checkpoint":
-                return found
+    """The newest well-signed checkpoint (newest day first, highest sequence first), or
+    the newest cut if it is further on (the day folders up to it expired)."""
+    base = base or root()
+    cut = _newest(base / "cuts", "cut", verifying)
+    for folder in reversed(_day_folders(base)):
+        found = _newest(folder, "checkpoint", verifying)
+        if found is not None:
+            return cut if cut is not None and cut.sequence > found.sequence else found
+    return cut
+
+
+def _newest(folder: Path, kind: str, verifying: dict) -> Checkpoint | None:
+    if not folder.is_dir():
+        return None
+    for path in sorted(folder.iterdir(), reverse=True):
+        found = read(path, verifying)
+        if isinstance(found, Checkpoint) and found.kind == kind:
+            return found
     return None

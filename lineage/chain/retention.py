@@ -6,6 +6,8 @@ requests up to it are deleted in batches (the append-only triggers let them thro
 only with `lineage.audit_retention` set to the cut, migration 0005). Verification starts
 from the newest cut: what lies before it is expected to be gone, and a deletion that
 stopped halfway is finished by the next run. 0 days (the default) keeps everything.
+The range is verified before it is cut: with a finding, nothing more is cut (deleting
+it would delete the evidence) and the error log says so, until the finding is dealt with.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from lineage.chain import checkpoints, keys
+from lineage.chain import checkpoints, keys, verify
 from lineage.models import RequestLog, RequestSeal
 
 logger = logging.getLogger(__name__)
@@ -35,12 +37,32 @@ def apply(*, now: dt.datetime | None = None, days: int | None = None) -> int | N
     older = [m for m in marks if m.at < limit and m.sequence > current]
     if older:
         mark = older[-1]
+        found = _verify(cuts, [m for m in marks if m.sequence <= mark.sequence], mark.sequence)
+        if not found.ok:  # deleting the range would delete the evidence: kept, and said
+            logger.error(
+                "Audit retention: no cut at sequence %d, verification of the range found %d "
+                "problems (first: %s); run verify_audit", mark.sequence, found.findings_total,
+                found.findings[0].detail if found.findings else "",
+            )  # fmt: skip
+            if current:
+                delete_through(current)  # a former cut's deletion cut short still ends
+            return current or None
         checkpoints.write("cut", mark.sequence, mark.hash, count=mark.sequence - current,
                           first=current + 1, previous=mark.sequence)  # fmt: skip
         current = mark.sequence
     if current:
         delete_through(current)
     return current or None
+
+
+def _verify(cuts: list, marks: list, end: int) -> verify.Report:
+    """The range from the current start to the cut to come, verified before it goes."""
+    report = verify.Report()
+    start, link = verify.start_of(cuts)
+    redactions, _bad = checkpoints.redactions(keys.verifying_keys())
+    with verify.snapshot() as cursor:
+        verify.check(verify.stream(cursor, start, end), start, link, marks, report, redactions)
+    return report
 
 
 def delete_through(cut: int) -> int:

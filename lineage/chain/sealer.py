@@ -30,9 +30,10 @@ LOG = RequestLog._meta.db_table
 SEALS = RequestSeal._meta.db_table
 QUEUE = SealQueue._meta.db_table
 NEXT = f"SELECT log_id FROM {QUEUE} ORDER BY log_id LIMIT %s"
-ROWS = (
+ROWS = (  # a request sealed already (its id queued again by hand) is not sealed twice
     f"SELECT {', '.join(encoding.COLUMNS)}, {encoding.BODY} FROM {LOG} l "
-    "WHERE l.id = ANY(%s) ORDER BY l.id"
+    f"WHERE l.id = ANY(%s) AND NOT EXISTS (SELECT 1 FROM {SEALS} s WHERE s.log_id = l.id) "
+    "ORDER BY l.id"
 )
 
 
@@ -85,19 +86,23 @@ def _round(max_seconds: float) -> Round:
                     for row in links:
                         copy.write_row(row)
                 cursor.execute(f"DELETE FROM {QUEUE} WHERE log_id = ANY(%s)", [ids])
-                if len(rows) < len(ids):  # queued, then deleted before its seal: nothing to seal
+                if len(rows) < len(ids):  # deleted before its seal, or queued again by hand
                     logger.error(
-                        "Audit chain: %d queued requests were gone before their seal",
+                        "Audit chain: %d queued requests were gone before their seal, or "
+                        "sealed already",
                         len(ids) - len(rows),
                     )
             sealed += len(links)
         if len(ids) < settings.AUDIT_SEAL_BATCH or time.monotonic() > deadline:
             break
-    if not sealed:
+    covered = anchor.sequence if anchor else 0
+    if not sealed and sequence <= covered:
         return Round(0, sequence, "")
+    # also with nothing sealed when seals lie beyond the newest checkpoint (a round whose
+    # checkpoint write failed): `count` and `first` are then what it newly covers
     written = checkpoints.write(
-        "checkpoint", sequence, last, count=sealed, first=first,
-        previous=anchor.sequence if anchor else None,
+        "checkpoint", sequence, last, count=sealed or sequence - covered,
+        first=first if sealed else covered + 1, previous=anchor.sequence if anchor else None,
     )  # fmt: skip
     return Round(sealed, sequence, str(written.path))
 
@@ -108,7 +113,9 @@ def _chain_end(anchor: checkpoints.Checkpoint | None) -> tuple[int, bytes]:
     sequence, last = (newest[0], bytes(newest[1])) if newest else (0, encoding.GENESIS)
     if anchor is None or anchor.sequence < sequence:
         return sequence, last
-    if anchor.sequence > sequence or anchor.hash != last:
+    if (anchor.sequence > sequence and not (newest is None and anchor.kind == "cut")) or (
+        anchor.sequence == sequence and anchor.hash != last
+    ):
         logger.error(
             "Audit chain: the database ends at sequence %d but the checkpoint %s is at %d; "
             "sealing goes on from the checkpoint (verify_audit names what was lost)",

@@ -13,7 +13,8 @@ seal is read in sequence order with its request, and:
 - checkpoints beyond the last seal: `truncated` (the newest seals were deleted);
 - a checkpoint file that is unreadable, or signed by another key: `bad_checkpoint`.
 
-A body replaced by the redaction procedure is checked by its kept digest, and counted.
+A body replaced by the redaction procedure is checked by its kept digest, and counted;
+one replaced by a marker without the procedure's signed record is a `hash_mismatch`.
 The same code reads the database or an export (export.py), so an export is verified
 on another machine with the public keys only.
 """
@@ -88,9 +89,10 @@ Sealed = tuple[int, int, bytes, bytes, tuple | None, str | None]
 
 
 def check(rows: Iterable[Sealed], start: int, start_link: bytes,
-          marks: list[checkpoints.Checkpoint], report: Report) -> Report:  # fmt: skip
+          marks: list[checkpoints.Checkpoint], report: Report,
+          redactions: dict[int, checkpoints.Checkpoint]) -> Report:  # fmt: skip
     """Walk `rows` (by sequence, after `start`) against `marks` (checkpoints after
-    `start`, by sequence)."""
+    `start`, by sequence) and `redactions` (the signed records, by sequence)."""
     report.start = report.verified_through = start
     expected, previous = start + 1, start_link
     marks = [m for m in marks if m.sequence > start]
@@ -105,15 +107,25 @@ def check(rows: Iterable[Sealed], start: int, start_link: bytes,
             gone.clear()
 
     for sequence, log_id, body_digest, stored, columns, body in rows:
-        body_digest, stored = bytes(body_digest), bytes(stored)
+        # a NULL (the column's constraint dropped by hand) is a digest that matches nothing
+        body_digest = b"" if body_digest is None else bytes(body_digest)
+        stored = b"" if stored is None else bytes(stored)
         report.rows += 1
-        if sequence != expected:
+        bridged = sequence == expected
+        if not bridged:
             close_gone()
             clean = False
-            report.add("missing", expected, _missing_text(expected, sequence - 1))
+            detail = _missing_text(expected, sequence - 1)
             while mark is not None and mark.sequence < sequence:  # fell in the gap
+                if mark.sequence == sequence - 1:  # its link: the next row is checkable
+                    previous, bridged = mark.hash, True
                 report.checkpoints += 1
                 mark = next(pending, None)
+            if not bridged:
+                detail += f"; sequence {sequence} after it could not be checked (no link before it)"
+            report.add("missing", expected, detail)
+        if not bridged:
+            pass
         elif columns is None:
             if gone and gone[-1] != sequence - 1:
                 close_gone()
@@ -122,9 +134,13 @@ def check(rows: Iterable[Sealed], start: int, start_link: bytes,
         else:
             close_gone()
             actual = encoding.body_hash(body)
-            if actual != body_digest and encoding.is_redacted(body):
+            digest_changed = actual != body_digest
+            unsigned = False
+            if digest_changed and encoding.is_redacted(body):
                 report.redacted += 1
-                actual = body_digest
+                actual, digest_changed = body_digest, False
+                record = redactions.get(sequence)
+                unsigned = record is None or record.hash != body_digest
             link = encoding.link(previous, encoding.encode(sequence, columns, actual))
             if link != stored:
                 clean = False
@@ -133,11 +149,28 @@ def check(rows: Iterable[Sealed], start: int, start_link: bytes,
                     f"request {log_id} differs from what was sealed (its columns or body "
                     f"were changed)", columns[REQUEST_ID] or None,
                 )  # fmt: skip
+            elif unsigned:  # a marker put in by hand: the body is hidden, not redacted
+                clean = False
+                report.add(
+                    "hash_mismatch", sequence,
+                    f"the body of request {log_id} was replaced by a redaction marker without "
+                    "a signed redaction record (not by redact_audit_body)",
+                    columns[REQUEST_ID] or None,
+                )  # fmt: skip
+            elif digest_changed:  # the link holds: the seal's kept digest was changed
+                clean = False
+                report.add(
+                    "hash_mismatch", sequence,
+                    f"the seal of request {log_id} keeps another body digest than its body's "
+                    "(changed in the seal: a redaction would be checked against it)",
+                    columns[REQUEST_ID] or None,
+                )  # fmt: skip
         previous, expected = stored, sequence + 1
         while mark is not None and mark.sequence <= sequence:
             if mark.sequence == sequence:
                 if mark.hash != stored:
                     clean = False
+                    previous = mark.hash  # the trusted link goes on (as the sealer does)
                     report.add(
                         "hash_mismatch", sequence,
                         f"the seal differs from the checkpoint {mark.path.name} of "
@@ -200,32 +233,85 @@ def database(*, since: dt.datetime | None = None, until: dt.datetime | None = No
     """Verify the stored chain (between the checkpoints around `since` and `until`; at
     most `max_rows` seals, then `complete` is False)."""
     report = Report()
-    cuts, bad = checkpoints.read_cuts(verifying)
+    with snapshot() as cursor:
+        # the day folders before the snapshot (a checkpoint is written after its seals
+        # commit: all it covers is seen), the cuts after (a cut is written before its
+        # deletions: any deletion seen has its cut)
+        marks, _cuts, bad = checkpoints.scan(verifying, cut=False, since=since)
+        cursor.execute("SELECT 1")  # the snapshot is taken
+        _marks, cuts, bad_cuts = checkpoints.scan(verifying, days=False)
+        redactions, bad_records = checkpoints.redactions(verifying)  # written before theirs
+        bad_files(bad + bad_cuts + bad_records, report)
+        _walk(cursor, report, marks, cuts, redactions, since=since, until=until,
+              max_rows=max_rows)  # fmt: skip
+    return report
+
+
+def _walk(cursor, report: Report, marks: list, cuts: list, redactions: dict, *, since, until,
+          max_rows) -> None:  # fmt: skip
     start, link = start_of(cuts)
-    entries = checkpoints.files()  # names only: the files of the range are read below
-    if since is not None:  # from the newest checkpoint before `since`
-        mark = checkpoints.newest_at_or_before(entries, verifying, since, after=start)
-        if mark is not None:
-            start, link = mark.sequence, mark.hash
+    if since is not None:  # from the newest checkpoint before `since` that the chain holds
+        before = [m for m in marks if m.at <= since and m.sequence > start]
+        if before:
+            start, link = before[-1].sequence, before[-1].hash
     end = 2**63 - 1
     if until is not None:
-        mark = checkpoints.first_at_or_after(entries, verifying, until, after=start)
-        if mark is not None:
-            end = mark.sequence
-    with snapshot() as cursor:
-        if max_rows is not None:
-            cursor.execute(
-                f"SELECT sequence FROM {RequestSeal._meta.db_table} WHERE sequence > %s "
-                "AND sequence <= %s ORDER BY sequence OFFSET %s LIMIT 1",
-                [start, end, max_rows],
-            )
-            beyond = cursor.fetchone()
-            if beyond:  # stop before it; the checkpoints after are for the next call
-                end, report.complete = beyond[0] - 1, False
-        marks, unreadable = checkpoints.read_range(entries, verifying, after=start, through=end)
-        bad_files(bad + unreadable, report)
-        check(stream(cursor, start, end), start, link, marks, report)
-    return report
+        after = [m for m in marks if m.at >= until and m.sequence > start]
+        if after:
+            end = after[0].sequence
+        marks = [m for m in marks if m.sequence <= end]
+    if max_rows is not None:
+        cursor.execute(
+            f"SELECT sequence FROM {RequestSeal._meta.db_table} WHERE sequence > %s "
+            "AND sequence <= %s ORDER BY sequence OFFSET %s LIMIT 1",
+            [start, end, max_rows],
+        )
+        beyond = cursor.fetchone()
+        if beyond:  # stop before it; the checkpoints after are for the next call
+            end, report.complete = beyond[0] - 1, False
+            marks = [m for m in marks if m.sequence <= end]
+    walked: list[int] = []  # the lowest and highest request id the walk read
+    check(_ids(stream(cursor, start, end), walked), start, link, marks, report, redactions)
+    whole = since is None and until is None and report.complete
+    unchained(cursor, None if whole else (min(walked), max(walked)) if walked else (1, 0),
+              report)  # fmt: skip
+
+
+def _ids(rows: Iterator[Sealed], walked: list[int]) -> Iterator[Sealed]:
+    low = high = None
+    for row in rows:
+        low = row[1] if low is None or row[1] < low else low
+        high = row[1] if high is None or row[1] > high else high
+        yield row
+    if low is not None:
+        walked += [low, high]
+
+
+UNCHAINED = (
+    f"SELECT count(*), min(l.id) FROM {RequestLog._meta.db_table} l "
+    f"WHERE NOT EXISTS (SELECT 1 FROM {RequestSeal._meta.db_table} s WHERE s.log_id = l.id) "
+    f"AND NOT EXISTS (SELECT 1 FROM {SealQueue._meta.db_table} q WHERE q.log_id = l.id)"
+)
+
+
+def unchained(cursor, ids: tuple[int, int] | None, report: Report) -> None:
+    """Stored requests neither sealed nor queued (in the snapshot, every committed
+    request is one or the other: its queue entry comes in its transaction and goes in
+    its seal's): their queue entries were deleted, and they could be changed at will.
+    `ids`: only between these request ids (a walk of part of the chain)."""
+    if ids is None:
+        cursor.execute(UNCHAINED)
+    else:
+        cursor.execute(UNCHAINED + " AND l.id BETWEEN %s AND %s", list(ids))
+    count, first = cursor.fetchone()
+    if count:
+        cursor.execute(f"SELECT request_id FROM {RequestLog._meta.db_table} WHERE id = %s", [first])
+        report.add(
+            "missing", None,
+            f"{count} requests stored but neither sealed nor queued for sealing, from request "
+            f"{first} (their queue entries were deleted: they are outside the chain)",
+            cursor.fetchone()[0] or None,
+        )  # fmt: skip
 
 
 @contextlib.contextmanager

@@ -79,3 +79,37 @@ def command(*args) -> tuple[int, str]:
 
 def kinds(answer: dict) -> list[tuple[str, int | None]]:
     return [(f["kind"], f["sequence"]) for f in answer["findings"]]
+
+
+def log_id(sequence: int) -> int:
+    """The stored request's id sealed at `sequence`."""
+    from lineage.models import RequestSeal
+
+    return RequestSeal.objects.get(sequence=sequence).log_id
+
+
+def rehash_from(first: int, *, previous: bytes | None = None) -> None:
+    """What a superuser who knows the algorithm (not the key) does: recompute every
+    stored link from `first` on, from the link before it (or `previous`)."""
+    from lineage.chain import encoding
+    from lineage.models import RequestLog, RequestSeal
+
+    seals, log = RequestSeal._meta.db_table, RequestLog._meta.db_table
+    with connection.cursor() as cursor:
+        if previous is None:
+            cursor.execute(f"SELECT hash FROM {seals} WHERE sequence = %s", [first - 1])
+            found = cursor.fetchone()
+            previous = bytes(found[0]) if found else encoding.GENESIS
+        cursor.execute(
+            f"SELECT s.sequence, {', '.join(encoding.COLUMNS)}, {encoding.BODY} "
+            f"FROM {seals} s JOIN {log} l ON l.id = s.log_id "
+            "WHERE s.sequence >= %s ORDER BY s.sequence",
+            [first],
+        )
+        for sequence, *columns, body in cursor.fetchall():
+            digest = encoding.body_hash(body)
+            previous = encoding.link(previous, encoding.encode(sequence, columns, digest))
+            superuser(
+                f"UPDATE {seals} SET hash = %s, body_hash = %s WHERE sequence = %s",
+                [previous, digest, sequence],
+            )
