@@ -353,7 +353,8 @@ def test_a_round_whose_checkpoint_write_failed_is_covered_by_the_next_even_idle(
         patched.setattr(checkpoints, "write", fail)
         with pytest.raises(OSError):
             sealer.seal()
-    assert RequestSeal.objects.count() == 4 and report()["anchored_through"] == 0
+    assert RequestSeal.objects.count() == 4
+    assert report(everywhere=False)["anchored_through"] == 0
     again = seal_all()  # nothing queued: the round still signs the chain's end
     assert again.sealed == 0 and again.checkpoint
     answer = report()
@@ -689,7 +690,7 @@ def test_verification_while_writing_and_sealing_finds_nothing(settings):
     answers = []
     try:
         while len(answers) < 15 and not errors:
-            answers.append(report())
+            answers.append(report(everywhere=False))  # the chain changes between calls
     finally:
         stop.set()
         for thread in threads:
