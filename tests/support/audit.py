@@ -48,9 +48,7 @@ def report(*, everywhere: bool = True, **kwargs) -> dict:
     if not everywhere:
         return direct
     params = {name: value.isoformat() for name, value in kwargs.items()}
-    auditor = User.objects.filter(username="auditor").first() or make_user(
-        "auditor", is_staff=True
-    )
+    auditor = User.objects.filter(username="auditor").first() or make_user("auditor", is_staff=True)
     answered = client_for(auditor).get(VERIFY, params)
     assert answered.status_code == 200, answered.content
     code, printed = command(*(f"--{name}={value}" for name, value in params.items()))
