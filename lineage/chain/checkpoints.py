@@ -224,6 +224,66 @@ def _start_day(base: Path, since: dt.datetime, verifying: dict) -> dt.date | Non
     return None
 
 
+def files(base: Path | None = None) -> list[tuple[dt.date, int | None, Path]]:
+    """Every file of the day folders, by day then name: (day, the sequence its name gives
+    or None, path). Names only: a walk reads just the files of its range."""
+    found = []
+    for folder in _day_folders(base or root()):
+        day = _day_of(folder)
+        for path in sorted(folder.iterdir()):
+            found.append((day, int(path.stem) if path.stem.isdigit() else None, path))
+    return found
+
+
+def read_range(entries, verifying: dict, *, after: int, through: int,
+               first_day: dt.date | None = None):  # fmt: skip
+    """(checkpoints by sequence, unreadable files) among `entries` (files()) whose name
+    puts them after `after` and up to `through`; a file named otherwise is read too,
+    unless its day is before `first_day`."""
+    good, bad = [], []
+    for day, sequence, path in entries:
+        if sequence is None and first_day is not None and day < first_day:
+            continue
+        if sequence is not None and not after < sequence <= through:
+            continue
+        found = read(path, verifying)
+        if found is None:
+            continue
+        if isinstance(found, Unreadable):
+            bad.append(found)
+        elif found.kind != "checkpoint":
+            bad.append(Unreadable(path, found.sequence, f"{path.name}: in the wrong folder"))
+        else:
+            good.append(found)
+    return sorted(good, key=lambda c: c.sequence), bad
+
+
+def newest_at_or_before(entries, verifying: dict, instant: dt.datetime, *, after: int):
+    """The newest well-signed checkpoint after sequence `after` written at or before
+    `instant` (the days after it not read), or None."""
+    for day, sequence, path in reversed(entries):
+        if day > instant.date() or sequence is None:
+            continue
+        if sequence <= after:
+            return None
+        found = read(path, verifying)
+        if isinstance(found, Checkpoint) and found.kind == "checkpoint" and found.at <= instant:
+            return found
+    return None
+
+
+def first_at_or_after(entries, verifying: dict, instant: dt.datetime, *, after: int):
+    """The first well-signed checkpoint after sequence `after` written at or after
+    `instant` (the days before it not read), or None."""
+    for day, sequence, path in entries:
+        if day < instant.date() or sequence is None or sequence <= after:
+            continue
+        found = read(path, verifying)
+        if isinstance(found, Checkpoint) and found.kind == "checkpoint" and found.at >= instant:
+            return found
+    return None
+
+
 def redactions(verifying: dict, *, base: Path | None = None
                ) -> tuple[dict[int, Checkpoint], list[Unreadable]]:  # fmt: skip
     """The signed redaction records by sequence, and the files that are none."""

@@ -237,29 +237,30 @@ def database(*, since: dt.datetime | None = None, until: dt.datetime | None = No
         # the day folders before the snapshot (a checkpoint is written after its seals
         # commit: all it covers is seen), the cuts after (a cut is written before its
         # deletions: any deletion seen has its cut)
-        marks, _cuts, bad = checkpoints.scan(verifying, cut=False, since=since)
+        # Only the names of the files, and only the files of the range are read: a year
+        # of checkpoints is millions of files.
+        entries = checkpoints.files()
         cursor.execute("SELECT 1")  # the snapshot is taken
         _marks, cuts, bad_cuts = checkpoints.scan(verifying, days=False)
         redactions, bad_records = checkpoints.redactions(verifying)  # written before theirs
-        bad_files(bad + bad_cuts + bad_records, report)
-        _walk(cursor, report, marks, cuts, redactions, since=since, until=until,
-              max_rows=max_rows)  # fmt: skip
+        _walk(cursor, report, entries, cuts, redactions, bad_cuts + bad_records,
+              verifying=verifying, since=since, until=until, max_rows=max_rows)  # fmt: skip
     return report
 
 
-def _walk(cursor, report: Report, marks: list, cuts: list, redactions: dict, *, since, until,
-          max_rows) -> None:  # fmt: skip
+def _walk(cursor, report: Report, entries: list, cuts: list, redactions: dict, bad: list, *,
+          verifying: dict, since, until, max_rows) -> None:  # fmt: skip
     start, link = start_of(cuts)
+    first_day = None
     if since is not None:  # from the newest checkpoint before `since` that the chain holds
-        before = [m for m in marks if m.at <= since and m.sequence > start]
-        if before:
-            start, link = before[-1].sequence, before[-1].hash
+        mark = checkpoints.newest_at_or_before(entries, verifying, since, after=start)
+        if mark is not None:
+            start, link, first_day = mark.sequence, mark.hash, mark.at.date()
     end = 2**63 - 1
     if until is not None:
-        after = [m for m in marks if m.at >= until and m.sequence > start]
-        if after:
-            end = after[0].sequence
-        marks = [m for m in marks if m.sequence <= end]
+        mark = checkpoints.first_at_or_after(entries, verifying, until, after=start)
+        if mark is not None:
+            end = mark.sequence
     if max_rows is not None:
         cursor.execute(
             f"SELECT sequence FROM {RequestSeal._meta.db_table} WHERE sequence > %s "
@@ -269,7 +270,10 @@ def _walk(cursor, report: Report, marks: list, cuts: list, redactions: dict, *, 
         beyond = cursor.fetchone()
         if beyond:  # stop before it; the checkpoints after are for the next call
             end, report.complete = beyond[0] - 1, False
-            marks = [m for m in marks if m.sequence <= end]
+    marks, unreadable = checkpoints.read_range(
+        entries, verifying, after=start, through=end, first_day=first_day
+    )
+    bad_files(bad + unreadable, report)
     walked: list[int] = []  # the lowest and highest request id the walk read
     check(_ids(stream(cursor, start, end), walked), start, link, marks, report, redactions)
     whole = since is None and until is None and report.complete

@@ -489,16 +489,16 @@ def test_a_cut_made_while_verification_starts_is_its_start(staff, monkeypatch):
     store(3, tag="b")
     seal_all()
     second = checkpoints.scan(keys.verifying_keys())[0][1]
-    real, pending = checkpoints.scan, [True]
+    real, pending = checkpoints.files, [True]
 
-    def scan_then_cut(*args, **kwargs):
+    def list_then_cut(*args, **kwargs):
         found = real(*args, **kwargs)
         if pending:
             pending.clear()
             assert retention.apply(now=second.at + dt.timedelta(days=10), days=10) == 3
         return found
 
-    monkeypatch.setattr(checkpoints, "scan", scan_then_cut)
+    monkeypatch.setattr(checkpoints, "files", list_then_cut)
     answer = report()
     assert answer["ok"] and (answer["start"], answer["verified_through"]) == (3, 6), answer
 

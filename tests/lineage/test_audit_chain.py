@@ -456,3 +456,19 @@ def test_metrics_show_what_waits_for_its_seal(db, settings):
     assert after["datalake_audit_oldest_unsealed_age_seconds"] == 0
     assert after["datalake_audit_sealed_through"] == 3
     assert 0 <= after["datalake_audit_last_checkpoint_age_seconds"] < 60
+
+
+def test_a_walk_reads_only_the_checkpoints_of_its_range(staff, monkeypatch):
+    for tag in "abcde":
+        store(2, tag=tag)
+        seal_all()  # checkpoints at 2, 4, 6, 8 and 10
+    opened, real = [], checkpoints.read
+
+    def read(path, verifying):
+        opened.append(int(path.stem))
+        return real(path, verifying)
+
+    monkeypatch.setattr(checkpoints, "read", read)
+    answer = report(everywhere=False, max_rows=4)
+    assert answer["ok"] and not answer["complete"] and answer["verified_through"] == 4
+    assert sorted(opened) == [2, 4]
