@@ -464,7 +464,11 @@ def run(side: Side, args) -> bool:
             load = result["load"] = load_part(side, args, own, stamp)
             # The load's own errors (e.g. 503s of a statement timeout) are load_mixed's
             # target, shown beside; the verdict here is the seal lag's.
-            figures["load"] = {**load["lag"], "load_errors": load["errors"], "errors": 0}
+            figures["load"] = {
+                **{k: float("nan") if v is None else v for k, v in load["lag"].items()},
+                "load_errors": load["errors"],
+                "errors": 0,
+            }
         if "verify" in own.parts:
             drivers.log("== verify: seal and verify the stored requests")
             ver = result["verify"] = verify_part(side, args, own)
