@@ -285,7 +285,7 @@ def run(side: Side, args) -> bool:
         stack.table_names()
         info = machine.facts(stack.DB_URL, side.tree)
         stack.start_broker()
-        for name in ("web", "worker", "consumer", "beat"):
+        for name in ("web", "worker", "audit", "consumer", "beat"):
             stack.start(name, own.workers)
         up = stack.wait_health(90)
         if up is None:

@@ -3,7 +3,8 @@
 The whole stack as scripts/run_local.py runs it, pointed at the benchmark's database and
 a temporary lake: gunicorn (bench/harness/server.py, `--workers` sync workers), a Tansu
 broker on a free port (datalake.platform.devbroker), a Celery worker (-c 2), Celery beat
-and the pipeline consumer (`manage.py run_pipeline`); Redis databases 5 (Celery) and 6
+the `audit` queue's worker (-c 1: the audit chain's sealing rounds) and the pipeline
+consumer (`manage.py run_pipeline`); Redis databases 5 (Celery) and 6
 (cache), flushed first (`--redis-dbs`).
 Logs in bench/results/load_mixed-<stamp>/.
 
@@ -129,6 +130,7 @@ def configure(tree: Tree, database: str, stamp: str, redis_dbs: list[str]) -> di
         "CACHE_URL": f"redis://127.0.0.1:6379/{redis_dbs[1]}",
         "SECRET_KEY": "bench-load-mixed-not-secret-" + stamp,
         "LAKE_MASKING_KEY": "bench-load-mixed-masking-key-not-secret-" + stamp,
+        "AUDIT_SIGNING_KEY": "bench-load-mixed-audit-signing-key-not-secret-" + stamp,
         "SECURE_SSL_REDIRECT": "false",  # plain HTTP on loopback
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "PROMETHEUS_MULTIPROC_DIR": str(prom),
@@ -204,6 +206,10 @@ def commands(workers: int) -> dict[str, list[str]]:
     return {
         "worker": [str(TREE.bin / "celery"), "-A", "datalake", "--quiet", "worker", "-c", "2",
                    "-n", f"loadbench{int(time.time())}@%h"],
+        # the audit chain's sealing rounds (beat's `audit.seal` every AUDIT_SEAL_SECONDS),
+        # on their queue's own worker as docker-compose.yml and scripts/run_local.py run it
+        "audit": [str(TREE.bin / "celery"), "-A", "datalake", "--quiet", "worker", "-Q", "audit",
+                  "-c", "1", "-n", f"loadbenchaudit{int(time.time())}@%h"],
         "consumer": [str(TREE.python), "manage.py", "run_pipeline"],
         # beat: the schedule of the product (the landing scan, the recovery of ingestion
         # runs whose worker died, stale reports), as scripts/run_local.py runs it.
@@ -301,7 +307,7 @@ def stop(name: str) -> None:
 
 
 def stop_all() -> None:
-    for name in ("web", "consumer", "beat", "worker", "broker"):
+    for name in ("web", "consumer", "beat", "worker", "audit", "broker"):
         try:
             stop(name)
         except Exception as exc:

@@ -10,6 +10,8 @@ import os
 os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("SECRET_KEY", "bench-only-not-a-secret")
 os.environ.setdefault("LAKE_MASKING_KEY", "bench-only-masking-key-not-a-secret-0123456789")
+# The audit chain's checkpoint signing key (required when DEBUG is off, >= 32 characters).
+os.environ.setdefault("AUDIT_SIGNING_KEY", "bench-only-audit-signing-key-not-a-secret-0123456789")
 # The benches speak plain HTTP to a local server: no redirect to HTTPS.
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 
