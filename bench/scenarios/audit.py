@@ -548,8 +548,13 @@ def markdown(args, own, info, result, figures, checks) -> str:
         load, lag = result["load"], result["load"]["lag"]
         parts += [
             f"load: {load['rows']:,} transactions, {load['clients']} clients for "
-            f"{load['duration_s']} s, gunicorn {load['gunicorn_workers']} workers, the "
-            f"`audit` worker sealing every AUDIT_SEAL_SECONDS: {load['requests']:,} requests, "
+            f"{load['duration_s']} s, gunicorn {load['gunicorn_workers']} workers, "
+            + (
+                "the `audit` worker sealing every AUDIT_SEAL_SECONDS"
+                if load.get("sealer", True)
+                else "no `audit` worker (nothing sealed: the comparison run)"
+            )
+            + f": {load['requests']:,} requests, "
             f"{load['errors']} errors (the load's own, load_mixed's target: "
             + (
                 ", ".join(
