@@ -199,14 +199,8 @@ def scan(verifying: dict, *, base: Path | None = None, until: dt.datetime | None
         if not folder.is_dir():
             continue
         for path in sorted(folder.iterdir()):
-            found = read(path, verifying)
-            if found is None:
-                continue
-            if isinstance(found, Unreadable):
-                bad.append(found)
-            elif found.kind != ("cut" if into is cuts else "checkpoint"):
-                bad.append(Unreadable(path, found.sequence, f"{path.name}: in the wrong folder"))
-            else:
+            found = _of_kind(path, verifying, "cut" if into is cuts else "checkpoint", bad)
+            if found is not None:
                 into.append(found)
     key = lambda c: c.sequence  # noqa: E731
     return sorted(good, key=key), sorted(cuts, key=key), bad
@@ -246,14 +240,8 @@ def read_range(entries, verifying: dict, *, after: int, through: int,
             continue
         if sequence is not None and not after < sequence <= through:
             continue
-        found = read(path, verifying)
-        if found is None:
-            continue
-        if isinstance(found, Unreadable):
-            bad.append(found)
-        elif found.kind != "checkpoint":
-            bad.append(Unreadable(path, found.sequence, f"{path.name}: in the wrong folder"))
-        else:
+        found = _of_kind(path, verifying, "checkpoint", bad)
+        if found is not None:
             good.append(found)
     return sorted(good, key=lambda c: c.sequence), bad
 
@@ -291,16 +279,23 @@ def redactions(verifying: dict, *, base: Path | None = None
     good: dict[int, Checkpoint] = {}
     bad: list[Unreadable] = []
     for path in sorted(folder.iterdir()) if folder.is_dir() else []:
-        found = read(path, verifying)
-        if found is None:
-            continue
-        if isinstance(found, Unreadable):
-            bad.append(found)
-        elif found.kind != "redaction":
-            bad.append(Unreadable(path, found.sequence, f"{path.name}: in the wrong folder"))
-        else:
+        found = _of_kind(path, verifying, "redaction", bad)
+        if found is not None:
             good[found.sequence] = found
     return good, bad
+
+
+def _of_kind(path: Path, verifying: dict, kind: str, bad: list) -> Checkpoint | None:
+    """The well-signed file of `kind` in `path`, else None (and what is wrong in `bad`;
+    nothing for a file still being written)."""
+    found = read(path, verifying)
+    if isinstance(found, Unreadable):
+        bad.append(found)
+    elif found is not None and found.kind != kind:
+        bad.append(Unreadable(path, found.sequence, f"{path.name}: in the wrong folder"))
+    elif found is not None:
+        return found
+    return None
 
 
 def latest(verifying: dict, *, base: Path | None = None) -> Checkpoint | None:

@@ -25,6 +25,7 @@ from tests.support.audit import (
     command,
     kinds,
     log_id,
+    looping,
     rehash_from,
     report,
     seal_all,
@@ -663,38 +664,16 @@ def test_a_checkpoint_file_being_written_is_not_bad_but_one_left_empty_is(staff,
 def test_verification_while_writing_and_sealing_finds_nothing(settings):
     """One snapshot a walk: a round committing (or its checkpoint appearing) meanwhile is
     never half seen, and no request is caught between its queue entry and its seal."""
-    import threading
-
-    from django.db import connections
-
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def loop(body):
-        try:
-            while not stop.is_set():
-                body()
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connections.close_all()
 
     def writing():
         with transaction.atomic():
             for i in range(5):
                 store_entry(_forged_entry() | {"request_id": f"w{i}"}, asynchronous=False)
 
-    threads = [threading.Thread(target=loop, args=(f,)) for f in (writing, sealer.seal)]
-    for thread in threads:
-        thread.start()
     answers = []
-    try:
+    with looping(writing, sealer.seal) as errors:
         while len(answers) < 15 and not errors:
             answers.append(report(everywhere=False))  # the chain changes between calls
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(30)
     assert not errors, errors
     assert all(a["ok"] for a in answers), [a for a in answers if not a["ok"]][:1]
     assert answers[-1]["rows"] > 0

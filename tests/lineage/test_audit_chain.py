@@ -18,7 +18,16 @@ from django.db import DatabaseError, connection, connections, transaction
 from lineage.chain import checkpoints, encoding, keys, retention, sealer
 from lineage.models import RequestLog, RequestSeal, SealQueue
 from lineage.writer import flush, store_entry
-from tests.support.audit import VERIFY, command, kinds, report, seal_all, store, superuser
+from tests.support.audit import (
+    VERIFY,
+    command,
+    kinds,
+    looping,
+    report,
+    seal_all,
+    store,
+    superuser,
+)
 from tests.support.factories import client_for
 
 LOG = RequestLog._meta.db_table
@@ -376,17 +385,6 @@ def test_writers_and_sealers_at_once_make_one_chain_with_no_gap(settings):
         env={**os.environ, "DATABASE_URL": url, "REQUEST_LOG_FLUSH_MS": "3"},
     )
     settings.REQUEST_LOG_FLUSH_MS = 5
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def loop(body):
-        try:
-            while not stop.is_set():
-                body()
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connections.close_all()
 
     def queued():  # reads, as the web stores them: the process's writer thread
         for i in range(20):
@@ -400,14 +398,8 @@ def test_writers_and_sealers_at_once_make_one_chain_with_no_gap(settings):
     def sealing():
         sealer.seal()
 
-    threads = [threading.Thread(target=loop, args=(f,)) for f in
-               (queued, synchronous, sealing, sealing)]  # fmt: skip
-    for thread in threads:
-        thread.start()
-    stop.wait(4.0)
-    stop.set()
-    for thread in threads:
-        thread.join(30)
+    with looping(queued, synchronous, sealing, sealing) as errors:
+        threading.Event().wait(4.0)  # for a while
     assert other.wait(60) == 0
     assert not errors, errors
     assert flush()

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import threading
 
 import orjson
 from django.contrib.auth.models import User
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, connections
 from django.utils import timezone
 
 from lineage.chain import keys, sealer, verify
@@ -114,3 +115,30 @@ def rehash_from(first: int, *, previous: bytes | None = None) -> None:
                 f"UPDATE {seals} SET hash = %s, body_hash = %s WHERE sequence = %s",
                 [previous, digest, sequence],
             )
+
+
+@contextlib.contextmanager
+def looping(*bodies):
+    """Each of `bodies` called again and again, each in a thread (and a database
+    connection) of its own, while the block runs; yields the list of what they raised."""
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def loop(body):
+        try:
+            while not stop.is_set():
+                body()
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=loop, args=(body,)) for body in bodies]
+    for thread in threads:
+        thread.start()
+    try:
+        yield errors
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
