@@ -44,6 +44,7 @@ ORDER = [
     "load_mixed",
     "profile_rows",
     "sharing",
+    "audit",
 ]
 
 

@@ -97,6 +97,7 @@ def production_settings(**extra) -> dict:
         "DEBUG": "false",
         "SECRET_KEY": "x" * 50,
         "LAKE_MASKING_KEY": "y" * 50,
+        "AUDIT_SIGNING_KEY": "z" * 50,
         **extra,
     }
     done = subprocess.run(
@@ -362,6 +363,8 @@ QUEUES = {
     "pipeline.repush_all": "ingestion",
     "reports.run": "reports",
     "ml.train": "ml",
+    "audit.seal": "audit",
+    "audit.retention": "audit",
 }
 
 
