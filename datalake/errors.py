@@ -3,8 +3,8 @@
 They say what went wrong in the domain's words and carry a stable `code`; they know
 nothing of HTTP. The API layer maps each class to its status in one place
 (`datalake.api.errors.exception_handler`): NotFound 404, AccessDenied 403, Invalid
-400, Conflict 409, TooManyJobs 429, Unavailable 503. Management commands, Celery
-tasks and the shell catch them as plain exceptions.
+400, Conflict 409, Gone 410, TooManyJobs 429, Unavailable 503. Management commands,
+Celery tasks and the shell catch them as plain exceptions.
 """
 
 from __future__ import annotations
@@ -45,6 +45,13 @@ class Invalid(DomainError):
 class Conflict(DomainError):
     default_detail = "The request conflicts with the state of the resource."
     default_code = "conflict"
+
+
+class Gone(DomainError):
+    """What the request names existed and is no longer kept (a walk's snapshot)."""
+
+    default_detail = "What this request names is no longer kept."
+    default_code = "gone"
 
 
 class TooManyJobs(DomainError):

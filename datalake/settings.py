@@ -412,6 +412,10 @@ LAKE_EXACT_COUNT_LIMIT = env.int("LAKE_EXACT_COUNT_LIMIT", default=10_000)
 LAKE_MAX_PAGE_SIZE = 10
 # A count (or estimate) is reused for this long by the same process: pages of one query.
 LAKE_COUNT_CACHE_SECONDS = env.float("LAKE_COUNT_CACHE_SECONDS", default=5.0)
+# A folder walk's manifest (its files) is kept this long: its cursors expire after (410).
+LAKE_SNAPSHOT_SECONDS = env.int("LAKE_SNAPSHOT_SECONDS", default=24 * 3600)
+# `max-age` of an answer that never changes (rows of a version named or pinned by a walk).
+LAKE_IMMUTABLE_MAX_AGE = env.int("LAKE_IMMUTABLE_MAX_AGE", default=24 * 3600)
 
 # Logs: one JSON object a line (datalake/platform/logging.py) from every process, with the request
 # id inside a request and the task id inside a Celery task; LOG_FORMAT=text for people.

@@ -72,10 +72,11 @@ class Restriction:
             "masked": sorted(self.masked),
         }
 
-    def fingerprint(self) -> str:
+    def fingerprint(self, keyed: bool = True) -> str:
         """Names what this restriction shows, for files written once per restriction
         (`datalake.sharing`): two users with the same restriction share them. Bound to
-        the masking key in use when it masks (a rotated key writes new files)."""
+        the masking key in use when it masks (a rotated key writes new files), unless
+        `keyed` is false (a cursor: the key's rotation keeps the walks going)."""
         if not self.restricted:
             return "all"
         import hashlib
@@ -90,7 +91,7 @@ class Restriction:
                 for f in self.rows
             }
             described["row_filter"] = sorted(filters)
-        if self.masked:
+        if self.masked and keyed:
             described["key"] = key_fingerprint()
         text = json.dumps(described, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:24]

@@ -18,6 +18,16 @@ class Conflict(exceptions.APIException):
         self.code = code or self.default_code
 
 
+class Gone(exceptions.APIException):
+    status_code = status.HTTP_410_GONE
+    default_detail = domain.Gone.default_detail
+    default_code = domain.Gone.default_code
+
+    def __init__(self, detail=None, code=None):
+        super().__init__(detail, code)
+        self.code = code or self.default_code
+
+
 class TooManyJobs(exceptions.APIException):
     """429: the caller already has as many jobs of a kind running as it may."""
 
@@ -58,6 +68,7 @@ _DOMAIN_STATUS = {
     domain.AccessDenied: exceptions.PermissionDenied,
     domain.Invalid: exceptions.ValidationError,
     domain.Conflict: Conflict,
+    domain.Gone: Gone,
     domain.TooManyJobs: TooManyJobs,
 }
 

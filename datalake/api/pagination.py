@@ -44,13 +44,15 @@ class PagePagination(PageNumberPagination):
 
 
 def rows_body(request, query: RowQuery, page: RowsPage) -> dict:
-    """The body of a `rows/` response: count, links, next_cursor and the results."""
+    """The body of a `rows/` response: count, links, next_cursor, the data version read
+    and the results."""
     return {
         "count": page.count,
         "count_is_estimate": page.count_is_estimate,
         "next": _next_link(request, query, page.next_cursor),
         "previous": _previous_link(request, query),
         "next_cursor": page.next_cursor,
+        "data_version": page.state.label,
         "results": page.results,
     }
 

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from accounts.access import Access, data_path
 from accounts.access.permissions import ResourcePrivilege
 from datalake.api import docs
+from datalake.api.conditional import Conditional, body_tag
 from datalake.api.errors import Conflict, ErrorSerializer
 from datalake.api.filtering import PAGING_PARAMS, reject_unknown_params
 from datalake.api.pagination import PagePagination, rows_body
@@ -18,6 +19,8 @@ from datalake.api.serializers import ResourceSerializer, RowsPageSerializer
 from datalake.catalog.selectors import all_resources, describe_resources, resource_entry
 from datalake.catalog.sync import sync_resources
 from datalake.models import Resource
+from datalake.query import snapshots
+from datalake.query.cursors import NOT_A_CURSOR
 from datalake.query.grammar import parse_row_query
 from datalake.query.rows import rows_page
 from lineage.api.serializers import AccessLogSerializer, VersionSerializer
@@ -66,7 +69,14 @@ class ResourceViewSet(viewsets.GenericViewSet):
         reject_unknown_params(request, PAGING_PARAMS)
         paginator = PagePagination()
         page = paginator.paginate_queryset(all_resources(), request, view=self)
-        return paginator.get_paginated_response(describe_resources(request, page))
+        response = paginator.get_paginated_response(describe_resources(request, page))
+        return self._by_body(request, response)
+
+    @staticmethod
+    def _by_body(request, response):
+        """The catalog's answers are many small reads: their ETag is their body's."""
+        terms = body_tag(request, response.data)
+        return terms.not_modified() if terms.unchanged() else terms.answer(response)
 
     @extend_schema(
         description="One resource of the catalog.",
@@ -82,7 +92,7 @@ class ResourceViewSet(viewsets.GenericViewSet):
             described = describe_resources(request, [self._entry()])
         if not described:
             raise NotFound(f"No resource named {self.kwargs['name']!r}.")
-        return Response(described[0])
+        return self._by_body(request, Response(described[0]))
 
     @extend_schema(
         description=docs.ROWS_DESCRIPTION,
@@ -93,8 +103,25 @@ class ResourceViewSet(viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["get"])
     def rows(self, request, name=None):
-        query = parse_row_query(self._entry(), request.query_params, self._restriction())
-        return Response(rows_body(request, query, rows_page(query)))
+        entry = self._entry()
+        query = parse_row_query(entry, request.query_params, self._restriction(), request.user.pk)
+        return self._rows(request, query, None if query.walk else snapshots.current(entry))
+
+    def _rows(self, request, query, state):
+        """A page of `query` at `state`, or at its cursor's snapshot; 304 if the client
+        holds it (`datalake.api.conditional`)."""
+        files = None
+        if query.walk is not None:
+            state, files = snapshots.pinned(query.entry, query.walk)
+        fingerprint = query.restriction.fingerprint()
+        terms = Conditional(request, [state.label], fingerprint)
+        if terms.unchanged():
+            return terms.not_modified(state.label, immutable=state.pinned)
+        page = rows_page(query, state, files)
+        if page.state.label != state.label:  # something landed while the page was read
+            terms = Conditional(request, [page.state.label], fingerprint)
+        body = Response(rows_body(request, query, page))
+        return terms.answer(body, page.state.label, immutable=page.state.pinned)
 
     def _restriction(self):
         return Access.of(self.request).restriction(self._entry().name)
@@ -122,12 +149,16 @@ class ResourceViewSet(viewsets.GenericViewSet):
     def versions(self, request, name=None):
         entry = self._versioned()
         reject_unknown_params(request, PAGING_PARAMS)
+        state, restriction = snapshots.current(entry), self._restriction()
+        terms = Conditional(request, [state.label], restriction.fingerprint())
+        if terms.unchanged():
+            return terms.not_modified(state.label)
         queryset = Version.objects.filter(resource__name=entry.name).order_by("-version")
         paginator = PagePagination()
         page = paginator.paginate_queryset(queryset, request, view=self)
-        hide_counts = self._restriction().rows is not None  # as the catalog's row_count
+        hide_counts = restriction.rows is not None  # as the catalog's row_count
         body = VersionSerializer(page, many=True, context={"hide_counts": hide_counts}).data
-        return paginator.get_paginated_response(body)
+        return terms.answer(paginator.get_paginated_response(body), state.label)
 
     @extend_schema(
         description="The records exactly as they were at version `n`, with the same "
@@ -140,10 +171,13 @@ class ResourceViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["get"], url_path=r"versions/(?P<n>[0-9]+)/rows")
     def version_rows(self, request, name=None, n=None):
         entry = self._versioned()
-        if not Version.objects.filter(resource__name=entry.name, version=int(n)).exists():
+        state = snapshots.at_version(entry, int(n)) if len(n) <= 9 else None
+        if state is None:
             raise NotFound(f"{entry.name!r} has no version {n}.")
-        query = parse_row_query(entry, request.query_params, self._restriction())
-        return Response(rows_body(request, query, rows_page(query, version=int(n))))
+        query = parse_row_query(entry, request.query_params, self._restriction(), request.user.pk)
+        if query.walk is not None and query.walk != state.sealed():
+            raise ValidationError({"cursor": [NOT_A_CURSOR]})  # a walk of another version
+        return self._rows(request, query, state)
 
     @extend_schema(
         description="Who accessed this resource (needs `grant`): the stored requests that "

@@ -144,15 +144,25 @@ def _build(paths: list[Path], schema) -> pa.Table:
 
 def load_folder(source: str) -> pa.Table:
     """The whole folder as one Arrow table (`_file`, `_line` and the schema's columns)."""
+    return loaded_folder(source)[1]
+
+
+def loaded_folder(source: str) -> tuple[tuple, pa.Table]:
+    """(signature, table): the table and the files' names, sizes and times it was read from."""
     paths = files.folder_files(source)
     signature = _signature(paths)
     cached = _cache.get(source)
     if cached and cached[0] == signature:
-        return cached[1]
+        return cached
     with _lock:
         table = _build(paths, files.folder_schema(source))
         _cache[source] = (signature, table)
-    return table
+    return signature, table
+
+
+def folder_signature(source: str) -> tuple:
+    """The folder's files as (name, size, mtime in ns): what names its state."""
+    return _signature(files.folder_files(source))
 
 
 _inferred: dict[str, tuple[tuple, list[str]]] = {}

@@ -1,6 +1,6 @@
 """Models of the lake: the catalog's resources and the lake's own tables."""
 
-from datalake.models.catalog import Resource, ResourceKind
+from datalake.models.catalog import DataStamp, Resource, ResourceKind
 from datalake.models.lake import (
     ExchangeRate,
     ProductDailySales,
@@ -14,6 +14,7 @@ from datalake.models.lake import (
 from datalake.models.search import SearchEntry
 
 __all__ = [
+    "DataStamp",
     "ExchangeRate",
     "ProductDailySales",
     "Resource",

@@ -35,3 +35,23 @@ class Resource(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class DataStamp(models.Model):
+    """The last transaction that changed a table without versions.
+
+    Written by a statement trigger on each such table (migration 0005), whoever writes
+    (a merge, the admin, a shell): `stamp` is the writing transaction's id, so a new
+    state of the table always has a new stamp. It is what a snapshot walk, an ETag and
+    `X-Data-Version` name for these tables (`datalake.query.snapshots`); a versioned
+    table has its version instead.
+    """
+
+    table = models.CharField(max_length=100, primary_key=True)
+    stamp = models.BigIntegerField()
+
+    class Meta:
+        db_table = "datalake_datastamp"
+
+    def __str__(self):
+        return f"{self.table}@{self.stamp}"

@@ -14,8 +14,8 @@ from django_filters.constants import EMPTY_VALUES
 
 from accounts.access.masking import ORDER_HEX_DIGITS, column_key, hmac_pads, order_hash
 from datalake.catalog import Entry
-from datalake.catalog.rawfiles import load_folder
-from datalake.platform.db import prepared_cursor
+from datalake.catalog.rawfiles import loaded_folder
+from datalake.query import snapshots
 from datalake.query.compiled import ShapeCache, checked, prepared, run
 from datalake.query.grammar import RowQuery
 
@@ -160,18 +160,9 @@ class TableBackend:
             self.query.order_key,
         )
 
-    def data_version(self):
-        """The version of the data this query reads; None for a table without versions."""
-        if self.mode is None:
-            return None
-        with prepared_cursor() as cursor:
-            cursor.execute(DATA_VERSION_SQL, [self.version, self.query.entry.name])
-            row = cursor.fetchone()
-        # The Version row's id too: ids are never reused, version numbers may be
-        # (a database restored from a backup, a test rolled back).
-        if row is None:
-            return None
-        return (self.mode, self.version if self.mode == "v" else row[0], row[1])
+    def state(self, state):
+        """The state this backend reads: the one it was asked for."""
+        return state
 
     def _version_params(self) -> tuple:
         """`(valid_to IS NULL OR valid_to > v) AND valid_from <= v`: table_queryset's order."""
@@ -250,10 +241,6 @@ class TableBackend:
 
 
 _shapes = ShapeCache()
-DATA_VERSION_SQL = (
-    "SELECT r.current_version, v.id FROM datalake_resource r LEFT JOIN lineage_version v "
-    "ON v.resource_id = r.id AND v.version = coalesce(%s, r.current_version) WHERE r.name = %s"
-)
 
 
 # -- raw files ------------------------------------------------------------------------
@@ -305,10 +292,17 @@ def _sql_condition(conjuncts) -> tuple[str, list]:
 
 
 class FileBackend:
-    def __init__(self, query: RowQuery):
+    """A folder's rows through DuckDB, over the Arrow table of its files; `files`: only
+    those files (a walk's snapshot of the folder)."""
+
+    def __init__(self, query: RowQuery, files: frozenset | None = None):
         self.query = query
-        self.table = load_folder(query.entry.folder)
-        self.where, self.params = _sql_condition(query.filters)
+        self.signature, self.table = loaded_folder(query.entry.folder)
+        self.files = files
+        conditions = list(query.filters)
+        if files is not None:
+            conditions.append(("_file", "in", sorted(files)))
+        self.where, self.params = _sql_condition(conditions)
         if query.restriction.rows is not None:
             allowed = [
                 _sql_condition([(name, "in", list(values)) for name, values in rows.items()])
@@ -357,15 +351,20 @@ class FileBackend:
                     row[name] = row[name].replace(tzinfo=UTC)
         return rows
 
-    def data_version(self):
-        return None  # no page starts kept: DuckDB skips rows of an in-memory table fast
+    def state(self, state):
+        """The folder's state as this backend read it (a walk's pinned files as asked)."""
+        if self.files is not None:
+            return state
+        read = snapshots.folder_state(self.query.entry, self.signature)
+        snapshots.remember(self.query.entry, read, self.signature)
+        return read
 
     def count(self) -> tuple[int, bool]:
         result = self._run(f"SELECT count(*) FROM t WHERE {self.where}", list(self.params))
         return result.fetchone()[0], False
 
 
-def backend_for(query: RowQuery, version: int | None = None):
+def backend_for(query: RowQuery, version: int | None = None, files: frozenset | None = None):
     if query.entry.kind == "table":
         return TableBackend(query, version)
-    return FileBackend(query)
+    return FileBackend(query, files)

@@ -2,13 +2,19 @@
 
 Every cursor the server issues is sealed, whoever reads: it reveals nothing of the
 values it holds (the position of a hidden key, a real id behind a pseudonym) and
-cannot be made or changed by hand. A cursor is bound to its query (the resource and
-the order it walks, which under a masked key names the masking key in use: after a
-rotation the new order differs, so such a cursor is refused and the walk starts
-again). It is sealed with the first key of `LAKE_MASKING_KEY` and opened with any of
-them, so a rotation does not break the walks under way.
+cannot be made or changed by hand. A cursor is bound to its query and its reader (the
+resource, the order it walks, which under a masked key names the masking key in use,
+the caller and the caller's restriction: another user's cursor, or one issued before
+a grant changed, is refused; after a key rotation the new order differs, so such a
+cursor is refused and the walk starts again). It also holds the snapshot the walk
+reads (`datalake.query.snapshots`): every page of a walk reads its first page's data.
+It is sealed with the first key of `LAKE_MASKING_KEY` and opened with any of them,
+so a rotation does not break the walks under way.
 
-Format: base64url of version byte 1, a random 96-bit nonce, the ciphertext and tag.
+Format: base64url of a version byte, a random 96-bit nonce, the ciphertext and tag.
+Version 2 seals `{"v": values, "s": snapshot}`. Version 1 (before snapshot walks)
+sealed the values alone for another context; such a cursor is a 400 and its walk
+starts again.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from django.conf import settings
 
 from datalake.errors import Invalid
 
-VERSION = b"\x01"
+VERSION = b"\x02"
 NONCE_BYTES = 12
 MAX_CURSOR_CHARS = 2048  # far above any real cursor: a bound before decoding anything
 NOT_A_CURSOR = "Not a cursor of this query; use `next_cursor` as given."
@@ -41,20 +47,25 @@ def _cipher(secret: str) -> AESGCM:
     return AESGCM(key)
 
 
-def seal(values: list, context: bytes) -> str:
-    """The cursor of `values` (JSON-able; dates and decimals as text) for `context`."""
+def seal(values: list, context: bytes, snapshot: list) -> str:
+    """The cursor of `values` (JSON-able; dates and decimals as text) for `context`,
+    walking `snapshot` (`DataVersion.sealed()`)."""
     nonce = os.urandom(NONCE_BYTES)
-    data = orjson.dumps(values, default=str)
+    data = orjson.dumps({"v": values, "s": snapshot}, default=str)
     body = _cipher(settings.LAKE_MASKING_KEY[0]).encrypt(nonce, data, VERSION + context)
     return base64.urlsafe_b64encode(VERSION + nonce + body).decode().rstrip("=")
 
 
-def unseal(raw: str, size: int, context: bytes) -> list:
-    """The values of a cursor this server sealed for `context`; 400 for anything else."""
-    values = _open(raw, context) if len(raw) <= MAX_CURSOR_CHARS else None
+def unseal(raw: str, size: int, context: bytes) -> tuple[list, list]:
+    """(values, snapshot) of a cursor this server sealed for `context`; 400 for anything
+    else."""
+    opened = _open(raw, context) if len(raw) <= MAX_CURSOR_CHARS else None
+    values, snapshot = opened if opened is not None else (None, None)
     if not isinstance(values, list) or len(values) != size:
         raise Invalid({"cursor": [NOT_A_CURSOR]})
-    return values
+    if not isinstance(snapshot, list):
+        raise Invalid({"cursor": [NOT_A_CURSOR]})
+    return values, snapshot
 
 
 def _open(raw: str, context: bytes):
@@ -71,7 +82,8 @@ def _open(raw: str, context: bytes):
         except InvalidTag:
             continue
         try:
-            return orjson.loads(data)
+            found = orjson.loads(data)
         except orjson.JSONDecodeError:
             return None
+        return (found.get("v"), found.get("s")) if isinstance(found, dict) else None
     return None

@@ -46,6 +46,8 @@ class RowQuery:
     cursor: list | None = None
     params: dict = field(default_factory=dict)
     restriction: Restriction = UNRESTRICTED
+    owner: object = None  # the caller (a user's pk) its cursors are sealed for
+    walk: list | None = None  # the snapshot a cursor's walk reads (`DataVersion.sealed()`)
 
     @property
     def ordering_names(self) -> list[str]:
@@ -70,11 +72,15 @@ class RowQuery:
 
     @property
     def cursor_context(self) -> bytes:
-        """What a cursor is bound to: this resource walked in this order."""
-        return repr((self.entry.name, self.order_key)).encode()
+        """What a cursor is bound to: this resource walked in this order, by this caller
+        under this restriction (a foreign cursor, or one from before a grant changed,
+        is refused rather than walked under another reader's terms)."""
+        reader = (self.owner, self.restriction.fingerprint(keyed=False))
+        return repr((self.entry.name, self.order_key, reader)).encode()
 
-    def encode_cursor(self, values: list) -> str:
-        return seal(values, self.cursor_context)
+    def encode_cursor(self, values: list, walk: list) -> str:
+        """The cursor after `values` for a walk of the snapshot `walk`."""
+        return seal(values, self.cursor_context, walk)
 
 
 def _positive_int(params, name: str, default: int) -> int:
@@ -154,7 +160,9 @@ def keyed_ordering(ordering: list[tuple[str, bool]], restriction: Restriction) -
     return keyed
 
 
-def parse_row_query(entry: Entry, params, restriction: Restriction = UNRESTRICTED) -> RowQuery:
+def parse_row_query(
+    entry: Entry, params, restriction: Restriction = UNRESTRICTED, owner=None
+) -> RowQuery:
     """Validate `params` (a QueryDict) against the entry; raise Invalid (a 400) if bad.
 
     Under a restricted grant, the columns it hides are not selected by default, and
@@ -185,9 +193,12 @@ def parse_row_query(entry: Entry, params, restriction: Restriction = UNRESTRICTE
         page=_positive_int(params, "page", 1),
         params=params,
         restriction=restriction,
+        owner=owner,
     )
     if "cursor" in params:
-        query.cursor = unseal(params["cursor"], len(query.ordering), query.cursor_context)
+        query.cursor, query.walk = unseal(
+            params["cursor"], len(query.ordering), query.cursor_context
+        )
     return query
 
 

@@ -9,33 +9,63 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from datalake.errors import NotFound
+from datalake.query import snapshots
 from datalake.query.backends import backend_for
 from datalake.query.compiled import ShapeCache
 from datalake.query.grammar import RowQuery
 from datalake.query.keyset import after_condition, leading_bound, typed_cursor
+from datalake.query.snapshots import DataVersion
 
 
 @dataclass
 class RowsPage:
-    """One page of a `RowQuery`: the rows, the count and where the next page starts."""
+    """One page of a `RowQuery`: the rows, the count, where the next page starts and
+    the state of the data they were read from."""
 
     count: int
     count_is_estimate: bool
     next_cursor: str | None  # None on the last page
     results: list[dict]
+    state: DataVersion
 
 
-def rows_page(query: RowQuery, version: int | None = None) -> RowsPage:
-    """One page of `query` (at `version`): the results, the count and the next cursor.
+def rows_page(query: RowQuery, state: DataVersion, files: frozenset | None = None) -> RowsPage:
+    """One page of `query` over the data in `state` (`datalake.query.snapshots`).
 
-    A cursor page costs one index range scan at any depth; `page=N` is an OFFSET
-    (fine for the first thousands of pages), except where the start of page N is
-    known (`PageStarts`). A page past the end is a 404.
+    A pinned state (a version named, a cursor's walk) is read as such. An unpinned one
+    is the state the caller read just before: the page reads the current rows (their
+    partial indexes), then checks nothing landed meanwhile; if something did, a
+    versioned table's page is read again at that version, so the page, its cursor
+    and its ETag all name one state. `files`: a folder walk's files.
     """
-    backend = backend_for(query, version)
+    page, starts = _page(query, state, files)
+    for _attempt in range(2):
+        if state.pinned or query.entry.kind != "table":
+            break  # a folder's state is the files its backend read
+        now = snapshots.current(query.entry)
+        if page.state.same_state(now):
+            break
+        at_start = snapshots.at_version(query.entry, state.version) if state.version else None
+        page, starts = _page(query, at_start or now, files)  # no past states kept: now
+        state = page.state
+    if starts:
+        starts.commit()
+    return page
+
+
+def _page(query, state, files):
+    """A cursor page costs one index range scan at any depth; `page=N` is an OFFSET
+    (fine for the first thousands of pages), except where the start of page N is
+    known (`PageStarts`). A page past the end is a 404."""
+    backend = backend_for(query, state.version if state.pinned else None, files)
+    state = backend.state(state)
     names = query.ordering_names
     select = query.fields + [n for n in names if n not in query.fields]
-    starts = PageStarts.of(backend, query) if query.cursor is None and query.page > 1 else None
+    starts = (
+        PageStarts(backend, query, state)
+        if query.cursor is None and query.page > 1 and state.ident is not None
+        else None
+    )
     values = (
         query.cursor if query.cursor is not None else starts.get(query.page) if starts else None
     )
@@ -57,16 +87,14 @@ def rows_page(query: RowQuery, version: int | None = None) -> RowsPage:
     last = [rows[-1][n] for n in names] if has_next else None
     if starts and last:
         starts.remember(query.page + 1, last)
-    next_cursor = query.encode_cursor(last) if has_next else None
+    next_cursor = query.encode_cursor(last, state.sealed()) if has_next else None
     extra = [n for n in select if n not in query.fields]
     for row in rows if extra else ():
         for name in extra:
             del row[name]
     query.restriction.mask_rows(rows)
     count, estimated = backend.count()
-    if starts:
-        starts.commit()
-    return RowsPage(count, estimated, next_cursor, rows)
+    return RowsPage(count, estimated, next_cursor, rows, state), starts
 
 
 class PageStarts:
@@ -83,15 +111,9 @@ class PageStarts:
 
     known = ShapeCache(size=20_000)
 
-    def __init__(self, backend, query: RowQuery, data_version):
-        self.backend = backend
-        self.key = (backend.query_key(), query.page_size, data_version)
+    def __init__(self, backend, query: RowQuery, state: DataVersion):
+        self.key = (backend.query_key(), query.page_size, tuple(state.sealed()))
         self.found: dict[int, list] = {}
-
-    @classmethod
-    def of(cls, backend, query: RowQuery):
-        data_version = backend.data_version()
-        return None if data_version is None else cls(backend, query, data_version)
 
     def get(self, page: int):
         found = self.known.get((self.key, page))
@@ -102,7 +124,7 @@ class PageStarts:
             self.found[page] = values
 
     def commit(self) -> None:
-        """Keep what this request found, unless a merge made a version meanwhile."""
-        if self.found and self.backend.data_version() == self.key[2]:
-            for page, values in self.found.items():
-                self.known.put((self.key, page), values)
+        """Keep what this request found (`rows_page` checked no merge made a version
+        meanwhile)."""
+        for page, values in self.found.items():
+            self.known.put((self.key, page), values)

@@ -68,6 +68,7 @@ def test_empty_table_page_one_is_an_empty_page(read_api, lake):
         "next": None,
         "previous": None,
         "next_cursor": None,
+        "data_version": "0",
         "results": [],
     }
 

@@ -274,15 +274,18 @@ def test_bad_input_is_a_400_naming_the_parameter(api, rows, params, named):
     assert body["code"] == "invalid"
 
 
-def test_a_tampered_cursor_value_is_a_400_not_a_500(api, rows):
+def test_a_tampered_cursor_value_is_a_400_not_a_500(alice, api, rows):
     from django.http import QueryDict
 
     from datalake.catalog.selectors import resource_entry
     from datalake.query.grammar import parse_row_query
+    from datalake.query.snapshots import current
 
-    # Sealed as the server seals (a hand-made one is refused before its values are read).
-    query = parse_row_query(resource_entry("transactions"), QueryDict("ordering=amount"))
-    bad = query.encode_cursor(["not-a-number", "TX-00001"])
+    # Sealed as the server seals for alice (a hand-made one is refused before its values
+    # are read).
+    entry = resource_entry("transactions")
+    query = parse_row_query(entry, QueryDict("ordering=amount"), owner=alice.pk)
+    bad = query.encode_cursor(["not-a-number", "TX-00001"], current(entry).sealed())
     response = api.get(URL, {"ordering": "amount", "cursor": bad})
     assert response.status_code == 400
     assert response.json()["errors"] == {

@@ -1,0 +1,148 @@
+"""Which state of a resource a read sees: its data version, pinned for a walk.
+
+Every read of rows names the state it read (`X-Data-Version`, the body's
+`data_version`, the ETag), and a walk by `next_cursor` reads its first page's state
+to the end, whatever lands meanwhile:
+
+- a **versioned table**: the version (`42`). Rows of every version are kept
+  (`valid_from`/`valid_to`), so a walk's later pages read `version 42` exactly, and a
+  version stays readable as long as its `Version` row exists (its id is sealed too:
+  a database restored from a backup may reuse a number for other data).
+- a **table without versions**: the last transaction that changed it (`stamp:<xid>`,
+  `datalake.models.DataStamp`). Its past states are not kept: a walk over it that
+  outlives a change gets 410 `snapshot_expired`.
+- a **folder of raw files**: a digest of its files' names, sizes and times
+  (`files:<digest>`). The first page of a walk keeps the folder's manifest in the
+  cache for `LAKE_SNAPSHOT_SECONDS`; while it lasts, later pages read only the files
+  it lists, as long as none of them changed: files landing meanwhile are not in the
+  walk. A listed file changed or gone, or the manifest expired: 410 `snapshot_expired`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+
+from datalake.catalog import Entry
+from datalake.catalog.rawfiles import folder_signature
+from datalake.errors import Gone
+from datalake.platform.db import prepared_cursor
+
+VERSION_SQL = (
+    "SELECT r.current_version, v.id FROM datalake_resource r LEFT JOIN lineage_version v "
+    "ON v.resource_id = r.id AND v.version = coalesce(%s, r.current_version) WHERE r.name = %s"
+)
+STAMP_SQL = 'SELECT stamp FROM datalake_datastamp WHERE "table" = %s'
+EXPIRED = (
+    "This walk's snapshot of {name!r} is no longer kept ({why}); start the walk again "
+    "from its first page."
+)
+
+
+@dataclass(frozen=True)
+class DataVersion:
+    """One state of a resource. `kind`: `version`, `stamp` or `files`; `value`: the
+    version number, the stamp or the folder's digest; `ident`: the version row's id."""
+
+    kind: str
+    value: int | str
+    ident: int | None = None
+    pinned: bool = False  # read at a version named by the caller or by a cursor
+
+    @property
+    def label(self) -> str:
+        """What `X-Data-Version` and the body's `data_version` say."""
+        return str(self.value) if self.kind == "version" else f"{self.kind}:{self.value}"
+
+    @property
+    def version(self) -> int | None:
+        """The version number to read at, for a versioned table."""
+        return self.value if self.kind == "version" else None
+
+    def sealed(self) -> list:
+        """What a cursor carries (`datalake.query.cursors`)."""
+        return [self.kind, self.value, self.ident]
+
+    def same_state(self, other: DataVersion) -> bool:
+        return (self.kind, self.value, self.ident) == (other.kind, other.value, other.ident)
+
+
+def current(entry: Entry) -> DataVersion:
+    """The resource's state now (one small query, or a stat of the folder's files)."""
+    if entry.kind != "table":
+        return folder_state(entry, folder_signature(entry.folder))
+    if not entry.versioning:
+        with prepared_cursor() as cursor:
+            cursor.execute(STAMP_SQL, [entry.model._meta.db_table])
+            row = cursor.fetchone()
+        return DataVersion("stamp", row[0] if row else 0)
+    return at_version(entry, None)
+
+
+def at_version(entry: Entry, number: int | None) -> DataVersion | None:
+    """Version `number` of a versioned table (None: the current one); None if unknown."""
+    with prepared_cursor() as cursor:
+        cursor.execute(VERSION_SQL, [number, entry.name])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    if number is None:
+        return DataVersion("version", row[0], row[1])
+    return None if row[1] is None else DataVersion("version", number, row[1], pinned=True)
+
+
+def folder_state(entry: Entry, signature: tuple) -> DataVersion:
+    digest = hashlib.sha256(repr(signature).encode()).hexdigest()[:24]
+    return DataVersion("files", digest)
+
+
+def remember(entry: Entry, state: DataVersion, signature: tuple | None) -> None:
+    """Keep a folder's manifest for the walks that begin at `state`."""
+    if state.kind == "files" and signature is not None:
+        cache.add(_manifest_key(entry, state), signature, settings.LAKE_SNAPSHOT_SECONDS)
+
+
+def _manifest_key(entry: Entry, state: DataVersion) -> str:
+    return f"snapshot:files:{entry.name}:{state.value}"
+
+
+def pinned(entry: Entry, sealed: list) -> tuple[DataVersion, frozenset[str] | None]:
+    """The state a cursor's walk reads, and for a folder the files it is made of
+    (None: the folder as it is now). 410 if that state is no longer kept."""
+    kind, value, ident = sealed if len(sealed) == 3 else (None, None, None)
+    state = DataVersion(kind, value, ident, pinned=True)
+    if kind == "version" and ident is None and entry.versioning:
+        # Rows written outside any merge (no version yet): the walk reads them while
+        # no version is made.
+        if not current(entry).same_state(DataVersion("version", value)):
+            raise _expired(entry, "a version was made since the walk began")
+        return DataVersion("version", value), None
+    if kind == "version" and isinstance(value, int) and entry.versioning:
+        found = at_version(entry, value)
+        if found is None or found.ident != ident:
+            raise _expired(entry, f"version {value} is gone")
+        return found, None
+    if kind == "stamp" and entry.kind == "table" and not entry.versioning:
+        if not current(entry).same_state(DataVersion("stamp", value)):
+            raise _expired(entry, "the table changed and keeps no versions")
+        return DataVersion("stamp", value), None
+    if kind == "files" and entry.kind != "table":
+        signature = folder_signature(entry.folder)
+        if folder_state(entry, signature).value == value:
+            return DataVersion("files", value), None
+        manifest = cache.get(_manifest_key(entry, state))
+        if manifest is None:
+            raise _expired(entry, "the folder changed and its manifest has expired")
+        if not set(manifest) <= set(signature):
+            raise _expired(entry, "a file of the walk changed or was removed")
+        return DataVersion("files", value, pinned=True), frozenset(m[0] for m in manifest)
+    # Sealed by this server for this query, yet of another kind: the resource changed
+    # kind (versioning switched) since the walk began.
+    raise _expired(entry, "the resource changed how it keeps its versions")
+
+
+def _expired(entry: Entry, why: str) -> Gone:
+    return Gone(EXPIRED.format(name=entry.name, why=why), code="snapshot_expired")
