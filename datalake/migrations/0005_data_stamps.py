@@ -2,14 +2,14 @@
 
 from django.db import migrations, models
 
-# Tables without versions: their stamp is the last transaction that changed them.
+# Tables without versions: their stamp counts the statements that changed them.
 UNVERSIONED = ("product_daily_sales", "exchange_rates")
 FUNCTION = """
 CREATE OR REPLACE FUNCTION datalake_stamp() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO datalake_datastamp ("table", stamp)
-    VALUES (TG_TABLE_NAME, pg_current_xact_id()::text::bigint)
-    ON CONFLICT ("table") DO UPDATE SET stamp = EXCLUDED.stamp;
+    VALUES (TG_TABLE_NAME, 1)
+    ON CONFLICT ("table") DO UPDATE SET stamp = datalake_datastamp.stamp + 1;
     RETURN NULL;
 END $$;
 """
@@ -18,7 +18,7 @@ TRIGGER = (
     "FOR EACH STATEMENT EXECUTE FUNCTION datalake_stamp();"
 )
 # The tables' present state gets a stamp of its own at once.
-FIRST = "INSERT INTO datalake_datastamp (\"table\", stamp) VALUES ('{0}', pg_current_xact_id()::text::bigint);"
+FIRST = "INSERT INTO datalake_datastamp (\"table\", stamp) VALUES ('{0}', 1);"
 
 
 

@@ -38,11 +38,11 @@ class Resource(models.Model):
 
 
 class DataStamp(models.Model):
-    """The last transaction that changed a table without versions.
+    """How many statements changed a table without versions.
 
-    Written by a statement trigger on each such table (migration 0005), whoever writes
-    (a merge, the admin, a shell): `stamp` is the writing transaction's id, so a new
-    state of the table always has a new stamp. It is what a snapshot walk, an ETag and
+    Counted by a statement trigger on each such table (migration 0005), whoever writes
+    (a merge, the admin, a shell), in the writer's transaction: a new state of the
+    table always has a new stamp, and a rolled-back change leaves it as it was. It is what a snapshot walk, an ETag and
     `X-Data-Version` name for these tables (`datalake.query.snapshots`); a versioned
     table has its version instead.
     """

@@ -8,7 +8,7 @@ to the end, whatever lands meanwhile:
   (`valid_from`/`valid_to`), so a walk's later pages read `version 42` exactly, and a
   version stays readable as long as its `Version` row exists (its id is sealed too:
   a database restored from a backup may reuse a number for other data).
-- a **table without versions**: the last transaction that changed it (`stamp:<xid>`,
+- a **table without versions**: how many statements changed it (`stamp:<n>`,
   `datalake.models.DataStamp`). Its past states are not kept: a walk over it that
   outlives a change gets 410 `snapshot_expired`.
 - a **folder of raw files**: a digest of its files' names, sizes and times

@@ -12,8 +12,11 @@ from rest_framework.views import APIView
 
 from accounts.access import Access, data_path
 from accounts.access.permissions import ResourcePrivilege
+from datalake.api.conditional import Conditional
 from datalake.api.filtering import reject_unknown_params
 from datalake.api.pagination import PagePagination
+from datalake.catalog.selectors import resource_entry
+from datalake.query import snapshots
 from metrics import selectors
 from metrics.api import serializers as s
 
@@ -46,6 +49,18 @@ class MetricView(APIView):
     permission_classes = [ResourcePrivilege]
     required_privileges = {"get": "read"}
     resource = "transactions"
+    reads = ("transactions",)  # the resources whose data the figures come from
+
+    def conditional(self, request, compute, *inputs):
+        """`compute()`'s answer, or 304 if the client holds it: the ETag names the
+        states of `reads`, the request, the caller's restriction and `inputs` (what the
+        figures depend on besides: a window that ends now, today's date)."""
+        states = [snapshots.current(resource_entry(name)).label for name in self.reads]
+        restriction = Access.of(request).restriction(self.resource).fingerprint()
+        terms = Conditional(request, [*states, *map(str, inputs)], restriction)
+        if terms.unchanged():
+            return terms.not_modified(states[0])
+        return terms.answer(compute(), states[0])
 
     def get_resource_name(self) -> str:
         return self.resource
@@ -80,9 +95,13 @@ class SpentLastMinutesView(MetricView):
         minutes = params(request, s.SpentLastMinutesParams)["minutes"]
         to = dt.datetime.now(dt.UTC)
         start = to - dt.timedelta(minutes=minutes)
-        total, count = selectors.spent_between(start, to)
-        body = {"minutes": minutes, "from": start, "to": to, "total_eur": total}
-        return Response({**body, "transactions": count})
+
+        def compute():
+            total, count = selectors.spent_between(start, to)
+            body = {"minutes": minutes, "from": start, "to": to, "total_eur": total}
+            return Response({**body, "transactions": count})
+
+        return self.conditional(request, compute, to)
 
 
 class SpentPerUserTypeView(MetricView):
@@ -118,12 +137,16 @@ class SpentPerUserTypeView(MetricView):
         paginator = PagePagination()
         size = paginator.get_page_size(request)
         page = p.get("page", 1)
-        rows, count, estimated = selectors.spent_per_user_type(
-            split, p.get("user_id"), size, (page - 1) * size
-        )
-        response = paginator_response(request, paginator, rows, count, page, size)
-        response.data["count_is_estimate"] = estimated
-        return response
+
+        def compute():
+            rows, count, estimated = selectors.spent_per_user_type(
+                split, p.get("user_id"), size, (page - 1) * size
+            )
+            response = paginator_response(request, paginator, rows, count, page, size)
+            response.data["count_is_estimate"] = estimated
+            return response
+
+        return self.conditional(request, compute)
 
 
 def paginator_response(request, paginator, rows, count, page, size):
@@ -169,11 +192,15 @@ class TopProductsView(MetricView):
     def get(self, request):
         p = params(request, s.TopProductsParams)
         split = selectors.split_days(p.get("since"), p.get("until"))
-        return Response({"x": p["x"], "results": selectors.top_products(split, p["x"])})
+        x = p["x"]
+        return self.conditional(
+            request, lambda: Response({"x": x, "results": selectors.top_products(split, x)})
+        )
 
 
 class ProductSalesView(MetricView):
     resource = "sales"
+    reads = ("sales", "product_daily_sales")
 
     @extend_schema(
         description="How often the product was sold in the `days` days ending on `until` "
@@ -209,14 +236,18 @@ class ProductSalesView(MetricView):
     def get(self, request, product_id: str):
         p = params(request, s.ProductSalesParams)
         first = p["first"]
-        per_day = selectors.product_sales(product_id, first, p["until"])
-        return Response(
-            {
-                "product_id": product_id,
-                "days": p["days"],
-                "from": first,
-                "until": p["until"],
-                "times_sold": sum(d["times_sold"] for d in per_day),
-                "per_day": per_day,
-            }
-        )
+
+        def compute():
+            per_day = selectors.product_sales(product_id, first, p["until"])
+            return Response(
+                {
+                    "product_id": product_id,
+                    "days": p["days"],
+                    "from": first,
+                    "until": p["until"],
+                    "times_sold": sum(d["times_sold"] for d in per_day),
+                    "per_day": per_day,
+                }
+            )
+
+        return self.conditional(request, compute, first, p["until"])
