@@ -268,6 +268,7 @@ SPECTACULAR_SETTINGS = {
         "datalake.api.schema.add_table_rows_paths",
         "datalake.api.schema.add_error_responses",
         "datalake.api.schema.bound_paging_parameters",
+        "datalake.api.schema.add_conditional_reads",
     ],
 }
 

@@ -8,7 +8,13 @@ ROWS_DESCRIPTION = (
     "`fields`, ordering with `ordering` (default: the key), filters `col`, `col__gt`, "
     "`col__gte`, `col__lt`, `col__lte`, `col__in` on the columns whose catalog entry "
     "lists the operator. Walk deep with `cursor=<next_cursor>` (constant time at any "
-    "depth); `page=N` is an offset. Unknown parameters, columns or badly typed values "
+    "depth); `page=N` is an offset. A walk by cursor reads the data its first page read "
+    "(`X-Data-Version`, `data_version`) to its end, whatever lands meanwhile; a cursor "
+    "is sealed for its caller and query (tampered or another's: 400 naming `cursor`); "
+    "a walk whose data is no longer kept (a table without versions changed, a folder's "
+    "file changed) is a 410 `snapshot_expired`. Each answer has a weak `ETag`: "
+    "`If-None-Match` answers 304 without running the query. Unknown parameters, "
+    "columns or badly typed values "
     "are a 400 naming the parameter; a page past the end is a 404. Above "
     "10,000 matching rows `count` is the planner's estimate and `count_is_estimate` is "
     "true. The per-table filters are listed under each `/resources/<table>/rows/` path."
@@ -82,7 +88,8 @@ ROWS_EXAMPLE = OpenApiExample(
         "count_is_estimate": True,
         "next": "http://localhost:8000/api/v1/resources/transactions/rows/?country=FR&page=2",
         "previous": None,
-        "next_cursor": "WyJUWC0yMDI2MTEyMC0wMDAxMjMiXQ",
+        "next_cursor": "AqSpAVsu6YVb9pvb1YHfJZdUSoTeOkASZpqkNURGhO4FJnX_5MVtrx-LZlTtC0B8",
+        "data_version": "42",
         "results": [TRANSACTION_ROW],
     },
     response_only=True,

@@ -123,3 +123,58 @@ def bound_paging_parameters(result, generator, request, public):
                 elif where == "query" and name in ("since", "until"):
                     schema["pattern"] = INSIDE_CALENDAR
     return result
+
+
+CONDITIONAL_PREFIXES = ("/api/v1/resources/", "/api/v1/metrics/")
+HEADER = {"schema": {"type": "string"}}
+CONDITIONAL_HEADERS = {
+    "ETag": {
+        **HEADER,
+        "description": "Weak tag of this answer: the data versions it read, "
+        "the request and your restriction. Send it back in `If-None-Match`.",
+    },
+    "Cache-Control": {
+        **HEADER,
+        "description": "`private, no-cache`; rows of a version named "
+        "or pinned by a walk: `private, max-age=..., immutable`.",
+    },
+    "X-Data-Version": {
+        **HEADER,
+        "description": "The state of the data read: a version "
+        "number, `stamp:<n>` or `files:<digest>` (rows, versions, metrics).",
+    },
+}
+IF_NONE_MATCH = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "An `ETag` of an earlier answer (or several, or `*`): 304 with no body "
+    "if the answer would be the same, without running its query.",
+}
+
+
+def add_conditional_reads(result, generator, request, public):
+    """The data answers' ETag, Cache-Control and X-Data-Version headers, `If-None-Match`,
+    the 304, and the rows' 410 `snapshot_expired` (datalake/api/conditional.py)."""
+    for path, methods in result.get("paths", {}).items():
+        operation = methods.get("get")
+        if operation is None or not path.startswith(CONDITIONAL_PREFIXES):
+            continue
+        if path.endswith("/access-log/"):
+            continue
+        operation.setdefault("parameters", []).append(IF_NONE_MATCH)
+        responses = operation.setdefault("responses", {})
+        if "200" in responses:
+            responses["200"].setdefault("headers", {}).update(CONDITIONAL_HEADERS)
+        responses["304"] = {
+            "description": "Not modified: your `If-None-Match` names this answer.",
+            "headers": CONDITIONAL_HEADERS,
+        }
+        if path.endswith("/rows/"):
+            responses["410"] = {
+                "description": "`snapshot_expired`: the data this cursor's walk reads is no "
+                "longer kept; start the walk again from its first page.",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            }
+    return result

@@ -67,4 +67,9 @@ class RowsPageSerializer(serializers.Serializer):
     next_cursor = serializers.CharField(
         allow_null=True, help_text="Pass as `?cursor=` for the next page; null on the last page."
     )
+    data_version = serializers.CharField(
+        help_text="The state of the data the page read, as in `X-Data-Version`: a version "
+        "number (`42`), `stamp:<n>` (a table without versions) or `files:<digest>` (a "
+        "folder). Every page of a walk by `next_cursor` reads its first page's."
+    )
     results = serializers.ListField(child=serializers.DictField(), help_text="The records.")

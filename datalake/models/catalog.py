@@ -42,9 +42,9 @@ class DataStamp(models.Model):
 
     Counted by a statement trigger on each such table (migration 0005), whoever writes
     (a merge, the admin, a shell), in the writer's transaction: a new state of the
-    table always has a new stamp, and a rolled-back change leaves it as it was. It is what a snapshot walk, an ETag and
-    `X-Data-Version` name for these tables (`datalake.query.snapshots`); a versioned
-    table has its version instead.
+    table always has a new stamp, and a rolled-back change leaves it as it was. It is
+    what a snapshot walk, an ETag and `X-Data-Version` name for these tables
+    (`datalake.query.snapshots`); a versioned table has its version instead.
     """
 
     table = models.CharField(max_length=100, primary_key=True)
