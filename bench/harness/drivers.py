@@ -232,11 +232,12 @@ def wrk(
     seconds: int,
     connections: int,
     paths_file: Path | None = None,
+    if_none_match: str | None = None,
 ) -> dict:
     """One wrk run (2 threads, `connections` connections): req/s, p50/p90/p99/mean/max ms,
     errors, server CPU per request, and other work's share of the CPUs meanwhile.
     `paths_file` (one path a line): each thread walks those paths from its own point
-    instead of requesting `path` (wrk.lua)."""
+    instead of requesting `path` (wrk.lua). `if_none_match`: sent as that header."""
     command = [
         "wrk",
         "-t",
@@ -261,6 +262,7 @@ def wrk(
             **os.environ,
             "BENCH_TOKEN": token,
             **({"BENCH_PATHS": str(paths_file)} if paths_file else {}),
+            **({"BENCH_IF_NONE_MATCH": if_none_match} if if_none_match else {}),
         },
         capture_output=True,
         text=True,
@@ -282,6 +284,14 @@ def wrk(
             result["machine_busy"] = round((busy1 - busy0) / max(1, total1 - total0), 3)
             return result
     raise RuntimeError(f"wrk printed no result (exit {done.returncode}): {done.stderr.strip()}")
+
+
+def etag(base: str, path: str, token: str) -> str:
+    """The ETag of the answer to `path` (for a conditional run)."""
+    request = urllib.request.Request(base + path, headers={"Accept": "application/json"})
+    request.add_header("Authorization", f"Token {token}")
+    with urllib.request.urlopen(request, timeout=300) as response:
+        return response.headers["ETag"]
 
 
 def merge_slices(slices: list[dict]) -> dict:

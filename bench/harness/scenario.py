@@ -34,6 +34,7 @@ class Http:
     token: str = "bench"
     measures: tuple[str, ...] = ("wrk",)  # "wrk" (throughput, under load), "single" (1 client)
     group: str | None = None  # scenarios of one group alternate in slices (ABBA)
+    conditional: bool = False  # sent with If-None-Match: the page's ETag (a 304 run)
 
 
 @dataclass
@@ -140,11 +141,12 @@ class Side:
             if walk:
                 paths_file = RESULTS / f".walk-{self.label}-{scenario.name}-{os.getpid()}.txt"
                 paths_file.write_text("".join(f"{p}\n" for p in walk))
+            tag = drivers.etag(base, path, token) if scenario.conditional else None
             try:
                 if warmup and args.warmup:
-                    drivers.wrk(base, path, token, args.warmup, args.connections, paths_file)
+                    drivers.wrk(base, path, token, args.warmup, args.connections, paths_file, tag)
                     drivers.drain(base, token, idle)
-                result = drivers.wrk(base, path, token, seconds, args.connections, paths_file)
+                result = drivers.wrk(base, path, token, seconds, args.connections, paths_file, tag)
             finally:
                 if paths_file:
                     paths_file.unlink(missing_ok=True)

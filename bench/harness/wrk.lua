@@ -5,6 +5,10 @@
 
 wrk.headers["Authorization"] = "Token " .. os.getenv("BENCH_TOKEN")
 wrk.headers["Accept"] = "application/json"
+-- A conditional read (BENCH_IF_NONE_MATCH: an ETag the server gave): the 304 path.
+if os.getenv("BENCH_IF_NONE_MATCH") then
+   wrk.headers["If-None-Match"] = os.getenv("BENCH_IF_NONE_MATCH")
+end
 
 if os.getenv("BENCH_PATHS") then
    local paths = {}
