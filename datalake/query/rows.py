@@ -39,16 +39,18 @@ def rows_page(query: RowQuery, state: DataVersion, files: frozenset | None = Non
     and its ETag all name one state. `files`: a folder walk's files.
     """
     page, starts = _page(query, state, files)
+    confirmed = state.pinned or query.entry.kind != "table"  # a folder: the files it read
     for _attempt in range(2):
-        if state.pinned or query.entry.kind != "table":
-            break  # a folder's state is the files its backend read
-        now = snapshots.current(query.entry)
-        if page.state.same_state(now):
+        if confirmed:
             break
-        at_start = snapshots.at_version(query.entry, state.version) if state.version else None
-        page, starts = _page(query, at_start or now, files)  # no past states kept: now
-        state = page.state
-    if starts:
+        now = snapshots.current(query.entry)
+        confirmed = page.state.same_state(now)
+        if not confirmed:
+            at_start = snapshots.at_version(query.entry, state.version) if state.version else None
+            page, starts = _page(query, at_start or now, files)  # no past states kept: now
+            state = page.state
+            confirmed = state.pinned
+    if starts and confirmed:
         starts.commit()
     return page
 
