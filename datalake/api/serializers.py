@@ -68,3 +68,19 @@ class RowsPageSerializer(serializers.Serializer):
         allow_null=True, help_text="Pass as `?cursor=` for the next page; null on the last page."
     )
     results = serializers.ListField(child=serializers.DictField(), help_text="The records.")
+
+
+class QueryTooExpensiveSerializer(serializers.Serializer):
+    """400 `query_too_expensive`: the cost guard refused the query before it ran."""
+
+    detail = serializers.CharField(help_text="A sentence: the estimate, the limit, the hints.")
+    code = serializers.CharField(help_text="`query_too_expensive`.")
+    estimated_cost = serializers.FloatField(
+        help_text="The planner's estimated cost of the page (PostgreSQL cost units)."
+    )
+    max_cost = serializers.FloatField(help_text="The limit (`LAKE_QUERY_MAX_COST`).")
+    hints = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="What to change: a filter on an indexed column (named), `cursor` instead "
+        "of a deep `page=`, an order by an indexed column.",
+    )

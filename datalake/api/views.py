@@ -14,9 +14,14 @@ from datalake.api import docs
 from datalake.api.errors import Conflict, ErrorSerializer
 from datalake.api.filtering import PAGING_PARAMS, reject_unknown_params
 from datalake.api.pagination import PagePagination, rows_body
-from datalake.api.serializers import ResourceSerializer, RowsPageSerializer
+from datalake.api.serializers import (
+    QueryTooExpensiveSerializer,
+    ResourceSerializer,
+    RowsPageSerializer,
+)
 from datalake.catalog.selectors import all_resources, describe_resources, resource_entry
 from datalake.catalog.sync import sync_resources
+from datalake.errors import AccessDenied
 from datalake.models import Resource
 from datalake.query.grammar import parse_row_query
 from datalake.query.rows import rows_page
@@ -87,17 +92,24 @@ class ResourceViewSet(viewsets.GenericViewSet):
     @extend_schema(
         description=docs.ROWS_DESCRIPTION,
         parameters=docs.ROWS_PARAMETERS,
-        responses=RowsPageSerializer,
-        examples=[docs.ROWS_EXAMPLE],
+        responses={200: RowsPageSerializer, 400: QueryTooExpensiveSerializer},
+        examples=[docs.ROWS_EXAMPLE, docs.QUERY_TOO_EXPENSIVE_EXAMPLE],
         tags=["catalog"],
     )
     @action(detail=True, methods=["get"])
     def rows(self, request, name=None):
-        query = parse_row_query(self._entry(), request.query_params, self._restriction())
+        query = self._row_query(self._entry())
         return Response(rows_body(request, query, rows_page(query)))
 
     def _restriction(self):
         return Access.of(self.request).restriction(self._entry().name)
+
+    def _row_query(self, entry):
+        """The request's RowQuery; `cost_guard=off` from staff only (403 naming it)."""
+        query = parse_row_query(entry, self.request.query_params, self._restriction())
+        if not query.cost_guard and not Access.of(self.request).is_staff:
+            raise AccessDenied("Only staff may pass `cost_guard=off`; remove it.")
+        return query
 
     def _versioned(self):
         entry = self._entry()
@@ -133,8 +145,12 @@ class ResourceViewSet(viewsets.GenericViewSet):
         description="The records exactly as they were at version `n`, with the same "
         "parameters as `rows/`. Unknown `n`: 404; versioning off: 409.",
         parameters=[docs.NAME_PARAMETER, docs.VERSION_PARAMETER, *docs.ROWS_PARAMETERS[1:]],
-        responses={200: RowsPageSerializer, 409: ErrorSerializer},
-        examples=[docs.ROWS_EXAMPLE],
+        responses={
+            200: RowsPageSerializer,
+            400: QueryTooExpensiveSerializer,
+            409: ErrorSerializer,
+        },
+        examples=[docs.ROWS_EXAMPLE, docs.QUERY_TOO_EXPENSIVE_EXAMPLE],
         tags=["versions"],
     )
     @action(detail=True, methods=["get"], url_path=r"versions/(?P<n>[0-9]+)/rows")
@@ -142,7 +158,7 @@ class ResourceViewSet(viewsets.GenericViewSet):
         entry = self._versioned()
         if not Version.objects.filter(resource__name=entry.name, version=int(n)).exists():
             raise NotFound(f"{entry.name!r} has no version {n}.")
-        query = parse_row_query(entry, request.query_params, self._restriction())
+        query = self._row_query(entry)
         return Response(rows_body(request, query, rows_page(query, version=int(n))))
 
     @extend_schema(
