@@ -74,16 +74,16 @@ ROWS_PARAMETERS = [
 QUERY_TOO_EXPENSIVE_EXAMPLE = OpenApiExample(
     "A deep page refused by the cost guard",
     value={
-        "detail": "This query is estimated to cost 241,854, above the limit of 10,000; "
+        "detail": "This query is estimated to cost 241,854, above the limit of 10,000. "
         "Walk with `cursor=<next_cursor>` from page 1 instead of `page=500000` (an offset "
-        "of 4,999,989 rows that must be read and skipped). Add a filter on an indexed "
+        "of 4,999,990 rows that must be read and skipped). Add a filter on an indexed "
         "column: transaction_id, country, payment_method, ...",
         "code": "query_too_expensive",
         "estimated_cost": 241854.3,
         "max_cost": 10000.0,
         "hints": [
             "Walk with `cursor=<next_cursor>` from page 1 instead of `page=500000` (an "
-            "offset of 4,999,989 rows that must be read and skipped).",
+            "offset of 4,999,990 rows that must be read and skipped).",
             "Add a filter on an indexed column: transaction_id, country, payment_method, ...",
         ],
     },

@@ -204,8 +204,8 @@ class TableBackend:
         if found is None:  # an empty result set by construction
             return []
         compiled, params = found
-        if self.query.cost_guard:  # one cost for every keyset page of a query: not their values
-            key = (shape, base, limit, offset)
+        if self.query.cost_guard:  # the statement, less the keyset values: one for all pages
+            key = (compiled.sql, base, limit, offset)  # a str keeps its hash: cheap to look up
             guard.check(self.query, compiled.sql + PAGE, (*params, limit, offset), key, offset)
         return run(compiled, params, PAGE, (limit, offset))
 

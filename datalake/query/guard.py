@@ -10,8 +10,8 @@ indexed column. Staff may pass `cost_guard=off` (RowQuery.cost_guard); 0 turns t
 guard off for everyone.
 
 Estimates are kept per process (`_costs`, bounded, a minute each: tables grow), keyed
-by the statement's shape, its filter values, LIMIT and OFFSET, so page 1 asked again
-costs one dict lookup. A
+by the statement's SQL, its filter values, LIMIT and OFFSET, so page 1 asked again
+costs one dict lookup (~3 us). A
 keyset page's cursor values are not in the key: every cursor page of one query is the
 same index range scan, estimated once (its first, from the start, costs the most).
 
@@ -70,7 +70,7 @@ def check(query: RowQuery, sql: str, params: tuple, key, offset: int) -> None:
         },
     )
     raise QueryTooExpensive(
-        f"This query is estimated to cost {cost:,.0f}, above the limit of {limit:,}; "
+        f"This query is estimated to cost {cost:,.0f}, above the limit of {limit:,.0f}. "
         + " ".join(hints),
         extra={"estimated_cost": round(cost, 2), "max_cost": limit, "hints": hints},
     )
@@ -86,9 +86,10 @@ def hints_for(query: RowQuery, offset: int) -> list[str]:
     ]
     hints = []
     if offset and query.cursor is None:
+        skipped = (query.page - 1) * query.page_size
         hints.append(
             f"Walk with `cursor=<next_cursor>` from page 1 instead of `page={query.page}` "
-            f"(an offset of {offset:,} rows that must be read and skipped)."
+            f"(an offset of {skipped:,} rows that must be read and skipped)."
         )
     leading = query.ordering_names[0]
     if leading not in usable and not leading.startswith(KEYHASH):

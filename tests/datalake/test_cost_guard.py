@@ -54,6 +54,7 @@ def test_a_deep_page_is_refused_with_the_hints(reader_api):
     body = refused(reader_api.get(URL, {"status": "completed", "page": DEEP}))
     cursor_hint, filter_hint = body["hints"]
     assert "cursor=<next_cursor>" in cursor_hint and f"page={DEEP}" in cursor_hint
+    assert f"an offset of {(DEEP - 1) * 10:,} rows" in cursor_hint
     assert "Narrow the filter on status" in filter_hint  # an indexed column, every row
     assert cursor_hint in body["detail"]
     body = refused(reader_api.get(URL, {"page": DEEP}))
@@ -77,6 +78,11 @@ def test_the_same_query_walked_with_a_cursor_is_accepted(reader_api, staff_api):
     before = staff_api.get(URL, {**params, "page": DEEP - 1, "cost_guard": "off"}).json()
     deep = staff_api.get(URL, {**params, "page": DEEP, "cost_guard": "off"}).json()
     response = reader_api.get(URL, {**params, "cursor": before["next_cursor"]})
+    assert response.status_code == 200, response.content
+    assert response.json()["results"] == deep["results"]
+    # Serving those pages told where page DEEP starts (PageStarts): `page=DEEP` is now a
+    # keyset page too, and the guard estimates what runs, not the OFFSET it replaced.
+    response = reader_api.get(URL, {**params, "page": DEEP})
     assert response.status_code == 200, response.content
     assert response.json()["results"] == deep["results"]
 
