@@ -9,7 +9,9 @@ guard costs page 1 at most 5% of its req/s (median of the per-round
 
 Before timing, the must-show on the same data: `page=50000` is refused by the `on`
 server (400 `query_too_expensive`, with the estimate and the hints) and the `off`
-server serves it; both are in the report.
+server serves it; both are in the report. Then how the limit was chosen: for each of
+PROBES, its estimate (a third server, `probe`, with a limit of 0.001: every query is
+refused and its 400 body tells the estimate) and its time on the `off` server.
 """
 
 from __future__ import annotations
@@ -33,6 +35,24 @@ TARGETS = [Target("issue 21: the guard costs page 1 <= 5%", "on", "guard_cost", 
 COMPARE = ["on"]
 DEFAULTS = {"rounds": 3, "slices": 4}
 DEEP_PAGE = 50_000
+# Page 1 of ordinary queries, deep pages, sorts by a column without index.
+PROBES = [
+    "",
+    "country=FR&amount__gt=100",
+    "country=FR&ordering=-amount",
+    "ordering=-timestamp",
+    "status=completed&ordering=-timestamp",
+    "currency=EUR",
+    "ordering=quantity&user_id=U00042",
+    "amount__gt=900&ordering=quantity",
+    "page=1000",
+    "country=FR&amount__gt=100&page=1000",
+    "page=10000",
+    "country=FR&amount__gt=100&page=5000",
+    "page=50000",
+    "country=FR&ordering=quantity",
+    "ordering=quantity",
+]
 
 
 def prepare(side: Side, args) -> None:
@@ -59,6 +79,47 @@ def deep_page(side: Side) -> dict:
             **{k: (body or {}).get(k) for k in ("code", "estimated_cost", "max_cost", "hints")},
         }
         drivers.log(f"  page={DEEP_PAGE} guard {server}: {out[server]}")
+    # The same rows by a cursor (after the last row of the page before), guard on.
+    found = side.job("cursor", filter_sql="valid_to IS NULL", page=DEEP_PAGE - 1)
+    started = time.perf_counter()
+    status, body = drivers.get(
+        side.servers["on"].base,
+        f"/api/v1/resources/transactions/rows/?cursor={found['cursor']}",
+        side.tokens["bench"],
+        300,
+    )
+    first = (body or {}).get("results", [{}])[0].get("transaction_id")
+    out["cursor"] = {
+        "status": status,
+        "ms": round((time.perf_counter() - started) * 1000, 1),
+        "first_row_as_expected": first == found["expected_next"],
+    }
+    drivers.log(f"  the same rows by cursor, guard on: {out['cursor']}")
+    return out
+
+
+def probes(side: Side) -> list[dict]:
+    """Each of PROBES: its estimated cost (the `probe` server) and time (guard off)."""
+    out = []
+    for query in PROBES:
+        path = f"/api/v1/resources/transactions/rows/?{query}"
+        _status, body = drivers.get(
+            side.servers["probe"].base, path, side.tokens["bench"], 300, error_body=True
+        )
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            status, _body = drivers.get(side.servers["off"].base, path, side.tokens["bench"], 300)
+            times.append((time.perf_counter() - started) * 1000)
+        out.append(
+            {
+                "query": query or "(none)",
+                "estimated_cost": (body or {}).get("estimated_cost"),
+                "ms": round(statistics.median(times), 1),
+                "status": status,
+            }
+        )
+        drivers.log(f"  probe {out[-1]}")
     return out
 
 
@@ -72,6 +133,9 @@ def run(side: Side, args) -> bool:
         body = side.check(scenario)
         drivers.log(f"  {scenario.name}: 200, {len(body['results'])} rows")
     deep = deep_page(side)
+    side.start({"probe": SERVERS["on"]}, env={"LAKE_QUERY_MAX_COST": "0.001"})
+    probed = probes(side)
+    side.servers.pop("probe").stop()
     runs = drive(side, SCENARIOS, args)
     side.stop()
     figures = report.summarise(runs)
@@ -107,7 +171,21 @@ def run(side: Side, args) -> bool:
             f"page={DEEP_PAGE}: guard on {deep['on']['status']} "
             f"`{deep['on']['code']}` (estimated cost {deep['on']['estimated_cost']}, limit "
             f"{deep['on']['max_cost']}); guard off {deep['off']['status']} in "
-            f"{deep['off']['ms']} ms",
+            f"{deep['off']['ms']} ms; the same rows by `cursor=` (guard on) "
+            f"{deep['cursor']['status']} in {deep['cursor']['ms']} ms (first row as "
+            f"expected: {deep['cursor']['first_row_as_expected']})",
+            report.table(
+                ["query (page 1 unless said)", "estimated cost", "ms (guard off)", "guard on"],
+                [
+                    [
+                        f"`{p['query']}`",
+                        report.fmt(p["estimated_cost"], ",.0f"),
+                        report.fmt(p["ms"], ",.1f"),
+                        "refused" if (p["estimated_cost"] or 0) > deep["on"]["max_cost"] else "-",
+                    ]
+                    for p in probed
+                ],
+            ),
             report.targets_table(checks),
         ]
     )
@@ -119,6 +197,7 @@ def run(side: Side, args) -> bool:
             "machine": info,
             "path": rows.ROWS_PATH,
             "deep_page": deep,
+            "probes": probed,
             "runs": runs,
             "figures": figures,
             "guard_cost_rounds": per_round,
