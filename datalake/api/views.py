@@ -15,8 +15,8 @@ from datalake.api.errors import Conflict, ErrorSerializer
 from datalake.api.filtering import PAGING_PARAMS, reject_unknown_params
 from datalake.api.pagination import PagePagination, rows_body
 from datalake.api.serializers import (
-    QueryTooExpensiveSerializer,
     ResourceSerializer,
+    RowsBadRequestSerializer,
     RowsPageSerializer,
 )
 from datalake.catalog.selectors import all_resources, describe_resources, resource_entry
@@ -92,7 +92,7 @@ class ResourceViewSet(viewsets.GenericViewSet):
     @extend_schema(
         description=docs.ROWS_DESCRIPTION,
         parameters=docs.ROWS_PARAMETERS,
-        responses={200: RowsPageSerializer, 400: QueryTooExpensiveSerializer},
+        responses={200: RowsPageSerializer, 400: RowsBadRequestSerializer},
         examples=[docs.ROWS_EXAMPLE, docs.QUERY_TOO_EXPENSIVE_EXAMPLE],
         tags=["catalog"],
     )
@@ -147,7 +147,7 @@ class ResourceViewSet(viewsets.GenericViewSet):
         parameters=[docs.NAME_PARAMETER, docs.VERSION_PARAMETER, *docs.ROWS_PARAMETERS[1:]],
         responses={
             200: RowsPageSerializer,
-            400: QueryTooExpensiveSerializer,
+            400: RowsBadRequestSerializer,
             409: ErrorSerializer,
         },
         examples=[docs.ROWS_EXAMPLE, docs.QUERY_TOO_EXPENSIVE_EXAMPLE],
