@@ -11,9 +11,9 @@ guard off for everyone.
 
 Estimates are kept per process (`_costs`, bounded, a minute each: tables grow), keyed
 by the statement's SQL, its filter values, LIMIT and OFFSET, so page 1 asked again
-costs one dict lookup (~3 us). A
-keyset page's cursor values are not in the key: every cursor page of one query is the
-same index range scan, estimated once (its first, from the start, costs the most).
+costs one dict lookup (~3 us). A keyset page's cursor values are not in the key: the
+cursor pages of one query are the same index range scan, estimated once a minute (at
+the first the process serves), not at every page of a walk.
 
 Raw-file folders are not guarded: DuckDB reads a folder into memory and scans it
 whole whatever the query; the folder's size, not the query, bounds the cost.
