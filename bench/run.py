@@ -46,6 +46,7 @@ ORDER = [
     "sharing",
     "audit",
     "conditional",
+    "guard",
 ]
 
 

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 class DomainError(Exception):
     """A refusal or failure a caller can act on. `detail` is a sentence (or, for
-    `Invalid`, {field: [messages]}); `code` a stable machine string."""
+    `Invalid`, {field: [messages]}); `code` a stable machine string; `extra` more fields
+    of the error body (figures a client can act on, e.g. a cost and its limit)."""
 
     default_detail = "The request could not be carried out."
     default_code = "error"
 
-    def __init__(self, detail=None, code: str | None = None):
+    def __init__(self, detail=None, code: str | None = None, extra: dict | None = None):
         self.detail = self.default_detail if detail is None else detail
         self.code = code or self.default_code
+        self.extra = extra or {}
         super().__init__(self.detail if isinstance(self.detail, str) else repr(self.detail))
 
 

@@ -417,6 +417,12 @@ LAKE_COUNT_CACHE_SECONDS = env.float("LAKE_COUNT_CACHE_SECONDS", default=5.0)
 LAKE_SNAPSHOT_SECONDS = env.int("LAKE_SNAPSHOT_SECONDS", default=24 * 3600)
 # `max-age` of an answer that never changes (rows of a version named or pinned by a walk).
 LAKE_IMMUTABLE_MAX_AGE = env.int("LAKE_IMMUTABLE_MAX_AGE", default=24 * 3600)
+# The cost guard (datalake/query/guard.py): a rows page whose planner cost (EXPLAIN total
+# cost, PostgreSQL's units) is above this is refused, 400 query_too_expensive; 0 turns the
+# guard off. On 1M transactions every page 1 measured costs <= 400 (<= 10 ms), page=10000
+# ~4,800 (~55 ms), a sort of the table by a column without index ~32,000 (~600 ms),
+# page=50000 ~24,000 (~300 ms): docs/BENCHMARKS.md, "The cost guard".
+LAKE_QUERY_MAX_COST = env.float("LAKE_QUERY_MAX_COST", default=10_000.0)
 
 # Logs: one JSON object a line (datalake/platform/logging.py) from every process, with the request
 # id inside a request and the task id inside a Celery task; LOG_FORMAT=text for people.

@@ -17,7 +17,12 @@ ROWS_DESCRIPTION = (
     "columns or badly typed values "
     "are a 400 naming the parameter; a page past the end is a 404. Above "
     "10,000 matching rows `count` is the planner's estimate and `count_is_estimate` is "
-    "true. The per-table filters are listed under each `/resources/<table>/rows/` path."
+    "true. The per-table filters are listed under each `/resources/<table>/rows/` path. "
+    "A table's page whose estimated cost (the planner's, of the exact page statement) is "
+    "above the limit is refused before it runs: 400 `query_too_expensive` with "
+    "`estimated_cost`, `max_cost` and `hints` (a filter on an indexed column, `cursor` "
+    "instead of a deep `page=`, an order by an indexed column); staff may pass "
+    "`cost_guard=off`. Raw-file folders are not guarded (read whole in memory)."
 )
 
 NAME_PARAMETER = OpenApiParameter(
@@ -62,7 +67,35 @@ ROWS_PARAMETERS = [
         description="Comma-separated columns, `-` for descending; the key breaks ties.",
         examples=[OpenApiExample("Ordering", value="-amount,timestamp")],
     ),
+    OpenApiParameter(
+        "cost_guard",
+        OpenApiTypes.STR,
+        enum=["on", "off"],
+        description="Staff only: `off` runs a query the cost guard would refuse (400 "
+        "`query_too_expensive`); from anyone else a 403. Default `on`.",
+        examples=[OpenApiExample("Override (staff)", value="off")],
+    ),
 ]
+
+QUERY_TOO_EXPENSIVE_EXAMPLE = OpenApiExample(
+    "A deep page refused by the cost guard",
+    value={
+        "detail": "This query is estimated to cost 241,854, above the limit of 10,000. "
+        "Walk with `cursor=<next_cursor>` from page 1 instead of `page=500000` (an offset "
+        "of 4,999,990 rows that must be read and skipped). Add a filter on an indexed "
+        "column: transaction_id, country, payment_method, ...",
+        "code": "query_too_expensive",
+        "estimated_cost": 241854.3,
+        "max_cost": 10000.0,
+        "hints": [
+            "Walk with `cursor=<next_cursor>` from page 1 instead of `page=500000` (an "
+            "offset of 4,999,990 rows that must be read and skipped).",
+            "Add a filter on an indexed column: transaction_id, country, payment_method, ...",
+        ],
+    },
+    response_only=True,
+    status_codes=["400"],
+)
 
 TRANSACTION_ROW = {
     "transaction_id": "TX-20261120-000123",

@@ -90,6 +90,7 @@ def _from_domain(exc: domain.DomainError):
                 api_exc.default_code = exc.code  # the envelope's `code`
             else:
                 api_exc.code = exc.code
+            api_exc.extra = exc.extra
             return api_exc
     return exceptions.APIException(exc.detail, exc.code)
 
@@ -133,6 +134,13 @@ def exception_handler(exc, context):
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
+    _envelope(exc, response)
+    response.data.update(getattr(exc, "extra", None) or {})  # a domain error's own fields
+    return response
+
+
+def _envelope(exc, response) -> None:
+    """`response.data` as {detail, code} (and `errors` for per-field messages)."""
     if isinstance(exc, exceptions.ValidationError):
         errors = _flatten(exc.detail)
         names = ", ".join(k for k in errors if k != "non_field_errors")
@@ -140,7 +148,7 @@ def exception_handler(exc, context):
         sentence = f"Invalid {names}: {first}" if names else first
         # `invalid`, or the code of a ValidationError subclass (search's `query_too_broad`).
         response.data = {"detail": sentence, "code": exc.default_code, "errors": errors}
-        return response
+        return
     code = getattr(exc, "code", None) or getattr(exc, "default_code", "error")
     detail = getattr(exc, "detail", str(exc))
     if isinstance(detail, (dict, list)):  # never a repr: the first message, and all of them
@@ -149,7 +157,6 @@ def exception_handler(exc, context):
         response.data = {"detail": first, "code": code, "errors": errors}
     else:
         response.data = {"detail": str(detail), "code": getattr(detail, "code", code) or code}
-    return response
 
 
 def error_response(detail: str, code: str, status_code: int) -> Response:

@@ -73,3 +73,28 @@ class RowsPageSerializer(serializers.Serializer):
         "folder). Every page of a walk by `next_cursor` reads its first page's."
     )
     results = serializers.ListField(child=serializers.DictField(), help_text="The records.")
+
+
+class RowsBadRequestSerializer(serializers.Serializer):
+    """400 of `rows/`: bad input (`invalid`, with `errors`), or `query_too_expensive`: the
+    cost guard refused the query before it ran (with the estimate, the limit, hints)."""
+
+    detail = serializers.CharField(help_text="A sentence a person can act on.")
+    code = serializers.CharField(help_text="`invalid` or `query_too_expensive`.")
+    errors = serializers.DictField(
+        required=False, help_text="`invalid`: the messages by parameter."
+    )
+    estimated_cost = serializers.FloatField(
+        required=False,
+        help_text="`query_too_expensive`: the planner's estimated cost of the page "
+        "(PostgreSQL cost units).",
+    )
+    max_cost = serializers.FloatField(
+        required=False, help_text="`query_too_expensive`: the limit (`LAKE_QUERY_MAX_COST`)."
+    )
+    hints = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="`query_too_expensive`: what to change: a filter on an indexed column "
+        "(named), `cursor` instead of a deep `page=`, an order by an indexed column.",
+    )

@@ -15,9 +15,14 @@ from datalake.api.conditional import Conditional, body_tag
 from datalake.api.errors import Conflict, ErrorSerializer
 from datalake.api.filtering import PAGING_PARAMS, reject_unknown_params
 from datalake.api.pagination import PagePagination, rows_body
-from datalake.api.serializers import ResourceSerializer, RowsPageSerializer
+from datalake.api.serializers import (
+    ResourceSerializer,
+    RowsBadRequestSerializer,
+    RowsPageSerializer,
+)
 from datalake.catalog.selectors import all_resources, describe_resources, resource_entry
 from datalake.catalog.sync import sync_resources
+from datalake.errors import AccessDenied
 from datalake.models import Resource
 from datalake.query import snapshots
 from datalake.query.cursors import NOT_A_CURSOR
@@ -97,14 +102,14 @@ class ResourceViewSet(viewsets.GenericViewSet):
     @extend_schema(
         description=docs.ROWS_DESCRIPTION,
         parameters=docs.ROWS_PARAMETERS,
-        responses=RowsPageSerializer,
-        examples=[docs.ROWS_EXAMPLE],
+        responses={200: RowsPageSerializer, 400: RowsBadRequestSerializer},
+        examples=[docs.ROWS_EXAMPLE, docs.QUERY_TOO_EXPENSIVE_EXAMPLE],
         tags=["catalog"],
     )
     @action(detail=True, methods=["get"])
     def rows(self, request, name=None):
         entry = self._entry()
-        query = parse_row_query(entry, request.query_params, self._restriction(), request.user.pk)
+        query = self._row_query(entry)
         return self._rows(request, query, None if query.walk else snapshots.current(entry))
 
     def _rows(self, request, query, state):
@@ -125,6 +130,15 @@ class ResourceViewSet(viewsets.GenericViewSet):
 
     def _restriction(self):
         return Access.of(self.request).restriction(self._entry().name)
+
+    def _row_query(self, entry):
+        """The request's RowQuery; `cost_guard=off` from staff only (403 naming it)."""
+        query = parse_row_query(
+            entry, self.request.query_params, self._restriction(), self.request.user.pk
+        )
+        if not query.cost_guard and not Access.of(self.request).is_staff:
+            raise AccessDenied("Only staff may pass `cost_guard=off`; remove it.")
+        return query
 
     def _versioned(self):
         entry = self._entry()
@@ -164,8 +178,12 @@ class ResourceViewSet(viewsets.GenericViewSet):
         description="The records exactly as they were at version `n`, with the same "
         "parameters as `rows/`. Unknown `n`: 404; versioning off: 409.",
         parameters=[docs.NAME_PARAMETER, docs.VERSION_PARAMETER, *docs.ROWS_PARAMETERS[1:]],
-        responses={200: RowsPageSerializer, 409: ErrorSerializer},
-        examples=[docs.ROWS_EXAMPLE],
+        responses={
+            200: RowsPageSerializer,
+            400: RowsBadRequestSerializer,
+            409: ErrorSerializer,
+        },
+        examples=[docs.ROWS_EXAMPLE, docs.QUERY_TOO_EXPENSIVE_EXAMPLE],
         tags=["versions"],
     )
     @action(detail=True, methods=["get"], url_path=r"versions/(?P<n>[0-9]+)/rows")
@@ -174,7 +192,7 @@ class ResourceViewSet(viewsets.GenericViewSet):
         state = snapshots.at_version(entry, int(n)) if len(n) <= 9 else None
         if state is None:
             raise NotFound(f"{entry.name!r} has no version {n}.")
-        query = parse_row_query(entry, request.query_params, self._restriction(), request.user.pk)
+        query = self._row_query(entry)
         if query.walk is not None and query.walk != state.sealed():
             raise ValidationError({"cursor": [NOT_A_CURSOR]})  # a walk of another version
         return self._rows(request, query, state)

@@ -15,8 +15,8 @@ from django_filters.constants import EMPTY_VALUES
 from accounts.access.masking import ORDER_HEX_DIGITS, column_key, hmac_pads, order_hash
 from datalake.catalog import Entry
 from datalake.catalog.rawfiles import loaded_folder
-from datalake.query import snapshots
-from datalake.query.compiled import ShapeCache, checked, prepared, run
+from datalake.query import guard, snapshots
+from datalake.query.compiled import ShapeCache, checked, planned, prepared, run
 from datalake.query.grammar import RowQuery
 
 _counts: dict[tuple, tuple[int, bool, float]] = {}
@@ -188,12 +188,16 @@ class TableBackend:
             tuple(select),
             ordering,
         )
-        params = self._hash_params(select) + self._version_params() + where_params + after_params
+        base = self._hash_params(select) + self._version_params() + where_params
+        params = base + after_params
         found = checked(_shapes, shape, params, lambda: self._page_queryset(select, after, bound))
         if found is None:  # an empty result set by construction
             return []
         compiled, params = found
-        return run(compiled, params, " LIMIT %s OFFSET %s", (limit, offset))
+        if self.query.cost_guard:  # the statement, less the keyset values: one for all pages
+            key = (compiled.sql, base, limit, offset)  # a str keeps its hash: cheap to look up
+            guard.check(self.query, compiled.sql + PAGE, (*params, limit, offset), key, offset)
+        return run(compiled, params, PAGE, (limit, offset))
 
     def _page_queryset(self, select, after, bound) -> QuerySet:
         qs = self.filtered
@@ -225,13 +229,11 @@ class TableBackend:
         if found is None:
             return 0, False
         compiled, params = found
-        with connection.cursor() as cursor:
-            cursor.execute(f"EXPLAIN (FORMAT JSON) {compiled.sql}", params)
-            plan = cursor.fetchone()[0]
-            estimate = int(plan[0]["Plan"]["Plan Rows"])
-            if estimate > settings.LAKE_EXACT_COUNT_LIMIT:
-                result = (estimate, True)
-            else:
+        estimate = int(planned(compiled.sql, params)["Plan Rows"])
+        if estimate > settings.LAKE_EXACT_COUNT_LIMIT:
+            result = (estimate, True)
+        else:
+            with connection.cursor() as cursor:
                 cursor.execute(f"SELECT count(*) FROM ({compiled.sql}) counted", params)
                 result = (cursor.fetchone()[0], False)
         if len(_counts) > 4096:
@@ -241,6 +243,7 @@ class TableBackend:
 
 
 _shapes = ShapeCache()
+PAGE = " LIMIT %s OFFSET %s"
 
 
 # -- raw files ------------------------------------------------------------------------

@@ -123,6 +123,14 @@ def checked(cache: ShapeCache, shape, mirrored: tuple, build) -> tuple[Compiled,
     return compiled, params
 
 
+def planned(sql: str, params) -> dict:
+    """The planner's top node for `sql` (EXPLAIN without ANALYZE: nothing runs):
+    `Plan Rows` (the rows expected), `Total Cost` (in the planner's units)..."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        return cursor.fetchone()[0][0]["Plan"]
+
+
 def run(compiled: Compiled, params, suffix: str = "", suffix_params: tuple = ()) -> list[dict]:
     """Execute and return dicts, with the ORM's converters applied (as `.values()`)."""
     with connection.cursor() as cursor:

@@ -26,7 +26,10 @@ from datalake.query.filters import filterset_for, operators_of
 
 NO_QUERYSET = SimpleNamespace(model=None)  # raw files: filters validate values, DuckDB applies
 PLAIN_FILE = re.compile(r"^[^/\\\x00]+$")  # a name inside the folder: no path, no NUL
-CONTROL_PARAMS = frozenset({"page", "page_size", "cursor", "fields", "ordering", "format"})
+CONTROL_PARAMS = frozenset(
+    {"page", "page_size", "cursor", "fields", "ordering", "format", "cost_guard"}
+)
+COST_GUARD = {"on": True, "off": False}  # `cost_guard=off`: staff only (the view checks)
 # The name, in an ordering, of the keyed hash of a hidden or masked key column: no catalog
 # column has it (no model field has a `:`; a raw folder's names never start with `_`).
 KEYHASH = "_keyhash:"
@@ -48,6 +51,7 @@ class RowQuery:
     restriction: Restriction = UNRESTRICTED
     owner: object = None  # the caller (a user's pk) its cursors are sealed for
     walk: list | None = None  # the snapshot a cursor's walk reads (`DataVersion.sealed()`)
+    cost_guard: bool = True  # refuse the query if its estimated cost is above the limit
 
     @property
     def ordering_names(self) -> list[str]:
@@ -194,6 +198,7 @@ def parse_row_query(
         params=params,
         restriction=restriction,
         owner=owner,
+        cost_guard=parsed.cost_guard,
     )
     if "cursor" in params:
         query.cursor, query.walk = unseal(
@@ -212,6 +217,7 @@ class _Parsed:
     ordering: list[tuple[str, bool]]
     requested_ordering: list[str]
     page_size: int
+    cost_guard: bool
 
 
 PER_PAGE_PARAMS = frozenset({"page", "cursor"})
@@ -241,6 +247,9 @@ def _parsed(entry: Entry, key: tuple) -> _Parsed:
     ordering = _ordering(entry, params.get("ordering"))
     filterset, filters = _filters(entry, params)
     requested = params.get("ordering")
+    guard = params.get("cost_guard", "on")
+    if guard not in COST_GUARD:
+        raise Invalid({"cost_guard": ["`on` (the default) or `off` (staff only)."]})
     size = min(
         _positive_int(params, "page_size", settings.LAKE_MAX_PAGE_SIZE), settings.LAKE_MAX_PAGE_SIZE
     )
@@ -253,4 +262,5 @@ def _parsed(entry: Entry, key: tuple) -> _Parsed:
         if requested
         else [],
         page_size=size,
+        cost_guard=COST_GUARD[guard],
     )

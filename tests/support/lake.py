@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from datalake.lake.merge import merge_transaction_rows
 from ingestion.daily.services import ingestion_run_execute
@@ -106,3 +107,35 @@ def completed(data: dict, since=None, until=None) -> list[dict]:
         and (since is None or r["timestamp"] >= since)
         and (until is None or r["timestamp"] <= until)
     ]
+
+
+BULK_SQL = """
+INSERT INTO transactions (valid_from, transaction_id, user_id, "timestamp", transaction_type,
+    payment_method, country, product_id, product_category, quantity, amount, currency,
+    amount_eur, status, customer_rating)
+SELECT 1, 'TX-' || lpad(i::text, 7, '0'), 'U' || (i %% 5000),
+    timestamptz '2026-11-01' + i * interval '1 minute',
+    (ARRAY['online', 'in_store', 'mobile'])[1 + i %% 3],
+    (ARRAY['card', 'paypal', 'cash', 'voucher'])[1 + i %% 4],
+    (ARRAY['FR', 'DE', 'ES', 'BE', 'IT', 'NL'])[1 + (i * 7) %% 6],
+    'P' || (i %% 500), 'books', 1 + i %% 5, (i %% 30000) / 100.0, 'EUR', (i %% 30000) / 100.0,
+    'completed', 1 + i %% 5
+FROM generate_series(1, %s) AS i
+"""
+
+
+@contextmanager
+def many_transactions(n: int):
+    """`n` current transactions `TX-0000001`... made inside PostgreSQL, analysed: a table
+    big enough for the planner's estimates to mean something. Deleted and analysed again
+    on the way out: the statistics outlive the test's rollback, and other tests want
+    the planner to see an empty table."""
+    with connection.cursor() as cursor:
+        cursor.execute(BULK_SQL, [n])
+        cursor.execute("ANALYZE transactions")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM transactions")
+            cursor.execute("ANALYZE transactions")
