@@ -129,10 +129,16 @@ def many_transactions(n: int):
     """`n` current transactions `TX-0000001`... made inside PostgreSQL, analysed: a table
     big enough for the planner's estimates to mean something. Deleted and analysed again
     on the way out: the statistics outlive the test's rollback, and other tests want
-    the planner to see an empty table."""
+    the planner to see an empty table. The rows are version 1, as a merge would make."""
+    from datalake.models import Resource
+    from lineage.models import Version
+
     with connection.cursor() as cursor:
         cursor.execute(BULK_SQL, [n])
         cursor.execute("ANALYZE transactions")
+    resource = Resource.objects.get(name="transactions")
+    Version.objects.create(resource=resource, version=1, source="test:bulk", rows_added=n)
+    Resource.objects.filter(pk=resource.pk).update(current_version=1)
     try:
         yield
     finally:

@@ -41,3 +41,19 @@ def every_row(client, url, **params) -> list[dict]:
         if not body["next_cursor"]:
             return rows
         params["cursor"] = body["next_cursor"]
+
+
+def cursor_for(user, resource: str, values: list, query: str = "") -> str:
+    """A `next_cursor` sealed as the server seals it for `user`, after the row whose
+    ordering values are `values`, walking the resource's current data."""
+    from django.http import QueryDict
+
+    from accounts.access import Access
+    from datalake.catalog.selectors import resource_entry
+    from datalake.query.grammar import parse_row_query
+    from datalake.query.snapshots import current
+
+    entry = resource_entry(resource)
+    restriction = Access(user).restriction(resource)
+    parsed = parse_row_query(entry, QueryDict(query), restriction, owner=user.pk)
+    return parsed.encode_cursor(values, current(entry).sealed())
