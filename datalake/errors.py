@@ -3,7 +3,8 @@
 They say what went wrong in the domain's words and carry a stable `code`; they know
 nothing of HTTP. The API layer maps each class to its status in one place
 (`datalake.api.errors.exception_handler`): NotFound 404, AccessDenied 403, Invalid
-400, Conflict 409, TooManyJobs 429, Unavailable 503. Management commands, Celery
+400, Conflict 409, TooManyJobs 429, QuotaExceeded 429 (with Retry-After), Unavailable
+503. Management commands, Celery
 tasks and the shell catch them as plain exceptions.
 """
 
@@ -50,6 +51,17 @@ class Conflict(DomainError):
 class TooManyJobs(DomainError):
     default_detail = "You have too many jobs running; wait for one to end."
     default_code = "too_many_jobs"
+
+
+class QuotaExceeded(DomainError):
+    """The caller's quota (accounts/quotas/) is spent until `retry_after` seconds from now."""
+
+    default_detail = "Your quota is spent; retry later."
+    default_code = "quota_exceeded"
+
+    def __init__(self, detail=None, code: str | None = None, retry_after: int = 1):
+        super().__init__(detail, code)
+        self.retry_after = max(1, int(retry_after))
 
 
 class Unavailable(DomainError):

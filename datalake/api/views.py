@@ -8,6 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
+from accounts import quotas
 from accounts.access import Access, data_path
 from accounts.access.permissions import ResourcePrivilege
 from datalake.api import docs
@@ -94,7 +95,14 @@ class ResourceViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["get"])
     def rows(self, request, name=None):
         query = parse_row_query(self._entry(), request.query_params, self._restriction())
-        return Response(rows_body(request, query, rows_page(query)))
+        return self._rows_response(request, query)
+
+    def _rows_response(self, request, query, version: int | None = None) -> Response:
+        """A page of rows, counted against the caller's row quota (none left: 429)."""
+        quotas.require_rows(request)
+        body = rows_body(request, query, rows_page(query, version=version))
+        quotas.charge_rows(request, len(body["results"]))
+        return Response(body)
 
     def _restriction(self):
         return Access.of(self.request).restriction(self._entry().name)
@@ -143,7 +151,7 @@ class ResourceViewSet(viewsets.GenericViewSet):
         if not Version.objects.filter(resource__name=entry.name, version=int(n)).exists():
             raise NotFound(f"{entry.name!r} has no version {n}.")
         query = parse_row_query(entry, request.query_params, self._restriction())
-        return Response(rows_body(request, query, rows_page(query, version=int(n))))
+        return self._rows_response(request, query, version=int(n))
 
     @extend_schema(
         description="Who accessed this resource (needs `grant`): the stored requests that "
