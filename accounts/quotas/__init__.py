@@ -4,15 +4,17 @@ clients and caches").
 Every authenticated `/api/v1/` request is counted once, after authentication and
 permission, by the DRF throttle `throttle.QuotaThrottle` (`check_request`): past the
 caller's requests a minute it is refused, 429 `quota_exceeded` with `Retry-After`. Rows
-are counted where they are served: the `rows/` views call `require_rows` before their
-query (none left: 429) and `charge_rows` with the page's length after it. The caller is
-its token (by the token's id, never its key), or the user for a session login. Limits:
-`limits.py`; counters: `counters.py`; headers: `Usage.headers`, written on every counted
-response by `throttle.QuotaHeadersMiddleware`.
+are counted where they are served: a view whose action serves rows (`quota_row_actions`)
+has a full page reserved in the same round trip; it calls `require_rows` before its query
+(none left: 429) and `charge_rows` with what it served; the rows reserved and not served
+go back when the response leaves (`settle`). The caller is its token (by the token's id,
+never its key), or the user for a session login. Limits: `limits.py`; counters:
+`counters.py`; headers: `Usage.headers`, written on every counted response by
+`throttle.QuotaHeadersMiddleware`.
 
 A page is served whole when any row is left, so a day's count may pass its limit by up
-to a page; Redis unreachable, requests are served uncounted (logged), as the cache's
-other users do without it.
+to a page. Redis unreachable (or slower than `counters.TIMEOUT_S`), requests are served
+uncounted and logged.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class Usage:
 
     limits: Limits
     counts: counters.Counts
+    reserved: int = 0  # rows counted in advance and not charged yet
 
     @property
     def requests_left(self) -> int | None:
@@ -47,8 +50,9 @@ class Usage:
 
     @property
     def rows_left(self) -> int | None:
+        """Rows this request may still serve (its reservation is its own)."""
         limit = self.limits.rows_per_day
-        return None if limit is None else max(0, limit - self.counts.rows)
+        return None if limit is None else max(0, limit - self.counts.rows + self.reserved)
 
     def headers(self) -> dict[str, str]:
         """The IETF draft's `RateLimit-*` for requests; `X-RateLimit-Rows-*` for rows.
@@ -77,19 +81,21 @@ def usage_of(request) -> Usage | None:
     return getattr(_django(request), ATTRIBUTE, None)
 
 
-def check_request(request) -> None:
-    """Count this request of an authenticated caller; QuotaExceeded past its limit."""
+def check_request(request, reserve_rows: int = 0) -> None:
+    """Count this request of an authenticated caller, with `reserve_rows` rows of its day
+    (those `charge_rows` does not take, `settle` gives back); QuotaExceeded past its
+    requests a minute."""
     user = getattr(request, "user", None)
     if not settings.QUOTAS_ENABLED or user is None or not user.is_authenticated:
         return
     token = getattr(request, "auth", None)
     who = f"t{token.pk}" if isinstance(token, ApiToken) else f"u{user.pk}"
     try:
-        counts = counters.count_request(who)
+        counts = counters.count_request(who, reserve_rows)
     except RedisError:
         logger.warning("quotas: Redis unreachable, request served uncounted", exc_info=True)
         return
-    usage = Usage(limits_of(user, counts.generation), counts)
+    usage = Usage(limits_of(user, counts.generation), counts, reserve_rows)
     setattr(_django(request), ATTRIBUTE, usage)
     limit = usage.limits.requests_per_minute
     if limit is not None and counts.requests > limit:
@@ -121,12 +127,28 @@ def require_rows(request) -> None:
 
 
 def charge_rows(request, n: int) -> None:
-    """After serving `n` rows: count them against the caller's day (one Redis trip; none
-    when its rows have no limit). The response's `X-RateLimit-Rows-Remaining` follows."""
+    """After serving `n` more rows: count them against the caller's day. They come out of
+    the request's reservation first (no Redis trip for a full page); beyond it, and for
+    what is left of it (given back now), one INCRBY."""
     usage = usage_of(request)
-    if usage is None or usage.limits.rows_per_day is None or n <= 0:
+    if usage is None:
+        return
+    extra, usage.reserved = n - usage.reserved, 0
+    _add(usage, extra)
+
+
+def settle(request) -> None:
+    """The response leaves: the rows reserved and never charged go back to the day."""
+    usage = usage_of(request)
+    if usage is not None and usage.reserved:
+        unused, usage.reserved = usage.reserved, 0
+        _add(usage, -unused)
+
+
+def _add(usage: Usage, n: int) -> None:
+    if not n:
         return
     try:
         counters.add_rows(usage.counts, n)
     except RedisError:
-        logger.warning("quotas: Redis unreachable, %d rows served uncounted", n, exc_info=True)
+        logger.warning("quotas: Redis unreachable, %d rows uncounted", n, exc_info=True)

@@ -9,14 +9,19 @@ remaining quota on every counted response, 429s included.
 
 from __future__ import annotations
 
-from accounts.quotas import check_request, usage_of
+from django.conf import settings
+
+from accounts.quotas import check_request, settle, usage_of
 
 
 class QuotaThrottle:
-    """DRF's throttle interface: `allow_request` (refusals raise) and `wait`."""
+    """DRF's throttle interface: `allow_request` (refusals raise) and `wait`. A view
+    action named in the view's `quota_row_actions` serves rows: a full page of them is
+    reserved with the request's count (one Redis trip for both)."""
 
     def allow_request(self, request, view) -> bool:
-        check_request(request)
+        serves_rows = getattr(view, "action", None) in getattr(view, "quota_row_actions", ())
+        check_request(request, settings.LAKE_MAX_PAGE_SIZE if serves_rows else 0)
         return True
 
     def wait(self) -> None:
@@ -29,6 +34,7 @@ class QuotaHeadersMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
+        settle(request)
         usage = usage_of(request)
         if usage is not None:
             for name, value in usage.headers().items():

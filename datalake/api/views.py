@@ -41,6 +41,7 @@ class ResourceViewSet(viewsets.GenericViewSet):
         "access_log": "grant",
     }
     filter_backends = []  # the rows grammar and access-log filters are applied explicitly
+    quota_row_actions = {"rows", "version_rows"}  # counted against the rows a day
     queryset = Resource.objects.none()  # for the schema; entries come from the catalog
 
     def get_resource_name(self) -> str:
