@@ -24,11 +24,13 @@ from dataclasses import dataclass
 
 import redis
 from django.conf import settings
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 PREFIX = "datalake:quota"
 GENERATION_KEY = f"{PREFIX}:generation"
 MINUTE, DAY = 60, 86_400
-TIMEOUT_S = 1.0  # Redis slower than this: the request is served uncounted
+TIMEOUT_S = 1.0  # Redis slower than this (no retry): the request is served uncounted
 
 COUNT = """
 local n = redis.call('INCR', KEYS[1])
@@ -55,6 +57,7 @@ def client() -> redis.Redis:
             single_connection_client=True,
             socket_timeout=TIMEOUT_S,
             socket_connect_timeout=TIMEOUT_S,
+            retry=Retry(NoBackoff(), 0),
         )
         _local.count = _local.client.register_script(COUNT)
         _local.pid = os.getpid()

@@ -8,25 +8,32 @@ the default); else the default of settings (`QUOTA_REQUESTS_PER_MINUTE`,
 The rows are read once per user and process, then kept until the generation in Redis
 changes: every save or delete of a Quota row and every change of a user's groups writes
 a new one (now, and again at commit, so that no process keeps what it read before the
-commit), and the next request of every process sees it in its counters' round trip. In
-the steady state a request reads no database row for its quota.
+commit), and the next request of every process sees it in its counters' round trip; at
+most `KEEP_S` seconds in any case (a change made while Redis was unreachable). In the
+steady state a request reads no database row for its quota.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
+from redis.exceptions import RedisError
 
 from accounts.models import Quota
 from accounts.quotas import counters
 
 FIELDS = ("requests_per_minute", "rows_per_day")
 CACHED_USERS = 10_000  # past that, the per-process cache starts over
+KEEP_S = 60.0  # ... and after this long
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,7 @@ class _Rows:
 
 
 _lock = threading.Lock()
-_seen: dict = {"generation": None, "users": {}}
+_seen: dict = {"generation": None, "since": 0.0, "users": {}}
 
 
 def limits_of(user, generation: bytes | None) -> Limits:
@@ -69,9 +76,14 @@ def _pick(rows: _Rows, i: int, default: int) -> int:
 
 
 def _rows_of(user_id: int, generation: bytes | None) -> _Rows:
+    now = time.monotonic()
     with _lock:
-        if generation != _seen["generation"] or len(_seen["users"]) >= CACHED_USERS:
-            _seen.update(generation=generation, users={})
+        if (
+            generation != _seen["generation"]
+            or now - _seen["since"] > KEEP_S
+            or len(_seen["users"]) >= CACHED_USERS
+        ):
+            _seen.update(generation=generation, since=now, users={})
         found = _seen["users"].get(user_id)
     if found is None:
         found = _read(user_id)
@@ -94,5 +106,12 @@ def _read(user_id: int) -> _Rows:
 
 def changed(**kwargs) -> None:
     """Signal receiver: a Quota row or a user's groups changed; every cache is stale."""
-    counters.new_generation(uuid.uuid4().hex)
-    transaction.on_commit(lambda: counters.new_generation(uuid.uuid4().hex))
+    _new_generation()
+    transaction.on_commit(_new_generation)
+
+
+def _new_generation() -> None:
+    try:
+        counters.new_generation(uuid.uuid4().hex)
+    except RedisError:
+        logger.warning("quotas: Redis unreachable, limits cached up to %s s", KEEP_S)
