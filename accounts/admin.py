@@ -1,11 +1,11 @@
-"""Admin for grants and tokens: usable without reading code."""
+"""Admin for grants, tokens and quotas: usable without reading code."""
 
 from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
-from accounts.models import ApiToken, Grant
+from accounts.models import ApiToken, Grant, Quota
 from datalake.admin import RankedSearchMixin
 
 # The grant form's user and group autocompletes rank the exact name first, as resources do.
@@ -75,3 +75,12 @@ class ApiTokenAdmin(admin.ModelAdmin):
     @admin.action(description="Revoke the selected tokens now")
     def expire_now(self, request, queryset):
         queryset.update(expires_at=timezone.now())
+
+
+@admin.register(Quota)
+class QuotaAdmin(admin.ModelAdmin):
+    """A user's or a group's limits (accounts/quotas/); effective from the next request."""
+
+    list_display = ("user", "group", "requests_per_minute", "rows_per_day")
+    search_fields = ("user__username", "group__name")
+    autocomplete_fields = ("user", "group")

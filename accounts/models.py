@@ -1,4 +1,4 @@
-"""Grants of privileges on resources, and API tokens stored as hashes."""
+"""Grants of privileges on resources, API tokens stored as hashes, and quotas."""
 
 from __future__ import annotations
 
@@ -129,3 +129,45 @@ class ApiToken(models.Model):
     @property
     def is_live(self) -> bool:
         return self.expires_at is None or self.expires_at > timezone.now()
+
+
+class Quota(models.Model):
+    """The limits of one user or one group (accounts/quotas/): requests a minute and rows
+    a day, per token. An empty field is the default of settings; 0 is no limit."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="quota",
+    )
+    group = models.OneToOneField(
+        "auth.Group", null=True, blank=True, on_delete=models.CASCADE, related_name="quota"
+    )
+    requests_per_minute = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Requests a token may make per minute. Empty: QUOTA_REQUESTS_PER_MINUTE; "
+        "0: no limit.",
+    )
+    rows_per_day = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Rows of rows/ pages a token may read per UTC day. Empty: "
+        "QUOTA_ROWS_PER_DAY; 0: no limit.",
+    )
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(user__isnull=False, group__isnull=True)
+                | Q(user__isnull=True, group__isnull=False),
+                name="quota_user_xor_group",
+            )
+        ]
+
+    def __str__(self):
+        who = f"user {self.user}" if self.user_id else f"group {self.group}"
+        return f"quota of {who}"

@@ -35,6 +35,7 @@ from bench.harness.tree import this_tree  # noqa: E402
 ORDER = [
     "rows",
     "rows_restricted",
+    "quota",
     "metrics",
     "invoice",
     "search",

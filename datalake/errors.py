@@ -3,8 +3,9 @@
 They say what went wrong in the domain's words and carry a stable `code`; they know
 nothing of HTTP. The API layer maps each class to its status in one place
 (`datalake.api.errors.exception_handler`): NotFound 404, AccessDenied 403, Invalid
-400, Conflict 409, Gone 410, TooManyJobs 429, Unavailable 503. Management commands,
-Celery tasks and the shell catch them as plain exceptions.
+400, Conflict 409, Gone 410, TooManyJobs 429, QuotaExceeded 429 (with Retry-After),
+Unavailable 503. Management commands, Celery tasks and the shell catch them as plain
+exceptions.
 """
 
 from __future__ import annotations
@@ -59,6 +60,17 @@ class Gone(DomainError):
 class TooManyJobs(DomainError):
     default_detail = "You have too many jobs running; wait for one to end."
     default_code = "too_many_jobs"
+
+
+class QuotaExceeded(DomainError):
+    """The caller's quota (accounts/quotas/) is spent until `retry_after` seconds from now."""
+
+    default_detail = "Your quota is spent; retry later."
+    default_code = "quota_exceeded"
+
+    def __init__(self, detail=None, code: str | None = None, retry_after: int = 1):
+        super().__init__(detail, code)
+        self.retry_after = max(1, int(retry_after))
 
 
 class Unavailable(DomainError):

@@ -161,6 +161,8 @@ MIDDLEWARE = [
     # Inside the request log (whose own writes are not limited): every /api/ query after it.
     "datalake.platform.statement_timeout.StatementTimeoutMiddleware",
     "accounts.middleware.GrantScopeMiddleware",
+    # The RateLimit-* headers of a quota-counted request (accounts/quotas/), its 429 too.
+    "accounts.quotas.throttle.QuotaHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -222,6 +224,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Quotas per token (accounts/quotas/): after authentication and permission.
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.quotas.throttle.QuotaThrottle"],
     "DEFAULT_RENDERER_CLASSES": [
         "datalake.api.renderers.FastJSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -267,6 +271,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "datalake.api.schema.add_table_rows_paths",
         "datalake.api.schema.add_error_responses",
+        "datalake.api.schema.add_quota_headers",
         "datalake.api.schema.bound_paging_parameters",
         "datalake.api.schema.add_conditional_reads",
     ],
@@ -385,6 +390,13 @@ API_TOKEN_TTL_DAYS = env.int("API_TOKEN_TTL_DAYS", default=30)
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 LOGIN_FAILURE_IP_LIMIT = env.int("LOGIN_FAILURE_IP_LIMIT", default=30)
 LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=300)
+# Quotas per token (accounts/quotas/, counted in the cache's Redis): requests a minute and
+# rows of rows/ pages a UTC day, unless a Quota row of the user or one of its groups says
+# otherwise (admin). 0: no limit. Staff have none unless a Quota row applies to them.
+# QUOTAS_ENABLED=false counts nothing (benchmarks' comparison, a Redis-less debug session).
+QUOTAS_ENABLED = env.bool("QUOTAS_ENABLED", default=True)
+QUOTA_REQUESTS_PER_MINUTE = env.int("QUOTA_REQUESTS_PER_MINUTE", default=600)
+QUOTA_ROWS_PER_DAY = env.int("QUOTA_ROWS_PER_DAY", default=1_000_000)
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out client
     "django.contrib.auth.backends.ModelBackend",

@@ -31,6 +31,10 @@ def pytest_configure(config):
     django_settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # Tests change data between identical queries: no reuse of counts.
     django_settings.LAKE_COUNT_CACHE_SECONDS = 0
+    # Quotas are counted (one Redis trip a request) but limit nothing, except where a test
+    # sets a limit (tests/accounts/test_quotas.py): walks and fuzzing make many requests.
+    django_settings.QUOTA_REQUESTS_PER_MINUTE = 0
+    django_settings.QUOTA_ROWS_PER_DAY = 0
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -62,6 +62,19 @@ def _flatten(detail) -> dict:
     return _messages(detail, "", {}) or {"non_field_errors": ["Invalid input."]}
 
 
+class QuotaExceeded(exceptions.APIException):
+    """429 with `Retry-After` (DRF's handler writes the header from `wait`)."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_detail = domain.QuotaExceeded.default_detail
+    default_code = domain.QuotaExceeded.default_code
+
+    def __init__(self, detail=None, code=None):
+        super().__init__(detail, code)
+        self.code = code or self.default_code
+        self.wait = None
+
+
 # Each domain error (datalake.errors) as the DRF exception of its HTTP status.
 _DOMAIN_STATUS = {
     domain.NotFound: exceptions.NotFound,
@@ -70,6 +83,7 @@ _DOMAIN_STATUS = {
     domain.Conflict: Conflict,
     domain.Gone: Gone,
     domain.TooManyJobs: TooManyJobs,
+    domain.QuotaExceeded: QuotaExceeded,
 }
 
 
@@ -91,6 +105,8 @@ def _from_domain(exc: domain.DomainError):
             else:
                 api_exc.code = exc.code
             api_exc.extra = exc.extra
+            if isinstance(exc, domain.QuotaExceeded):
+                api_exc.wait = exc.retry_after
             return api_exc
     return exceptions.APIException(exc.detail, exc.code)
 

@@ -91,6 +91,32 @@ ERRORS = {
     "429": "Too many attempts, or too many jobs running; retry later (`code` says which).",
 }
 
+_INTEGER = {"type": "integer", "minimum": 0}
+QUOTA_HEADERS = {
+    "RateLimit-Limit": ("Requests this token may make per minute.", _INTEGER, 600),
+    "RateLimit-Remaining": ("Requests left in this minute.", _INTEGER, 598),
+    "RateLimit-Reset": ("Seconds until the minute's count starts again.", _INTEGER, 42),
+    "RateLimit-Policy": (
+        "The request quota as the IETF draft writes it: `<limit>;w=<window seconds>`.",
+        {"type": "string"},
+        "600;w=60",
+    ),
+    "X-RateLimit-Rows-Limit": ("Rows of `rows/` pages this token may read per UTC day.",
+                               _INTEGER, 1000000),
+    "X-RateLimit-Rows-Remaining": ("Rows left today.", _INTEGER, 999990),
+    "X-RateLimit-Rows-Reset": ("Seconds until the UTC day ends.", _INTEGER, 36000),
+}  # fmt: skip
+RETRY_AFTER = ("Seconds to wait before the quota allows this request.", _INTEGER, 42)
+QUOTA_429 = (
+    'Quota spent, `code: "quota_exceeded"`: the token\'s requests a minute, or on `rows/` '
+    "its rows a day; retry after `Retry-After` seconds. (Also `throttled`: too many failed "
+    "logins; `too_many_jobs` and the like: too many jobs running.)"
+)
+QUOTA_EXAMPLE = {
+    "detail": "Request quota spent: 600 requests a minute for these credentials; retry in 42 s.",
+    "code": "quota_exceeded",
+}
+
 
 def add_error_responses(result, generator, request, public):
     """Every operation documents the error envelope of every error the API can answer."""
@@ -176,5 +202,34 @@ def add_conditional_reads(result, generator, request, public):
                 "description": "`snapshot_expired`: the data this cursor's walk reads is no "
                 "longer kept; start the walk again from its first page.",
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            }
+    return result
+
+
+def _header(name: str) -> dict:
+    description, schema, example = RETRY_AFTER if name == "Retry-After" else QUOTA_HEADERS[name]
+    return {"description": description, "schema": {**schema, "example": example}}
+
+
+def add_quota_headers(result, generator, request, public):
+    """Operations that need credentials are counted against the caller's quotas
+    (accounts/quotas/): their answers carry the RateLimit headers (a quota without a
+    limit has none), and their 429 is `quota_exceeded` with `Retry-After`."""
+    headers = result.setdefault("components", {}).setdefault("headers", {})
+    for name in (*QUOTA_HEADERS, "Retry-After"):
+        headers[name] = _header(name)
+    refs = {name: {"$ref": f"#/components/headers/{name}"} for name in QUOTA_HEADERS}
+    for methods in result.get("paths", {}).values():
+        for operation in methods.values():
+            if not any(operation.get("security") or [{}]):
+                continue  # no credentials needed: not counted
+            for status, response in operation.get("responses", {}).items():
+                if status.startswith("2"):
+                    response.setdefault("headers", {}).update(refs)
+            ref = {"$ref": "#/components/schemas/Error"}
+            operation.setdefault("responses", {})["429"] = {
+                "description": QUOTA_429,
+                "headers": {"Retry-After": {"$ref": "#/components/headers/Retry-After"}, **refs},
+                "content": {"application/json": {"schema": ref, "example": QUOTA_EXAMPLE}},
             }
     return result

@@ -8,6 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
+from accounts import quotas
 from accounts.access import Access, data_path
 from accounts.access.permissions import ResourcePrivilege
 from datalake.api import docs
@@ -48,6 +49,7 @@ class ResourceViewSet(viewsets.GenericViewSet):
         "access_log": "grant",
     }
     filter_backends = []  # the rows grammar and access-log filters are applied explicitly
+    quota_row_actions = {"rows", "version_rows"}  # counted against the rows a day
     queryset = Resource.objects.none()  # for the schema; entries come from the catalog
 
     def get_resource_name(self) -> str:
@@ -114,7 +116,8 @@ class ResourceViewSet(viewsets.GenericViewSet):
 
     def _rows(self, request, query, state):
         """A page of `query` at `state`, or at its cursor's snapshot; 304 if the client
-        holds it (`datalake.api.conditional`)."""
+        holds it (`datalake.api.conditional`). Counted against the caller's row quota
+        (none left: 429 before the query runs)."""
         files = None
         if query.walk is not None:
             state, files = snapshots.pinned(query.entry, query.walk)
@@ -122,7 +125,9 @@ class ResourceViewSet(viewsets.GenericViewSet):
         terms = Conditional(request, [state.label], fingerprint)
         if terms.unchanged():
             return terms.not_modified(state.label, immutable=state.pinned)
+        quotas.require_rows(request)
         page = rows_page(query, state, files)
+        quotas.charge_rows(request, len(page.results))
         if page.state.label != state.label:  # something landed while the page was read
             terms = Conditional(request, [page.state.label], fingerprint)
         body = Response(rows_body(request, query, page))

@@ -77,3 +77,18 @@ def test_docs_pages_use_local_assets(client, url):
     html = response.content.decode()
     assert "/static/drf_spectacular_sidecar/" in html
     assert "cdn.jsdelivr" not in html and "unpkg.com" not in html
+
+
+def test_quota_headers_and_429_are_documented_on_counted_operations(schema):
+    rows = schema["paths"]["/api/v1/resources/transactions/rows/"]["get"]["responses"]
+    headers = schema["components"]["headers"]
+    for name in ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "RateLimit-Policy"):
+        assert rows["200"]["headers"][name]["$ref"] == f"#/components/headers/{name}"
+        assert headers[name]["description"] and "example" in headers[name]["schema"]
+    assert "X-RateLimit-Rows-Remaining" in rows["200"]["headers"]
+    assert "Retry-After" in rows["429"]["headers"]
+    assert "quota_exceeded" in rows["429"]["description"]
+    example = rows["429"]["content"]["application/json"]["example"]
+    assert example["code"] == "quota_exceeded"
+    token = schema["paths"]["/api/v1/auth/token/"]["post"]["responses"]
+    assert "headers" not in token.get("200", {}) and "quota" not in token["429"]["description"]

@@ -14,6 +14,10 @@ os.environ.setdefault("LAKE_MASKING_KEY", "bench-only-masking-key-not-a-secret-0
 os.environ.setdefault("AUDIT_SIGNING_KEY", "bench-only-audit-signing-key-not-a-secret-0123456789")
 # The benches speak plain HTTP to a local server: no redirect to HTTPS.
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+# Quotas counted (a Redis round trip a request) but limiting nothing: wrk makes far more
+# requests a minute than a client may. bench/scenarios/quota.py measures them with limits.
+os.environ.setdefault("QUOTA_REQUESTS_PER_MINUTE", "0")
+os.environ.setdefault("QUOTA_ROWS_PER_DAY", "0")
 
 from datalake.settings import *  # noqa: F403
 
