@@ -412,6 +412,10 @@ LAKE_EXACT_COUNT_LIMIT = env.int("LAKE_EXACT_COUNT_LIMIT", default=10_000)
 LAKE_MAX_PAGE_SIZE = 10
 # A count (or estimate) is reused for this long by the same process: pages of one query.
 LAKE_COUNT_CACHE_SECONDS = env.float("LAKE_COUNT_CACHE_SECONDS", default=5.0)
+# Exports of rows/ (CSV, Arrow; datalake/query/export.py): about this many rows a streamed
+# batch, and the statement timeout of an export's COPY (ms; 0: none) in place of the API's.
+LAKE_EXPORT_BATCH_ROWS = env.int("LAKE_EXPORT_BATCH_ROWS", default=50_000)
+LAKE_EXPORT_STATEMENT_TIMEOUT_MS = env.int("LAKE_EXPORT_STATEMENT_TIMEOUT_MS", default=600_000)
 
 # Logs: one JSON object a line (datalake/platform/logging.py) from every process, with the request
 # id inside a request and the task id inside a Celery task; LOG_FORMAT=text for people.

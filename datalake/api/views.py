@@ -12,6 +12,7 @@ from accounts.access import Access, data_path
 from accounts.access.permissions import ResourcePrivilege
 from datalake.api import docs
 from datalake.api.errors import Conflict, ErrorSerializer
+from datalake.api.exports import ROWS_RENDERERS, ExportErrorsAsJson, export_response, is_export
 from datalake.api.filtering import PAGING_PARAMS, reject_unknown_params
 from datalake.api.pagination import PagePagination, rows_body
 from datalake.api.serializers import ResourceSerializer, RowsPageSerializer
@@ -27,7 +28,7 @@ from lineage.writer import flush as flush_request_log
 
 
 @data_path("the resource named in the URL; the catalog: every resource's privileges")
-class ResourceViewSet(viewsets.GenericViewSet):
+class ResourceViewSet(ExportErrorsAsJson, viewsets.GenericViewSet):
     """Every resource of the lake: PostgreSQL tables and folders of raw files."""
 
     lookup_field = "name"
@@ -87,13 +88,15 @@ class ResourceViewSet(viewsets.GenericViewSet):
     @extend_schema(
         description=docs.ROWS_DESCRIPTION,
         parameters=docs.ROWS_PARAMETERS,
-        responses=RowsPageSerializer,
-        examples=[docs.ROWS_EXAMPLE],
+        responses=docs.rows_responses(RowsPageSerializer),
+        examples=[docs.ROWS_EXAMPLE, docs.ROWS_CSV_EXAMPLE],
         tags=["catalog"],
     )
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], renderer_classes=ROWS_RENDERERS)
     def rows(self, request, name=None):
         query = parse_row_query(self._entry(), request.query_params, self._restriction())
+        if is_export(request):
+            return export_response(request, query)
         return Response(rows_body(request, query, rows_page(query)))
 
     def _restriction(self):
@@ -133,16 +136,23 @@ class ResourceViewSet(viewsets.GenericViewSet):
         description="The records exactly as they were at version `n`, with the same "
         "parameters as `rows/`. Unknown `n`: 404; versioning off: 409.",
         parameters=[docs.NAME_PARAMETER, docs.VERSION_PARAMETER, *docs.ROWS_PARAMETERS[1:]],
-        responses={200: RowsPageSerializer, 409: ErrorSerializer},
-        examples=[docs.ROWS_EXAMPLE],
+        responses={**docs.rows_responses(RowsPageSerializer), 409: ErrorSerializer},
+        examples=[docs.ROWS_EXAMPLE, docs.ROWS_CSV_EXAMPLE],
         tags=["versions"],
     )
-    @action(detail=True, methods=["get"], url_path=r"versions/(?P<n>[0-9]+)/rows")
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path=r"versions/(?P<n>[0-9]+)/rows",
+        renderer_classes=ROWS_RENDERERS,
+    )
     def version_rows(self, request, name=None, n=None):
         entry = self._versioned()
         if not Version.objects.filter(resource__name=entry.name, version=int(n)).exists():
             raise NotFound(f"{entry.name!r} has no version {n}.")
         query = parse_row_query(entry, request.query_params, self._restriction())
+        if is_export(request):
+            return export_response(request, query, version=int(n))
         return Response(rows_body(request, query, rows_page(query, version=int(n))))
 
     @extend_schema(

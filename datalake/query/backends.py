@@ -16,7 +16,7 @@ from accounts.access.masking import ORDER_HEX_DIGITS, column_key, hmac_pads, ord
 from datalake.catalog import Entry
 from datalake.catalog.rawfiles import load_folder
 from datalake.platform.db import prepared_cursor
-from datalake.query.compiled import ShapeCache, checked, prepared, run
+from datalake.query.compiled import Compiled, ShapeCache, checked, prepared, run
 from datalake.query.grammar import RowQuery
 
 _counts: dict[tuple, tuple[int, bool, float]] = {}
@@ -182,6 +182,15 @@ class TableBackend:
         )
 
     def fetch(self, select, offset, limit, after=None, bound=None) -> list[dict]:
+        found = self.compiled(select, after, bound)
+        if found is None:  # an empty result set by construction
+            return []
+        compiled, params = found
+        return run(compiled, params, " LIMIT %s OFFSET %s", (limit, offset))
+
+    def compiled(self, select, after=None, bound=None) -> tuple[Compiled, tuple] | None:
+        """The SQL of the ordered rows (after a keyset position) and its parameters;
+        None for an empty result by construction. Pages add LIMIT/OFFSET, exports COPY it."""
         where_shape, where_params = self._mirror(self.filter_terms)
         after_terms = [t for conjuncts in after or () for t in conjuncts]
         after_shape, after_params = self._mirror(after_terms + ([bound] if bound else []))
@@ -198,11 +207,7 @@ class TableBackend:
             ordering,
         )
         params = self._hash_params(select) + self._version_params() + where_params + after_params
-        found = checked(_shapes, shape, params, lambda: self._page_queryset(select, after, bound))
-        if found is None:  # an empty result set by construction
-            return []
-        compiled, params = found
-        return run(compiled, params, " LIMIT %s OFFSET %s", (limit, offset))
+        return checked(_shapes, shape, params, lambda: self._page_queryset(select, after, bound))
 
     def _page_queryset(self, select, after, bound) -> QuerySet:
         qs = self.filtered
@@ -317,10 +322,14 @@ class FileBackend:
             self.where += " AND (" + (" OR ".join(f"({s})" for s, _ in allowed) or "FALSE") + ")"
             self.params += [p for _, ps in allowed for p in ps]
 
-    def _run(self, sql: str, params: list):
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A DuckDB cursor where `t` is the folder's table."""
         cursor = _duck().cursor()
         cursor.register("t", self.table)
-        return cursor.execute(sql, params)
+        return cursor
+
+    def run(self, sql: str, params: list):
+        return self.cursor().execute(sql, params)
 
     def _source(self) -> tuple[str, list]:
         """The table, with the keyed hashes of the hidden or masked key columns if any."""
@@ -334,7 +343,8 @@ class FileBackend:
         sql = ", ".join(expression for expression, _key in hashes)
         return f"(SELECT *, {sql} FROM t) t", [key for _expression, key in hashes]
 
-    def fetch(self, select, offset, limit, after=None, bound=None) -> list[dict]:
+    def select_sql(self, select, after=None) -> tuple[str, list]:
+        """The SQL of the ordered rows (after a keyset position) and its parameters."""
         source, source_params = self._source()
         where, params = self.where, [*source_params, *self.params]
         if after is not None:
@@ -346,8 +356,11 @@ class FileBackend:
             for n, desc in self.query.ordering
         )
         cols = ", ".join(ident(n) for n in select)
-        sql = f"SELECT {cols} FROM {source} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"
-        result = self._run(sql, [*params, limit, offset])
+        return f"SELECT {cols} FROM {source} WHERE {where} ORDER BY {order}", params
+
+    def fetch(self, select, offset, limit, after=None, bound=None) -> list[dict]:
+        sql, params = self.select_sql(select, after)
+        result = self.run(sql + " LIMIT ? OFFSET ?", [*params, limit, offset])
         names = [d[0] for d in result.description]
         rows = [dict(zip(names, row, strict=True)) for row in result.fetchall()]
         stamps = [n for n in names if self.query.column(n).type == "timestamp"]
@@ -361,7 +374,7 @@ class FileBackend:
         return None  # no page starts kept: DuckDB skips rows of an in-memory table fast
 
     def count(self) -> tuple[int, bool]:
-        result = self._run(f"SELECT count(*) FROM t WHERE {self.where}", list(self.params))
+        result = self.run(f"SELECT count(*) FROM t WHERE {self.where}", list(self.params))
         return result.fetchone()[0], False
 
 
