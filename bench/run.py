@@ -45,6 +45,7 @@ ORDER = [
     "profile_rows",
     "sharing",
     "audit",
+    "export",
 ]
 
 

@@ -17,7 +17,8 @@ ROWS_DESCRIPTION = (
     "`fields`, `ordering`, your grant's restriction), not a page, read from one consistent "
     "state whose version is in `X-Data-Version`; `page`, `cursor` and `page_size` are then "
     'a 400. CSV: a header line, UTF-8, NULL as an empty field and an empty text as `""`, '
-    "arrays as JSON, text starting with `=`, `+`, `-`, `@`, a tab or a carriage return "
+    "timestamps as `2026-11-20T13:45:12.000000Z`, arrays as JSON, text starting with "
+    "`=`, `+`, `-`, `@`, a tab or a carriage return "
     "prefixed with `'`. Arrow: an IPC stream (`pyarrow.ipc.open_stream`) of typed record "
     "batches (decimals as decimal128, timestamps in UTC, masked columns as text). Errors "
     "before the first byte are the JSON envelope; an error after it aborts the transfer "

@@ -74,9 +74,13 @@ class Export:
              for n in query.fields]
         )  # fmt: skip
         self.data_version = None
-        self._db = None
+        self._db = self._running = None
         if not isinstance(self.backend, FileBackend):
-            self._begin(version)
+            try:
+                self._begin(version)
+            except BaseException:
+                self.close()
+                raise
 
     def _type(self, name: str) -> pa.DataType:
         if isinstance(self.backend, FileBackend):  # the folder's own Arrow types, in UTC
@@ -102,13 +106,21 @@ class Export:
             self.data_version = version if version is not None else row and row[0]
 
     def close(self) -> None:
-        """Close the export's connection (its transaction ends with it); idempotent."""
+        """Stop the stream where it is (its COPY ended first) and close the export's
+        connection (its transaction ends with it); idempotent."""
+        running, self._running = self._running, None
+        if running is not None:
+            running.close()
         db, self._db = self._db, None
         if db is not None:
             db.close()
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         """The rows, batch by batch, as the JSON pages show them; then the export closes."""
+        self._running = self._batches()
+        return self._running
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
         try:
             left = self.limit
             for batch in self._raw_batches():
@@ -122,6 +134,7 @@ class Export:
                 if left == 0:
                     break
         finally:
+            self._running = None  # this generator is ending: close() must not close it
             self.close()
 
     def _shown(self, batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -143,21 +156,23 @@ class Export:
         if isinstance(self.backend, FileBackend):
             yield from self._file_batches(settings.LAKE_EXPORT_BATCH_ROWS)
             return
-        found = self.backend.compiled(self._select())
-        if found is None:  # an empty result by construction
+        statement = self.copy_statement()
+        if statement is None:  # an empty result by construction
             return
-        compiled, params = found
-        sql, params = self._copy_sql(compiled.sql, compiled.names, params)
+        sql, params, names = statement
         types = {  # arrays come as JSON text, made lists by _shown
             n: pa.string() if self.query.column(n).type == "array" else self._type(n)
             for n in self.query.fields
         }
         rows = settings.LAKE_EXPORT_BATCH_ROWS
         with self._db.connection.cursor() as cursor, cursor.copy(sql, params) as copy:
+            source = _CopyFile(copy)
+            if not source.read_ahead():  # no rows (pyarrow refuses an empty CSV)
+                return
             reader = pacsv.open_csv(
-                _CopyFile(copy),
+                source,
                 read_options=pacsv.ReadOptions(
-                    column_names=list(compiled.names),
+                    column_names=names,
                     block_size=max(rows * BYTES_PER_ROW, 1 << 14),
                     use_threads=True,
                 ),
@@ -173,8 +188,14 @@ class Export:
             )
             yield from reader
 
-    def _copy_sql(self, sql: str, names, params) -> tuple[str, tuple]:
-        """COPY of the page SQL (array columns as JSON text), with LIMIT if limited."""
+    def copy_statement(self) -> tuple[str, tuple, list[str]] | None:
+        """A table's `COPY (<page SQL>) TO STDOUT (FORMAT csv)` (array columns as JSON
+        text, LIMIT if limited), its parameters and columns; None for an empty result."""
+        found = self.backend.compiled(self._select())
+        if found is None:
+            return None
+        compiled, params = found
+        sql, names = compiled.sql, list(compiled.names)
         arrays = [n for n in names if self.query.column(n).type == "array"]
         if arrays:  # a projection of the ordered rows keeps their order
             columns = ", ".join(
@@ -184,7 +205,7 @@ class Export:
             sql = f"SELECT {columns} FROM ({sql}) q"
         if self.limit is not None:
             sql, params = f"{sql} LIMIT %s", (*params, self.limit)
-        return f"COPY ({sql}) TO STDOUT (FORMAT csv)", params
+        return f"COPY ({sql}) TO STDOUT (FORMAT csv)", params, names
 
     def _file_batches(self, rows: int) -> Iterator[pa.RecordBatch]:
         sql, params = self.backend.select_sql(self._select())
@@ -201,6 +222,11 @@ class _CopyFile(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
+
+    def read_ahead(self) -> bool:
+        """Whether there is anything to read (the first row read ahead)."""
+        self.rest += next(self.chunks, b"")
+        return bool(self.rest)
 
     def read(self, size: int = -1) -> bytes:
         parts, have = [self.rest], len(self.rest)

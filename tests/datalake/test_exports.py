@@ -15,11 +15,16 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pytest
+from django.db import connection
+from django.http import QueryDict
 
 from datalake.catalog import get_entry
 from datalake.catalog.sync import sync_resources
+from datalake.query.export import Export
+from datalake.query.grammar import parse_row_query
 from tests.support.factories import client_for, give, make_user
 from tests.support.lake import pipeline_batch, tx
+from tests.support.polling import wait_until
 from tests.support.restrictions import ROWS, every_row, restricted
 
 # The export reads on a connection of its own: the data must be committed.
@@ -130,6 +135,15 @@ def test_a_restricted_reader_exports_what_its_pages_show(stored, params):
     assert not real & {r["transaction_id"] for r in walked}
 
 
+@pytest.mark.parametrize("url", [ROWS, RAW])
+def test_an_empty_result_is_a_header_or_a_schema(stored, reader, url):
+    give(reader, "raw_transactions", "read")
+    client, params = client_for(reader), {"country": "XX", "fields": "transaction_id,amount"}
+    assert _body(client.get(url, {**params, "format": "csv"})) == b"transaction_id,amount\n"
+    table = arrow_table(client.get(url, params, HTTP_ACCEPT=ARROW))
+    assert table.num_rows == 0 and table.column_names == ["transaction_id", "amount"]
+
+
 def test_a_raw_folder_exports_like_its_pages(stored, reader):
     give(reader, "raw_transactions", "read")
     client = client_for(reader)
@@ -220,3 +234,34 @@ def test_thousands_of_rows_stream_in_batches(lake, settings, reader):
     assert ids == [f"TX-{i:04d}" for i in range(1, 3000, 2)]
     walked = csv_rows("transactions", client.get(ROWS, {"country": "DE", "format": "csv"}))
     assert [r["transaction_id"] for r in walked] == ids
+
+
+def test_an_export_stops_at_its_limit_and_reports_each_batch(stored):
+    """The hooks of the row quota: `limit` rows at most, `on_batch(n)` before each batch."""
+    query = parse_row_query(get_entry("transactions"), QueryDict("ordering=-amount"))
+    seen: list[int] = []
+    export = Export(query, limit=7, on_batch=seen.append)
+    table = pa.Table.from_batches(list(export.batches()), export.schema)
+    top = sorted(stored, key=lambda r: -r["amount"])[:7]
+    assert table["transaction_id"].to_pylist() == [r["transaction_id"] for r in top]
+    assert sum(seen) == 7
+
+
+def _exports_running() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY (%%' "
+            "AND pid <> pg_backend_pid() AND datname = current_database()"
+        )
+        return cursor.fetchone()[0]
+
+
+def test_a_client_that_stops_reading_ends_the_export(lake, settings, reader):
+    settings.LAKE_EXPORT_BATCH_ROWS = 100
+    pipeline_batch(*[tx(i) for i in range(3000)])
+    response = client_for(reader).get(ROWS, {"format": "csv"})
+    chunks = iter(response.streaming_content)
+    assert next(chunks).startswith(b"transaction_id,") and next(chunks)
+    assert _exports_running() == 1
+    response.close()  # what the server does when the client goes away
+    wait_until(lambda: _exports_running() == 0, timeout=10, what="the export's COPY ended")
