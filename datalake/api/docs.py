@@ -64,9 +64,9 @@ ROWS_PARAMETERS = [
     OpenApiParameter(
         "format",
         OpenApiTypes.STR,
-        enum=["json", "api", "csv", "arrow"],
+        enum=["json", "csv", "arrow"],
         description="The answer's format instead of the `Accept` header: `json` (pages), "
-        "`api` (the browsable API), `csv` or `arrow` (an export of every row).",
+        "`csv` or `arrow` (an export of every row); in a browser `api` is the browsable API.",
     ),
     OpenApiParameter(
         "ordering",

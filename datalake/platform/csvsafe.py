@@ -28,5 +28,7 @@ def safe_column(column):
     import pyarrow.compute as pc
 
     pattern = "^[" + "".join("\\" + c if c in "-\\]^" else c for c in FORMULA_STARTS) + "]"
-    quoted = pc.binary_join_element_wise("'", column, "")
-    return pc.if_else(pc.match_substring_regex(column, pattern), quoted, column)
+    formulas = pc.match_substring_regex(column, pattern)
+    if not pc.any(formulas).as_py():  # the usual case: nothing to copy
+        return column
+    return pc.if_else(formulas, pc.binary_join_element_wise("'", column, ""), column)
