@@ -48,6 +48,7 @@ ORDER = [
     "audit",
     "conditional",
     "guard",
+    "export",
 ]
 
 

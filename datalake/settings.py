@@ -435,6 +435,10 @@ LAKE_IMMUTABLE_MAX_AGE = env.int("LAKE_IMMUTABLE_MAX_AGE", default=24 * 3600)
 # ~4,800 (~55 ms), a sort of the table by a column without index ~32,000 (~600 ms),
 # page=50000 ~24,000 (~300 ms): docs/BENCHMARKS.md, "The cost guard".
 LAKE_QUERY_MAX_COST = env.float("LAKE_QUERY_MAX_COST", default=10_000.0)
+# Exports of rows/ (CSV, Arrow; datalake/query/export.py): about this many rows a streamed
+# batch, and the statement timeout of an export's COPY (ms; 0: none) in place of the API's.
+LAKE_EXPORT_BATCH_ROWS = env.int("LAKE_EXPORT_BATCH_ROWS", default=50_000)
+LAKE_EXPORT_STATEMENT_TIMEOUT_MS = env.int("LAKE_EXPORT_STATEMENT_TIMEOUT_MS", default=600_000)
 
 # Logs: one JSON object a line (datalake/platform/logging.py) from every process, with the request
 # id inside a request and the task id inside a Celery task; LOG_FORMAT=text for people.

@@ -99,7 +99,7 @@ class Restriction:
     def apply_to_arrow(self, table):
         """`table` (a pyarrow Table of the resource's columns) as this restriction shows
         it: rows outside the row filters dropped, hidden columns dropped, masked columns
-        replaced by the same pseudonyms as `mask_rows` (each distinct value hashed once)."""
+        replaced by the same pseudonyms as `mask_rows` (`mask_arrow`)."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -114,7 +114,14 @@ class Restriction:
                     every = test if every is None else pc.and_(every, test)
                 keep = every if keep is None else pc.or_(keep, every)
             table = table.filter(keep) if keep is not None else table.slice(0, 0)
-        table = table.select(self.visible(table.column_names))
+        return self.mask_arrow(table.select(self.visible(table.column_names)))
+
+    def mask_arrow(self, table):
+        """`table` with the masked columns it holds replaced by the pseudonyms of
+        `mask_rows` (each distinct value hashed once)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         for name in sorted(self.masked):
             if name not in table.column_names:
                 continue

@@ -137,6 +137,25 @@ def charge_rows(request, n: int) -> None:
     _add(usage, extra)
 
 
+def export_meter(request):
+    """The `on_batch` of an export (`datalake.query.export.Export`): each batch is counted
+    against the caller's day before it is sent. A batch beyond what is left raises
+    QuotaExceeded, which aborts the transfer: the client sees it truncated, never an
+    export silently cut short."""
+
+    def on_batch(n: int) -> None:
+        left = remaining_rows(request)
+        if left is not None and n > left:
+            usage = usage_of(request)
+            raise QuotaExceeded(
+                f"Row quota spent during an export: {usage.limits.rows_per_day} rows a day.",
+                retry_after=usage.counts.day_reset,
+            )
+        charge_rows(request, n)
+
+    return on_batch
+
+
 def settle(request) -> None:
     """The response leaves: the rows reserved and never charged go back to the day."""
     usage = usage_of(request)

@@ -1,7 +1,7 @@
 """OpenAPI descriptions and examples of the catalog endpoints."""
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 
 ROWS_DESCRIPTION = (
     "The records of a resource (needs `read`), at most 10 a page. Projection with "
@@ -22,7 +22,18 @@ ROWS_DESCRIPTION = (
     "above the limit is refused before it runs: 400 `query_too_expensive` with "
     "`estimated_cost`, `max_cost` and `hints` (a filter on an indexed column, `cursor` "
     "instead of a deep `page=`, an order by an indexed column); staff may pass "
-    "`cost_guard=off`. Raw-file folders are not guarded (read whole in memory)."
+    "`cost_guard=off`. Raw-file folders are not guarded (read whole in memory).\n\n"
+    "**Exports.** `Accept: text/csv` or `Accept: application/vnd.apache.arrow.stream` (or "
+    "`?format=csv` / `?format=arrow`) streams *every* row of the same query (filters, "
+    "`fields`, `ordering`, your grant's restriction), not a page, read from one consistent "
+    "state whose version is in `X-Data-Version`; `page`, `cursor` and `page_size` are then "
+    'a 400. CSV: a header line, UTF-8, NULL as an empty field and an empty text as `""`, '
+    "timestamps as `2026-11-20T13:45:12.000000Z`, arrays as JSON, text starting with "
+    "`=`, `+`, `-`, `@`, a tab or a carriage return "
+    "prefixed with `'`. Arrow: an IPC stream (`pyarrow.ipc.open_stream`) of typed record "
+    "batches (decimals as decimal128, timestamps in UTC, masked columns as text). Errors "
+    "before the first byte are the JSON envelope; an error after it aborts the transfer "
+    "(truncated body; an Arrow stream without its end-of-stream marker)."
 )
 
 NAME_PARAMETER = OpenApiParameter(
@@ -60,6 +71,13 @@ ROWS_PARAMETERS = [
         OpenApiTypes.STR,
         description="Comma-separated columns to return.",
         examples=[OpenApiExample("Projection", value="transaction_id,amount,country")],
+    ),
+    OpenApiParameter(
+        "format",
+        OpenApiTypes.STR,
+        enum=["json", "csv", "arrow"],
+        description="The answer's format instead of the `Accept` header: `json` (pages), "
+        "`csv` or `arrow` (an export of every row); in a browser `api` is the browsable API.",
     ),
     OpenApiParameter(
         "ordering",
@@ -202,5 +220,26 @@ VERSIONS_EXAMPLE = OpenApiExample(
             },
         ],
     },
+    response_only=True,
+)
+
+
+def rows_responses(page_serializer) -> dict:
+    """A `rows/` answer: a JSON page, or an export (CSV, Arrow) of every row."""
+    described = "A JSON page of at most 10 rows; CSV or Arrow: an export of every row."
+    return {
+        (200, "application/json"): OpenApiResponse(page_serializer, description=described),
+        (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description=described),
+        (200, "application/vnd.apache.arrow.stream"): OpenApiResponse(
+            OpenApiTypes.BINARY, description=described
+        ),
+    }
+
+
+ROWS_CSV_EXAMPLE = OpenApiExample(
+    "A CSV export",
+    value="transaction_id,country,amount\nTX-20261120-000123,FR,59.90\n"
+    "TX-20261120-000124,DE,12.00\n",
+    media_type="text/csv",
     response_only=True,
 )

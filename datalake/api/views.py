@@ -14,6 +14,7 @@ from accounts.access.permissions import ResourcePrivilege
 from datalake.api import docs
 from datalake.api.conditional import Conditional, body_tag
 from datalake.api.errors import Conflict, ErrorSerializer
+from datalake.api.exports import ROWS_RENDERERS, ExportErrorsAsJson, export_response, is_export
 from datalake.api.filtering import PAGING_PARAMS, reject_unknown_params
 from datalake.api.pagination import PagePagination, rows_body
 from datalake.api.serializers import (
@@ -36,7 +37,7 @@ from lineage.writer import flush as flush_request_log
 
 
 @data_path("the resource named in the URL; the catalog: every resource's privileges")
-class ResourceViewSet(viewsets.GenericViewSet):
+class ResourceViewSet(ExportErrorsAsJson, viewsets.GenericViewSet):
     """Every resource of the lake: PostgreSQL tables and folders of raw files."""
 
     lookup_field = "name"
@@ -104,28 +105,34 @@ class ResourceViewSet(viewsets.GenericViewSet):
     @extend_schema(
         description=docs.ROWS_DESCRIPTION,
         parameters=docs.ROWS_PARAMETERS,
-        responses={200: RowsPageSerializer, 400: RowsBadRequestSerializer},
-        examples=[docs.ROWS_EXAMPLE, docs.QUERY_TOO_EXPENSIVE_EXAMPLE],
+        responses={**docs.rows_responses(RowsPageSerializer), 400: RowsBadRequestSerializer},
+        examples=[docs.ROWS_EXAMPLE, docs.ROWS_CSV_EXAMPLE, docs.QUERY_TOO_EXPENSIVE_EXAMPLE],
         tags=["catalog"],
     )
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], renderer_classes=ROWS_RENDERERS)
     def rows(self, request, name=None):
         entry = self._entry()
         query = self._row_query(entry)
         return self._rows(request, query, None if query.walk else snapshots.current(entry))
 
     def _rows(self, request, query, state):
-        """A page of `query` at `state`, or at its cursor's snapshot; 304 if the client
-        holds it (`datalake.api.conditional`). Counted against the caller's row quota
-        (none left: 429 before the query runs)."""
+        """A page of `query` at `state`, or at its cursor's snapshot, or the export of
+        every row (CSV, Arrow); 304 if the client holds it (`datalake.api.conditional`).
+        Counted against the caller's row quota (none left: 429 before the query runs)."""
         files = None
-        if query.walk is not None:
+        if query.walk is not None and not is_export(request):  # an export refuses `cursor`
             state, files = snapshots.pinned(query.entry, query.walk)
+        state = state or snapshots.current(query.entry)
         fingerprint = query.restriction.fingerprint()
         terms = Conditional(request, [state.label], fingerprint)
         if terms.unchanged():
             return terms.not_modified(state.label, immutable=state.pinned)
         quotas.require_rows(request)
+        if is_export(request):
+            version = state.version if state.pinned else None
+            exported = export_response(request, query, version, quotas.export_meter(request))
+            label = exported.get("X-Data-Version", state.label)
+            return terms.answer(exported, label, immutable=state.pinned)
         page = rows_page(query, state, files)
         quotas.charge_rows(request, len(page.results))
         if page.state.label != state.label:  # something landed while the page was read
@@ -184,14 +191,19 @@ class ResourceViewSet(viewsets.GenericViewSet):
         "parameters as `rows/`. Unknown `n`: 404; versioning off: 409.",
         parameters=[docs.NAME_PARAMETER, docs.VERSION_PARAMETER, *docs.ROWS_PARAMETERS[1:]],
         responses={
-            200: RowsPageSerializer,
+            **docs.rows_responses(RowsPageSerializer),
             400: RowsBadRequestSerializer,
             409: ErrorSerializer,
         },
-        examples=[docs.ROWS_EXAMPLE, docs.QUERY_TOO_EXPENSIVE_EXAMPLE],
+        examples=[docs.ROWS_EXAMPLE, docs.ROWS_CSV_EXAMPLE, docs.QUERY_TOO_EXPENSIVE_EXAMPLE],
         tags=["versions"],
     )
-    @action(detail=True, methods=["get"], url_path=r"versions/(?P<n>[0-9]+)/rows")
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path=r"versions/(?P<n>[0-9]+)/rows",
+        renderer_classes=ROWS_RENDERERS,
+    )
     def version_rows(self, request, name=None, n=None):
         entry = self._versioned()
         state = snapshots.at_version(entry, int(n)) if len(n) <= 9 else None

@@ -21,3 +21,14 @@ def safe_cell(value):
 
 def safe_row(values) -> list:
     return [safe_cell(v) for v in values]
+
+
+def safe_column(column):
+    """`safe_cell` over a pyarrow text column, vectorised (exports stream millions)."""
+    import pyarrow.compute as pc
+
+    pattern = "^[" + "".join("\\" + c if c in "-\\]^" else c for c in FORMULA_STARTS) + "]"
+    formulas = pc.match_substring_regex(column, pattern)
+    if not pc.any(formulas).as_py():  # the usual case: nothing to copy
+        return column
+    return pc.if_else(formulas, pc.binary_join_element_wise("'", column, ""), column)

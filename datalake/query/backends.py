@@ -16,7 +16,7 @@ from accounts.access.masking import ORDER_HEX_DIGITS, column_key, hmac_pads, ord
 from datalake.catalog import Entry
 from datalake.catalog.rawfiles import loaded_folder
 from datalake.query import guard, snapshots
-from datalake.query.compiled import ShapeCache, checked, planned, prepared, run
+from datalake.query.compiled import Compiled, ShapeCache, checked, planned, prepared, run
 from datalake.query.grammar import RowQuery
 
 _counts: dict[tuple, tuple[int, bool, float]] = {}
@@ -173,6 +173,22 @@ class TableBackend:
         )
 
     def fetch(self, select, offset, limit, after=None, bound=None) -> list[dict]:
+        found, base = self._compile(select, after, bound)
+        if found is None:  # an empty result set by construction
+            return []
+        compiled, params = found
+        if self.query.cost_guard:  # the statement, less the keyset values: one for all pages
+            key = (compiled.sql, base, limit, offset)  # a str keeps its hash: cheap to look up
+            guard.check(self.query, compiled.sql + PAGE, (*params, limit, offset), key, offset)
+        return run(compiled, params, PAGE, (limit, offset))
+
+    def compiled(self, select, after=None, bound=None) -> tuple[Compiled, tuple] | None:
+        """The SQL of the ordered rows (after a keyset position) and its parameters;
+        None for an empty result by construction. Pages add LIMIT/OFFSET, exports COPY it."""
+        return self._compile(select, after, bound)[0]
+
+    def _compile(self, select, after, bound):
+        """(`compiled()`'s answer, the parameters before the keyset condition's)."""
         where_shape, where_params = self._mirror(self.filter_terms)
         after_terms = [t for conjuncts in after or () for t in conjuncts]
         after_shape, after_params = self._mirror(after_terms + ([bound] if bound else []))
@@ -189,15 +205,10 @@ class TableBackend:
             ordering,
         )
         base = self._hash_params(select) + self._version_params() + where_params
-        params = base + after_params
-        found = checked(_shapes, shape, params, lambda: self._page_queryset(select, after, bound))
-        if found is None:  # an empty result set by construction
-            return []
-        compiled, params = found
-        if self.query.cost_guard:  # the statement, less the keyset values: one for all pages
-            key = (compiled.sql, base, limit, offset)  # a str keeps its hash: cheap to look up
-            guard.check(self.query, compiled.sql + PAGE, (*params, limit, offset), key, offset)
-        return run(compiled, params, PAGE, (limit, offset))
+        found = checked(
+            _shapes, shape, base + after_params, lambda: self._page_queryset(select, after, bound)
+        )
+        return found, base
 
     def _page_queryset(self, select, after, bound) -> QuerySet:
         qs = self.filtered
@@ -314,10 +325,14 @@ class FileBackend:
             self.where += " AND (" + (" OR ".join(f"({s})" for s, _ in allowed) or "FALSE") + ")"
             self.params += [p for _, ps in allowed for p in ps]
 
-    def _run(self, sql: str, params: list):
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A DuckDB cursor where `t` is the folder's table."""
         cursor = _duck().cursor()
         cursor.register("t", self.table)
-        return cursor.execute(sql, params)
+        return cursor
+
+    def run(self, sql: str, params: list):
+        return self.cursor().execute(sql, params)
 
     def _source(self) -> tuple[str, list]:
         """The table, with the keyed hashes of the hidden or masked key columns if any."""
@@ -331,7 +346,8 @@ class FileBackend:
         sql = ", ".join(expression for expression, _key in hashes)
         return f"(SELECT *, {sql} FROM t) t", [key for _expression, key in hashes]
 
-    def fetch(self, select, offset, limit, after=None, bound=None) -> list[dict]:
+    def select_sql(self, select, after=None) -> tuple[str, list]:
+        """The SQL of the ordered rows (after a keyset position) and its parameters."""
         source, source_params = self._source()
         where, params = self.where, [*source_params, *self.params]
         if after is not None:
@@ -343,8 +359,11 @@ class FileBackend:
             for n, desc in self.query.ordering
         )
         cols = ", ".join(ident(n) for n in select)
-        sql = f"SELECT {cols} FROM {source} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"
-        result = self._run(sql, [*params, limit, offset])
+        return f"SELECT {cols} FROM {source} WHERE {where} ORDER BY {order}", params
+
+    def fetch(self, select, offset, limit, after=None, bound=None) -> list[dict]:
+        sql, params = self.select_sql(select, after)
+        result = self.run(sql + " LIMIT ? OFFSET ?", [*params, limit, offset])
         names = [d[0] for d in result.description]
         rows = [dict(zip(names, row, strict=True)) for row in result.fetchall()]
         stamps = [n for n in names if self.query.column(n).type == "timestamp"]
@@ -363,7 +382,7 @@ class FileBackend:
         return read
 
     def count(self) -> tuple[int, bool]:
-        result = self._run(f"SELECT count(*) FROM t WHERE {self.where}", list(self.params))
+        result = self.run(f"SELECT count(*) FROM t WHERE {self.where}", list(self.params))
         return result.fetchone()[0], False
 
 
