@@ -21,7 +21,7 @@ test: install
 	$(PY) manage.py makemigrations --check --dry-run
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	$(PY) -m pytest --create-db -p no:cacheprovider
+	$(PY) -m pytest --create-db -p no:cacheprovider --durations=25
 
 # The schema fuzzing of the suite, with many more examples per operation, and every
 # parameter at its edge values with DEBUG off and on (~40 min; prints what it ran).

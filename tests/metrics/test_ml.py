@@ -353,7 +353,10 @@ def test_a_redelivered_task_is_idempotent(analyst, sales, lake):
     # A worker died after renaming v2 into place but before its transaction committed:
     (lake / "models" / "product-demand" / "v2").mkdir()
     (lake / "models" / "product-demand" / "v2" / "half-written").write_text("x")
-    again = Training.objects.create(model_name="product-demand", requested_by=analyst)
+    # The same data and parameters: the same score, and a tie goes to the newer version.
+    again = Training.objects.create(
+        model_name="product-demand", requested_by=analyst, params={"max_iter": 30}
+    )
     Training.objects.filter(pk=again.pk).update(status="running", attempts=1)
     done = training_execute(again.pk)
     assert (done.status, done.model_version, done.attempts) == ("succeeded", 2, 2)
