@@ -123,7 +123,7 @@ PINS: dict[str, Pin] = {
     # Metrics: one query more per resource read, its data state (the ETag, issue 21).
     "/api/v1/metrics/spent-per-user-type/": paged("/api/v1/metrics/spent-per-user-type/", 7, 7),
     "/api/v1/metrics/top-products/": Pin(
-        "/api/v1/metrics/top-products/", {"x": 1}, {"x": FULL}, 4, 4
+        "/api/v1/metrics/top-products/", {"x": 1}, {"x": FULL}, 5, 5
     ),
     "/api/v1/metrics/products/x/sales/": Pin(
         "/api/v1/metrics/products/P1/sales/",
