@@ -85,9 +85,11 @@ PINS: dict[str, Pin] = {
     # planner's estimate, then an exact count of a small table), LAKE_COUNT_CACHE_SECONDS
     # off in tests. Known cost, allowed here; one query per page would be better.
     "/api/v1/resources/": paged("/api/v1/resources/", 7, 7),
-    "/api/v1/resources/x/rows/": paged("/api/v1/resources/transactions/rows/", 6, 6),
+    # rows/ and versions/ read their data state (the ETag, X-Data-Version) before the page;
+    # rows/ checks after it that no version committed meanwhile (datalake/query/rows.py).
+    "/api/v1/resources/x/rows/": paged("/api/v1/resources/transactions/rows/", 8, 8),
     "/api/v1/resources/x/rows/ (raw)": paged("/api/v1/resources/raw_transactions/rows/", 4, 4),
-    "/api/v1/resources/x/versions/": paged("/api/v1/resources/transactions/versions/", 5, 5),
+    "/api/v1/resources/x/versions/": paged("/api/v1/resources/transactions/versions/", 6, 6),
     "/api/v1/resources/x/versions/1/rows/": paged(
         "/api/v1/resources/transactions/versions/15/rows/", 7, 7
     ),
