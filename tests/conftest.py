@@ -78,6 +78,18 @@ def lake(tmp_path, settings):
 
 
 @pytest.fixture(autouse=True)
+def _request_log_written():
+    """What a test's requests queued for the request log's writer thread is stored before
+    the test's database is flushed: the writer's INSERT (the request log, then the seal
+    queue through its trigger) beside the flush's TRUNCATE of both could deadlock.
+    Set up after pytest-django's own autouse database fixture, so torn down before it."""
+    yield
+    from lineage.writer import flush
+
+    flush()
+
+
+@pytest.fixture(autouse=True)
 def _clear_cache():
     """The cache (Redis db 1) holds login-failure counters; each test starts clean."""
     from django.core.cache import cache

@@ -33,17 +33,20 @@ def immutable_control() -> str:
 class Conditional:
     """The conditional-read terms of one request: `tag`, `unchanged()`, `answer()`."""
 
-    def __init__(self, request, states: Iterable[str], restriction: str = "all"):
+    def __init__(self, request, states: Iterable[str], *terms: str):
+        """`states`: the labels of the data states read; `terms`: what else decides the
+        bytes for this caller (the restriction's fingerprint, a masking key in use)."""
         self.request = request
-        self.tag = self._tag(states, restriction)
+        self.tag = self._tag(states, terms or ("all",))
 
-    def _tag(self, states: Iterable[str], restriction: str) -> str:
+    def _tag(self, states: Iterable[str], terms: tuple) -> str:
         renderer = getattr(self.request, "accepted_renderer", None)
         parts = (
             self.request.get_host(),
             self.request.get_full_path(),
             getattr(renderer, "media_type", ""),
-            restriction,
+            *terms,
+            "|",
             *states,
         )
         digest = hashlib.blake2b(digest_size=16)
@@ -52,16 +55,13 @@ class Conditional:
         return f'W/"{digest.hexdigest()}"'
 
     def unchanged(self) -> bool:
-        """True if the client's `If-None-Match` names this tag (weak comparison) or `*`."""
+        """True if the client's `If-None-Match` names this tag (weak comparison). `*` is
+        not honoured: it would answer 304 for a page that does not exist (a 404)."""
         header = self.request.headers.get("If-None-Match")
         if not header:
             return False
         mine = self.tag.removeprefix("W/")
-        for candidate in header.split(","):
-            candidate = candidate.strip()
-            if candidate == "*" or candidate.removeprefix("W/") == mine:
-                return True
-        return False
+        return any(c.strip().removeprefix("W/") == mine for c in header.split(","))
 
     def not_modified(self, data_version: str | None = None, immutable: bool = False):
         return self.answer(Response(status=304), data_version, immutable)

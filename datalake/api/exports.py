@@ -39,9 +39,7 @@ def is_export(request) -> bool:
 def export_response(request, query: RowQuery, version: int | None = None, on_batch=None):
     """The streamed export of `query` (at `version`) in the negotiated format; `on_batch`:
     the row quota's meter (`accounts.quotas.export_meter`)."""
-    for name in PAGING_ONLY:
-        if name in request.query_params:
-            raise Invalid({name: [f"An export streams every row: remove `{name}`."]})
+    refuse_paging(request)
     renderer = request.accepted_renderer
     export = Export(query, version, on_batch=on_batch)
     response = StreamingHttpResponse(
@@ -53,6 +51,13 @@ def export_response(request, query: RowQuery, version: int | None = None, on_bat
     if export.data_version is not None:
         response["X-Data-Version"] = str(export.data_version)
     return response
+
+
+def refuse_paging(request) -> None:
+    """`page`, `cursor` and `page_size` page JSON only: with an export, a 400 naming it."""
+    for name in PAGING_ONLY:
+        if name in request.query_params:
+            raise Invalid({name: [f"An export streams every row: remove `{name}`."]})
 
 
 class ExportErrorsAsJson:

@@ -175,7 +175,7 @@ IF_NONE_MATCH = {
     "in": "header",
     "required": False,
     "schema": {"type": "string"},
-    "description": "An `ETag` of an earlier answer (or several, or `*`): 304 with no body "
+    "description": "An `ETag` of an earlier answer (or several): 304 with no body "
     "if the answer would be the same, without running its query.",
 }
 

@@ -14,7 +14,13 @@ from accounts.access.permissions import ResourcePrivilege
 from datalake.api import docs
 from datalake.api.conditional import Conditional, body_tag
 from datalake.api.errors import Conflict, ErrorSerializer
-from datalake.api.exports import ROWS_RENDERERS, ExportErrorsAsJson, export_response, is_export
+from datalake.api.exports import (
+    ROWS_RENDERERS,
+    ExportErrorsAsJson,
+    export_response,
+    is_export,
+    refuse_paging,
+)
 from datalake.api.filtering import PAGING_PARAMS, reject_unknown_params
 from datalake.api.pagination import PagePagination, rows_body
 from datalake.api.serializers import (
@@ -119,16 +125,20 @@ class ResourceViewSet(ExportErrorsAsJson, viewsets.GenericViewSet):
         """A page of `query` at `state`, or at its cursor's snapshot, or the export of
         every row (CSV, Arrow); 304 if the client holds it (`datalake.api.conditional`).
         Counted against the caller's row quota (none left: 429 before the query runs)."""
+        exporting = is_export(request)
+        if exporting:
+            refuse_paging(request)  # before any 304: a bad request is a 400 whatever is held
         files = None
-        if query.walk is not None and not is_export(request):  # an export refuses `cursor`
+        if query.walk is not None and not exporting:
             state, files = snapshots.pinned(query.entry, query.walk)
         state = state or snapshots.current(query.entry)
-        fingerprint = query.restriction.fingerprint()
-        terms = Conditional(request, [state.label], fingerprint)
+        # The restriction's terms, and the order's masking key (a hidden key's order).
+        terms_of = [query.restriction.fingerprint(), repr(query.order_key)]
+        terms = Conditional(request, [state.label], *terms_of)
         if terms.unchanged():
             return terms.not_modified(state.label, immutable=state.pinned)
         quotas.require_rows(request)
-        if is_export(request):
+        if exporting:
             version = state.version if state.pinned else None
             exported = export_response(request, query, version, quotas.export_meter(request))
             label = exported.get("X-Data-Version", state.label)
@@ -136,9 +146,10 @@ class ResourceViewSet(ExportErrorsAsJson, viewsets.GenericViewSet):
         page = rows_page(query, state, files)
         quotas.charge_rows(request, len(page.results))
         if page.state.label != state.label:  # something landed while the page was read
-            terms = Conditional(request, [page.state.label], fingerprint)
+            terms = Conditional(request, [page.state.label], *terms_of)
         body = Response(rows_body(request, query, page))
-        return terms.answer(body, page.state.label, immutable=page.state.pinned)
+        # Immutable only where the request named the state (a version, a walk's cursor).
+        return terms.answer(body, page.state.label, immutable=state.pinned)
 
     def _restriction(self):
         return Access.of(self.request).restriction(self._entry().name)

@@ -87,9 +87,10 @@ HASH_FIELD = BigIntegerField()
 class TableBackend:
     """A table's rows through the ORM and the FilterSet, compiled once per query shape."""
 
-    def __init__(self, query: RowQuery, version: int | None = None):
+    def __init__(self, query: RowQuery, version: int | None = None, state=None):
         self.query = query
         self.version = version
+        self.state_key = tuple(state.sealed()) if state is not None else None
         model = query.entry.model
         self.field = model._meta.get_field
         filterset = query.filterset
@@ -232,7 +233,7 @@ class TableBackend:
         where_shape, where_params = self._mirror(self.filter_terms)
         shape = ("count", self.query.entry, self.mode, where_shape)
         params = self._version_params() + where_params
-        key = (shape, params)
+        key = (shape, params, self.state_key)  # a new version: counted again
         cached = _counts.get(key)
         if cached and cached[2] > time.monotonic():
             return cached[0], cached[1]
@@ -386,7 +387,8 @@ class FileBackend:
         return result.fetchone()[0], False
 
 
-def backend_for(query: RowQuery, version: int | None = None, files: frozenset | None = None):
+def backend_for(query: RowQuery, version: int | None = None, files=None, state=None):
+    """The backend of `query` at `version`; `state` (a `DataVersion`) keys its counts."""
     if query.entry.kind == "table":
-        return TableBackend(query, version)
+        return TableBackend(query, version, state)
     return FileBackend(query, files)

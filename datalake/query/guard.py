@@ -69,6 +69,14 @@ def check(query: RowQuery, sql: str, params: tuple, key, offset: int) -> None:
             "offset": offset,
         },
     )
+    if query.restriction.rows is not None:
+        # The estimate counts rows outside the caller's row filter (the size of the
+        # table, which the catalog hides from them): only the limit is said.
+        raise QueryTooExpensive(
+            f"This query is estimated to cost more than the limit of {limit:,.0f}. "
+            + " ".join(hints),
+            extra={"max_cost": limit, "hints": hints},
+        )
     raise QueryTooExpensive(
         f"This query is estimated to cost {cost:,.0f}, above the limit of {limit:,.0f}. "
         + " ".join(hints),

@@ -32,24 +32,34 @@ class RowsPage:
 def rows_page(query: RowQuery, state: DataVersion, files: frozenset | None = None) -> RowsPage:
     """One page of `query` over the data in `state` (`datalake.query.snapshots`).
 
-    A pinned state (a version named, a cursor's walk) is read as such. An unpinned one
-    is the state the caller read just before: the page reads the current rows (their
-    partial indexes), then checks nothing landed meanwhile; if something did, a
-    versioned table's page is read again at that version, so the page, its cursor
-    and its ETag all name one state. `files`: a folder walk's files.
+    The latest version, or the state the caller read just before (page 1), is read
+    through the current rows and their partial indexes, then checked: nothing may have
+    landed meanwhile. If something did, a versioned table's page is read again at its
+    version, as history, so the page, its cursor and its ETag all name one state; a
+    walk's page over data that keeps no past states (a table without versions) is a
+    410 rather than a page of the new data. A version no longer the latest is read as
+    history at once. `files`: a folder walk's files.
     """
     page, starts = _page(query, state, files)
-    confirmed = state.pinned or query.entry.kind != "table"  # a folder: the files it read
+    walking = query.cursor is not None
+    confirmed = (state.pinned and not state.latest) or query.entry.kind != "table"
     for _attempt in range(2):
         if confirmed:
             break
         now = snapshots.current(query.entry)
         confirmed = page.state.same_state(now)
-        if not confirmed:
-            at_start = snapshots.at_version(query.entry, state.version) if state.version else None
-            page, starts = _page(query, at_start or now, files)  # no past states kept: now
-            state = page.state
-            confirmed = state.pinned
+        if confirmed:
+            break
+        if state.kind == "version" and state.pinned:  # no longer the latest: history
+            page, starts = _page(query, snapshots.moved(state), files)
+            confirmed = True
+            break
+        at_start = snapshots.at_version(query.entry, state.version) if state.version else None
+        if at_start is None and walking:
+            raise snapshots.expired(query.entry, "the data changed while the page was read")
+        page, starts = _page(query, snapshots.moved(at_start) if at_start else now, files)
+        state = page.state
+        confirmed = state.pinned
     if starts and confirmed:
         starts.commit()
     return page
@@ -59,8 +69,12 @@ def _page(query, state, files):
     """A cursor page costs one index range scan at any depth; `page=N` is an OFFSET
     (fine for the first thousands of pages), except where the start of page N is
     known (`PageStarts`). A page past the end is a 404."""
-    backend = backend_for(query, state.version if state.pinned else None, files)
-    state = backend.state(state)
+    history = state.pinned and not state.latest
+    backend = backend_for(query, state.version if history else None, files, state)
+    read = backend.state(state)
+    if query.cursor is not None and not read.same_state(state):  # a folder changed since
+        raise snapshots.expired(query.entry, "the folder changed while the page was read")
+    state = read
     names = query.ordering_names
     select = query.fields + [n for n in names if n not in query.fields]
     starts = (

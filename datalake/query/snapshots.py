@@ -21,20 +21,22 @@ to the end, whatever lands meanwhile:
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 
 from django.conf import settings
 from django.core.cache import cache
 
 from datalake.catalog import Entry
 from datalake.catalog.rawfiles import folder_signature
-from datalake.errors import Gone
+from datalake.errors import Gone, Unavailable
 from datalake.platform.db import prepared_cursor
 
 VERSION_SQL = (
     "SELECT r.current_version, v.id FROM datalake_resource r LEFT JOIN lineage_version v "
     "ON v.resource_id = r.id AND v.version = coalesce(%s, r.current_version) WHERE r.name = %s"
 )
+logger = logging.getLogger(__name__)
 STAMP_SQL = 'SELECT stamp FROM datalake_datastamp WHERE "table" = %s'
 EXPIRED = (
     "This walk's snapshot of {name!r} is no longer kept ({why}); start the walk again "
@@ -51,6 +53,7 @@ class DataVersion:
     value: int | str
     ident: int | None = None
     pinned: bool = False  # read at a version named by the caller or by a cursor
+    latest: bool = False  # pinned, and the table's current version when it was read
 
     @property
     def label(self) -> str:
@@ -91,7 +94,9 @@ def at_version(entry: Entry, number: int | None) -> DataVersion | None:
         return None
     if number is None:
         return DataVersion("version", row[0], row[1])
-    return None if row[1] is None else DataVersion("version", number, row[1], pinned=True)
+    if row[1] is None:
+        return None
+    return DataVersion("version", number, row[1], pinned=True, latest=row[0] == number)
 
 
 def folder_state(entry: Entry, signature: tuple) -> DataVersion:
@@ -100,9 +105,17 @@ def folder_state(entry: Entry, signature: tuple) -> DataVersion:
 
 
 def remember(entry: Entry, state: DataVersion, signature: tuple | None) -> None:
-    """Keep a folder's manifest for the walks that begin at `state`."""
-    if state.kind == "files" and signature is not None:
-        cache.add(_manifest_key(entry, state), signature, settings.LAKE_SNAPSHOT_SECONDS)
+    """Keep a folder's manifest for the walks that begin at `state` (for
+    LAKE_SNAPSHOT_SECONDS from the newest walk's start). The cache away: not kept, and
+    those walks end with a 410 if the folder changes."""
+    if state.kind != "files" or signature is None:
+        return
+    key, seconds = _manifest_key(entry, state), settings.LAKE_SNAPSHOT_SECONDS
+    try:
+        if not cache.add(key, signature, seconds):
+            cache.touch(key, seconds)
+    except Exception:  # Redis down: the page is served, its manifest not kept
+        logger.warning("The manifest of %s could not be kept", entry.name, exc_info=True)
 
 
 def _manifest_key(entry: Entry, state: DataVersion) -> str:
@@ -133,7 +146,10 @@ def pinned(entry: Entry, sealed: list) -> tuple[DataVersion, frozenset[str] | No
         signature = folder_signature(entry.folder)
         if folder_state(entry, signature).value == value:
             return DataVersion("files", value), None
-        manifest = cache.get(_manifest_key(entry, state))
+        try:
+            manifest = cache.get(_manifest_key(entry, state))
+        except Exception:  # Redis down
+            raise Unavailable("The cache that keeps folder walks does not answer.") from None
         if manifest is None:
             raise _expired(entry, "the folder changed and its manifest has expired")
         if not set(manifest) <= set(signature):
@@ -142,6 +158,15 @@ def pinned(entry: Entry, sealed: list) -> tuple[DataVersion, frozenset[str] | No
     # Sealed by this server for this query, yet of another kind: the resource changed
     # kind (versioning switched) since the walk began.
     raise _expired(entry, "the resource changed how it keeps its versions")
+
+
+def moved(state: DataVersion) -> DataVersion:
+    """A pinned version that is no longer the latest: read it as history."""
+    return replace(state, latest=False)
+
+
+def expired(entry: Entry, why: str) -> Gone:
+    return _expired(entry, why)
 
 
 def _expired(entry: Entry, why: str) -> Gone:
