@@ -17,11 +17,15 @@ from accounts.quotas import check_request, settle, usage_of
 class QuotaThrottle:
     """DRF's throttle interface: `allow_request` (refusals raise) and `wait`. A view
     action named in the view's `quota_row_actions` serves rows: a full page of them is
-    reserved with the request's count (one Redis trip for both)."""
+    reserved with the request's count (one Redis trip for both). A conditional request
+    (`If-None-Match`) reserves none: it mostly ends in a 304 with no rows, which then
+    costs that one trip and no give-back; a page it does serve is charged after it."""
 
     def allow_request(self, request, view) -> bool:
         serves_rows = getattr(view, "action", None) in getattr(view, "quota_row_actions", ())
-        check_request(request, settings.LAKE_MAX_PAGE_SIZE if serves_rows else 0)
+        conditional = "HTTP_IF_NONE_MATCH" in request.META
+        reserve = settings.LAKE_MAX_PAGE_SIZE if serves_rows and not conditional else 0
+        check_request(request, reserve)
         return True
 
     def wait(self) -> None:

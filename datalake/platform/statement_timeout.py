@@ -13,9 +13,13 @@ Guarantees:
   does not undo it;
 - a database that cannot be reached here answers 503 `database_unavailable` in the
   envelope, DEBUG or not (`datalake.api.middleware.uncaught_exception`);
-- reset when the request ends, so the thread's persistent connection (`CONN_MAX_AGE`)
-  carries no limit into a later non-API request; a connection whose reset fails is
-  closed at the end of the request instead of being reused;
+- one statement at most per request, most requests none: the value a connection holds
+  is remembered with it, so a thread's persistent connection (`CONN_MAX_AGE`) serving
+  API request after API request is set once. A non-API request on a connection that
+  holds the limit resets it first, so no limit reaches a later non-API request; a
+  connection whose reset fails is closed instead of being reused. Where the request's
+  connection is already inside a transaction (a test's, `ATOMIC_REQUESTS`), whose
+  rollback would undo the setting, it is set and reset around each request instead;
 - other connections are untouched: Celery workers, management commands and the
   request log's writer thread (its own connection) keep the server's setting.
 
@@ -27,6 +31,7 @@ clients: there set `API_STATEMENT_TIMEOUT_MS=0` and give the web's role its own
 from __future__ import annotations
 
 import logging
+import weakref
 
 from django.conf import settings
 from django.db import DatabaseError, connection
@@ -44,9 +49,16 @@ def is_statement_timeout(exc: BaseException | None) -> bool:
     return isinstance(exc, DatabaseError) and isinstance(exc.__cause__, errors.QueryCanceled)
 
 
+# What each open connection's session holds, by the driver's connection object (a new
+# one after a reconnect starts from the server's default): milliseconds, or absent.
+_held: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _apply(conn, ms: int) -> None:
     with conn.cursor() as cursor:
         cursor.execute("SELECT set_config('statement_timeout', %s, false)", [f"{ms}ms"])
+    if not conn.in_atomic_block:  # committed at once: the session keeps it
+        _held[conn.connection] = ms
 
 
 @receiver(connection_created)
@@ -55,6 +67,11 @@ def _on_connect(sender, connection, **kwargs):
     ms = getattr(connection, _ATTR, None)
     if ms:
         _apply(connection, ms)
+
+
+def _holds(ms) -> bool:
+    raw = connection.connection
+    return raw is not None and _held.get(raw) == ms and not connection.in_atomic_block
 
 
 class StatementTimeoutMiddleware:
@@ -66,12 +83,17 @@ class StatementTimeoutMiddleware:
     def __call__(self, request):
         ms = settings.API_STATEMENT_TIMEOUT_MS
         if not ms or not request.path.startswith("/api/"):
+            if connection.connection is not None and _held.get(connection.connection):
+                _reset(at_once=True)  # an API request's limit, not this request's
             return self.get_response(request)
         setattr(connection, _ATTR, ms)
+        kept = False
         try:
             try:
                 connection.ensure_connection()  # a new connection is limited by the signal
-                _apply(connection, ms)
+                if not _holds(ms):
+                    _apply(connection, ms)
+                kept = _holds(ms)
             except DatabaseError as exc:
                 # Before any view: answered here as a view's would be (503 with Retry-After
                 # when the database is away), not by DEBUG's page.
@@ -81,16 +103,24 @@ class StatementTimeoutMiddleware:
             return self.get_response(request)
         finally:
             setattr(connection, _ATTR, None)
-            _reset()
+            if not kept or connection.in_atomic_block:
+                _reset()
 
 
-def _reset() -> None:
-    if connection.connection is None:
+def _reset(at_once: bool = False) -> None:
+    raw = connection.connection
+    if raw is None:
         return
     try:
         with connection.cursor() as cursor:
             cursor.execute("RESET statement_timeout")
+        _held.pop(raw, None)
     except DatabaseError:
         # A broken connection, or one left in a failed transaction: not reused with the limit.
-        log.warning("statement_timeout not reset; the connection is closed after the request")
-        connection.close_at = 0
+        _held.pop(raw, None)
+        if at_once and not connection.in_atomic_block:
+            log.warning("statement_timeout not reset; the connection is closed")
+            connection.close()  # the request opens a new one, without the limit
+        else:
+            log.warning("statement_timeout not reset; the connection is closed after the request")
+            connection.close_at = 0

@@ -223,3 +223,33 @@ def test_every_refused_request_is_in_the_request_log(alice, limits):
     assert writer.flush()
     logged = RequestLog.objects.filter(id__gt=before, path=CATALOG).order_by("id")
     assert [entry.status_code for entry in logged] == statuses
+
+
+def test_a_conditional_read_reserves_no_rows_and_a_304_costs_one_redis_command(
+    rows_reader, limits, clock
+):
+    api = client_for(rows_reader)
+    first = api.get(ROWS, {"page_size": 4})
+    assert first["X-RateLimit-Rows-Remaining"] == "21"
+    server = counters.client()
+
+    def calls() -> dict:
+        stats = server.info("commandstats")
+        return {
+            name: stats.get(f"cmdstat_{name}", {}).get("calls", 0)
+            for name in ("evalsha", "eval", "incrby")
+        }
+
+    before = calls()
+    unchanged = api.get(ROWS, {"page_size": 4}, HTTP_IF_NONE_MATCH=first["ETag"])
+    after = calls()
+    assert unchanged.status_code == 304
+    assert unchanged["X-RateLimit-Rows-Remaining"] == "21"  # nothing reserved, nothing served
+    # The request counted with one script; no rows given back.
+    assert after["evalsha"] + after["eval"] - before["evalsha"] - before["eval"] == 1
+    assert after["incrby"] == before["incrby"]
+    # A conditional request whose tag is stale is served, and its page charged after it.
+    clock.move(60)
+    stale = api.get(ROWS, {"page_size": 4}, HTTP_IF_NONE_MATCH='W/"stale"')
+    assert stale.status_code == 200 and len(stale.json()["results"]) == 4
+    assert stale["X-RateLimit-Rows-Remaining"] == "17"

@@ -239,10 +239,25 @@ def test_an_api_query_past_the_statement_timeout_is_a_503_in_the_envelope(
     assert answer.status_code == 503, answer.content
     assert answer.json()["code"] == "query_timeout" and answer["Retry-After"]
     assert api.get(url).status_code == 200
-    # The request's limit does not stay on the connection for what runs next in it.
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW statement_timeout")
-        assert cursor.fetchone()[0] == "0"
+
+    def session_limit():
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW statement_timeout")
+            return cursor.fetchone()[0]
+
+    # Set once for the connection's API requests (no SET and RESET around each one)...
+    assert session_limit() == "2s"
+    # ...and never carried into a non-API request: the login page runs without it.
+    seen = []
+
+    def spy(execute, sql, params, many, context):
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(spy):
+        assert api.get("/api-auth/login/").status_code == 200
+    assert seen[0] == "RESET statement_timeout", seen
+    assert session_limit() == "0"
 
 
 def test_the_bitmap_plan_and_the_prefix_probe_use_the_text_index_without_statistics(lake):
