@@ -21,10 +21,10 @@ from django.conf import settings
 from django.core.management import call_command
 
 from datalake.models import Resource
-from ingestion.daily.services import ingestion_run_execute
 from ingestion.models import IngestionRun, RunStatus
 from lineage.models import RequestLog, Version
 from tests.support.factories import client_for, give, make_user
+from tests.support.lake import ingest_all
 
 pytestmark = pytest.mark.slow
 
@@ -94,9 +94,8 @@ def retail(django_db_setup, django_db_blocker, tmp_path_factory):
     settings.LAKE_ROOT = root
     try:
         with django_db_blocker.unblock():
-            for name in ("online_retail_first_20000.csv", "crafted.csv"):
-                run = IngestionRun.objects.create(source="retail", path=str(folder / name))
-                run = ingestion_run_execute(run.pk)
+            names = ("online_retail_first_20000.csv", "crafted.csv")  # one Spark job
+            for run in ingest_all("retail", *(folder / name for name in names)):
                 assert run.status == RunStatus.SUCCEEDED, run.error
                 assert run.rows_rejected == 0
             yield root

@@ -16,7 +16,7 @@ from pathlib import Path
 from django.db import connection, transaction
 
 from datalake.lake.merge import merge_transaction_rows
-from ingestion.daily.services import ingestion_run_execute
+from ingestion.daily.services import ingestion_run_execute, ingestion_runs_execute
 from ingestion.models import IngestionRun
 from ingestion.rates import RateTable
 from ingestion.validation import validate_transaction
@@ -56,6 +56,13 @@ def ingest(source: str, path: Path) -> IngestionRun:
     """A daily ingestion run of `path`, executed here (spark-submit in local mode)."""
     run = IngestionRun.objects.create(source=source, path=str(path))
     return ingestion_run_execute(run.pk)
+
+
+def ingest_all(source: str, *paths: Path) -> list[IngestionRun]:
+    """Runs of `paths` in order, executed here as the daily scan executes them: one
+    spark-submit (one JVM start) for all, each merged in turn."""
+    runs = [IngestionRun.objects.create(source=source, path=str(path)) for path in paths]
+    return ingestion_runs_execute([run.pk for run in runs])
 
 
 def pipeline_batch(*records: dict) -> None:
