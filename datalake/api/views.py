@@ -28,6 +28,7 @@ from datalake.api.serializers import (
     RowsBadRequestSerializer,
     RowsPageSerializer,
 )
+from datalake.catalog import get_entry
 from datalake.catalog.selectors import all_resources, describe_resources, resource_entry
 from datalake.catalog.sync import sync_resources
 from datalake.errors import AccessDenied
@@ -61,6 +62,14 @@ class ResourceViewSet(ExportErrorsAsJson, viewsets.GenericViewSet):
 
     def get_resource_name(self) -> str:
         return self._entry().name
+
+    def initial(self, request, *args, **kwargs):
+        name = self.kwargs.get("name", "")
+        # Their first read, a table's current version, rides on the token lookup (a raw
+        # folder's state is not read from the database).
+        if self.action in ("rows", "versions") and not name.startswith("raw_"):
+            snapshots.ask_current(get_entry(name))
+        super().initial(request, *args, **kwargs)
 
     def _entry(self):
         if not hasattr(self, "_cached_entry"):

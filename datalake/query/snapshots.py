@@ -30,11 +30,18 @@ from django.core.cache import cache
 from datalake.catalog import Entry
 from datalake.catalog.rawfiles import folder_signature
 from datalake.errors import Gone, Unavailable
+from datalake.platform import piggyback
 from datalake.platform.db import prepared_cursor
 
 VERSION_SQL = (
     "SELECT r.current_version, v.id FROM datalake_resource r LEFT JOIN lineage_version v "
     "ON v.resource_id = r.id AND v.version = coalesce(%s, r.current_version) WHERE r.name = %s"
+)
+# The same current version as a scalar (a JSON array, NULL for no such resource).
+CURRENT_SQL = (
+    "(SELECT json_build_array(r.current_version, v.id) FROM datalake_resource r "
+    "LEFT JOIN lineage_version v ON v.resource_id = r.id AND v.version = r.current_version "
+    "WHERE r.name = %s)"
 )
 logger = logging.getLogger(__name__)
 STAMP_SQL = 'SELECT stamp FROM datalake_datastamp WHERE "table" = %s'
@@ -85,11 +92,20 @@ def current(entry: Entry) -> DataVersion:
     return at_version(entry, None)
 
 
+def ask_current(entry: Entry | None) -> None:
+    """The request will read `entry`'s current version first: ask for it with the token
+    lookup (`datalake.platform.piggyback`), which saves that read its own round trip."""
+    if entry is not None and entry.kind == "table" and entry.versioning:
+        piggyback.ask(("version", entry.name), CURRENT_SQL, [entry.name])
+
+
 def at_version(entry: Entry, number: int | None) -> DataVersion | None:
     """Version `number` of a versioned table (None: the current one); None if unknown."""
-    with prepared_cursor() as cursor:
-        cursor.execute(VERSION_SQL, [number, entry.name])
-        row = cursor.fetchone()
+    row = piggyback.take(("version", entry.name)) if number is None else piggyback.MISSING
+    if row is piggyback.MISSING:
+        with prepared_cursor() as cursor:
+            cursor.execute(VERSION_SQL, [number, entry.name])
+            row = cursor.fetchone()
     if row is None:
         return None
     if number is None:

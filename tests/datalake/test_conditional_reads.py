@@ -150,3 +150,33 @@ def test_a_bad_export_is_a_400_whatever_the_client_holds(staff_api, data):
             HTTP_IF_NONE_MATCH=held,
         )
         assert refused.status_code == 400 and "cursor" in refused.json()["errors"]
+
+
+def test_the_current_version_rides_on_the_token_lookup_and_is_read_again_after_the_page(data):
+    reader = make_user("rider")
+    give(reader, "transactions")
+    api = client_for(reader)
+
+    def statements(**headers):
+        sql = []
+
+        def seen(execute, statement, params, many, context):
+            sql.append(statement)
+            return execute(statement, params, many, context)
+
+        with connection.execute_wrapper(seen):
+            response = api.get("/api/v1/resources/transactions/rows/", **headers)
+        token = [s for s in sql if "key_hash" in s]
+        versions = [s for s in sql if "coalesce(%s, r.current_version)" in s and s not in token]
+        return response, token, versions
+
+    page, token, versions = statements()
+    assert page.status_code == 200 and page["X-Data-Version"] == "2"
+    assert len(token) == 1 and "json_build_array(r.current_version, v.id)" in token[0]
+    assert len(versions) == 1  # the check after the page: never the ridden answer again
+    unchanged, token, versions = statements(HTTP_IF_NONE_MATCH=page["ETag"])
+    assert unchanged.status_code == 304 and len(token) == 1 and versions == []
+    merge([row(40)])  # a new version: the very next request sees it
+    changed, _token, _versions = statements(HTTP_IF_NONE_MATCH=page["ETag"])
+    assert changed.status_code == 200 and changed["X-Data-Version"] == "3"
+    assert changed["ETag"] != page["ETag"]

@@ -87,9 +87,10 @@ PINS: dict[str, Pin] = {
     "/api/v1/resources/": paged("/api/v1/resources/", 7, 7),
     # rows/ and versions/ read their data state (the ETag, X-Data-Version) before the page;
     # rows/ checks after it that no version committed meanwhile (datalake/query/rows.py).
-    "/api/v1/resources/x/rows/": paged("/api/v1/resources/transactions/rows/", 8, 8),
+    # A table's current version rides on the token lookup (datalake.platform.piggyback).
+    "/api/v1/resources/x/rows/": paged("/api/v1/resources/transactions/rows/", 7, 7),
     "/api/v1/resources/x/rows/ (raw)": paged("/api/v1/resources/raw_transactions/rows/", 4, 4),
-    "/api/v1/resources/x/versions/": paged("/api/v1/resources/transactions/versions/", 6, 6),
+    "/api/v1/resources/x/versions/": paged("/api/v1/resources/transactions/versions/", 5, 5),
     "/api/v1/resources/x/versions/1/rows/": paged(
         "/api/v1/resources/transactions/versions/15/rows/", 7, 7
     ),
