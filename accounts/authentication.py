@@ -73,7 +73,7 @@ def token_with_user(key_hash: str) -> ApiToken | None:
 
 
 def _json(value):
-    return orjson.loads(value) if isinstance(value, str | bytes) else value
+    return orjson.loads(value) if isinstance(value, (str, bytes)) else value
 
 
 @lru_cache(maxsize=16)
