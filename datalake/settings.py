@@ -397,6 +397,9 @@ LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=300)
 QUOTAS_ENABLED = env.bool("QUOTAS_ENABLED", default=True)
 QUOTA_REQUESTS_PER_MINUTE = env.int("QUOTA_REQUESTS_PER_MINUTE", default=600)
 QUOTA_ROWS_PER_DAY = env.int("QUOTA_ROWS_PER_DAY", default=1_000_000)
+# A process counts a caller's requests (and rows) in leases of 1/QUOTA_LEASE_SHARE of its
+# limits, one Redis trip a lease (accounts/quotas/counters.py); 0: one trip a request.
+QUOTA_LEASE_SHARE = env.int("QUOTA_LEASE_SHARE", default=100)
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out client
     "django.contrib.auth.backends.ModelBackend",

@@ -13,7 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from accounts.models import Quota
+from accounts.models import ApiToken, Quota
 from accounts.quotas import counters
 from lineage import writer
 from lineage.models import RequestLog
@@ -245,11 +245,59 @@ def test_a_conditional_read_reserves_no_rows_and_a_304_costs_one_redis_command(
     after = calls()
     assert unchanged.status_code == 304
     assert unchanged["X-RateLimit-Rows-Remaining"] == "21"  # nothing reserved, nothing served
-    # The request counted with one script; no rows given back.
+    # The request counted with one script, whose one INCRBY is the minute's count: no
+    # rows reserved in it, none given back after it.
     assert after["evalsha"] + after["eval"] - before["evalsha"] - before["eval"] == 1
-    assert after["incrby"] == before["incrby"]
+    assert after["incrby"] - before["incrby"] == 1
     # A conditional request whose tag is stale is served, and its page charged after it.
     clock.move(60)
     stale = api.get(ROWS, {"page_size": 4}, HTTP_IF_NONE_MATCH='W/"stale"')
     assert stale.status_code == 200 and len(stale.json()["results"]) == 4
     assert stale["X-RateLimit-Rows-Remaining"] == "17"
+
+
+def test_a_process_counts_in_leases_of_a_hundredth_of_the_limits(rows_reader, settings, clock):
+    settings.QUOTA_REQUESTS_PER_MINUTE = 500  # leases of 5 requests
+    settings.QUOTA_ROWS_PER_DAY = 5_000  # ... and 50 rows beyond each page
+    api = client_for(rows_reader)
+    token = ApiToken.objects.get(user=rows_reader)
+    server = counters.client()
+
+    def trips() -> int:  # the scripts run (each counts a request or takes a lease)
+        stats = server.info("commandstats")
+        return sum(stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("evalsha", "eval"))
+
+    api.get(ROWS, {"page_size": 10})  # the first trip learns the limits: no lease yet
+    before = trips()
+    pages = [api.get(ROWS, {"page_size": 10}) for _ in range(3)]
+    # A short page (here a 400: none of it served) gives its rows back to the lease.
+    refused = api.get(ROWS, {"country__gt": "x"})
+    assert refused.status_code == 400
+    assert trips() - before == 1  # one trip took the lease the next three counted from
+    answers = [*pages, refused]
+    assert [int(a["RateLimit-Remaining"]) for a in answers] == [498, 497, 496, 495]
+    rows_left = [int(a["X-RateLimit-Rows-Remaining"]) for a in answers]
+    assert rows_left == [4_980, 4_970, 4_960, 4_960]  # exact in one process
+    # Redis holds the lease as spent (the counters never pass a limit); the 400's rows
+    # went back to the lease, not to Redis (an INCRBY would have made it 60).
+    minute, day = int(clock.now // counters.MINUTE), int(clock.now // counters.DAY)
+    assert int(server.get(f"{counters.PREFIX}:req:t{token.pk}:{minute}")) == 1 + 5
+    assert int(server.get(f"{counters.PREFIX}:rows:t{token.pk}:{day}")) == 10 + 10 + 50
+    # The next minute: the rows the lease has left are carried into the next trip.
+    clock.move(60)
+    again = api.get(ROWS, {"page_size": 10})
+    assert int(again["RateLimit-Remaining"]) == 499
+    assert int(again["X-RateLimit-Rows-Remaining"]) == 5_000 - 50  # 5 pages served
+
+
+def test_no_lease_share_means_a_trip_a_request(rows_reader, settings, clock):
+    settings.QUOTA_REQUESTS_PER_MINUTE = 500
+    settings.QUOTA_LEASE_SHARE = 0
+    api = client_for(rows_reader)
+    server = counters.client()
+    api.get(ROWS)
+    before = server.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+    for _ in range(3):
+        api.get(ROWS)
+    after = server.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+    assert after - before == 3
