@@ -96,7 +96,8 @@ def check_request(request, reserve_rows: int = 0) -> None:
         logger.warning("quotas: Redis unreachable, request served uncounted", exc_info=True)
         return
     usage = Usage(limits_of(user, counts.generation), counts, reserve_rows)
-    counters.size_leases(who, usage.limits.requests_per_minute, usage.limits.rows_per_day)
+    if counts.tripped:  # the next trip's lease, by the limits as this one found them
+        counters.size_leases(who, usage.limits.requests_per_minute, usage.limits.rows_per_day)
     setattr(_django(request), ATTRIBUTE, usage)
     limit = usage.limits.requests_per_minute
     if limit is not None and counts.requests > limit:

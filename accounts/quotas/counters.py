@@ -88,6 +88,7 @@ class Counts:
     requests: int  # requests of this minute, this one included
     rows: int  # rows of today, this request's reservation included
     generation: bytes  # of the limits (limits.py): changed, the process reloads them
+    tripped: bool = True  # counted in Redis by this request (else from a lease)
 
     @property
     def rows_key(self) -> str:
@@ -165,7 +166,8 @@ def count_request(who: str, reserve_rows: int = 0) -> Counts:
                 lease.free_rows -= reserve_rows
                 _leases[who] = lease
                 rows = lease.rows - lease.free_rows
-                return Counts(who, now, lease.requests - lease.free, rows, lease.generation)
+                requests = lease.requests - lease.free
+                return Counts(who, now, requests, rows, lease.generation, tripped=False)
             left, left_rows = lease.free, lease.free_rows
         elif lease is not None and lease.window[1] == window[1]:
             left_rows = lease.free_rows  # a past minute's requests are spent; not today's rows
