@@ -37,9 +37,9 @@ class AuditlogMiddleware(_AuditlogMiddleware):
     own takes the first `X-Forwarded-For` entry, which any client can forge.
 
     Only around requests that may write (not GET, HEAD, OPTIONS): its context wires a
-    signal receiver per request, about a tenth of a cached read's own cost. A model a
-    read registers on the way (a raw folder discovered by a catalog listing) is logged
-    without an actor, as the system's change; the request log names who read."""
+    signal receiver per request, about a tenth of a cached read's own cost. No read
+    saves an audited model (a raw folder a catalog listing discovers is registered by
+    `bulk_create`, which auditlog never sees, with or without this context)."""
 
     SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

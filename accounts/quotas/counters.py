@@ -23,7 +23,9 @@ leases other processes hold before its last request (at most 1% of its limit eac
 `RateLimit-Remaining` counts them as spent; a caller that stops for the day leaves its
 last lease's rows counted. Limits under 200 requests a minute and 100 rows a day, or
 `QUOTA_LEASE_SHARE=0`, lease nothing: one trip a request, exact. A changed limit is seen
-at the next trip (the lease's end: within the minute, or its size in requests).
+at the next trip (the lease's end: within the minute, or its size in requests); the
+process that changes one drops its leases at once (what they had left stays spent).
+Two threads of one caller tripping at once get two leases, merged (none is lost).
 
 `clock` is read at each call (the tests move it past a window instead of sleeping).
 """
@@ -120,19 +122,36 @@ class _Lease:
 _leases: dict[str, _Lease] = {}
 _sizes: dict[str, tuple[int, int]] = {}  # who -> (requests, rows) its next trip leases
 _lease_lock = threading.Lock()
-_lease_pid = [os.getpid()]
+CALLERS_KEPT = 10_000  # past that, the leases and sizes start over (theirs stay spent)
+
+
+def _forked() -> None:
+    """A forked child holds none of its parent's leases, and a lock of its own."""
+    global _lease_lock
+    _lease_lock = threading.Lock()
+    _leases.clear()
+    _sizes.clear()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def _window(now: float) -> tuple[int, int]:
     return int(now // MINUTE), int(now // DAY)
 
 
-def _own_leases() -> None:
-    """A forked child holds none of its parent's leases (under _lease_lock)."""
-    if _lease_pid[0] != os.getpid():
+def _install(who: str, lease: _Lease) -> None:
+    """Keep `lease` for `who` (under _lease_lock). Another thread of the same caller may
+    have tripped meanwhile: leases of one window are merged, so none is lost."""
+    held = _leases.get(who)
+    if held is not None and held.window == lease.window:
+        lease.requests = max(lease.requests, held.requests)
+        lease.rows = max(lease.rows, held.rows)
+        lease.free += held.free
+        lease.free_rows += held.free_rows
+    elif held is None and len(_leases) >= CALLERS_KEPT:
         _leases.clear()
-        _sizes.clear()
-        _lease_pid[0] = os.getpid()
+    _leases[who] = lease
 
 
 def size_leases(who: str, requests_per_minute: int | None, rows_per_day: int | None) -> None:
@@ -145,8 +164,7 @@ def size_leases(who: str, requests_per_minute: int | None, rows_per_day: int | N
         day = LEASE_ROWS if rows_per_day is None else rows_per_day // share
         sizes = (max(1, min(LEASE_REQUESTS, minute)), max(0, min(LEASE_ROWS, day)))
     with _lease_lock:
-        _own_leases()
-        if len(_sizes) > 10_000:
+        if len(_sizes) >= CALLERS_KEPT:
             _sizes.clear()
         _sizes[who] = sizes
 
@@ -157,7 +175,6 @@ def count_request(who: str, reserve_rows: int = 0) -> Counts:
     now = clock()
     window = _window(now)
     with _lease_lock:
-        _own_leases()
         lease = _leases.pop(who, None)
         left = left_rows = 0  # what the lease has left counts toward this trip
         if lease is not None and lease.window == window:
@@ -178,13 +195,19 @@ def count_request(who: str, reserve_rows: int = 0) -> Counts:
     keys = [request_key, counts.rows_key, GENERATION_KEY]
     take_rows = reserve_rows + rows_size - left_rows
     args = [2 * MINUTE, take_rows, 2 * DAY, size - left]
-    requests, rows, generation = _local.count(keys=keys, args=args)
+    try:
+        requests, rows, generation = _local.count(keys=keys, args=args)
+    except BaseException:
+        if lease is not None:  # nothing was counted: the lease is still what it was
+            with _lease_lock:
+                _install(who, lease)
+        raise
     requests, rows = int(requests), int(rows)
     counts.requests, counts.rows = requests - (size - 1), rows - rows_size
     counts.generation = generation
     if size > 1 or rows_size:
         with _lease_lock:
-            _leases[who] = _Lease(window, requests, size - 1, rows, rows_size, generation)
+            _install(who, _Lease(window, requests, size - 1, rows, rows_size, generation))
     return counts
 
 

@@ -66,8 +66,9 @@ class ResourceViewSet(ExportErrorsAsJson, viewsets.GenericViewSet):
     def initial(self, request, *args, **kwargs):
         name = self.kwargs.get("name", "")
         # Their first read, a table's current version, rides on the token lookup (a raw
-        # folder's state is not read from the database).
-        if self.action in ("rows", "versions") and not name.startswith("raw_"):
+        # folder's state is not read from the database; a walk's is in its cursor).
+        walk = "cursor" in request.query_params
+        if self.action in ("rows", "versions") and not walk and not name.startswith("raw_"):
             snapshots.ask_current(get_entry(name))
         super().initial(request, *args, **kwargs)
 

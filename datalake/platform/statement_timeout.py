@@ -18,8 +18,8 @@ Guarantees:
   API request after API request is set once. A non-API request on a connection that
   holds the limit resets it first, so no limit reaches a later non-API request; a
   connection whose reset fails is closed instead of being reused. Where the request's
-  connection is already inside a transaction (a test's, `ATOMIC_REQUESTS`), whose
-  rollback would undo the setting, it is set and reset around each request instead;
+  connection is already inside a transaction (a test's), whose rollback would undo the
+  setting, it is set and reset around each request instead;
 - other connections are untouched: Celery workers, management commands and the
   request log's writer thread (its own connection) keep the server's setting.
 

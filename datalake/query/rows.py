@@ -46,7 +46,7 @@ def rows_page(query: RowQuery, state: DataVersion, files: frozenset | None = Non
     for _attempt in range(2):
         if confirmed:
             break
-        now = snapshots.current(query.entry)
+        now = snapshots.current(query.entry, fresh=True)  # not what rode on the token
         confirmed = page.state.same_state(now)
         if confirmed:
             break

@@ -80,8 +80,10 @@ class DataVersion:
         return (self.kind, self.value, self.ident) == (other.kind, other.value, other.ident)
 
 
-def current(entry: Entry) -> DataVersion:
-    """The resource's state now (one small query, or a stat of the folder's files)."""
+def current(entry: Entry, *, fresh: bool = False) -> DataVersion:
+    """The resource's state now (one small query, or a stat of the folder's files).
+    `fresh`: read now, never the answer that rode on the token lookup (a check that
+    nothing landed while a page was read)."""
     if entry.kind != "table":
         return folder_state(entry, folder_signature(entry.folder))
     if not entry.versioning:
@@ -89,7 +91,7 @@ def current(entry: Entry) -> DataVersion:
             cursor.execute(STAMP_SQL, [entry.model._meta.db_table])
             row = cursor.fetchone()
         return DataVersion("stamp", row[0] if row else 0)
-    return at_version(entry, None)
+    return at_version(entry, None, fresh=fresh)
 
 
 def ask_current(entry: Entry | None) -> None:
@@ -99,9 +101,10 @@ def ask_current(entry: Entry | None) -> None:
         piggyback.ask(("version", entry.name), CURRENT_SQL, [entry.name])
 
 
-def at_version(entry: Entry, number: int | None) -> DataVersion | None:
+def at_version(entry: Entry, number: int | None, *, fresh: bool = False) -> DataVersion | None:
     """Version `number` of a versioned table (None: the current one); None if unknown."""
-    row = piggyback.take(("version", entry.name)) if number is None else piggyback.MISSING
+    ridden = number is None and not fresh
+    row = piggyback.take(("version", entry.name)) if ridden else piggyback.MISSING
     if row is piggyback.MISSING:
         with prepared_cursor() as cursor:
             cursor.execute(VERSION_SQL, [number, entry.name])

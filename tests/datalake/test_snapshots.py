@@ -177,3 +177,43 @@ def test_a_folder_walk_reads_its_files_while_new_ones_land(alice, lake):
     write("2026-11-01.jsonl", 0, 15, amount=999)
     gone = api.get(url, {**params, "cursor": cursor})
     assert gone.status_code == 410 and gone.json()["code"] == "snapshot_expired"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_version_landing_just_before_a_walks_page_is_read_gives_that_page_at_its_version(
+    alice,
+):
+    """The version lands after the request began (its token lookup) and before its
+    page's query: the check after the page reads the version again, finds the new one,
+    and the page is read at the walk's version, never the new rows under the old name."""
+    import threading
+
+    from django.db import connection
+
+    merge([row(i) for i in range(30)])  # version 1
+    give(alice, "transactions")
+    api = client_for(alice)
+    first = api.get(ROWS, {"ordering": "transaction_id"})
+    cursor = first.json()["next_cursor"]
+
+    def land_version_2():
+        merge([row(i, amount=Decimal(999)) for i in range(30)])
+
+    landed = []
+
+    def before_the_page(execute, sql, params, many, context):
+        if not landed and 'FROM "transactions"' in sql and "LIMIT" in sql:
+            landed.append(sql)
+            other = threading.Thread(target=land_version_2)  # its own connection, committed
+            other.start()
+            other.join()
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(before_the_page):
+        second = api.get(ROWS, {"ordering": "transaction_id", "cursor": cursor})
+    assert landed and second.status_code == 200, second.content
+    assert second["X-Data-Version"] == "1"
+    amounts = {r["amount"] for r in second.json()["results"]}
+    assert not any(a.startswith("999") for a in amounts) and len(amounts) == 10, amounts
+    third = api.get(ROWS, {"ordering": "transaction_id"})
+    assert third["X-Data-Version"] == "2"  # the new version is there for a new walk

@@ -136,6 +136,7 @@ def _other_backends() -> set[int]:
 def test_a_worker_killed_mid_load_leaves_nothing_and_the_rerun_completes(
     lake, eager, settings, django_capture_on_commit_callbacks
 ):
+    settings.INGESTION_HEARTBEAT_SECONDS = 0.5  # the rerun beats however short it is
     lines = [json.dumps(tx(i, transaction_id=f"TX-K{i:07d}")) for i in range(100_000)]
     path = lake / "landing/transactions/2026-11-23.jsonl"
     path.parent.mkdir(parents=True)
