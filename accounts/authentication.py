@@ -16,7 +16,7 @@ from rest_framework.authentication import TokenAuthentication
 from accounts.access import LIVE_GRANTS_SQL, remember_live_grants
 from accounts.models import ApiToken, hash_key
 from datalake.platform import piggyback
-from datalake.platform.db import prepared_cursor
+from datalake.platform.db import first_row
 
 TOUCH_EVERY = timedelta(minutes=5)
 
@@ -55,9 +55,8 @@ def token_with_user(key_hash: str) -> ApiToken | None:
     user_fields = [f.attname for f in user_model._meta.concrete_fields]
     riders = piggyback.questions()
     params = [param for _key, _sql, rider in riders for param in rider]
-    with prepared_cursor() as cursor:
-        cursor.execute(_token_sql(tuple(sql for _key, sql, _params in riders)), [*params, key_hash])
-        row = cursor.fetchone()
+    # The request's first statement, and its connection's health check (db.first_row).
+    row = first_row(_token_sql(tuple(sql for _key, sql, _params in riders)), [*params, key_hash])
     if row is None:
         return None
     if riders:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 
 from django.conf import settings
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 from django.db.backends.postgresql.base import ServerBindingCursor
 
 
@@ -41,6 +41,29 @@ def prepared_cursor():
     connection.ensure_connection()
     with connection.wrap_database_errors:
         return connection._prepare_cursor(PreparingCursor(connection.connection))
+
+
+def first_row(sql: str, params) -> tuple | None:
+    """The one row of a request's first statement (the token lookup), prepared.
+
+    It is the connection's health check too. Django's (`CONN_HEALTH_CHECKS`) costs a
+    `SELECT 1` round trip before the first query of every request; here the statement
+    runs at once on the persistent connection and, if the server dropped it (a restart,
+    a terminated backend), runs once more on a new connection. Its success stands for
+    the check: the request's later queries skip Django's.
+    """
+    for attempt in (1, 2):
+        if connection.connection is not None:
+            connection.health_check_done = True  # this statement is the check
+        try:
+            with prepared_cursor() as cursor:
+                cursor.execute(sql, params)
+                return cursor.fetchone()
+        except (InterfaceError, OperationalError):
+            if attempt == 2 or connection.in_atomic_block or connection.is_usable():
+                raise  # not a dropped connection: the error is the statement's
+            connection.close()
+    return None  # not reached
 
 
 # Tables that every merge updates in place (upserts, closed entries): their dead rows

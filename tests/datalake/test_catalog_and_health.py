@@ -92,3 +92,44 @@ def test_healthz_names_the_dependency_that_is_down(settings):
     body = response.json()
     assert body["failing"] == ["redis", "broker"]
     assert body["checks"]["database"] == "ok"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_persistent_connection_the_server_dropped_is_replaced_without_a_failed_request(alice):
+    """The token lookup is the request's health check (datalake.platform.db.first_row,
+    in place of Django's `SELECT 1` before every request): a backend terminated between
+    two requests (a restart) costs the next request one retry on a new connection, not
+    an error. (Django's test client never resets the health check between requests, so
+    without the retry this request fails.)"""
+    import psycopg
+    from django.db import connection
+
+    give(alice, "transactions")
+    api = client_for(alice)
+    url = "/api/v1/resources/transactions/rows/"
+    seen = []
+
+    def spy(execute, sql, params, many, context):
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    assert api.get(url).status_code == 200
+    with connection.execute_wrapper(spy):
+        assert api.get(url).status_code == 200
+    assert "key_hash" in seen[0], seen[:2]  # the request's first statement
+    dropped = connection.connection
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    params = connection.get_connection_params()
+    with psycopg.connect(
+        dbname=params["dbname"], user=params.get("user"), host=params.get("host"),
+        port=params.get("port"), password=params.get("password"), autocommit=True,
+    ) as other:  # fmt: skip
+        assert other.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone()[0]
+    answer = api.get(url)
+    assert answer.status_code == 200, answer.content
+    assert connection.connection is not dropped  # replaced, and limited as the first was
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone()[0] != "0"
