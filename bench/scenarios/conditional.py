@@ -7,8 +7,12 @@ alternating in --slices slices (ABBA) so that both see the same machine:
     page_304    the same with If-None-Match: its ETag         answered 304, no page query
     walk        the same from a deep next_cursor              a pinned version's page, 200
     walk_304    the same with its ETag                        304
+    ceiling     /api/bench/ceiling/: a bare DRF view with the product's token
+                authentication, 10 fixed rows, request-logged (the stack's floor)
 
-Target: a 304 at least 2x the req/s of the full page it stands for.
+Target: a 304 at least 2x the req/s of the full page it stands for. The ceiling says
+what the stack itself costs in the same run: a 304 at or above it is at the framework's
+floor (gunicorn, Django's middleware, DRF's dispatch and the token lookup).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ SCENARIOS = [
     Http("page_304", "the same, If-None-Match: 304", group="page", conditional=True),
     Http("walk", "rows by a deep cursor (a pinned version), 200", group="walk"),
     Http("walk_304", "the same, If-None-Match: 304", group="walk", conditional=True),
+    Http("ceiling", "(reference) bare DRF view, token auth, 10 fixed rows, logged", group="page"),
 ]
 TARGETS = [
     Target("a 304 >= 2x the req/s of page 1", "page_304", "rps", ">=", 2.0, peer="page"),
@@ -49,7 +54,9 @@ def prepare(side: Side, args) -> None:
     found = side.job("cursor", filter_sql=FILTER_SQL, page=page)
     side.notes.update(cursor_page=page, matching=found["matching"])
     deep = f"{ROWS_PATH}&cursor={found['cursor']}"
-    side.paths.update(page=ROWS_PATH, page_304=ROWS_PATH, walk=deep, walk_304=deep)
+    side.paths.update(
+        page=ROWS_PATH, page_304=ROWS_PATH, walk=deep, walk_304=deep, ceiling="/api/bench/ceiling/"
+    )
 
 
 def run(side: Side, args) -> bool:
@@ -68,6 +75,9 @@ def run(side: Side, args) -> bool:
     for name, peer in (("page_304", "page"), ("walk_304", "walk")):
         if name in figures and peer in figures:
             figures[name]["x_full"] = figures[name]["rps"] / figures[peer]["rps"]
+    for name, f in figures.items():
+        if "ceiling" in figures and name != "ceiling":
+            f["x_ceiling"] = f["rps"] / figures["ceiling"]["rps"]
     checks = report.check_all(TARGETS, figures)
     labels = {s.name: s.label for s in SCENARIOS}
     rows = [
@@ -77,6 +87,7 @@ def run(side: Side, args) -> bool:
             report.fmt(f["p50_ms"]),
             report.fmt(f["p99_ms"]),
             report.fmt(f.get("x_full", float("nan")), ".2f") + "x" if "x_full" in f else "-",
+            f"{f['x_ceiling']:.0%}" if "x_ceiling" in f else "-",
             report.fmt(f["cpu_ms_per_req"], ".2f"),
             f"{f['foreign_cpu_max']:.0%}",
             str(f["errors"]),
@@ -96,6 +107,7 @@ def run(side: Side, args) -> bool:
                     "p50 ms",
                     "p99 ms",
                     "x full page",
+                    "x ceiling",
                     "server CPU ms/req",
                     "other work",
                     "errors",
