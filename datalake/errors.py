@@ -74,7 +74,12 @@ class QuotaExceeded(DomainError):
 
 
 class Unavailable(DomainError):
-    """A dependency (the broker, a source) cannot serve now; retry later."""
+    """A dependency (the broker, a source, a follower) cannot serve now; retry later
+    (after `retry_after` seconds, when given: the answer's Retry-After)."""
 
     default_detail = "A service this needs is unavailable; retry in a few seconds."
     default_code = "unavailable"
+
+    def __init__(self, detail=None, code=None, extra=None, retry_after: int | None = None):
+        super().__init__(detail, code, extra)
+        self.retry_after = None if retry_after is None else max(1, int(retry_after))

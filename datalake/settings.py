@@ -274,6 +274,7 @@ SPECTACULAR_SETTINGS = {
         "datalake.api.schema.add_quota_headers",
         "datalake.api.schema.bound_paging_parameters",
         "datalake.api.schema.add_conditional_reads",
+        "datalake.api.schema.add_freshness",
     ],
 }
 
@@ -363,6 +364,20 @@ CACHES = {
 # fall on this many seconds, and at most this many rankings are kept (the oldest go).
 METRICS_RANGE_GRANULARITY_SECONDS = env.int("METRICS_RANGE_GRANULARITY_SECONDS", default=60)
 METRICS_RANGE_CACHE_MAX = env.int("METRICS_RANGE_CACHE_MAX", default=1000)
+
+# Followers (datalake.lake.followers): the search entries and the metrics aggregates are
+# derived from committed versions by `manage.py run_followers`, after the merge.
+# FOLLOWERS_EAGER: a merge derives its version itself, in its own transaction (the test
+# settings, or a single process with no follower running; slower merges). Never with
+# followers running in production.
+FOLLOWERS_EAGER = env.bool("FOLLOWERS_EAGER", default=False)
+# Longest wait of a read's `?min_version=` for a follower to reach that version, then 503.
+FOLLOWER_WAIT_SECONDS = env.float("FOLLOWER_WAIT_SECONDS", default=5.0)
+# Seconds a follower process sleeps between polls when no NOTIFY wakes it.
+FOLLOWER_POLL_SECONDS = env.float("FOLLOWER_POLL_SECONDS", default=1.0)
+# Crash-safety tests only: seconds a follower waits between applying a batch and storing
+# its position (a kill lands there). 0 in every deployment.
+FOLLOWER_PAUSE_BEFORE_POSITION = env.float("FOLLOWER_PAUSE_BEFORE_POSITION", default=0.0)
 
 # Search: merges keep the index current (false only for a bulk backfill, then rebuild it).
 SEARCH_INDEX_ENABLED = env.bool("SEARCH_INDEX_ENABLED", default=True)

@@ -1,4 +1,9 @@
-"""Keeping the aggregates in step with `transactions`, inside the merging transaction."""
+"""The aggregates of `transactions`, kept by the `metrics` follower (datalake.lake.followers).
+
+The follower applies committed versions in order, in batches: a batch adds the completed
+rows its versions made current and subtracts those they closed, and moves the follower's
+position, in one transaction. The reads (metrics.selectors) answer at that position.
+"""
 
 from __future__ import annotations
 
@@ -64,27 +69,27 @@ def _upsert_sql(table, keys, key_exprs, values, value_exprs, source: str) -> str
 DELTA_COLUMNS = "product_id, user_id, transaction_type, timestamp, quantity, amount_eur"
 
 
-def apply_version(version: int) -> None:
-    """Add the completed rows that `version` made current, subtract those it closed.
+def apply_versions(after: int, through: int) -> None:
+    """Add the completed rows that versions `after` < v <= `through` made current and
+    subtract those they closed (a row both made and closed in the range cancels out).
 
-    The version's rows are read once, into a temporary table that the five upserts
-    then share (instead of each reading them from `transactions`).
+    The range's rows are read once, into a temporary table that the five upserts then
+    share (instead of each reading them from `transactions`).
     """
     with connection.cursor() as cursor:
         cursor.execute(
             "CREATE TEMP TABLE metrics_delta ON COMMIT DROP AS "
             f"SELECT {DELTA_COLUMNS}, 1 AS sign FROM transactions "
-            f"WHERE valid_from = %(v)s AND {COMPLETED} "
+            f"WHERE valid_from > %(a)s AND valid_from <= %(b)s AND {COMPLETED} "
             f"UNION ALL SELECT {DELTA_COLUMNS}, -1 AS sign FROM transactions "
-            f"WHERE valid_to = %(v)s AND {COMPLETED}",
-            {"v": int(version)},
+            f"WHERE valid_to > %(a)s AND valid_to <= %(b)s AND {COMPLETED}",
+            {"a": int(after), "b": int(through)},
         )
         if cursor.rowcount:
             for spec in AGGREGATES:
                 cursor.execute(_upsert_sql(*spec, source="SELECT * FROM metrics_delta"))
-            # The days this version changed: the rankings kept for ranges over them are
-            # stale from this commit on (metrics.ranges). In day order: concurrent merges
-            # lock the counters in the same order.
+            # The days these versions changed: the rankings kept for ranges over them are
+            # stale from this commit on (metrics.ranges). In day order, as before.
             cursor.execute(
                 "INSERT INTO metrics_day_changes (day, changes) "
                 f"SELECT DISTINCT {DAY}, 1 FROM metrics_delta ORDER BY 1 "
@@ -93,11 +98,9 @@ def apply_version(version: int) -> None:
         cursor.execute("DROP TABLE metrics_delta")
 
 
-def after_merge(merge) -> None:
-    """The lake's `on_merged` hook (registered in `MetricsConfig.ready()`): a version of
-    `transactions` moves the aggregates by its rows, in the merge's transaction."""
-    if merge.table == "transactions":
-        apply_version(merge.version)
+def apply_batch(batch) -> None:
+    """The `metrics` follower's step: the batch's versions of `transactions` at once."""
+    apply_versions(batch.after, batch.through)
 
 
 def rebuild(tables=None) -> None:

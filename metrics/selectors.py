@@ -1,4 +1,10 @@
-"""The metric queries: full buckets from the aggregates, partial edges from the table."""
+"""The metric queries: full buckets from the aggregates, partial edges from the table.
+
+Every figure is as of the `metrics` follower's position (`as_of`, a version of
+`transactions`): the aggregates hold exactly the versions up to it, and the edges read
+the table's rows as they were at that version (`visible_as_of`), so a figure never mixes
+two versions.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,19 @@ from django.db import connection
 from metrics import ranges
 
 CENT = Decimal("0.01")
-CURRENT_COMPLETED = "valid_to IS NULL AND status = 'completed'"
+
+
+def visible_as_of(as_of: int) -> str:
+    """The completed rows of `transactions` at version `as_of`, as a FROM source: the
+    current rows made by then (their partial indexes), and the rows closed since (few:
+    the versions the follower has not derived yet), each branch by its own index."""
+    v = int(as_of)
+    return (
+        f"(SELECT * FROM transactions WHERE valid_to IS NULL AND valid_from <= {v} "
+        "AND status = 'completed' "
+        f"UNION ALL SELECT * FROM transactions WHERE valid_to > {v} AND valid_from <= {v} "
+        "AND status = 'completed') tx"
+    )
 
 
 @dataclass
@@ -89,23 +107,23 @@ def _fetch(sql: str, params: list) -> list[tuple]:
         return cursor.fetchall()
 
 
-def spent_between(start: dt.datetime, end: dt.datetime) -> tuple[str, int]:
+def spent_between(start: dt.datetime, end: dt.datetime, as_of: int) -> tuple[str, int]:
     """Total EUR and count of completed transactions with start <= timestamp <= end."""
     first = start.replace(second=0, microsecond=0)
     first = first if first == start else first + dt.timedelta(minutes=1)
     last = end.replace(second=0, microsecond=0)
     if first >= last:  # inside one minute: the table only
         sql = (
-            "SELECT sum(amount_eur), count(*) FROM transactions "
-            f"WHERE {CURRENT_COMPLETED} AND timestamp >= %s AND timestamp <= %s"
+            f"SELECT sum(amount_eur), count(*) FROM {visible_as_of(as_of)} "
+            "WHERE timestamp >= %s AND timestamp <= %s"
         )
         total, count = _fetch(sql, [start, end])[0]
         return money(total), int(count or 0)
     sql = (
         "SELECT sum(t), sum(n) FROM ("
         "SELECT total_eur t, transactions n FROM metrics_minute WHERE minute >= %s AND minute < %s "
-        f"UNION ALL SELECT amount_eur, 1 FROM transactions WHERE {CURRENT_COMPLETED} "
-        "AND ((timestamp >= %s AND timestamp < %s) OR (timestamp >= %s AND timestamp <= %s))"
+        f"UNION ALL SELECT amount_eur, 1 FROM {visible_as_of(as_of)} "
+        "WHERE ((timestamp >= %s AND timestamp < %s) OR (timestamp >= %s AND timestamp <= %s))"
         ") parts"
     )
     total, count = _fetch(sql, [first, last, start, first, last, end])[0]
@@ -117,7 +135,7 @@ def unbounded(split: Split) -> bool:
     return split.first is None and split.last is None and not split.edges and not split.empty
 
 
-def spent_per_user_type(split: Split, user_id: str | None, limit: int, offset: int):
+def spent_per_user_type(split: Split, user_id: str | None, limit: int, offset: int, as_of: int):
     """(rows, count, count is an estimate): totals per user and type, largest first
     (then user, type)."""
     if split.empty:
@@ -128,7 +146,7 @@ def spent_per_user_type(split: Split, user_id: str | None, limit: int, offset: i
         params: list = []
         groups = (
             "SELECT user_id AS key, transaction_type AS key2, total, n AS transactions "
-            f"FROM ({_user_type_totals(split, params)}) totals"
+            f"FROM ({_user_type_totals(split, params, as_of)}) totals"
         )
         order = 'total DESC, key COLLATE "C", key2 COLLATE "C"'
         rows, count = ranges.ranked_page(
@@ -139,10 +157,10 @@ def spent_per_user_type(split: Split, user_id: str | None, limit: int, offset: i
             for u, t, total, n in rows
         ]
         return results, count, False
-    return (*_summed_per_user_type(split, user_id, limit, offset), False)
+    return (*_summed_per_user_type(split, user_id, limit, offset, as_of), False)
 
 
-def _user_type_totals(split: Split, params: list, user_id: str | None = None) -> str:
+def _user_type_totals(split: Split, params: list, as_of: int, user_id: str | None = None) -> str:
     """The query of every (user, type) group's total and count over the range."""
     buckets = _bucket_filter("day", split, params)
     user_a = " AND user_id = %s" if user_id else ""
@@ -153,17 +171,17 @@ def _user_type_totals(split: Split, params: list, user_id: str | None = None) ->
         "SELECT user_id, transaction_type, sum(t) total, sum(n) n FROM ("
         f"SELECT user_id, transaction_type, total_eur t, transactions n FROM metrics_user_type_day "
         f"WHERE {buckets}{user_a} UNION ALL "
-        f"SELECT user_id, transaction_type, amount_eur, 1 FROM transactions "
-        f"WHERE {CURRENT_COMPLETED} AND {edges}{user_a}"
+        f"SELECT user_id, transaction_type, amount_eur, 1 FROM {visible_as_of(as_of)} "
+        f"WHERE {edges}{user_a}"
         ") parts GROUP BY 1, 2 HAVING sum(n) > 0"
     )
 
 
-def _summed_per_user_type(split: Split, user_id: str | None, limit: int, offset: int):
+def _summed_per_user_type(split: Split, user_id: str | None, limit: int, offset: int, as_of: int):
     """Every group of the range summed, then sorted: for one user, or deep pages."""
     params: list = []
     sql = (
-        f"WITH totals AS ({_user_type_totals(split, params, user_id)}) "
+        f"WITH totals AS ({_user_type_totals(split, params, as_of, user_id)}) "
         "SELECT user_id, transaction_type, total, n, count(*) OVER () FROM totals "
         'ORDER BY total DESC, user_id COLLATE "C", transaction_type COLLATE "C" '
         "LIMIT %s OFFSET %s"
@@ -226,7 +244,7 @@ def _count_user_types(sql: str, params: list) -> int:
     return rows[0][4] if rows else 0
 
 
-def top_products(split: Split, x: int) -> list[dict]:
+def top_products(split: Split, x: int, as_of: int) -> list[dict]:
     """The x products with the largest quantity of completed sales; ties by product_id."""
     if split.empty:
         return []
@@ -246,8 +264,8 @@ def top_products(split: Split, x: int) -> list[dict]:
     groups = (
         "SELECT product_id AS key, '' AS key2, sum(q) AS total, sum(n) AS transactions FROM ("
         f"SELECT product_id, quantity q, transactions n FROM metrics_product_day WHERE {buckets} "
-        f"UNION ALL SELECT product_id, quantity, 1 FROM transactions "
-        f"WHERE {CURRENT_COMPLETED} AND {edges}"
+        f"UNION ALL SELECT product_id, quantity, 1 FROM {visible_as_of(as_of)} "
+        f"WHERE {edges}"
         ") parts GROUP BY product_id HAVING sum(n) > 0"
     )
     order = "total DESC, key"

@@ -80,6 +80,8 @@ def processes(web_port: int) -> dict[str, list[str]]:
     }
     if "run_pipeline" in django_commands():
         procs["pipeline"] = [python, "manage.py", "run_pipeline"]
+    if "run_followers" in django_commands():  # search entries and metrics after each merge
+        procs["followers"] = [python, "manage.py", "run_followers"]
     return procs
 
 

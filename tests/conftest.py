@@ -5,6 +5,7 @@ Everything here is real: the PostgreSQL test database, Redis, the Tansu broker.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
@@ -35,6 +36,11 @@ def pytest_configure(config):
     # sets a limit (tests/accounts/test_quotas.py): walks and fuzzing make many requests.
     django_settings.QUOTA_REQUESTS_PER_MINUTE = 0
     django_settings.QUOTA_ROWS_PER_DAY = 0
+    # Merges derive their own versions (search, metrics) in their transaction; the tests
+    # of the followers themselves turn this off and run them (tests/datalake/test_followers.py).
+    # The environment too: the servers and jobs the tests start inherit it.
+    django_settings.FOLLOWERS_EAGER = True
+    os.environ["FOLLOWERS_EAGER"] = "true"
 
 
 def pytest_terminal_summary(terminalreporter):

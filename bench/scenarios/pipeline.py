@@ -28,7 +28,7 @@ from bench.harness.scenario import Side
 
 NAME = "pipeline"
 DESCRIPTION = "stream pipeline (issue 5): Kafka consumer throughput, re-push latency"
-SCENARIOS = ["produce", "consume", "drain", "table", "re-push"]
+SCENARIOS = ["produce", "consume", "drain", "table", "re-push", "followers"]
 TARGETS = [
     Target(
         ">= 20,000 messages/s, excluding the group join (best drain)",
@@ -45,6 +45,20 @@ TARGETS = [
         20_000.0,
     ),
     Target("re-push, request to processed, p50 < 1 s", "re-push", "p50_s", "<", 1.0),
+    Target(
+        "consumers >= 75% of the table's limit (as many COPY streams as consumers)",
+        "drain",
+        "share_of_table_limit",
+        ">=",
+        0.75,
+    ),
+    Target(
+        "search and metrics fully caught up after the drain, within 5 s",
+        "followers",
+        "caught_up_s_after_drain",
+        "<=",
+        5.0,
+    ),
 ]
 JOB = "bench/scenarios/pipeline_job.py"
 
@@ -90,6 +104,33 @@ def figures_of(result: dict) -> dict[str, dict]:
             },
         },
     }
+    # Each drain against the table's limit for as many writers (1 stream, or N at once).
+    limits = (
+        {
+            1: result.get("table_limit"),
+            result["table_limit_streams"]["streams"]: result["table_limit_streams"],
+        }
+        if result.get("table_limit_streams")
+        else {1: result.get("table_limit")}
+    )
+    shares = [
+        (d["rate_excluding_join"] / limits[d.get("consumers", 1)]["rate"], d)
+        for d in clean
+        if d["rate_excluding_join"] and limits.get(d.get("consumers", 1))
+    ]
+    if shares:
+        share, d = max(shares, key=lambda pair: pair[0])
+        figures["drain"]["share_of_table_limit"] = share
+        figures["drain"]["best"]["share_of_table_limit"] = (
+            f"{d.get('consumers', 1)} x --batch-size {d['batch_size']}"
+        )
+    followed = [d for d in clean if d.get("followers")]
+    if followed:
+        worst = max(followed, key=lambda d: d["followers_caught_up_s_after_drain"] or nan)
+        figures["followers"] = {
+            "caught_up_s_after_drain": worst["followers_caught_up_s_after_drain"] or nan,
+            "label": "the slowest of the drains",
+        }
     if result["repush"]:
         first = result["repush"][0]
         p50 = first["request_to_processed_s"].get("p50")
@@ -178,6 +219,31 @@ def tables(result: dict) -> list[str]:
                     f"{best / t['rate']:.2f} of it",
                 ],
             ]
+    lag_rows = []
+    for d in result["drains"]:
+        if not d.get("followers"):
+            continue
+        label = f"{d.get('consumers', 1)} x --batch-size {d['batch_size']}"
+        for name, phases in d["followers"].items():
+            for phase, f in phases.items():
+                if f:
+                    lag_rows.append(
+                        [
+                            f"{label}: {name}, {phase.replace('_', ' ')}",
+                            f"{f['versions_p50']:.0f} / {f['versions_p99']:.0f} / "
+                            f"{f['versions_max']}",
+                            f"{f['seconds_p50']:.2f} / {f['seconds_p99']:.2f} / "
+                            f"{f['seconds_max']:.2f}",
+                        ]
+                    )
+        lag_rows.append(
+            [
+                f"{label}: both caught up, after the drain (after the first merge)",
+                "",
+                f"{report.fmt(d['followers_caught_up_s_after_drain'])} s "
+                f"({report.fmt(d['followers_caught_up_s_from_first_merge'])} s)",
+            ]
+        )
     out = [
         report.table(["what", "messages", "seconds", "messages/s", "ratio to limit"], rows),
         report.table(
@@ -193,6 +259,14 @@ def tables(result: dict) -> list[str]:
             ],
         ),
     ]
+    if lag_rows:
+        out.append(
+            report.table(
+                ["followers' lag on transactions", "versions p50 / p99 / max",
+                 "seconds p50 / p99 / max"],
+                lag_rows,
+            )
+        )  # fmt: skip
     if result.get("profile"):
         out.append(
             report.table(

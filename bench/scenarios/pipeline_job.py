@@ -74,11 +74,16 @@ TRUNCATE = [
     "ingestion_pipelinereject",
     "ingestion_repushrequest",
     "ingestion_repushjob",
-    # derived from `transactions` by every merge (metrics.aggregates.apply_version)
+    # derived from `transactions` by the followers (metrics.aggregates, search index)
     "metrics_product_day",
     "metrics_user_type_day",
+    "metrics_product_total",
+    "metrics_user_type_total",
     "metrics_minute",
-    "search_entries",  # kept by every merge too (datalake.search.index.index_version)
+    "metrics_day_changes",
+    "search_entries",
+    "search_lines",
+    "lake_follower_position",  # the followers start from 0 with the table
 ]
 COUNTRIES = ["FR"] * 16 + ["DE"] * 15 + ["ES"] * 9 + ["IT"] * 9 + ["NL"] * 6 + ["BE"] * 4
 COUNTRIES += ["PT"] * 3 + ["GB"] * 8 + ["US"] * 10 + ["CH", "PL", "SE", "DK", "JP", "CA"]
@@ -444,6 +449,47 @@ class Pipeline:
         return round(now() - t0, 3)
 
 
+class Followers(Pipeline):
+    """`manage.py run_followers` as a subprocess (search entries, metrics aggregates)."""
+
+    def __init__(self, env: dict, log: Path):
+        super().__init__(env, "-", 0, 0.0, log)
+        self.command = [sys.executable, str(ROOT / "manage.py"), "run_followers"]
+
+
+# The followers' lag, read like `datalake.lake.followers.state` (the bench's own SQL: it
+# runs against older trees too, where the table is absent).
+FOLLOWER_LAG_SQL = (
+    "SELECT p.follower, r.current_version - p.derived_through_version, "
+    "coalesce(extract(epoch FROM now() - (SELECT min(v.created_at) FROM lineage_version v "
+    "WHERE v.resource_id = r.id AND v.version > p.derived_through_version "
+    "AND v.version <= r.current_version)), 0) "
+    "FROM lake_follower_position p JOIN datalake_resource r ON r.id = p.resource_id "
+    "WHERE r.name = 'transactions'"
+)
+
+
+def follower_lags(conn) -> dict[str, tuple[int, float]]:
+    """{follower: (lag in versions, lag in seconds)} on `transactions`."""
+    return {name: (int(v), float(s)) for name, v, s in conn.execute(FOLLOWER_LAG_SQL).fetchall()}
+
+
+def lag_summary(samples: list[tuple[float, dict]], name: str) -> dict:
+    versions = [lags[name][0] for _, lags in samples if name in lags]
+    seconds = [lags[name][1] for _, lags in samples if name in lags]
+    if not versions:
+        return {}
+    return {
+        "samples": len(versions),
+        "versions_p50": percentile(versions, 0.5),
+        "versions_p99": percentile(versions, 0.99),
+        "versions_max": max(versions),
+        "seconds_p50": round(percentile(seconds, 0.5), 3),
+        "seconds_p99": round(percentile(seconds, 0.99), 3),
+        "seconds_max": round(max(seconds), 3),
+    }
+
+
 def merged_offsets(conn, topic: str) -> int:
     row = conn.execute(
         "SELECT coalesce(sum(next_offset), 0) FROM ingestion_pipelineoffset WHERE topic = %s",
@@ -489,6 +535,7 @@ def drain(
     running: list,
     profile: Path | None = None,
     consumers: int = 1,
+    followers: bool = True,
 ) -> tuple[dict, list[Pipeline]]:
     """Run the consumers (one group) on the backlog from a clean database until every
     message is merged.
@@ -511,6 +558,11 @@ def drain(
     for each in pipelines:
         each.start()
         running.append(each)
+    follower = Followers(env, log) if followers else None
+    if follower is not None:  # derives search and metrics from the versions, after the merges
+        follower.start()
+        running.append(follower)
+    lag_samples: list[tuple[float, dict]] = []
 
     def attach_profiler():
         # From the first merge on: the steady drain, not the start-up and the group join.
@@ -540,6 +592,8 @@ def drain(
     while merged < target_offsets:
         if not all(each.alive() for each in pipelines):
             raise RuntimeError(f"run_pipeline exited early; see {log}")
+        if follower is not None and not follower.alive():
+            raise RuntimeError(f"run_followers exited early; see {log}")
         if now() > deadline:
             raise RuntimeError(f"the consumer did not finish in an hour; see {log}")
         merged = merged_offsets(conn, topic)
@@ -557,8 +611,23 @@ def drain(
                 running.append(spy)
         if t_first and mid_ps is None and merged >= target_offsets // 2:
             mid_ps = busy_processes()
+        if follower is not None and t_first is not None:
+            lag_samples.append((t, follower_lags(conn)))
         time.sleep(0.1)
     t_done = timeline[-1][0]
+    after_samples: list[tuple[float, dict]] = []
+    t_caught_up = None
+    while follower is not None:  # until search and metrics hold every version merged
+        if not follower.alive():
+            raise RuntimeError(f"run_followers exited early; see {log}")
+        lags = follower_lags(conn)
+        after_samples.append((now(), lags))
+        if len(lags) == 2 and all(v == 0 for v, _ in lags.values()):
+            t_caught_up = now()
+            break
+        if now() > deadline:
+            raise RuntimeError(f"the followers did not catch up in an hour; see {log}")
+        time.sleep(0.1)
     consumer_cpu = cpu_sum(consumer_pids)
     pg_cpu = cpu_sum(pg_pids)
     broker1 = cpu_seconds(broker_pid)
@@ -635,8 +704,23 @@ def drain(
             if i % 10 == 0 or i == len(timeline) - 1
         ],
         "profiled": profile is not None,
+        "followers": None
+        if follower is None
+        else {
+            name: {
+                "during_drain": lag_summary(lag_samples, name),
+                "after_drain": lag_summary(after_samples, name),
+            }
+            for name in ("search", "metrics")
+        },
+        "followers_caught_up_s_after_drain": round(t_caught_up - t_done, 3)
+        if t_caught_up
+        else None,
+        "followers_caught_up_s_from_first_merge": round(t_caught_up - t_first, 3)
+        if t_caught_up
+        else None,
     }
-    return result, pipelines
+    return result, pipelines + ([follower] if follower is not None else [])
 
 
 # --------------------------------------------------------------------------- re-push

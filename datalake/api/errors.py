@@ -105,7 +105,7 @@ def _from_domain(exc: domain.DomainError):
             else:
                 api_exc.code = exc.code
             api_exc.extra = exc.extra
-            if isinstance(exc, domain.QuotaExceeded):
+            if getattr(exc, "retry_after", None):  # quotas, a follower behind
                 api_exc.wait = exc.retry_after
             return api_exc
     return exceptions.APIException(exc.detail, exc.code)

@@ -233,3 +233,34 @@ def add_quota_headers(result, generator, request, public):
                 "content": {"application/json": {"schema": ref, "example": QUOTA_EXAMPLE}},
             }
     return result
+
+
+FRESHNESS_PATHS = ("/api/v1/metrics/spent-", "/api/v1/metrics/top-products/", "/api/v1/search/")
+LAG_HEADER = {
+    "description": "Seconds since the oldest version not yet derived for this answer was "
+    "made (0: up to date); `X-Data-Version` is the version it includes.",
+    "schema": {"type": "number", "minimum": 0, "example": 0.4},
+}
+
+
+def add_freshness(result, generator, request, public):
+    """Answers derived by a follower (datalake.lake.followers): `X-Lag-Seconds`, and the
+    503 `not_derived_yet` of a `min_version` not derived within the wait."""
+    ref = {"$ref": "#/components/schemas/Error"}
+    for path, methods in result.get("paths", {}).items():
+        operation = methods.get("get")
+        if operation is None or not path.startswith(FRESHNESS_PATHS):
+            continue
+        responses = operation.setdefault("responses", {})
+        for status in ("200", "304"):
+            if status in responses:
+                responses[status].setdefault("headers", {})["X-Lag-Seconds"] = LAG_HEADER
+        responses["503"] = {
+            "description": "`not_derived_yet`: the version `min_version` names is committed "
+            "but not derived yet after the wait (FOLLOWER_WAIT_SECONDS); retry after "
+            "`Retry-After` seconds. (Also `query_timeout`.) A `min_version` above the current "
+            "version is a 409 `version_ahead` at once.",
+            "headers": {"Retry-After": {"$ref": "#/components/headers/Retry-After"}},
+            "content": {"application/json": {"schema": ref}},
+        }
+    return result

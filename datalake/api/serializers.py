@@ -34,6 +34,12 @@ class ResourceSerializer(serializers.Serializer):
     current_version = serializers.IntegerField(
         allow_null=True, help_text="Latest version; null where versioning is off."
     )
+    derived_through_version = serializers.DictField(
+        child=serializers.IntegerField(),
+        allow_null=True,
+        help_text="Each follower of the resource (`search`, `metrics`): the last version "
+        "it has derived, the version its reads answer at; null if none follows it.",
+    )
     row_count = serializers.IntegerField(
         allow_null=True,
         help_text="Rows (an estimate on large tables); null for a folder not read yet, "

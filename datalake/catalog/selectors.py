@@ -8,6 +8,7 @@ from accounts.access import Access
 from datalake.catalog import Entry, get_entry, list_entries
 from datalake.catalog.rawfiles import file_row_count
 from datalake.catalog.sync import sync_resources
+from datalake.lake import followers
 from datalake.models import Resource
 
 ESTIMATE_ABOVE = 100_000  # rows: past this, pg_class's estimate instead of a count
@@ -63,6 +64,7 @@ def describe_resources(request, entries: list[Entry]) -> list[dict]:
     counts = table_row_counts(
         [e for e in entries if e.kind == "table" and e.name in rows and not hides_rows(e.name)]
     )
+    derived = followers.positions([e.name for e in entries if e.versioning])
     return [
         {
             "name": e.name,
@@ -71,6 +73,9 @@ def describe_resources(request, entries: list[Entry]) -> list[dict]:
             "columns": [c.as_dict() for c in e.columns],
             "versioning": e.versioning,
             "current_version": rows[e.name].current_version if e.versioning else None,
+            # How far each follower has derived the versions (search, metrics): reads of
+            # derived data answer at that version (datalake.lake.followers).
+            "derived_through_version": derived.get(e.name),
             "row_count": None
             if hides_rows(e.name)
             else counts[e.name]

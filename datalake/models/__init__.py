@@ -1,6 +1,7 @@
 """Models of the lake: the catalog's resources and the lake's own tables."""
 
 from datalake.models.catalog import DataStamp, Resource, ResourceKind
+from datalake.models.followers import FollowerPosition, SearchLine
 from datalake.models.lake import (
     ExchangeRate,
     ProductDailySales,
@@ -16,6 +17,7 @@ from datalake.models.search import SearchEntry
 __all__ = [
     "DataStamp",
     "ExchangeRate",
+    "FollowerPosition",
     "ProductDailySales",
     "Resource",
     "ResourceKind",
@@ -25,5 +27,6 @@ __all__ = [
     "RetailStockCode",
     "Sale",
     "SearchEntry",
+    "SearchLine",
     "Transaction",
 ]

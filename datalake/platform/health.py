@@ -42,9 +42,27 @@ def check_broker() -> None:
 CHECKS = {"database": check_database, "redis": check_redis, "broker": check_broker}
 
 
-@serves_no_data("health of the database, Redis and the broker: up or down")
+def follower_lags() -> dict:
+    """{follower: {resource: {lag_versions, lag_seconds}}}: how far behind each is."""
+    from datalake.lake import followers
+
+    out: dict = {}
+    for state in followers.states():
+        out.setdefault(state.follower, {})[state.resource] = {
+            "lag_versions": state.lag_versions,
+            "lag_seconds": round(state.lag_seconds, 3),
+        }
+    return out
+
+
+@serves_no_data("health of the database, Redis and the broker: up or down; followers' lag")
 def healthz(request):
-    """Each dependency's state, `ok` or `error`; the errors themselves are logged only."""
+    """Each dependency's state, `ok` or `error`; the errors themselves are logged only.
+
+    `followers`: how far behind the committed versions each follower is (in versions and
+    seconds). Open to anyone, so lags only: the version numbers are in the catalog entry
+    (`derived_through_version`) and the Prometheus gauges. A follower behind is no
+    outage: reads answer at its position and say so."""
     checks, failing = {}, []
     for name, check in CHECKS.items():
         try:
@@ -54,7 +72,13 @@ def healthz(request):
             logger.warning("healthz: %s is failing", name, exc_info=True)
             checks[name] = "error"
             failing.append(name)
+    lags = None
+    if "database" not in failing:
+        try:
+            lags = follower_lags()
+        except Exception:
+            logger.warning("healthz: the followers' positions could not be read", exc_info=True)
     if failing:
-        body = {"status": "unavailable", "failing": failing, "checks": checks}
+        body = {"status": "unavailable", "failing": failing, "checks": checks, "followers": lags}
         return JsonResponse(body, status=503)
-    return JsonResponse({"status": "ok", "checks": checks})
+    return JsonResponse({"status": "ok", "checks": checks, "followers": lags})

@@ -265,6 +265,35 @@ def _audit_metrics():
     return [unsealed, oldest, through, age]
 
 
+# -- the followers: how far behind the committed versions each one is ----------------------
+
+
+def _follower_metrics():
+    from datalake.lake import followers
+
+    versions = GaugeMetricFamily(
+        "datalake_follower_lag_versions",
+        "Versions of a resource committed but not yet derived by a follower.",
+        labels=["follower", "resource"],
+    )
+    seconds = GaugeMetricFamily(
+        "datalake_follower_lag_seconds",
+        "Seconds since the oldest version a follower has not derived yet was made (0: none).",
+        labels=["follower", "resource"],
+    )
+    through = GaugeMetricFamily(
+        "datalake_follower_derived_through_version",
+        "The last version of a resource a follower has derived (its position).",
+        labels=["follower", "resource"],
+    )
+    for state in followers.states():
+        labels = [state.follower, state.resource]
+        versions.add_metric(labels, state.lag_versions)
+        seconds.add_metric(labels, state.lag_seconds)
+        through.add_metric(labels, state.derived_through_version)
+    return [versions, seconds, through]
+
+
 class LakeCollector:
     """What the database and the broker say, at scrape time."""
 
@@ -274,6 +303,7 @@ class LakeCollector:
             ("ingestion", _ingestion_metrics),
             ("pipeline", _lag_metrics),
             ("audit", _audit_metrics),
+            ("followers", _follower_metrics),
         ):
             try:
                 yield from metrics()

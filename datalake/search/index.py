@@ -1,11 +1,14 @@
-"""Keeping the search index current: what each table puts in it, and the merge hooks.
+"""Keeping the search index current: what each table puts in it, and its follower.
 
-Every merge that makes a version calls `index_version` inside its transaction (the
-lake's `on_written` hook, `after_write`, registered in `DatalakeConfig.ready()`): the
-entries of the rows the version closed are closed (or dropped, when no file holds
-them), the rows it wrote get entries; rows of an unversioned table written again are
-indexed again (`on_replaced`, `after_replace`). The index is therefore exactly as current as
-the tables, for the ingestion path, the pipeline batches and the re-pushes alike.
+The entries of the versioned tables follow their committed versions: the `search`
+follower (datalake.lake.followers, registered in `DatalakeConfig.ready()`) takes the
+versions in order and, for each, closes the entries of the rows it closed (or drops them,
+when no file holds them) and gives the rows it wrote entries (`index_version`). A file's
+merge keeps the file line of each row it wrote (`keep_lines`, the lake's `on_written`
+hook, while the stage is there) for the follower's raw provenance. Rows of an unversioned
+table written again are indexed again in that transaction (`on_replaced`,
+`after_replace`). The index is therefore as current as the follower's position, for the
+ingestion path, the pipeline batches and the re-pushes alike.
 `rebuild()` recomputes the table entries from the current rows (first install, or a
 change of what is indexed); entries carrying a file line are kept.
 """
@@ -180,8 +183,39 @@ def enabled() -> bool:
     return settings.SEARCH_INDEX_ENABLED
 
 
-def index_version(table: str, version: int, *, stage: str | None, source: str) -> None:
-    """Bring the entries of `table` to `version`, which was just made (same transaction)."""
+def versioned_tables() -> tuple[str, ...]:
+    """The resources the `search` follower follows."""
+    return tuple(name for name, spec in SPECS.items() if spec.versioned)
+
+
+def keep_lines(merge) -> None:
+    """The lake's `on_written` hook: a file's merge keeps its rows' lines for the follower
+    (the stage holding them is dropped at the end of the merge)."""
+    analyze_if_stale(merge.table)  # autovacuum may be off, or behind a bulk load
+    spec = SPECS.get(merge.table)
+    if not (merge.made and spec and spec.versioned and spec.stage_line and enabled()):
+        return
+    if not file_of(merge.source):
+        return
+    _execute(
+        f"INSERT INTO search_lines (resource, version, key, line) "
+        f"SELECT %(r)s, %(v)s, {spec.key}, {spec.stage_line} FROM {merge.table} t "
+        f'JOIN "{merge.stage}" s ON {spec.stage_key[0]} = {spec.stage_key[1]} '
+        "WHERE t.valid_from = %(v)s",
+        {"r": merge.table, "v": merge.version},
+    )
+
+
+def apply_batch(batch) -> None:
+    """The `search` follower's step: each version of the batch, in order."""
+    for row in batch.versions:
+        index_version(batch.resource, row.version, source=row.source)
+
+
+def index_version(table: str, version: int, *, source: str) -> None:
+    """Bring the entries of `table` from the version before `version` to `version`
+    (in version order; later versions may already have closed some of its rows: they
+    are closed again when those versions are applied)."""
     spec = SPECS.get(table)
     if spec is None or not spec.versioned or not enabled():
         return
@@ -203,26 +237,27 @@ def index_version(table: str, version: int, *, stage: str | None, source: str) -
         params,
     )
     analyze_if_stale("search_entries", table)
-    landed = file_of(source) if stage and spec.stage_line else None
+    landed = file_of(source) if spec.stage_line else None
     if landed:
         params.update(folder=landed[0], file=landed[1])
-        raw = f"%(folder)s, %(file)s, {spec.stage_line}"
-        join = f'JOIN "{stage}" s ON {spec.stage_key[0]} = {spec.stage_key[1]}'
+        raw = (
+            "CASE WHEN l.line IS NOT NULL THEN %(folder)s END, "
+            "CASE WHEN l.line IS NOT NULL THEN %(file)s END, l.line"
+        )
+        join = (
+            f"LEFT JOIN search_lines l ON l.resource = %(r)s AND l.version = %(v)s "
+            f"AND l.key = {spec.key}"
+        )
     else:
         raw, join = "NULL, NULL, NULL", ""
     _execute(
         f"INSERT INTO search_entries ({COLUMNS}) SELECT %(r)s, {spec.key}, {spec.at}, "
         f"t.valid_from, NULL, {raw}, {spec.doc()} FROM {table} t {join} "
-        f"WHERE t.valid_from = %(v)s AND t.valid_to IS NULL",
+        f"WHERE t.valid_from = %(v)s",
         params,
     )
-
-
-def after_write(merge) -> None:
-    """The lake's `on_written` hook: the entries of the version a merge just wrote."""
-    analyze_if_stale(merge.table)  # autovacuum may be off, or behind a bulk load
-    if merge.made:
-        index_version(merge.table, merge.version, stage=merge.stage, source=merge.source)
+    if landed:
+        _execute("DELETE FROM search_lines WHERE resource = %(r)s AND version = %(v)s", params)
 
 
 def after_replace(event) -> None:

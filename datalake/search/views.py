@@ -20,11 +20,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.access import Access, data_path
+from datalake.api import freshness
 from datalake.api.filtering import reject_unknown_params
+from datalake.api.freshness import FreshnessParams
 from datalake.catalog.rawfiles import records_at
+from datalake.lake import followers
 from datalake.models import Resource
 from datalake.search import query
-from datalake.search.index import SPECS
+from datalake.search.index import SPECS, versioned_tables
 
 Q_HELP = (
     "The text: an id, a code, a country, words. Searched literally (no query syntax); "
@@ -43,9 +46,20 @@ class QueryTooBroad(exceptions.ValidationError):
     default_code = "query_too_broad"
 
 
-class SearchParams(serializers.Serializer):
+MIN_VERSION_SEARCH_HELP = (
+    "Answer only once the search index includes this version of `transactions` (waits up "
+    "to FOLLOWER_WAIT_SECONDS, then 503 `not_derived_yet` with Retry-After)."
+)
+
+
+class SearchParams(FreshnessParams):
     q = serializers.CharField(max_length=200, trim_whitespace=True, help_text=Q_HELP)
     since = serializers.DateField(help_text=SINCE_HELP)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["min_version"].help_text = MIN_VERSION_SEARCH_HELP
+        return fields
 
 
 class SearchHitSerializer(serializers.Serializer):
@@ -89,6 +103,19 @@ class SearchBodySerializer(serializers.Serializer):
     resources = SearchResourceSerializer(
         many=True, help_text="Each resource you may read that has matches."
     )
+    as_of_version = serializers.IntegerField(
+        allow_null=True,
+        help_text="The version of `transactions` the index includes (the search follower's "
+        "position; null if you may not read it); `as_of_versions` gives each table's.",
+    )
+    as_of_versions = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text="Each versioned table searched: the version its entries include.",
+    )
+    lag_seconds = serializers.FloatField(
+        help_text="The largest of the searched tables': seconds since the oldest version not "
+        "yet in the index was made (0: up to date)."
+    )
 
 
 def readable(access: Access) -> tuple[list[str], list[str]]:
@@ -103,10 +130,8 @@ def readable(access: Access) -> tuple[list[str], list[str]]:
 RAW_AS_TABLE = {"transactions": "transactions"}
 
 
-def run_search(request, q: str, since) -> list[query.ResourceMatches]:
+def run_search(access: Access, tables, folders, q: str, since) -> list[query.ResourceMatches]:
     """Unrestricted resources in one search; each restricted one on its own terms."""
-    access = Access.of(request)
-    tables, folders = readable(access)
     limits = access.restrictions([*tables, *(f"raw_{f}" for f in folders)])
     free_tables = [t for t in tables if not limits[t].restricted]
     free_folders = [f for f in folders if not limits[f"raw_{f}"].restricted]
@@ -162,6 +187,7 @@ class SearchView(APIView):
         parameters=[
             OpenApiParameter("q", OpenApiTypes.STR, required=True, description=Q_HELP),
             OpenApiParameter("since", OpenApiTypes.DATE, required=True, description=SINCE_HELP),
+            OpenApiParameter("min_version", OpenApiTypes.INT, description=MIN_VERSION_SEARCH_HELP),
         ],
         responses=SearchBodySerializer,
         examples=[
@@ -215,23 +241,47 @@ class SearchView(APIView):
         tags=["search"],
     )
     def get(self, request):
-        reject_unknown_params(request, {"q", "since", "format"})
+        reject_unknown_params(request, {"q", "since", "format", "min_version"})
         params = SearchParams(data=request.query_params)
         params.is_valid(raise_exception=True)
         q, since = params.validated_data["q"], params.validated_data["since"]
+        # Where the index stands on each versioned table the caller may read (one query);
+        # with `min_version`, once it includes that version of transactions (bounded wait).
+        access = Access.of(request)
+        tables, folders = readable(access)
+        followed = [t for t in tables if t in versioned_tables()]
+        min_version = params.validated_data.get("min_version")
+        if min_version is not None:
+            if "transactions" not in followed:
+                raise exceptions.ValidationError(
+                    {"min_version": ["It names a version of transactions, which you may not read."]}
+                )
+            freshness.require("search", "transactions", min_version)
+        positions = followers.states_of("search", followed) if followed else {}
         try:
-            found = run_search(request, q, since)
+            found = run_search(access, tables, folders, q, since)
         except query.TooBroad as broad:
             raise QueryTooBroad({"q": [too_broad_hint(broad)]}) from None
         body = [self.resource_body(request, r) for r in sorted(found, key=lambda r: r.resource)]
-        return Response(
+        lag = max((s.lag_seconds for s in positions.values()), default=0.0)
+        response = Response(
             {
                 "q": q,
                 "since": since,
                 "total": sum(r["matches"] for r in body),
                 "resources": body,
+                "as_of_version": positions["transactions"].derived_through_version
+                if "transactions" in positions
+                else None,
+                "as_of_versions": {
+                    name: s.derived_through_version for name, s in sorted(positions.items())
+                },
+                "lag_seconds": round(lag, 3),
             }
         )
+        if "transactions" in positions:
+            freshness.headers(response, positions["transactions"])
+        return response
 
     def resource_body(self, request, found: query.ResourceMatches) -> dict:
         results = []

@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from datalake.api.bounds import RANGE_TEXT, BoundedDateField, WholeNumberField, days_before
 from datalake.api.filtering import parse_instant
+from datalake.api.freshness import FreshnessParams
 
 
 class InstantField(serializers.CharField):
@@ -25,24 +26,33 @@ class InstantField(serializers.CharField):
             ) from None
 
 
-class RangeParams(serializers.Serializer):
+class RangeParams(FreshnessParams):
     since = InstantField(required=False, help_text="From this date or timestamp (inclusive).")
     until = InstantField(
         end=True, required=False, help_text="Up to this date or timestamp (inclusive)."
     )
 
 
-class SpentLastMinutesParams(serializers.Serializer):
+class SpentLastMinutesParams(FreshnessParams):
     minutes = serializers.IntegerField(
         default=5, min_value=1, max_value=1440, help_text="The window, 1..1440 (default 5)."
     )
 
 
 TOTAL_HELP = "Sum of `amount_eur` of the completed transactions, in euros."
+AS_OF_HELP = "The version of transactions the figures include (the metrics follower's position)."
+LAG_HELP = "Seconds since the oldest version not yet included was made (0: up to date)."
+
+
+class Freshness(serializers.Serializer):
+    as_of_version = serializers.IntegerField(help_text=AS_OF_HELP)
+    lag_seconds = serializers.FloatField(help_text=LAG_HELP)
+
+
 COUNT_HELP = "How many completed transactions."
 
 
-class SpentLastMinutesBody(serializers.Serializer):
+class SpentLastMinutesBody(Freshness):
     minutes = serializers.IntegerField(help_text="The window asked for, in minutes.")
     from_ = serializers.DateTimeField(help_text="Start of the window (inclusive).")
     to = serializers.DateTimeField(help_text="End of the window (inclusive): now.")
@@ -79,7 +89,7 @@ class RankedProduct(serializers.Serializer):
     transactions = serializers.IntegerField(help_text="Completed transactions of it.")
 
 
-class TopProductsBody(serializers.Serializer):
+class TopProductsBody(Freshness):
     x = serializers.IntegerField(help_text="How many products were asked for.")
     results = RankedProduct(
         many=True, help_text="At most `x` products, by quantity, ties by `product_id`."

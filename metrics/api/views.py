@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from accounts.access import Access, data_path
 from accounts.access.permissions import ResourcePrivilege
+from datalake.api import freshness
 from datalake.api.conditional import Conditional
 from datalake.api.filtering import reject_unknown_params
 from datalake.api.pagination import PagePagination
@@ -46,21 +47,42 @@ def _integer_schema(field: IntegerField) -> dict:
 
 @data_path("`resource` (transactions): figures over all its rows, so `read` unrestricted")
 class MetricView(APIView):
+    """A metric: figures of `resource` answered from what the `follower` derived, as of
+    its position (`as_of_version`, `lag_seconds`; `?min_version=` waits for a version).
+    `follower = None`: answered from the tables of `reads` directly (always current)."""
+
     permission_classes = [ResourcePrivilege]
     required_privileges = {"get": "read"}
     resource = "transactions"
+    follower: str | None = "metrics"
     reads = ("transactions",)  # the resources whose data the figures come from
+    min_version: int | None = None
+
+    def params(self, request, serializer_class):
+        validated = params(request, serializer_class)
+        self.min_version = validated.get("min_version")
+        return validated
 
     def conditional(self, request, compute, *inputs):
-        """`compute()`'s answer, or 304 if the client holds it: the ETag names the
-        states of `reads`, the request, the caller's restriction and `inputs` (what the
-        figures depend on besides: a window that ends now, today's date)."""
-        states = [snapshots.current(resource_entry(name)).label for name in self.reads]
+        """`compute(as_of)`'s answer, or 304 if the client holds it: the ETag names the
+        states read (the follower's position, or the states of `reads`), the request, the
+        caller's restriction and `inputs` (what the figures depend on besides: a window
+        that ends now, today's date)."""
         restriction = Access.of(request).restriction(self.resource).fingerprint()
-        terms = Conditional(request, [*states, *map(str, inputs)], restriction)
+        if self.follower is None:
+            states = [snapshots.current(resource_entry(name)).label for name in self.reads]
+            terms = Conditional(request, [*states, *map(str, inputs)], restriction)
+            if terms.unchanged():
+                return terms.not_modified(states[0])
+            return terms.answer(compute(), states[0])
+        state = freshness.require(self.follower, self.resource, self.min_version)
+        label = str(state.derived_through_version)
+        terms = Conditional(request, [f"{self.follower}:{label}", *map(str, inputs)], restriction)
         if terms.unchanged():
-            return terms.not_modified(states[0])
-        return terms.answer(compute(), states[0])
+            return freshness.headers(terms.not_modified(label), state)
+        response = compute(state.derived_through_version)
+        response.data.update(freshness.body(state))
+        return freshness.headers(terms.answer(response, label), state)
 
     def get_resource_name(self) -> str:
         return self.resource
@@ -92,12 +114,12 @@ class SpentLastMinutesView(MetricView):
         tags=["metrics"],
     )
     def get(self, request):
-        minutes = params(request, s.SpentLastMinutesParams)["minutes"]
+        minutes = self.params(request, s.SpentLastMinutesParams)["minutes"]
         to = dt.datetime.now(dt.UTC)
         start = to - dt.timedelta(minutes=minutes)
 
-        def compute():
-            total, count = selectors.spent_between(start, to)
+        def compute(as_of):
+            total, count = selectors.spent_between(start, to, as_of)
             body = {"minutes": minutes, "from": start, "to": to, "total_eur": total}
             return Response({**body, "transactions": count})
 
@@ -132,15 +154,15 @@ class SpentPerUserTypeView(MetricView):
         tags=["metrics"],
     )
     def get(self, request):
-        p = params(request, s.SpentPerUserTypeParams)
+        p = self.params(request, s.SpentPerUserTypeParams)
         split = selectors.split_days(p.get("since"), p.get("until"))
         paginator = PagePagination()
         size = paginator.get_page_size(request)
         page = p.get("page", 1)
 
-        def compute():
+        def compute(as_of):
             rows, count, estimated = selectors.spent_per_user_type(
-                split, p.get("user_id"), size, (page - 1) * size
+                split, p.get("user_id"), size, (page - 1) * size, as_of
             )
             response = paginator_response(request, paginator, rows, count, page, size)
             response.data["count_is_estimate"] = estimated
@@ -190,16 +212,18 @@ class TopProductsView(MetricView):
         tags=["metrics"],
     )
     def get(self, request):
-        p = params(request, s.TopProductsParams)
+        p = self.params(request, s.TopProductsParams)
         split = selectors.split_days(p.get("since"), p.get("until"))
         x = p["x"]
         return self.conditional(
-            request, lambda: Response({"x": x, "results": selectors.top_products(split, x)})
+            request,
+            lambda as_of: Response({"x": x, "results": selectors.top_products(split, x, as_of)}),
         )
 
 
 class ProductSalesView(MetricView):
     resource = "sales"
+    follower = None  # the daily sales dumps, read as they are
     reads = ("sales", "product_daily_sales")
 
     @extend_schema(

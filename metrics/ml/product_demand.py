@@ -2,8 +2,8 @@
 
 The data is the daily units sold per product (sum of `quantity` of the current
 `completed` transactions, UTC days) from the `metrics_product_day` aggregate, which
-every merge keeps in its own transaction: read in one REPEATABLE READ snapshot with
-the `transactions` version, the series is exactly that version's. A day without a
+the `metrics` follower keeps with its position: read in one REPEATABLE READ snapshot with
+that position, the series is exactly that version's. A day without a
 sale is 0. Each (product, day) is one example whose features come only from the
 days before it (lags, weekly means, same weekday of the last four weeks, trend, day
 of week), so the same recipe answers any day inside the data and, day by day, the
@@ -108,7 +108,7 @@ class ProductDemandInput(serializers.Serializer):
 
 def daily_units(since: dt.date | None, until: dt.date):
     """(transactions version, first day, product ids, units[day, product]) in one snapshot."""
-    from datalake.models import Resource
+    from datalake.lake import followers
     from metrics.models import ProductDay
 
     nested = connection.in_atomic_block  # (tests) an outer transaction already fixed its view
@@ -116,11 +116,8 @@ def daily_units(since: dt.date | None, until: dt.date):
         if not nested:
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        version = (
-            Resource.objects.filter(name="transactions")
-            .values_list("current_version", flat=True)
-            .first()
-        )
+        # The version the aggregate holds (the follower's position), not the table's.
+        version = followers.state("metrics", "transactions").derived_through_version
         rows = ProductDay.objects.filter(quantity__gt=0, day__lte=until)
         if since:
             rows = rows.filter(day__gte=since)

@@ -115,12 +115,16 @@ def test_the_lake_imports_no_app_above_it():
     assert any(fnmatch(relative, LAKE) for relative, _path in _modules())  # the walk found it
 
 
-def test_the_apps_register_their_merge_hooks():
-    """The search index and the metrics aggregates follow merges through the hooks."""
-    from datalake.lake import hooks
+def test_the_apps_register_their_merge_hooks_and_followers():
+    """The search index and the metrics aggregates follow committed versions (followers);
+    a file's merge keeps its lines and unversioned tables are indexed through the hooks."""
+    from datalake.lake import followers, hooks
     from datalake.search import index
     from metrics import aggregates
 
-    assert index.after_write in hooks.WRITTEN
+    assert index.keep_lines in hooks.WRITTEN
     assert index.after_replace in hooks.REPLACED
-    assert aggregates.after_merge in hooks.MERGED
+    assert followers.after_merge in hooks.MERGED
+    assert followers.REGISTRY["metrics"].apply is aggregates.apply_batch
+    assert followers.REGISTRY["search"].apply is index.apply_batch
+    assert set(followers.REGISTRY["search"].resources()) >= {"transactions", "sales"}

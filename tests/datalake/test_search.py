@@ -79,6 +79,9 @@ def test_search_finds_records_in_tables_and_files_and_follows_corrections(lake):
         "since": "2026-11-01",
         "total": 0,
         "resources": [],
+        "as_of_version": None,  # not even the version of a table it may not read
+        "as_of_versions": {},
+        "lag_seconds": 0.0,
     }
 
     # A country by code and by name, on both plans (rare before statistics, frequent after).

@@ -244,16 +244,20 @@ RANGES = [
 def test_kept_range_rankings_equal_summing_every_group(api, data, monkeypatch, keep):
     """A range's ranking is stored once and its pages read from it: every page, for any
     number of kept ranks (deeper pages sum again), equals the full sum, ties included."""
+    from datalake.models import Resource
     from metrics import ranges, selectors
 
     monkeypatch.setitem(ranges.KEEP, ranges.SPENT_PER_USER_TYPE, keep)
+    at = Resource.objects.get(name="transactions").current_version
     for since, until in RANGES:
         split = selectors.split_days(since, until)
-        everything, count = selectors._summed_per_user_type(split, None, 10_000, 0)
+        everything, count = selectors._summed_per_user_type(split, None, 10_000, 0, at)
         assert everything
         for size in (1, 3, 10):
             for page in range(len(everything) // size + 1):
-                rows, n, estimated = selectors.spent_per_user_type(split, None, size, page * size)
+                rows, n, estimated = selectors.spent_per_user_type(
+                    split, None, size, page * size, at
+                )
                 assert rows == everything[page * size : (page + 1) * size], (keep, size, page)
                 assert (n, estimated) == (count, False)
 

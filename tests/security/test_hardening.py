@@ -37,11 +37,18 @@ def test_healthz_tells_anonymous_callers_names_and_states_only(settings):
     response = Client().get("/healthz")
     assert response.status_code == 503
     body = response.json()
+    followers = body.pop("followers")
     assert body == {
         "status": "unavailable",
         "failing": ["redis", "broker"],
         "checks": {"database": "ok", "redis": "error", "broker": "error"},
     }
+    # The followers' lags: names and two numbers each, no version (the catalog's, to readers).
+    assert set(followers) == {"search", "metrics"}
+    for per_resource in followers.values():
+        for lag in per_resource.values():
+            assert set(lag) == {"lag_versions", "lag_seconds"}
+            assert all(isinstance(v, int | float) for v in lag.values())
     for leak in ("127.0.0.1", "secret-user", "Error", ":1"):
         assert leak not in response.content.decode()
 

@@ -1,0 +1,331 @@
+"""Followers: what reads need besides the rows, derived from committed versions.
+
+A merge's transaction writes the rows, the version and (for the pipeline) the offsets:
+what must be durable together. What is derived from them (the search entries, the
+metrics aggregates) follows: a follower reads the committed versions of the resources it
+follows in order, from its position (`FollowerPosition`), applies a batch of them and
+moves its position **in the same transaction**. So:
+
+- a follower killed at any point (before, during or after applying a batch) leaves its
+  derived state and its position as they were at its last commit, and resumes from
+  there: the result is the state of a follower that never stopped;
+- nothing derived is ever ahead of the rows: a follower only reads versions that are
+  committed (`Resource.current_version`), and versions become current in order
+  (`datalake.lake.versions`), so none below it can appear later;
+- several processes may run the same follower: the position row is locked while a
+  batch is applied, so they take turns.
+
+Apps register theirs in `AppConfig.ready()` (`register(Follower(...))`): the search
+index (`datalake.search.index`) and the metrics aggregates (`metrics.aggregates`).
+They run in `manage.py run_followers` (started by `make run`, the demo and
+docker-compose), woken by the `NOTIFY lake_versions` each new version sends, or by their
+own poll. With `FOLLOWERS_EAGER` (the test settings; never in production) a merge runs
+them itself at its end, inside its own transaction, as the portal did before followers.
+
+Reads say how fresh they are: `state(follower, resource)` gives the position and the
+lag (in versions, and in seconds since the oldest version not yet derived was made);
+`wait_for(...)` waits, bounded, for a version to be derived.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "lake_versions"  # NOTIFY channel: the payload is the resource's name
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    version: int
+    source: str
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Versions of `resource` (`after` < v <= `through`, those that exist, in order)."""
+
+    resource: str
+    after: int
+    versions: tuple[VersionRow, ...]
+
+    @property
+    def through(self) -> int:
+        return self.versions[-1].version
+
+
+@dataclass(frozen=True)
+class Follower:
+    """`apply(batch)` derives the batch's versions (inside the follower's transaction)."""
+
+    name: str
+    resources: Callable[[], Iterable[str]]  # the versioned resources it follows
+    apply: Callable[[Batch], None]
+    max_versions: int = 50  # versions applied in one transaction
+
+
+REGISTRY: dict[str, Follower] = {}
+
+
+def register(follower: Follower) -> Follower:
+    REGISTRY[follower.name] = follower
+    return follower
+
+
+def following(resource: str) -> list[Follower]:
+    return [f for f in REGISTRY.values() if resource in set(f.resources())]
+
+
+# -- applying ------------------------------------------------------------------------
+
+
+def _fetch(sql: str, params) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _lock_position(name: str, resource_id: int) -> int:
+    """The follower's position on the resource, locked until the transaction ends."""
+    rows = _fetch(
+        "SELECT derived_through_version FROM lake_follower_position "
+        "WHERE follower = %s AND resource_id = %s FOR UPDATE",
+        [name, resource_id],
+    )
+    if rows:
+        return rows[0][0]
+    _fetch(  # a follower new to the resource starts from the beginning
+        "INSERT INTO lake_follower_position (follower, resource_id, derived_through_version) "
+        "VALUES (%s, %s, 0) ON CONFLICT DO NOTHING RETURNING 1",
+        [name, resource_id],
+    )
+    return _lock_position(name, resource_id)
+
+
+def step(follower: Follower, resource: str, *, limit: int | None = None) -> int:
+    """Apply the next batch of `resource`'s versions not yet derived; the number applied.
+
+    One transaction: the derived rows and the position commit together (or neither)."""
+    with transaction.atomic():
+        found = _fetch(
+            "SELECT id, current_version FROM datalake_resource WHERE name = %s", [resource]
+        )
+        if not found:
+            return 0
+        resource_id, current = found[0]
+        position = _lock_position(follower.name, resource_id)
+        if position >= current:
+            return 0
+        rows = _fetch(
+            "SELECT version, source, created_at FROM lineage_version "
+            "WHERE resource_id = %s AND version > %s AND version <= %s ORDER BY version LIMIT %s",
+            [resource_id, position, current, limit or follower.max_versions],
+        )
+        if not rows:  # numbers between hold no version (a gap): nothing to derive
+            through = current
+        else:
+            batch = Batch(resource, position, tuple(VersionRow(*row) for row in rows))
+            follower.apply(batch)
+            through = batch.through
+        pause = settings.FOLLOWER_PAUSE_BEFORE_POSITION
+        if pause:  # crash-safety tests: a kill lands between applying and the position
+            time.sleep(pause)
+        _fetch(
+            "UPDATE lake_follower_position SET derived_through_version = %s, derived_at = %s "
+            "WHERE follower = %s AND resource_id = %s RETURNING 1",
+            [through, timezone.now(), follower.name, resource_id],
+        )
+        return len(rows)
+
+
+def catch_up(
+    names: Iterable[str] | None = None, resources: Iterable[str] | None = None
+) -> int:
+    """Run the followers (all, or those named) until each has derived every committed
+    version of its resources (or of `resources`); the number of versions applied."""
+    total = 0
+    for name in names if names is not None else list(REGISTRY):
+        follower = REGISTRY[name]
+        wanted = set(resources) if resources is not None else None
+        for resource in follower.resources():
+            if wanted is not None and resource not in wanted:
+                continue
+            while applied := step(follower, resource):
+                total += applied
+    return total
+
+
+def after_merge(merge) -> None:
+    """The lake's `on_merged` hook: with FOLLOWERS_EAGER, the merge derives its version
+    itself, in its own transaction (tests; a single process with no follower running).
+    Otherwise it only tells the followers that a version is there."""
+    if settings.FOLLOWERS_EAGER:
+        for follower in following(merge.resource):
+            while step(follower, merge.resource):
+                pass
+    else:
+        with connection.cursor() as cursor:  # delivered when the merge commits
+            cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, merge.resource])
+
+
+# -- how fresh -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class State:
+    """Where a follower stands on a resource."""
+
+    follower: str
+    resource: str
+    derived_through_version: int
+    current_version: int
+    lag_seconds: float  # since the oldest version not derived yet was made (0: caught up)
+
+    @property
+    def lag_versions(self) -> int:
+        return max(0, self.current_version - self.derived_through_version)
+
+    def as_dict(self) -> dict:
+        return {
+            "derived_through_version": self.derived_through_version,
+            "lag_versions": self.lag_versions,
+            "lag_seconds": round(self.lag_seconds, 3),
+        }
+
+
+STATE_SQL = (
+    "SELECT r.name, r.current_version, coalesce(p.derived_through_version, 0), "
+    "(SELECT extract(epoch FROM now() - min(v.created_at)) FROM lineage_version v "
+    " WHERE v.resource_id = r.id AND v.version > coalesce(p.derived_through_version, 0) "
+    " AND v.version <= r.current_version) "
+    "FROM datalake_resource r LEFT JOIN lake_follower_position p "
+    "ON p.resource_id = r.id AND p.follower = %s WHERE r.name = ANY(%s)"
+)
+
+
+def state(name: str, resource: str) -> State:
+    return states_of(name, [resource])[resource]
+
+
+def states_of(name: str, resources: Iterable[str]) -> dict[str, State]:
+    """The follower's state on each of `resources` (one query)."""
+    wanted = list(resources)
+    found = {
+        resource: State(name, resource, position, current, max(0.0, float(lag or 0)))
+        for resource, current, position, lag in _fetch(STATE_SQL, [name, wanted])
+    }
+    return {r: found.get(r, State(name, r, 0, 0, 0.0)) for r in wanted}
+
+
+def states() -> list[State]:
+    """Every follower's state on every resource it follows (a query per follower)."""
+    return [
+        found
+        for follower in REGISTRY.values()
+        for found in states_of(follower.name, follower.resources()).values()
+    ]
+
+
+def positions(resources: Iterable[str]) -> dict[str, dict[str, int]]:
+    """{resource: {follower: derived_through_version}} of the followers of `resources`."""
+    wanted = list(resources)
+    stored = {
+        (name, resource): through
+        for name, resource, through in _fetch(
+            "SELECT p.follower, r.name, p.derived_through_version FROM lake_follower_position p "
+            "JOIN datalake_resource r ON r.id = p.resource_id WHERE r.name = ANY(%s)",
+            [wanted],
+        )
+    }
+    out: dict[str, dict[str, int]] = {}
+    for follower in REGISTRY.values():
+        for resource in set(follower.resources()) & set(wanted):
+            out.setdefault(resource, {})[follower.name] = stored.get((follower.name, resource), 0)
+    return {resource: dict(sorted(found.items())) for resource, found in out.items()}
+
+
+class NotDerivedYet(Exception):
+    def __init__(self, current: State, wanted: int):
+        super().__init__(f"{current.follower} has derived {current.resource} through "
+                         f"v{current.derived_through_version}, not v{wanted}")
+        self.state, self.wanted = current, wanted
+
+
+def wait_for(name: str, resource: str, version: int | None, timeout: float | None = None) -> State:
+    """The follower's state once it has derived `version` (None: now, whatever it is);
+    NotDerivedYet after `timeout` seconds (FOLLOWER_WAIT_SECONDS)."""
+    current = state(name, resource)
+    if version is None or current.derived_through_version >= version:
+        return current
+    timeout = settings.FOLLOWER_WAIT_SECONDS if timeout is None else timeout
+    deadline = time.monotonic() + timeout
+    pause = 0.01
+    while time.monotonic() < deadline:
+        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        pause = min(pause * 2, 0.2)
+        current = state(name, resource)
+        if current.derived_through_version >= version:
+            return current
+    raise NotDerivedYet(current, version)
+
+
+# -- the long-running process ------------------------------------------------------------
+
+
+def _database_dsn() -> dict:
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    params.pop("prepare_threshold", None)
+    return params
+
+
+def run(names: Iterable[str] | None = None, should_stop: Callable[[], bool] = lambda: False):
+    """Run the followers until `should_stop()`: each catches up, then sleeps until a new
+    version's NOTIFY (or FOLLOWER_POLL_SECONDS) wakes it. One process runs them in turn:
+    the database does the work, so a second process (`--only`) parallelises them."""
+    import psycopg
+
+    from datalake.platform.db import vacuum_stale
+
+    names = list(names) if names is not None else list(REGISTRY)
+    wake = psycopg.connect(**_database_dsn(), autocommit=True)
+    try:
+        wake.execute(f"LISTEN {CHANNEL}")
+        while not should_stop():
+            try:
+                applied = catch_up(names)
+            except Exception:  # a lost connection, a deadlock: retried on the next round
+                logger.exception("followers: a round failed; retrying")
+                connection.close()
+                applied = 0
+                time.sleep(settings.FOLLOWER_POLL_SECONDS)
+            if applied:
+                logger.info("followers: %s version(s) derived", applied)
+                vacuum_stale(every=30.0)  # the aggregates and entries it updates in place
+                continue  # more may have landed meanwhile
+            connection.close_if_unusable_or_obsolete()
+            _sleep_until_notified(wake, settings.FOLLOWER_POLL_SECONDS, should_stop)
+    finally:
+        wake.close()
+
+
+def _sleep_until_notified(wake, seconds: float, should_stop: Callable[[], bool]) -> None:
+    """Until a NOTIFY arrives, `seconds` pass or `should_stop()` (checked each second)."""
+    deadline = time.monotonic() + seconds
+    while not should_stop():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        for _ in wake.notifies(timeout=min(1.0, left), stop_after=1):
+            return
