@@ -136,6 +136,30 @@ class Tree:
             f"{done.stderr.strip()[-3000:]}"
         )
 
+    def script(self, db_url: str, path: str, options: dict, marker: str, **env: str) -> dict:
+        """A scenario's measuring script (`bench/scenarios/<x>_job.py`) run by path in this
+        tree's interpreter, from its root, with `options` as its JSON argument; its output
+        goes to the console as it runs, and its result is the JSON after `<marker> ` on
+        the line that starts with it."""
+        process = subprocess.Popen(
+            [str(self.python), str(BENCH.parent / path), json.dumps(options)],
+            cwd=self.root,
+            env=self.env(db_url, **env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        result = None
+        for line in process.stdout:
+            if line.startswith(f"{marker} "):
+                result = json.loads(line.removeprefix(f"{marker} "))
+            else:
+                print(line, end="", flush=True)
+        code = process.wait()
+        if code != 0 or result is None:
+            raise RuntimeError(f"{path} in {self.root} failed (exit {code}, no {marker} line)")
+        return result
+
     # -- another ref --------------------------------------------------------------------
 
     @classmethod

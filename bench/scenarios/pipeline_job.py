@@ -158,6 +158,7 @@ def configure_env(bootstrap: str, topic: str) -> dict:
         "DEBUG": "false",
         "SECRET_KEY": "bench-only-not-a-secret",
         "LAKE_MASKING_KEY": "bench-only-masking-key-not-a-secret-0123456789",
+        "AUDIT_SIGNING_KEY": "bench-only-audit-signing-key-not-a-secret-0123456789",
         "SECURE_SSL_REDIRECT": "false",  # plain HTTP on loopback
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "PIPELINE_TOPIC": topic,
