@@ -7,6 +7,7 @@ position, in one transaction. The reads (metrics.selectors) answer at that posit
 
 from __future__ import annotations
 
+import orjson
 from django.db import connection
 
 COMPLETED = "status = 'completed'"
@@ -69,6 +70,24 @@ def _upsert_sql(table, keys, key_exprs, values, value_exprs, source: str) -> str
 DELTA_COLUMNS = "product_id, user_id, transaction_type, timestamp, quantity, amount_eur"
 
 
+def scoped_table(table: str) -> str:
+    return table.replace("metrics_", "metrics_scoped_", 1)
+
+
+def scoped_upsert_sql(spec, scope_id: int, source: str) -> str:
+    """The upsert of one aggregate of a scope (metrics.scopes): the same sums, keyed by
+    the scope too, in its `metrics_scoped_*` table."""
+    table, keys, key_exprs, values, value_exprs = spec
+    return _upsert_sql(
+        scoped_table(table),
+        ("scope_id", *keys),
+        (str(int(scope_id)), *key_exprs),
+        values,
+        value_exprs,
+        source=source,
+    )
+
+
 def apply_versions(after: int, through: int) -> None:
     """Add the completed rows that versions `after` < v <= `through` made current and
     subtract those they closed (a row both made and closed in the range cancels out).
@@ -77,17 +96,31 @@ def apply_versions(after: int, through: int) -> None:
     share (instead of each reading them from `transactions`).
     """
     with connection.cursor() as cursor:
+        cursor.execute("SELECT id, row_filter FROM metrics_scope ORDER BY id")
+        scopes = cursor.fetchall()
+        # With scopes, the delta keeps every column: their row filters read it.
+        columns = "transactions.*" if scopes else DELTA_COLUMNS
         cursor.execute(
             "CREATE TEMP TABLE metrics_delta ON COMMIT DROP AS "
-            f"SELECT {DELTA_COLUMNS}, 1 AS sign FROM transactions "
+            f"SELECT {columns}, 1 AS sign FROM transactions "
             f"WHERE valid_from > %(a)s AND valid_from <= %(b)s AND {COMPLETED} "
-            f"UNION ALL SELECT {DELTA_COLUMNS}, -1 AS sign FROM transactions "
+            f"UNION ALL SELECT {columns}, -1 AS sign FROM transactions "
             f"WHERE valid_to > %(a)s AND valid_to <= %(b)s AND {COMPLETED}",
             {"a": int(after), "b": int(through)},
         )
         if cursor.rowcount:
             for spec in AGGREGATES:
                 cursor.execute(_upsert_sql(*spec, source="SELECT * FROM metrics_delta"))
+            for scope_id, row_filter in scopes:
+                from metrics.scopes import filter_sql
+
+                # The delta named as the table, so the filter's columns resolve on it.
+                source = (
+                    "SELECT * FROM metrics_delta transactions "
+                    f"WHERE {filter_sql(_rows(row_filter))}"
+                )
+                for spec in AGGREGATES:
+                    cursor.execute(scoped_upsert_sql(spec, scope_id, source))
             # The days these versions changed: the rankings kept for ranges over them are
             # stale from this commit on (metrics.ranges). In day order, as before.
             cursor.execute(
@@ -96,6 +129,11 @@ def apply_versions(after: int, through: int) -> None:
                 "ON CONFLICT (day) DO UPDATE SET changes = metrics_day_changes.changes + 1"
             )
         cursor.execute("DROP TABLE metrics_delta")
+
+
+def _rows(row_filter) -> tuple[dict, ...]:
+    row_filter = orjson.loads(row_filter) if isinstance(row_filter, str | bytes) else row_filter
+    return tuple({k: tuple(v) for k, v in f.items()} for f in row_filter)
 
 
 def apply_batch(batch) -> None:
@@ -113,5 +151,7 @@ def rebuild(tables=None) -> None:
                 continue
             cursor.execute(f"TRUNCATE {spec[0]}")
             cursor.execute(_upsert_sql(*spec, source=source))
-        if tables is None:  # the rankings kept over ranges go with the aggregates
+        if tables is None:  # the rankings kept over ranges go with the aggregates, and the
+            # scopes (metrics.scopes: built again from the rows on their next use)
             cursor.execute("TRUNCATE metrics_range_row, metrics_range_result")
+            cursor.execute("TRUNCATE metrics_scope CASCADE")

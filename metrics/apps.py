@@ -8,14 +8,19 @@ class MetricsConfig(AppConfig):
         from auditlog.registry import auditlog
 
         from datalake.lake import followers
-        from metrics import aggregates
+        from metrics import aggregates, scopes
         from metrics.ml.models import MLModel, ModelVersion, Training
 
         # The aggregates follow the committed versions of `transactions`, after the merge
         # (datalake.lake.followers): the range of a batch's versions in one pass.
+        # Scopes no grant needs any more are dropped in its housekeeping (metrics.scopes).
         followers.register(
             followers.Follower(
-                "metrics", lambda: ("transactions",), aggregates.apply_batch, max_versions=500
+                "metrics",
+                lambda: ("transactions",),
+                aggregates.apply_batch,
+                max_versions=500,
+                housekeeping=scopes.prune,
             )
         )
 

@@ -134,6 +134,111 @@ class RangeRow(models.Model):
         constraints = [models.UniqueConstraint(fields=["result", "rank"], name="mrrow_key")]
 
 
+class Scope(models.Model):
+    """A row filter that restricted `read` grants of `transactions` apply (their union, as
+    `accounts.access.restrictions.Restriction.rows`): the metrics follower keeps the five
+    aggregates of the rows it lets through, in the `Scoped*` tables, from the version it
+    was built at on (metrics.scopes). Made on the first request that needs it; dropped
+    when no grant needs it any more."""
+
+    key = models.CharField(max_length=64, unique=True)  # the row filter's fingerprint
+    row_filter = models.JSONField()  # [{column: [values]}]: any of them lets a row through
+    built_at_version = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "metrics_scope"
+
+    def __str__(self):
+        return f"scope {self.pk} {self.row_filter}"
+
+
+def _money():
+    return models.DecimalField(max_digits=20, decimal_places=2, default=0)
+
+
+class ScopedProductDay(models.Model):
+    scope = models.ForeignKey(Scope, on_delete=models.CASCADE, db_index=False)
+    product_id = models.CharField(max_length=64)
+    day = models.DateField()
+    quantity = models.BigIntegerField(default=0)
+    transactions = models.BigIntegerField(default=0)
+    total_eur = _money()
+
+    class Meta:
+        db_table = "metrics_scoped_product_day"
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "product_id", "day"], name="mspd_key")
+        ]
+        indexes = [models.Index(fields=["scope", "day"], name="mspd_day")]
+
+
+class ScopedUserTypeDay(models.Model):
+    scope = models.ForeignKey(Scope, on_delete=models.CASCADE, db_index=False)
+    user_id = models.CharField(max_length=64)
+    transaction_type = models.CharField(max_length=32)
+    day = models.DateField()
+    transactions = models.BigIntegerField(default=0)
+    total_eur = _money()
+
+    class Meta:
+        db_table = "metrics_scoped_user_type_day"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["scope", "user_id", "transaction_type", "day"], name="msutd_key"
+            )
+        ]
+        indexes = [models.Index(fields=["scope", "day"], name="msutd_day")]
+
+
+class ScopedProductTotal(models.Model):
+    scope = models.ForeignKey(Scope, on_delete=models.CASCADE, db_index=False)
+    product_id = models.CharField(max_length=64)
+    quantity = models.BigIntegerField(default=0)
+    transactions = models.BigIntegerField(default=0)
+    total_eur = _money()
+
+    class Meta:
+        db_table = "metrics_scoped_product_total"
+        constraints = [models.UniqueConstraint(fields=["scope", "product_id"], name="mspt_key")]
+        indexes = [models.Index(fields=["scope", "-quantity", "product_id"], name="mspt_rank")]
+
+
+class ScopedUserTypeTotal(models.Model):
+    scope = models.ForeignKey(Scope, on_delete=models.CASCADE, db_index=False)
+    user_id = models.CharField(max_length=64)
+    transaction_type = models.CharField(max_length=32)
+    transactions = models.BigIntegerField(default=0)
+    total_eur = _money()
+
+    class Meta:
+        db_table = "metrics_scoped_user_type_total"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["scope", "user_id", "transaction_type"], name="msutt_key"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["scope", "-total_eur", "user_id", "transaction_type"],
+                name="msutt_rank",
+                condition=models.Q(transactions__gt=0),
+            )
+        ]
+
+
+class ScopedMinute(models.Model):
+    scope = models.ForeignKey(Scope, on_delete=models.CASCADE, db_index=False)
+    minute = models.DateTimeField()
+    transactions = models.BigIntegerField(default=0)
+    total_eur = _money()
+
+    class Meta:
+        db_table = "metrics_scoped_minute"
+        constraints = [models.UniqueConstraint(fields=["scope", "minute"], name="msm_key")]
+
+
 class Report(Run):
     """One asynchronous report: its type, parameters, state and where its result is.
 

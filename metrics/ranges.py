@@ -69,17 +69,21 @@ def storable(split) -> bool:
     return all(_on_grain(t, grain) for edge in split.edges for t in edge)
 
 
-def range_key(split) -> str:
+def range_key(split, scope: str = "all") -> str:
+    """The range (and the scope of rows, metrics.scopes, when not every row) a kept
+    ranking answers for."""
     edges = ";".join(f"{s.isoformat()}/{e.isoformat()}" for s, e in split.edges)
-    return f"{split.first}|{split.last}|{edges}"
+    return f"{split.first}|{split.last}|{edges}" + ("" if scope == "all" else f"@{scope}")
 
 
-def ranked(kind: str, split, groups: str, params: list, order: str) -> tuple[int, int]:
+def ranked(
+    kind: str, split, groups: str, params: list, order: str, scope: str = "all"
+) -> tuple[int, int]:
     """(result id, number of groups) of the ranking of `kind` over `split`, stored first
     if no ranking of the current stamp is. `groups` is the query (with `params`) of every
     group of the range as (key, key2, total, transactions); `order` ranks them, ties
     included."""
-    key = range_key(split)
+    key = range_key(split, scope)
     first, last = days_of(split)
     with connection.cursor() as cursor:
         # Another request may store the same ranking meanwhile (the INSERT's conflict
@@ -115,7 +119,14 @@ def ranked(kind: str, split, groups: str, params: list, order: str) -> tuple[int
 
 
 def ranked_page(
-    kind: str, split, groups: str, params: list, order: str, offset: int, limit: int
+    kind: str,
+    split,
+    groups: str,
+    params: list,
+    order: str,
+    offset: int,
+    limit: int,
+    scope: str = "all",
 ) -> tuple[list[tuple], int]:
     """(rows of ranks offset+1 .. offset+limit, number of groups). A ranking found stale
     and dropped by another request between finding it and reading its page (a merge
@@ -123,7 +134,7 @@ def ranked_page(
     if not storable(split):
         return _ranked_directly(groups, params, order, offset, limit)
     for _ in range(2):
-        result, count = ranked(kind, split, groups, params, order)
+        result, count = ranked(kind, split, groups, params, order, scope)
         rows = page(result, offset, limit)
         if len(rows) == max(0, min(limit, count - offset)):
             break

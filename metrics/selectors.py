@@ -21,16 +21,39 @@ from metrics import ranges
 CENT = Decimal("0.01")
 
 
-def visible_as_of(as_of: int) -> str:
-    """The completed rows of `transactions` at version `as_of`, as a FROM source: the
-    current rows made by then (their partial indexes), and the rows closed since (few:
-    the versions the follower has not derived yet), each branch by its own index."""
+@dataclass(frozen=True)
+class MetricScope:
+    """Which rows the figures are over: every row (`EVERY_ROW`, the plain aggregates), or
+    those a restricted grant's row filter lets through (metrics.scopes: the scope's own
+    aggregates, and its filter on the table's edges)."""
+
+    id: int | None = None
+    filter_sql: str | None = None  # literal SQL over transactions' columns
+    key: str = "all"
+
+    def table(self, name: str) -> str:
+        return name if self.id is None else name.replace("metrics_", "metrics_scoped_", 1)
+
+    def where(self) -> str:
+        """The aggregate rows of this scope (a condition to AND)."""
+        return "TRUE" if self.id is None else f"scope_id = {int(self.id)}"
+
+
+EVERY_ROW = MetricScope()
+
+
+def visible_as_of(as_of: int, filter_sql: str | None = None) -> str:
+    """The completed rows of `transactions` at version `as_of` (and that `filter_sql`
+    lets through), as a FROM source: the current rows made by then (their partial
+    indexes), and the rows closed since (few: the versions the follower has not derived
+    yet), each branch by its own index."""
     v = int(as_of)
+    extra = f" AND ({filter_sql})" if filter_sql else ""
     return (
         f"(SELECT * FROM transactions WHERE valid_to IS NULL AND valid_from <= {v} "
-        "AND status = 'completed' "
+        f"AND status = 'completed'{extra} "
         f"UNION ALL SELECT * FROM transactions WHERE valid_to > {v} AND valid_from <= {v} "
-        "AND status = 'completed') tx"
+        f"AND status = 'completed'{extra}) tx"
     )
 
 
@@ -107,22 +130,25 @@ def _fetch(sql: str, params: list) -> list[tuple]:
         return cursor.fetchall()
 
 
-def spent_between(start: dt.datetime, end: dt.datetime, as_of: int) -> tuple[str, int]:
+def spent_between(
+    start: dt.datetime, end: dt.datetime, as_of: int, scope: MetricScope = EVERY_ROW
+) -> tuple[str, int]:
     """Total EUR and count of completed transactions with start <= timestamp <= end."""
     first = start.replace(second=0, microsecond=0)
     first = first if first == start else first + dt.timedelta(minutes=1)
     last = end.replace(second=0, microsecond=0)
     if first >= last:  # inside one minute: the table only
         sql = (
-            f"SELECT sum(amount_eur), count(*) FROM {visible_as_of(as_of)} "
+            f"SELECT sum(amount_eur), count(*) FROM {visible_as_of(as_of, scope.filter_sql)} "
             "WHERE timestamp >= %s AND timestamp <= %s"
         )
         total, count = _fetch(sql, [start, end])[0]
         return money(total), int(count or 0)
     sql = (
         "SELECT sum(t), sum(n) FROM ("
-        "SELECT total_eur t, transactions n FROM metrics_minute WHERE minute >= %s AND minute < %s "
-        f"UNION ALL SELECT amount_eur, 1 FROM {visible_as_of(as_of)} "
+        f"SELECT total_eur t, transactions n FROM {scope.table('metrics_minute')} "
+        f"WHERE {scope.where()} AND minute >= %s AND minute < %s "
+        f"UNION ALL SELECT amount_eur, 1 FROM {visible_as_of(as_of, scope.filter_sql)} "
         "WHERE ((timestamp >= %s AND timestamp < %s) OR (timestamp >= %s AND timestamp <= %s))"
         ") parts"
     )
@@ -135,32 +161,41 @@ def unbounded(split: Split) -> bool:
     return split.first is None and split.last is None and not split.edges and not split.empty
 
 
-def spent_per_user_type(split: Split, user_id: str | None, limit: int, offset: int, as_of: int):
+def spent_per_user_type(
+    split: Split,
+    user_id: str | None,
+    limit: int,
+    offset: int,
+    as_of: int,
+    scope: MetricScope = EVERY_ROW,
+):
     """(rows, count, count is an estimate): totals per user and type, largest first
     (then user, type)."""
     if split.empty:
         return [], 0, False
     if unbounded(split):
-        return _all_time_per_user_type(user_id, limit, offset)
+        return _all_time_per_user_type(user_id, limit, offset, scope)
     if user_id is None and offset + limit <= ranges.KEEP[ranges.SPENT_PER_USER_TYPE]:
         params: list = []
         groups = (
             "SELECT user_id AS key, transaction_type AS key2, total, n AS transactions "
-            f"FROM ({_user_type_totals(split, params, as_of)}) totals"
+            f"FROM ({_user_type_totals(split, params, as_of, scope)}) totals"
         )
         order = 'total DESC, key COLLATE "C", key2 COLLATE "C"'
         rows, count = ranges.ranked_page(
-            ranges.SPENT_PER_USER_TYPE, split, groups, params, order, offset, limit
+            ranges.SPENT_PER_USER_TYPE, split, groups, params, order, offset, limit, scope.key
         )
         results = [
             {"user_id": u, "transaction_type": t, "total_eur": money(total), "transactions": int(n)}
             for u, t, total, n in rows
         ]
         return results, count, False
-    return (*_summed_per_user_type(split, user_id, limit, offset, as_of), False)
+    return (*_summed_per_user_type(split, user_id, limit, offset, as_of, scope), False)
 
 
-def _user_type_totals(split: Split, params: list, as_of: int, user_id: str | None = None) -> str:
+def _user_type_totals(
+    split: Split, params: list, as_of: int, scope: MetricScope, user_id: str | None = None
+) -> str:
     """The query of every (user, type) group's total and count over the range."""
     buckets = _bucket_filter("day", split, params)
     user_a = " AND user_id = %s" if user_id else ""
@@ -169,19 +204,28 @@ def _user_type_totals(split: Split, params: list, as_of: int, user_id: str | Non
     params += [user_id] if user_id else []
     return (
         "SELECT user_id, transaction_type, sum(t) total, sum(n) n FROM ("
-        f"SELECT user_id, transaction_type, total_eur t, transactions n FROM metrics_user_type_day "
-        f"WHERE {buckets}{user_a} UNION ALL "
-        f"SELECT user_id, transaction_type, amount_eur, 1 FROM {visible_as_of(as_of)} "
+        "SELECT user_id, transaction_type, total_eur t, transactions n "
+        f"FROM {scope.table('metrics_user_type_day')} "
+        f"WHERE {scope.where()} AND {buckets}{user_a} UNION ALL "
+        "SELECT user_id, transaction_type, amount_eur, 1 "
+        f"FROM {visible_as_of(as_of, scope.filter_sql)} "
         f"WHERE {edges}{user_a}"
         ") parts GROUP BY 1, 2 HAVING sum(n) > 0"
     )
 
 
-def _summed_per_user_type(split: Split, user_id: str | None, limit: int, offset: int, as_of: int):
+def _summed_per_user_type(
+    split: Split,
+    user_id: str | None,
+    limit: int,
+    offset: int,
+    as_of: int,
+    scope: MetricScope = EVERY_ROW,
+):
     """Every group of the range summed, then sorted: for one user, or deep pages."""
     params: list = []
     sql = (
-        f"WITH totals AS ({_user_type_totals(split, params, as_of, user_id)}) "
+        f"WITH totals AS ({_user_type_totals(split, params, as_of, scope, user_id)}) "
         "SELECT user_id, transaction_type, total, n, count(*) OVER () FROM totals "
         'ORDER BY total DESC, user_id COLLATE "C", transaction_type COLLATE "C" '
         "LIMIT %s OFFSET %s"
@@ -195,25 +239,29 @@ def _summed_per_user_type(split: Split, user_id: str | None, limit: int, offset:
     return results, count
 
 
-def _all_time_per_user_type(user_id: str | None, limit: int, offset: int):
+def _all_time_per_user_type(
+    user_id: str | None, limit: int, offset: int, scope: MetricScope = EVERY_ROW
+):
     """From metrics_user_type_total: a walk of its (total DESC) index, and a count that
     is the planner's estimate above LAKE_EXACT_COUNT_LIMIT (as the rows endpoint's)."""
-    where = "transactions > 0" + (" AND user_id = %s" if user_id else "")
+    table = scope.table("metrics_user_type_total")
+    where = f"{scope.where()} AND transactions > 0" + (" AND user_id = %s" if user_id else "")
     params = [user_id] if user_id else []
     # One user's few groups are read through the key index, then sorted: left to
     # itself the planner may walk the whole ranking index for them (seen: 200 ms).
     source = (
-        "(SELECT * FROM metrics_user_type_total WHERE user_id = %s OFFSET 0) t"
+        f"(SELECT * FROM {table} WHERE {scope.where()} AND user_id = %s OFFSET 0) t"
         if user_id
-        else "metrics_user_type_total"
+        else table
     )
     rows = _fetch(
         f"SELECT user_id, transaction_type, total_eur, transactions FROM {source} "
-        "WHERE transactions > 0 ORDER BY total_eur DESC, user_id, transaction_type "
+        f"WHERE {scope.where()} AND transactions > 0 "
+        "ORDER BY total_eur DESC, user_id, transaction_type "
         "LIMIT %s OFFSET %s",
         [*params, limit, offset],
     )
-    count_sql = f"SELECT count(*) FROM metrics_user_type_total WHERE {where}"
+    count_sql = f"SELECT count(*) FROM {table} WHERE {where}"
     plan = _fetch(f"EXPLAIN (FORMAT JSON) {count_sql}", params)[0][0]
     estimate = _plan_rows(plan)
     estimated = estimate > settings.LAKE_EXACT_COUNT_LIMIT
@@ -244,14 +292,15 @@ def _count_user_types(sql: str, params: list) -> int:
     return rows[0][4] if rows else 0
 
 
-def top_products(split: Split, x: int, as_of: int) -> list[dict]:
+def top_products(split: Split, x: int, as_of: int, scope: MetricScope = EVERY_ROW) -> list[dict]:
     """The x products with the largest quantity of completed sales; ties by product_id."""
     if split.empty:
         return []
     if unbounded(split):
         rows = _fetch(
-            "SELECT product_id, quantity, transactions FROM metrics_product_total "
-            "WHERE transactions > 0 ORDER BY quantity DESC, product_id LIMIT %s",
+            "SELECT product_id, quantity, transactions "
+            f"FROM {scope.table('metrics_product_total')} WHERE {scope.where()} "
+            "AND transactions > 0 ORDER BY quantity DESC, product_id LIMIT %s",
             [x],
         )
         return [
@@ -263,13 +312,14 @@ def top_products(split: Split, x: int, as_of: int) -> list[dict]:
     edges = _edge_filter(split, params)
     groups = (
         "SELECT product_id AS key, '' AS key2, sum(q) AS total, sum(n) AS transactions FROM ("
-        f"SELECT product_id, quantity q, transactions n FROM metrics_product_day WHERE {buckets} "
-        f"UNION ALL SELECT product_id, quantity, 1 FROM {visible_as_of(as_of)} "
+        "SELECT product_id, quantity q, transactions n "
+        f"FROM {scope.table('metrics_product_day')} WHERE {scope.where()} AND {buckets} "
+        f"UNION ALL SELECT product_id, quantity, 1 FROM {visible_as_of(as_of, scope.filter_sql)} "
         f"WHERE {edges}"
         ") parts GROUP BY product_id HAVING sum(n) > 0"
     )
     order = "total DESC, key"
-    rows, _ = ranges.ranked_page(ranges.TOP_PRODUCTS, split, groups, params, order, 0, x)
+    rows, _ = ranges.ranked_page(ranges.TOP_PRODUCTS, split, groups, params, order, 0, x, scope.key)
     return [
         {"rank": i, "product_id": p, "quantity": int(q), "transactions": int(n)}
         for i, (p, _, q, n) in enumerate(rows, start=1)

@@ -72,6 +72,9 @@ class Follower:
     resources: Callable[[], Iterable[str]]  # the versioned resources it follows
     apply: Callable[[Batch], None]
     max_versions: int = 50  # versions applied in one transaction
+    # Run by the follower process when it has nothing to apply, at most once a minute
+    # (e.g. dropping derived state nobody needs any more).
+    housekeeping: Callable[[], object] | None = None
 
 
 REGISTRY: dict[str, Follower] = {}
@@ -109,6 +112,14 @@ def _lock_position(name: str, resource_id: int) -> int:
         "VALUES (%s, %s, 0) ON CONFLICT DO NOTHING RETURNING 1",
         [name, resource_id],
     )
+    return _lock_position(name, resource_id)
+
+
+def locked_position(name: str, resource: str) -> int:
+    """The follower's position on `resource`, locked until the caller's transaction ends:
+    derived state built beside the follower's (at that version) does not race it."""
+    assert transaction.get_connection().in_atomic_block, "call inside transaction.atomic()"
+    (resource_id,) = _fetch("SELECT id FROM datalake_resource WHERE name = %s", [resource])[0]
     return _lock_position(name, resource_id)
 
 
@@ -299,6 +310,7 @@ def run(names: Iterable[str] | None = None, should_stop: Callable[[], bool] = la
     from datalake.platform.db import vacuum_stale
 
     names = list(names) if names is not None else list(REGISTRY)
+    housekept = 0.0
     wake = psycopg.connect(**_database_dsn(), autocommit=True)
     try:
         wake.execute(f"LISTEN {CHANNEL}")
@@ -314,10 +326,24 @@ def run(names: Iterable[str] | None = None, should_stop: Callable[[], bool] = la
                 logger.info("followers: %s version(s) derived", applied)
                 vacuum_stale(every=30.0)  # the aggregates and entries it updates in place
                 continue  # more may have landed meanwhile
+            if time.monotonic() - housekept > 60:
+                housekept = time.monotonic()
+                _housekeeping(names)
             connection.close_if_unusable_or_obsolete()
             _sleep_until_notified(wake, settings.FOLLOWER_POLL_SECONDS, should_stop)
     finally:
         wake.close()
+
+
+def _housekeeping(names) -> None:
+    for name in names:
+        chore = REGISTRY[name].housekeeping
+        if chore is None:
+            continue
+        try:
+            chore()
+        except Exception:  # retried in a minute; the followers carry on
+            logger.exception("followers: the %s follower's housekeeping failed", name)
 
 
 def _sleep_until_notified(wake, seconds: float, should_stop: Callable[[], bool]) -> None:

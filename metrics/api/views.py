@@ -18,7 +18,7 @@ from datalake.api.filtering import reject_unknown_params
 from datalake.api.pagination import PagePagination
 from datalake.catalog.selectors import resource_entry
 from datalake.query import snapshots
-from metrics import selectors
+from metrics import scopes, selectors
 from metrics.api import serializers as s
 
 
@@ -45,18 +45,26 @@ def _integer_schema(field: IntegerField) -> dict:
     return {"type": "integer", **{k: v for k, v in limits.items() if v is not None}}
 
 
-@data_path("`resource` (transactions): figures over all its rows, so `read` unrestricted")
+@data_path(
+    "`resource` (transactions): figures over the rows and columns the caller's `read` "
+    "grant shows (metrics.scopes); the sales metric over every row, so `read` unrestricted"
+)
 class MetricView(APIView):
     """A metric: figures of `resource` answered from what the `follower` derived, as of
-    its position (`as_of_version`, `lag_seconds`; `?min_version=` waits for a version).
-    `follower = None`: answered from the tables of `reads` directly (always current)."""
+    its position (`as_of_version`, `lag_seconds`; `?min_version=` waits for a version),
+    over the rows the caller's grant lets through (a row filter is a scope of its own
+    aggregates, metrics.scopes), its hidden columns refused and masked keys pseudonymised.
+    `follower = None`: answered from the tables of `reads` directly (always current),
+    for unrestricted readers only."""
 
     permission_classes = [ResourcePrivilege]
     required_privileges = {"get": "read"}
     resource = "transactions"
+    metric: str = ""  # the name in metrics.scopes.NEEDS: the columns it reads
     follower: str | None = "metrics"
     reads = ("transactions",)  # the resources whose data the figures come from
     min_version: int | None = None
+    key_filtered = False  # the request filters on a key column (`user_id=`)
 
     def params(self, request, serializer_class):
         validated = params(request, serializer_class)
@@ -64,23 +72,28 @@ class MetricView(APIView):
         return validated
 
     def conditional(self, request, compute, *inputs):
-        """`compute(as_of)`'s answer, or 304 if the client holds it: the ETag names the
-        states read (the follower's position, or the states of `reads`), the request, the
-        caller's restriction and `inputs` (what the figures depend on besides: a window
-        that ends now, today's date)."""
-        restriction = Access.of(request).restriction(self.resource).fingerprint()
+        """`compute(as_of, scope)`'s answer, or 304 if the client holds it: the ETag names
+        the states read (the follower's position, or the states of `reads`), the request,
+        the caller's restriction and `inputs` (what the figures depend on besides: a
+        window that ends now, today's date)."""
+        restriction = Access.of(request).restriction(self.resource)
+        fingerprint = restriction.fingerprint()
         if self.follower is None:
             states = [snapshots.current(resource_entry(name)).label for name in self.reads]
-            terms = Conditional(request, [*states, *map(str, inputs)], restriction)
+            terms = Conditional(request, [*states, *map(str, inputs)], fingerprint)
             if terms.unchanged():
                 return terms.not_modified(states[0])
             return terms.answer(compute(), states[0])
+        scopes.check_columns(restriction, self.metric, key_filtered=self.key_filtered)
         state = freshness.require(self.follower, self.resource, self.min_version)
         label = str(state.derived_through_version)
-        terms = Conditional(request, [f"{self.follower}:{label}", *map(str, inputs)], restriction)
+        terms = Conditional(request, [f"{self.follower}:{label}", *map(str, inputs)], fingerprint)
         if terms.unchanged():
             return freshness.headers(terms.not_modified(label), state)
-        response = compute(state.derived_through_version)
+        response = compute(state.derived_through_version, scopes.scope_for(restriction))
+        results = response.data.get("results")
+        if restriction.masked and isinstance(results, list):
+            restriction.mask_rows(results)  # masked keys: their pseudonyms
         response.data.update(freshness.body(state))
         return freshness.headers(terms.answer(response, label), state)
 
@@ -89,10 +102,13 @@ class MetricView(APIView):
 
     def check_permissions(self, request):
         super().check_permissions(request)
-        Access.of(request).require_unrestricted(self.resource, "Metrics")
+        if self.follower is None:
+            Access.of(request).require_unrestricted(self.resource, "Metrics")
 
 
 class SpentLastMinutesView(MetricView):
+    metric = "spent-last-minutes"
+
     @extend_schema(
         description="Money spent (completed transactions, EUR) in the last `minutes` minutes, "
         "up to now. Needs `read` on transactions.",
@@ -118,8 +134,8 @@ class SpentLastMinutesView(MetricView):
         to = dt.datetime.now(dt.UTC)
         start = to - dt.timedelta(minutes=minutes)
 
-        def compute(as_of):
-            total, count = selectors.spent_between(start, to, as_of)
+        def compute(as_of, scope):
+            total, count = selectors.spent_between(start, to, as_of, scope)
             body = {"minutes": minutes, "from": start, "to": to, "total_eur": total}
             return Response({**body, "transactions": count})
 
@@ -127,6 +143,8 @@ class SpentLastMinutesView(MetricView):
 
 
 class SpentPerUserTypeView(MetricView):
+    metric = "spent-per-user-type"
+
     @extend_schema(
         description="Total spent (completed, EUR) per user and transaction type between "
         "`since` and `until` (inclusive, optional), largest total first. Paginated.",
@@ -155,14 +173,15 @@ class SpentPerUserTypeView(MetricView):
     )
     def get(self, request):
         p = self.params(request, s.SpentPerUserTypeParams)
+        self.key_filtered = bool(p.get("user_id"))
         split = selectors.split_days(p.get("since"), p.get("until"))
         paginator = PagePagination()
         size = paginator.get_page_size(request)
         page = p.get("page", 1)
 
-        def compute(as_of):
+        def compute(as_of, scope):
             rows, count, estimated = selectors.spent_per_user_type(
-                split, p.get("user_id"), size, (page - 1) * size, as_of
+                split, p.get("user_id"), size, (page - 1) * size, as_of, scope
             )
             response = paginator_response(request, paginator, rows, count, page, size)
             response.data["count_is_estimate"] = estimated
@@ -191,6 +210,8 @@ def paginator_response(request, paginator, rows, count, page, size):
 
 
 class TopProductsView(MetricView):
+    metric = "top-products"
+
     @extend_schema(
         description="The `x` products bought most (sum of quantities of completed "
         "transactions) between `since` and `until`; ties by product_id ascending.",
@@ -217,7 +238,9 @@ class TopProductsView(MetricView):
         x = p["x"]
         return self.conditional(
             request,
-            lambda as_of: Response({"x": x, "results": selectors.top_products(split, x, as_of)}),
+            lambda as_of, scope: Response(
+                {"x": x, "results": selectors.top_products(split, x, as_of, scope)}
+            ),
         )
 
 

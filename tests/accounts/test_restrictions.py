@@ -151,9 +151,15 @@ def test_search_metrics_and_reports_respect_restrictions(stored):
     by_user = api.get("/api/v1/search/", {"q": fr["user_id"], "since": "2026-01-01"})
     assert by_user.json()["total"] == 0
 
-    for url in ("/api/v1/metrics/spent-last-minutes/", "/api/v1/metrics/top-products/"):
+    # Metrics over the rows the grant shows (tests/metrics/test_restricted_metrics.py):
+    # here the columns they sum are hidden, and each refusal names one.
+    for url, column in (
+        ("/api/v1/metrics/spent-last-minutes/", "amount_eur"),
+        ("/api/v1/metrics/top-products/?x=3", "product_id"),
+    ):
         refused = api.get(url)
-        assert refused.status_code == 403 and refused.json()["code"] == "restricted_grant"
+        assert refused.status_code == 403 and refused.json()["code"] == "column_hidden"
+        assert column in refused.json()["detail"]
     report = api.post(
         "/api/v1/reports/", {"report_name": "top-products", "params": {}}, format="json"
     )
