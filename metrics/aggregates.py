@@ -143,8 +143,14 @@ def apply_batch(batch) -> None:
 
 def rebuild(tables=None) -> None:
     """Recompute the aggregates (all, or those named) from the current rows (one
-    transaction by the caller). Migrations name theirs: a later table may not exist yet."""
+    transaction by the caller). Migrations name theirs: a later table may not exist yet.
+    All of them: the metrics follower then stands at the current version (its position
+    locked first, so it does not apply a batch meanwhile)."""
     source = f"SELECT *, 1 AS sign FROM transactions WHERE valid_to IS NULL AND {COMPLETED}"
+    if tables is None:
+        from datalake.lake import followers
+
+        followers.locked_position("metrics", "transactions")
     with connection.cursor() as cursor:
         for spec in AGGREGATES:
             if tables is not None and spec[0] not in tables:
@@ -155,3 +161,5 @@ def rebuild(tables=None) -> None:
             # scopes (metrics.scopes: built again from the rows on their next use)
             cursor.execute("TRUNCATE metrics_range_row, metrics_range_result")
             cursor.execute("TRUNCATE metrics_scope CASCADE")
+    if tables is None:
+        followers.move_to("metrics", "transactions")

@@ -47,8 +47,26 @@ SCENARIO_NAMES = [
     "top_7d",
     "top_edges",
     "sales_7d",
+    # The same questions for a partner whose grant holds France's rows only (issue 22:
+    # its own aggregates, a scope kept by the metrics follower; built on its first request).
+    "r_last5",
+    "r_user_type_7d",
+    "r_user_type_all",
+    "r_top_all",
+    "r_top_7d",
+    "r_top_edges",
 ]
-SCENARIOS = [Http(name, name, measures=("single", "wrk")) for name in SCENARIO_NAMES]
+PARTNER_FILTER = {"country": ["FR"]}
+PARTNER_SQL = " AND country = 'FR'"
+
+
+def token_of(name: str) -> str:
+    return "partner" if name.startswith("r_") else "bench"
+
+
+SCENARIOS = [
+    Http(name, name, token=token_of(name), measures=("single", "wrk")) for name in SCENARIO_NAMES
+]
 TARGETS = [
     t
     for name in SCENARIO_NAMES
@@ -100,6 +118,14 @@ def remove_fresh_rows(db_url: str) -> int:
                 "UPDATE datalake_resource SET current_version = least(current_version, 1) "
                 "WHERE name = 'transactions'"
             )
+            if conn.execute("SELECT to_regclass('lake_follower_position')").fetchone()[0]:
+                conn.execute(  # the followers stand at the load again (a tree with them)
+                    "UPDATE lake_follower_position p SET derived_through_version = "
+                    "least(derived_through_version, 1) FROM datalake_resource r "
+                    "WHERE r.id = p.resource_id AND r.name = 'transactions'"
+                )
+            if conn.execute("SELECT to_regclass('metrics_scope')").fetchone()[0]:
+                conn.execute("TRUNCATE metrics_scope CASCADE")  # rebuilt on their first use
         if n:  # autovacuum may be off (it is on these machines): no dead rows left behind
             for table in ("transactions", "search_entries", *AGG_TABLES):
                 conn.execute(f"VACUUM ANALYZE {table}")
@@ -225,20 +251,23 @@ def day_range(since: str | None, until: str | None) -> tuple[str, list]:
     return (" AND ".join(parts) or "TRUE"), params
 
 
-def sql_last_minutes(conn, window: tuple[dt.datetime, dt.datetime] | None = None) -> dict:
+def sql_last_minutes(
+    conn, window: tuple[dt.datetime, dt.datetime] | None = None, extra: str = ""
+) -> dict:
     if window is None:
         to = dt.datetime.now(dt.UTC)
         window = (to - dt.timedelta(minutes=5), to)
     total, n = conn.execute(
-        f"SELECT sum(amount_eur), count(*) FROM transactions WHERE {CUR} "
+        f"SELECT sum(amount_eur), count(*) FROM transactions WHERE {CUR}{extra} "
         "AND timestamp >= %s AND timestamp <= %s",
         list(window),
     ).fetchone()
     return {"total_eur": money(total), "transactions": n}
 
 
-def sql_user_type(conn, since=None, until=None, user_id=None) -> dict:
+def sql_user_type(conn, since=None, until=None, user_id=None, extra: str = "") -> dict:
     cond, params = day_range(since, until)
+    cond += extra
     if user_id:
         cond += " AND user_id = %s"
         params.append(user_id)
@@ -258,8 +287,9 @@ def sql_user_type(conn, since=None, until=None, user_id=None) -> dict:
     }
 
 
-def sql_top_products(conn, x: int, since=None, until=None) -> dict:
+def sql_top_products(conn, x: int, since=None, until=None, extra: str = "") -> dict:
     cond, params = day_range(since, until)
+    cond += extra
     rows = conn.execute(
         f"SELECT product_id, sum(quantity), count(*) FROM transactions WHERE {CUR} AND {cond} "
         "GROUP BY product_id ORDER BY 2 DESC, 1 LIMIT %s",
@@ -350,6 +380,42 @@ def scenarios(product: str) -> dict[str, dict]:
             "sql": lambda c, body: sql_top_products(c, 10, se, ue),
             "keys": ("x", "results"),
         },
+        "r_last5": {
+            "path": f"{m}/spent-last-minutes/",
+            "label": "partner (France's rows): spent-last-minutes (5 min)",
+            "sql": lambda c, body: sql_last_minutes(c, last_window(body), PARTNER_SQL),
+            "keys": ("total_eur", "transactions"),
+        },
+        "r_user_type_7d": {
+            "path": f"{m}/spent-per-user-type/?since={s7}&until={u7}",
+            "label": "partner: spent-per-user-type, 7 whole days, page 1",
+            "sql": lambda c, body: sql_user_type(c, s7, u7, extra=PARTNER_SQL),
+            "keys": ("count", "results"),
+        },
+        "r_user_type_all": {
+            "path": f"{m}/spent-per-user-type/",
+            "label": "partner: spent-per-user-type, no range, page 1",
+            "sql": lambda c, body: sql_user_type(c, extra=PARTNER_SQL),
+            "keys": ("count", "results"),
+        },
+        "r_top_all": {
+            "path": f"{m}/top-products/?x=10",
+            "label": "partner: top-products x=10, no range",
+            "sql": lambda c, body: sql_top_products(c, 10, extra=PARTNER_SQL),
+            "keys": ("x", "results"),
+        },
+        "r_top_7d": {
+            "path": f"{m}/top-products/?x=10&since={s7}&until={u7}",
+            "label": "partner: top-products x=10, 7 whole days",
+            "sql": lambda c, body: sql_top_products(c, 10, s7, u7, PARTNER_SQL),
+            "keys": ("x", "results"),
+        },
+        "r_top_edges": {
+            "path": f"{m}/top-products/?x=10&since={se}&until={ue}",
+            "label": "partner: top-products x=10, 6 days + 2 half days",
+            "sql": lambda c, body: sql_top_products(c, 10, se, ue, PARTNER_SQL),
+            "keys": ("x", "results"),
+        },
         "sales_7d": {
             "path": f"{m}/products/{product}/sales/?days=7&until={u7}",
             "label": f"products/{product}/sales days=7 until={u7} (over `sales`)",
@@ -374,9 +440,10 @@ def summary(body: dict) -> str:
 def check_answers(side: Side, specs: dict[str, dict]) -> dict[str, dict]:
     """Each endpoint's answer against the plain SQL answer; name -> outcome."""
     out = {}
-    base, token = side.servers["main"].base, side.tokens["bench"]
+    base = side.servers["main"].base
     with psycopg.connect(side.db_url) as conn:
         for name, spec in specs.items():
+            token = side.tokens[token_of(name)]
             status, body = drivers.get(base, spec["path"], token, timeout=300)
             if status != 200 or body is None:
                 out[name] = {"ok": False, "status": status}
@@ -399,12 +466,19 @@ def check_answers(side: Side, specs: dict[str, dict]) -> dict[str, dict]:
 
 def cold_requests(side: Side, specs: dict[str, dict]) -> dict[str, float]:
     """Each scenario's first request with no ranking kept (the range rankings emptied):
-    what the first reader of a range pays. ms."""
+    what the first reader of a range pays. ms. The first partner scenario also finds no
+    scope: it pays the scope's build (metrics.scopes), the others reuse it."""
     out = {}
-    base, token = side.servers["main"].base, side.tokens["bench"]
+    base = side.servers["main"].base
+    first_partner = True
     with psycopg.connect(side.db_url, autocommit=True) as conn:
         for name, spec in specs.items():
+            token = side.tokens[token_of(name)]
             conn.execute("TRUNCATE metrics_range_row, metrics_range_result")
+            if name.startswith("r_") and first_partner:
+                first_partner = False
+                if conn.execute("SELECT to_regclass('metrics_scope')").fetchone()[0]:
+                    conn.execute("TRUNCATE metrics_scope CASCADE")
             t0 = time.perf_counter()
             status, _ = drivers.get(base, spec["path"], token, timeout=300)
             out[name] = (time.perf_counter() - t0) * 1000
@@ -458,6 +532,11 @@ def prepare(side: Side, args) -> None:
         "token",
         username="bench",
         grants=[{"resource": r, "privilege": "read"} for r in ("transactions", "sales")],
+    )["token"]
+    side.tokens["partner"] = side.job(
+        "token",
+        username="partner",
+        grants=[{"resource": "transactions", "privilege": "read", "row_filter": PARTNER_FILTER}],
     )["token"]
     for name, spec in scenarios(done["product"]).items():
         side.paths[name] = spec["path"]

@@ -123,6 +123,22 @@ def locked_position(name: str, resource: str) -> int:
     return _lock_position(name, resource_id)
 
 
+def move_to(name: str, resource: str, version: int | None = None) -> int:
+    """Set the follower's position on `resource` (None: its current version), in the
+    caller's transaction: what a rebuild of the derived state from the current rows
+    does once it has rebuilt it. Returns the position."""
+    assert transaction.get_connection().in_atomic_block, "call inside transaction.atomic()"
+    locked_position(name, resource)
+    rows = _fetch(
+        "UPDATE lake_follower_position p SET derived_through_version = "
+        "coalesce(%s, r.current_version), derived_at = %s FROM datalake_resource r "
+        "WHERE r.id = p.resource_id AND r.name = %s AND p.follower = %s "
+        "RETURNING p.derived_through_version",
+        [version, timezone.now(), resource, name],
+    )
+    return rows[0][0]
+
+
 def step(follower: Follower, resource: str, *, limit: int | None = None) -> int:
     """Apply the next batch of `resource`'s versions not yet derived; the number applied.
 

@@ -314,8 +314,16 @@ def drop_days(table: str, days_sql: str) -> None:
     )
 
 
-def rebuild() -> int:
-    """Recompute the entries of every table's current rows; file-line entries are kept."""
+def rebuild(*, move_follower: bool = True) -> int:
+    """Recompute the entries of every table's current rows; file-line entries are kept.
+    The search follower then stands at each table's current version (in the caller's
+    transaction; its positions locked first). `move_follower=False`: a migration from
+    before the followers existed."""
+    from datalake.lake import followers
+
+    tables = versioned_tables() if move_follower else ()
+    for table in tables:
+        followers.locked_position("search", table)
     _execute("DELETE FROM search_entries WHERE raw_file IS NULL")
     _execute("UPDATE search_entries SET valid_to = 0 WHERE valid_to IS NULL")
     total = 0
@@ -337,4 +345,8 @@ def rebuild() -> int:
             f"AND e.valid_to IS NULL)",
             {"r": spec.table},
         )
+    for table in tables:
+        followers.move_to("search", table)
+    if move_follower:
+        _execute("TRUNCATE search_lines")  # lines of versions the rebuild made current
     return total
