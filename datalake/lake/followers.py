@@ -176,10 +176,15 @@ def step(follower: Follower, resource: str, *, limit: int | None = None) -> int:
 
 
 def catch_up(
-    names: Iterable[str] | None = None, resources: Iterable[str] | None = None
+    names: Iterable[str] | None = None,
+    resources: Iterable[str] | None = None,
+    *,
+    one_batch: bool = False,
 ) -> int:
     """Run the followers (all, or those named) until each has derived every committed
-    version of its resources (or of `resources`); the number of versions applied."""
+    version of its resources (or of `resources`); the number of versions applied.
+    `one_batch`: one batch per resource at most (the long-running loop, which does its
+    housekeeping between batches)."""
     total = 0
     for name in names if names is not None else list(REGISTRY):
         follower = REGISTRY[name]
@@ -189,6 +194,8 @@ def catch_up(
                 continue
             while applied := step(follower, resource):
                 total += applied
+                if one_batch:
+                    break
     return total
 
 
@@ -318,33 +325,64 @@ def _database_dsn() -> dict:
 
 
 def run(names: Iterable[str] | None = None, should_stop: Callable[[], bool] = lambda: False):
-    """Run the followers until `should_stop()`: each catches up, then sleeps until a new
-    version's NOTIFY (or FOLLOWER_POLL_SECONDS) wakes it. One process runs them in turn:
-    the database does the work, so a second process (`--only`) parallelises them."""
+    """Run the followers until `should_stop()`, each on its own thread (and database
+    connection): it catches up, then sleeps until a new version's NOTIFY (or
+    FOLLOWER_POLL_SECONDS) wakes it. Side by side, a slow follower (the search entries'
+    text parsing) never holds back a quick one (the metrics), and their work runs on
+    as many database backends."""
+    import threading
+
+    names = list(names) if names is not None else list(REGISTRY)
+    failures: list[BaseException] = []
+
+    def follow(name: str) -> None:
+        try:
+            _run_one(name, should_stop)
+        except BaseException as exc:  # the process stops; its supervisor restarts it
+            logger.exception("followers: the %s follower stopped", name)
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=follow, args=(name,), name=f"follower-{name}", daemon=True)
+        for name in names
+    ]
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
+        if failures:
+            raise RuntimeError("a follower stopped") from failures[0]
+        for thread in threads:
+            thread.join(0.5)
+    if failures:
+        raise RuntimeError("a follower stopped") from failures[0]
+
+
+def _run_one(name: str, should_stop: Callable[[], bool]) -> None:
     import psycopg
 
     from datalake.platform.db import vacuum_stale
 
-    names = list(names) if names is not None else list(REGISTRY)
     housekept = 0.0
     wake = psycopg.connect(**_database_dsn(), autocommit=True)
     try:
         wake.execute(f"LISTEN {CHANNEL}")
         while not should_stop():
             try:
-                applied = catch_up(names)
+                applied = catch_up([name], one_batch=True)
             except Exception:  # a lost connection, a deadlock: retried on the next round
-                logger.exception("followers: a round failed; retrying")
+                logger.exception("followers: a %s round failed; retrying", name)
                 connection.close()
                 applied = 0
                 time.sleep(settings.FOLLOWER_POLL_SECONDS)
             if applied:
-                logger.info("followers: %s version(s) derived", applied)
+                logger.info("followers: %s derived %s version(s)", name, applied)
                 vacuum_stale(every=30.0)  # the aggregates and entries it updates in place
                 continue  # more may have landed meanwhile
             if time.monotonic() - housekept > 60:
                 housekept = time.monotonic()
-                _housekeeping(names)
+                _housekeeping([name])
             connection.close_if_unusable_or_obsolete()
             _sleep_until_notified(wake, settings.FOLLOWER_POLL_SECONDS, should_stop)
     finally:
