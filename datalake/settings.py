@@ -379,6 +379,11 @@ FOLLOWER_POLL_SECONDS = env.float("FOLLOWER_POLL_SECONDS", default=1.0)
 # its position (a kill lands there). 0 in every deployment.
 FOLLOWER_PAUSE_BEFORE_POSITION = env.float("FOLLOWER_PAUSE_BEFORE_POSITION", default=0.0)
 
+# Longest time (ms) building a restricted grant's metrics scope on its first request
+# (metrics.scopes: its aggregates from the rows its row filter lets through), instead of
+# API_STATEMENT_TIMEOUT_MS.
+METRICS_SCOPE_BUILD_TIMEOUT_MS = env.int("METRICS_SCOPE_BUILD_TIMEOUT_MS", default=300_000)
+
 # Search: merges keep the index current (false only for a bulk backfill, then rebuild it).
 SEARCH_INDEX_ENABLED = env.bool("SEARCH_INDEX_ENABLED", default=True)
 # An id-like search word also matches as a prefix, unless it begins more than this many of
