@@ -101,7 +101,7 @@ def _build(rows, key: str) -> tuple[int, dt.datetime]:
     upserts share. It reads a share of the whole table (seconds on 10M rows, once per
     row filter), so it runs under METRICS_SCOPE_BUILD_TIMEOUT_MS rather than the API's
     statement time limit."""
-    from metrics.aggregates import AGGREGATES, DELTA_COLUMNS, scoped_upsert_sql
+    from metrics.aggregates import AGGREGATES, DELTA_COLUMNS, scoped_table, scoped_upsert_sql
     from metrics.models import Scope
 
     with transaction.atomic():
@@ -132,6 +132,10 @@ def _build(rows, key: str) -> tuple[int, dt.datetime]:
                     scoped_upsert_sql(spec, scope.pk, "SELECT * FROM metrics_scope_rows")
                 )
             cursor.execute("DROP TABLE metrics_scope_rows")
+            # Statistics at once (autovacuum comes later): the rankings' counts are the
+            # planner's estimates above LAKE_EXACT_COUNT_LIMIT, as for the plain aggregates.
+            for spec in AGGREGATES:
+                cursor.execute(f"ANALYZE {scoped_table(spec[0])}")
         logger.info("metrics: scope %s built at version %s", scope.pk, position)
         return scope.pk, now
 
