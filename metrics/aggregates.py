@@ -119,8 +119,8 @@ def apply_versions(after: int, through: int) -> None:
                     "SELECT * FROM metrics_delta transactions "
                     f"WHERE {filter_sql(_rows(row_filter))}"
                 )
-                for spec in AGGREGATES:
-                    cursor.execute(scoped_upsert_sql(spec, scope_id, source))
+                for spec in AGGREGATES:  # with parameters: the filter's `%` are doubled
+                    cursor.execute(scoped_upsert_sql(spec, scope_id, source), [])
             # The days these versions changed: the rankings kept for ranges over them are
             # stale from this commit on (metrics.ranges). In day order, as before.
             cursor.execute(

@@ -55,14 +55,16 @@ def rows_key(rows) -> str:
 
 def filter_sql(rows) -> str:
     """The row filter as literal SQL over `transactions`' columns, compiled by the same
-    Q the rows endpoint filters with (`datalake.query.backends.row_filter_q`)."""
+    Q the rows endpoint filters with (`datalake.query.backends.row_filter_q`), its values
+    quoted by psycopg. Its `%` are doubled: every statement it goes into is run with
+    parameters (a list, maybe empty), which turns them back into one."""
     from datalake.models import Transaction
     from datalake.query.backends import row_filter_q
 
     query = Transaction.objects.filter(row_filter_q(rows)).query
     compiler = query.get_compiler(connection=connection)
     sql, params = compiler.compile(query.where)
-    return connection.ops.compose_sql(sql, params)
+    return connection.ops.compose_sql(sql, params).replace("%", "%%")
 
 
 def check_columns(restriction: Restriction, metric: str, *, key_filtered: bool = False) -> None:
@@ -125,7 +127,8 @@ def _build(rows, key: str) -> tuple[int, dt.datetime]:
             cursor.execute(
                 "CREATE TEMP TABLE metrics_scope_rows ON COMMIT DROP AS "
                 f"SELECT {DELTA_COLUMNS}, 1 AS sign "
-                f"FROM {visible_as_of(position, filter_sql(rows))}"
+                f"FROM {visible_as_of(position, filter_sql(rows))}",
+                [],
             )
             for spec in AGGREGATES:
                 cursor.execute(

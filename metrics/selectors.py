@@ -1,9 +1,10 @@
 """The metric queries: full buckets from the aggregates, partial edges from the table.
 
-Every figure is as of the `metrics` follower's position (`as_of`, a version of
-`transactions`): the aggregates hold exactly the versions up to it, and the edges read
-the table's rows as they were at that version (`visible_as_of`), so a figure never mixes
-two versions.
+Every figure is as of the `metrics` follower's position: the aggregates hold exactly the
+versions up to it, and the edges read the table's rows as they were at that version
+(`visible_as_of`), the position read by the same statement (one snapshot), so a figure
+never mixes two versions. `as_of` None is that; a number reads the edges at that version
+(the tests, a scope's build under the locked position).
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ class MetricScope:
     filter_sql: str | None = None  # literal SQL over transactions' columns
     key: str = "all"
 
+    @property
+    def ranking_key(self) -> str:
+        """What kept rankings (metrics.ranges) are stored under: the scope itself, so a
+        scope dropped and built again never serves a ranking of the one before."""
+        return "all" if self.id is None else f"{self.id}-{self.key}"
+
     def table(self, name: str) -> str:
         return name if self.id is None else name.replace("metrics_", "metrics_scoped_", 1)
 
@@ -42,12 +49,23 @@ class MetricScope:
 EVERY_ROW = MetricScope()
 
 
-def visible_as_of(as_of: int, filter_sql: str | None = None) -> str:
-    """The completed rows of `transactions` at version `as_of` (and that `filter_sql`
-    lets through), as a FROM source: the current rows made by then (their partial
-    indexes), and the rows closed since (few: the versions the follower has not derived
-    yet), each branch by its own index."""
-    v = int(as_of)
+# The metrics follower's position, read by the statement that reads the aggregates: one
+# snapshot for both, so the edges read from the table are of the version the aggregates
+# hold (a position read in an earlier statement may be older by the time they are read).
+FOLLOWED = (
+    "(SELECT p.derived_through_version FROM lake_follower_position p "
+    "JOIN datalake_resource r ON r.id = p.resource_id "
+    "WHERE p.follower = 'metrics' AND r.name = 'transactions')"
+)
+
+
+def visible_as_of(as_of: int | None, filter_sql: str | None = None) -> str:
+    """The completed rows of `transactions` at version `as_of` (None: the metrics
+    follower's position, in the same snapshot as the aggregates the statement reads), and
+    that `filter_sql` lets through, as a FROM source: the current rows made by then (their
+    partial indexes), and the rows closed since (few: the versions the follower has not
+    derived yet), each branch by its own index."""
+    v = FOLLOWED if as_of is None else str(int(as_of))
     extra = f" AND ({filter_sql})" if filter_sql else ""
     return (
         f"(SELECT * FROM transactions WHERE valid_to IS NULL AND valid_from <= {v} "
@@ -131,7 +149,7 @@ def _fetch(sql: str, params: list) -> list[tuple]:
 
 
 def spent_between(
-    start: dt.datetime, end: dt.datetime, as_of: int, scope: MetricScope = EVERY_ROW
+    start: dt.datetime, end: dt.datetime, as_of: int | None, scope: MetricScope = EVERY_ROW
 ) -> tuple[str, int]:
     """Total EUR and count of completed transactions with start <= timestamp <= end."""
     first = start.replace(second=0, microsecond=0)
@@ -166,7 +184,7 @@ def spent_per_user_type(
     user_id: str | None,
     limit: int,
     offset: int,
-    as_of: int,
+    as_of: int | None,
     scope: MetricScope = EVERY_ROW,
 ):
     """(rows, count, count is an estimate): totals per user and type, largest first
@@ -183,7 +201,14 @@ def spent_per_user_type(
         )
         order = 'total DESC, key COLLATE "C", key2 COLLATE "C"'
         rows, count = ranges.ranked_page(
-            ranges.SPENT_PER_USER_TYPE, split, groups, params, order, offset, limit, scope.key
+            ranges.SPENT_PER_USER_TYPE,
+            split,
+            groups,
+            params,
+            order,
+            offset,
+            limit,
+            scope.ranking_key,
         )
         results = [
             {"user_id": u, "transaction_type": t, "total_eur": money(total), "transactions": int(n)}
@@ -194,7 +219,7 @@ def spent_per_user_type(
 
 
 def _user_type_totals(
-    split: Split, params: list, as_of: int, scope: MetricScope, user_id: str | None = None
+    split: Split, params: list, as_of: int | None, scope: MetricScope, user_id: str | None = None
 ) -> str:
     """The query of every (user, type) group's total and count over the range."""
     buckets = _bucket_filter("day", split, params)
@@ -219,7 +244,7 @@ def _summed_per_user_type(
     user_id: str | None,
     limit: int,
     offset: int,
-    as_of: int,
+    as_of: int | None,
     scope: MetricScope = EVERY_ROW,
 ):
     """Every group of the range summed, then sorted: for one user, or deep pages."""
@@ -292,7 +317,9 @@ def _count_user_types(sql: str, params: list) -> int:
     return rows[0][4] if rows else 0
 
 
-def top_products(split: Split, x: int, as_of: int, scope: MetricScope = EVERY_ROW) -> list[dict]:
+def top_products(
+    split: Split, x: int, as_of: int | None, scope: MetricScope = EVERY_ROW
+) -> list[dict]:
     """The x products with the largest quantity of completed sales; ties by product_id."""
     if split.empty:
         return []
@@ -319,7 +346,9 @@ def top_products(split: Split, x: int, as_of: int, scope: MetricScope = EVERY_RO
         ") parts GROUP BY product_id HAVING sum(n) > 0"
     )
     order = "total DESC, key"
-    rows, _ = ranges.ranked_page(ranges.TOP_PRODUCTS, split, groups, params, order, 0, x, scope.key)
+    rows, _ = ranges.ranked_page(
+        ranges.TOP_PRODUCTS, split, groups, params, order, 0, x, scope.ranking_key
+    )
     return [
         {"rank": i, "product_id": p, "quantity": int(q), "transactions": int(n)}
         for i, (p, _, q, n) in enumerate(rows, start=1)

@@ -365,9 +365,14 @@ def _run_one(name: str, should_stop: Callable[[], bool]) -> None:
     from datalake.platform.db import vacuum_stale
 
     housekept = 0.0
-    wake = psycopg.connect(**_database_dsn(), autocommit=True)
+
+    def listen():
+        conn = psycopg.connect(**_database_dsn(), autocommit=True)
+        conn.execute(f"LISTEN {CHANNEL}")
+        return conn
+
+    wake = listen()
     try:
-        wake.execute(f"LISTEN {CHANNEL}")
         while not should_stop():
             try:
                 applied = catch_up([name], one_batch=True)
@@ -384,7 +389,16 @@ def _run_one(name: str, should_stop: Callable[[], bool]) -> None:
                 housekept = time.monotonic()
                 _housekeeping([name])
             connection.close_if_unusable_or_obsolete()
-            _sleep_until_notified(wake, settings.FOLLOWER_POLL_SECONDS, should_stop)
+            try:
+                _sleep_until_notified(wake, settings.FOLLOWER_POLL_SECONDS, should_stop)
+            except psycopg.Error:  # the server dropped the listening connection: a new one
+                logger.warning("followers: %s lost its LISTEN connection; reconnecting", name)
+                wake.close()
+                time.sleep(settings.FOLLOWER_POLL_SECONDS)
+                try:
+                    wake = listen()
+                except psycopg.Error:
+                    logger.exception("followers: %s could not listen again; polling", name)
     finally:
         wake.close()
 

@@ -324,6 +324,11 @@ def rebuild(*, move_follower: bool = True) -> int:
     tables = versioned_tables() if move_follower else ()
     for table in tables:
         followers.locked_position("search", table)
+    if tables:  # merges of these tables wait (as for rebuild_metrics): rows = versions
+        _execute(
+            "SELECT 1 FROM datalake_resource WHERE name = ANY(%(t)s) ORDER BY id FOR UPDATE",
+            {"t": list(tables)},
+        )
     _execute("DELETE FROM search_entries WHERE raw_file IS NULL")
     _execute("UPDATE search_entries SET valid_to = 0 WHERE valid_to IS NULL")
     total = 0
@@ -346,7 +351,9 @@ def rebuild(*, move_follower: bool = True) -> int:
             {"r": spec.table},
         )
     for table in tables:
-        followers.move_to("search", table)
-    if move_follower:
-        _execute("TRUNCATE search_lines")  # lines of versions the rebuild made current
+        position = followers.move_to("search", table)
+        _execute(  # lines of the versions the rebuild made current
+            "DELETE FROM search_lines WHERE resource = %(r)s AND version <= %(v)s",
+            {"r": table, "v": position},
+        )
     return total

@@ -90,7 +90,9 @@ class MetricView(APIView):
         terms = Conditional(request, [f"{self.follower}:{label}", *map(str, inputs)], fingerprint)
         if terms.unchanged():
             return freshness.headers(terms.not_modified(label), state)
-        response = compute(state.derived_through_version, scopes.scope_for(restriction))
+        # The figures read the follower's position in their own statement (one snapshot
+        # with the aggregates): at least `state`'s version, never a mix of two.
+        response = compute(None, scopes.scope_for(restriction))
         results = response.data.get("results")
         if restriction.masked and isinstance(results, list):
             restriction.mask_rows(results)  # masked keys: their pseudonyms

@@ -200,3 +200,28 @@ def test_two_masks_never_share_an_etag(lake):
     second = client_for(two).get(url, params, HTTP_IF_NONE_MATCH=first["ETag"])
     assert second.status_code == 200 and second["ETag"] != first["ETag"]
     assert second.json()["results"] == expected_top(["DE"])[:5]
+
+
+def test_a_filter_value_with_percent_signs_and_quotes_is_data_not_sql(lake):
+    """Row-filter values are quoted literals in the scope's SQL: `%`, `%s` and quotes in
+    them filter as text (no 500, no placeholder confusion, no injection)."""
+    odd = ["50% off", "%s", "o'clock"]
+    merge([{**r, "product_category": odd[i % 3]} for i, r in enumerate(data())])
+    partner = make_user("partner")
+    give(partner, "transactions", "read", row_filter={"product_category": odd[:2]})
+    got = client_for(partner).get("/api/v1/metrics/top-products/", {"x": 100})
+    assert got.status_code == 200, got.json()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT product_id, sum(quantity), count(*) FROM transactions WHERE valid_to IS NULL "
+            "AND status = 'completed' AND product_category = ANY(%s) GROUP BY 1 ORDER BY 2 DESC, 1",
+            [odd[:2]],
+        )
+        want = [
+            {"rank": i, "product_id": p, "quantity": q, "transactions": n}
+            for i, (p, q, n) in enumerate(cursor.fetchall(), start=1)
+        ]
+    assert got.json()["results"] == want and want
+    merge([row(901, product_category="50% off", product_id="P-LATE", quantity=99)])
+    later = client_for(partner).get("/api/v1/metrics/top-products/", {"x": 1})
+    assert later.json()["results"][0]["product_id"] == "P-LATE"  # the follower's upserts too
