@@ -25,7 +25,6 @@ import logging
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from accounts.access.restrictions import Restriction
@@ -148,21 +147,9 @@ def needed_keys() -> set[str]:
     grants, as its requests see it): those of users holding a filtered grant directly
     or through a group. Expired grants count until they are deleted (a scope kept a little
     longer costs only its upkeep)."""
-    from django.contrib.auth import get_user_model
+    from accounts.access import Access, row_filter_holders
 
-    from accounts.access import Access
-    from accounts.models import Grant
-
-    filtered = Grant.objects.filter(
-        resource__name="transactions", privilege="read", row_filter__isnull=False
-    )
-    user_ids = set(filtered.exclude(user=None).values_list("user_id", flat=True))
-    groups = set(filtered.exclude(group=None).values_list("group_id", flat=True))
-    holders = (
-        get_user_model()
-        .objects.filter(Q(pk__in=user_ids) | Q(groups__in=groups), is_active=True, is_staff=False)
-        .distinct()
-    )
+    holders = row_filter_holders("transactions")
     keys = set()
     for user in holders:
         rows = Access(user).restriction("transactions").rows

@@ -43,6 +43,8 @@ _EXPORTS = {
     # for accounts.services, which writes grants: the reads it needs to do so
     "holds_grant_row": "accounts.access.grants",
     "identical_live_grant": "accounts.access.grants",
+    # for metrics.scopes: who holds a row-filtered read (the scopes still needed)
+    "row_filter_holders": "accounts.access.grants",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -266,3 +266,22 @@ def identical_live_grant(*, user, group, resource, privilege, columns, row_filte
 def _same(field: str, value) -> dict:
     """A JSON field equal to `value`; None is SQL NULL (not JSON null)."""
     return {f"{field}__isnull": True} if value is None else {field: value}
+
+
+def row_filter_holders(resource_name: str):
+    """The active, non-staff users whose `read` of `resource_name` is row-filtered by some
+    grant, held directly or through a group (expired grants too, until deleted): those
+    whose restriction may carry a row filter (metrics.scopes keeps a scope per filter)."""
+    from django.contrib.auth import get_user_model
+    from django.db.models import Q
+
+    filtered = Grant.objects.filter(
+        resource__name=resource_name, privilege="read", row_filter__isnull=False
+    )
+    user_ids = set(filtered.exclude(user=None).values_list("user_id", flat=True))
+    groups = set(filtered.exclude(group=None).values_list("group_id", flat=True))
+    return (
+        get_user_model()
+        .objects.filter(Q(pk__in=user_ids) | Q(groups__in=groups), is_active=True, is_staff=False)
+        .distinct()
+    )
