@@ -70,7 +70,8 @@ def add_arguments(group) -> None:
         metavar="ARGS",
         help="--messages N (1,000,000), --repushes N (50), --batch-sizes 10000,50000, "
         "--consumers 1,2, --poll-experiment S (0.05; 0 skips), --no-profile (no py-spy "
-        "drain), --no-table-limit, --seed N (5)",
+        "drain), --no-table-limit, --no-followers (the consumers alone: no run_followers "
+        "beside them), --seed N (5)",
     )
 
 
@@ -84,6 +85,7 @@ def own_options(extra: str) -> argparse.Namespace:
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--no-table-limit", dest="table_limit", action="store_false")
+    parser.add_argument("--no-followers", dest="followers", action="store_false")
     return parser.parse_args(shlex.split(extra or ""))
 
 

@@ -1044,6 +1044,7 @@ def main(options: dict) -> dict:
                 running,
                 profile if profiled else None,
                 consumers,
+                getattr(args, "followers", True),
             )
             result["drains"].append(figures)
             print(
