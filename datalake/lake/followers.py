@@ -229,13 +229,6 @@ class State:
     def lag_versions(self) -> int:
         return max(0, self.current_version - self.derived_through_version)
 
-    def as_dict(self) -> dict:
-        return {
-            "derived_through_version": self.derived_through_version,
-            "lag_versions": self.lag_versions,
-            "lag_seconds": round(self.lag_seconds, 3),
-        }
-
 
 STATE_SQL = (
     "SELECT r.name, r.current_version, coalesce(p.derived_through_version, 0), "
@@ -290,8 +283,10 @@ def positions(resources: Iterable[str]) -> dict[str, dict[str, int]]:
 
 class NotDerivedYet(Exception):
     def __init__(self, current: State, wanted: int):
-        super().__init__(f"{current.follower} has derived {current.resource} through "
-                         f"v{current.derived_through_version}, not v{wanted}")
+        super().__init__(
+            f"{current.follower} has derived {current.resource} through "
+            f"v{current.derived_through_version}, not v{wanted}"
+        )
         self.state, self.wanted = current, wanted
 
 
