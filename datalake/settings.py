@@ -95,6 +95,30 @@ API_STATEMENT_TIMEOUT_MS = env.int("API_STATEMENT_TIMEOUT_MS", default=5000)
 DB_PREPARED_STATEMENTS = env.bool("DB_PREPARED_STATEMENTS", default=True)
 if DB_PREPARED_STATEMENTS:
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 2**31 - 1)
+# Read replicas (streaming standbys of `default`): the API's read-only data paths read from
+# one of them when it has replayed what the caller wrote (datalake/platform/replicas.py).
+DATABASE_REPLICA_URLS = env.list("DATABASE_REPLICA_URLS", default=[])
+# A replica behind by more than this many seconds is skipped (the primary answers).
+DATABASE_REPLICA_MAX_LAG_SECONDS = env.float("DATABASE_REPLICA_MAX_LAG_SECONDS", default=5.0)
+# How long a process trusts a replica's replay position and lag before asking again.
+DATABASE_REPLICA_CHECK_SECONDS = env.float("DATABASE_REPLICA_CHECK_SECONDS", default=1.0)
+# A replica that could not be reached is not tried again for this many seconds.
+DATABASE_REPLICA_RETRY_SECONDS = env.float("DATABASE_REPLICA_RETRY_SECONDS", default=5.0)
+# How long a client's last write (its primary LSN) is remembered for read-your-writes.
+DATABASE_REPLICA_RYW_SECONDS = env.int("DATABASE_REPLICA_RYW_SECONDS", default=600)
+for _number, _url in enumerate(DATABASE_REPLICA_URLS, start=1):
+    _replica = env.db_url_config(_url)
+    _replica["ENGINE"] = "django.db.backends.postgresql"
+    _replica["CONN_MAX_AGE"] = DATABASES["default"]["CONN_MAX_AGE"]
+    _replica["CONN_HEALTH_CHECKS"] = True
+    _options = _replica.setdefault("OPTIONS", {})
+    _options.setdefault("connect_timeout", 2)
+    if DB_PREPARED_STATEMENTS:
+        _options.setdefault("prepare_threshold", 2**31 - 1)
+    if API_STATEMENT_TIMEOUT_MS:  # only the API's reads use a replica
+        _options.setdefault("options", f"-c statement_timeout={API_STATEMENT_TIMEOUT_MS}")
+    _replica["TEST"] = {"MIRROR": "default"}  # a test database is made on the primary only
+    DATABASES[f"replica_{_number}"] = _replica
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -102,6 +126,15 @@ LAKE_ROOT = Path(env("LAKE_ROOT", default=str(BASE_DIR / "lake"))).resolve()
 SPARK_MASTER = env("SPARK_MASTER", default="local[*]")
 SPARK_DRIVER_MEMORY = env("SPARK_DRIVER_MEMORY", default="2g")
 SPARK_JOB_TIMEOUT = env.int("SPARK_JOB_TIMEOUT", default=3600)
+# A standalone cluster (SPARK_MASTER=spark://host:7077, docs/DEPLOY.md): the master's web UI,
+# whose /json/ /healthz reads (alive workers, cores); empty: http://<the master's host>:8080.
+SPARK_MASTER_UI_URL = env("SPARK_MASTER_UI_URL", default="")
+# The executors' Python (spark.pyspark.python); empty: the worker's own interpreter's path,
+# which a cluster's machines must then have (the portal's image does).
+SPARK_EXECUTOR_PYTHON = env("SPARK_EXECUTOR_PYTHON", default="")
+# More `--conf key=value` for every spark-submit, comma-separated (e.g. spark.cores.max=2,
+# spark.executor.memory=2g: on a cluster, each job otherwise takes every free core).
+SPARK_SUBMIT_CONF = env.list("SPARK_SUBMIT_CONF", default=[])
 # A running ingestion moves its heartbeat every INGESTION_HEARTBEAT_SECONDS; one that has
 # not moved for INGESTION_STALL_SECONDS lost its worker (killed, machine gone) and beat
 # queues it again (checked every INGESTION_RECOVER_SECONDS).
@@ -168,6 +201,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # After a write, the user's next reads wait for a replica to replay it (or use the primary).
+    "datalake.platform.replicas.ReadYourWritesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "lineage.middleware.AuditlogMiddleware",  # auditlog's, with the request log's client IP
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

@@ -15,8 +15,8 @@ from decimal import Decimal
 
 import orjson
 from django.conf import settings
-from django.db import connection
 
+from datalake.platform import replicas
 from metrics import ranges
 
 CENT = Decimal("0.01")
@@ -143,7 +143,7 @@ def money(value) -> str:
 
 
 def _fetch(sql: str, params: list) -> list[tuple]:
-    with connection.cursor() as cursor:
+    with replicas.reads().cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
 

@@ -18,10 +18,12 @@ from datalake.platform.devbroker import start_broker, stop_broker
 from tests.support.factories import client_for, give, make_user
 from tests.support.net import free_port
 
-# Fixtures of the support package: `topic` (pipeline tests), `stored` (restricted reads).
+# Fixtures of the support package: `topic` (pipeline tests), `stored` (restricted reads),
+# `replica` (a streaming replica).
 pytest_plugins = [
     "tests.support.deltasharing",
     "tests.support.pipeline",
+    "tests.support.replica",
     "tests.support.restrictions",
     "tests.support.world",
 ]

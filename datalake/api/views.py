@@ -33,6 +33,7 @@ from datalake.catalog.selectors import all_resources, describe_resources, resour
 from datalake.catalog.sync import sync_resources
 from datalake.errors import AccessDenied
 from datalake.models import Resource
+from datalake.platform import replicas
 from datalake.query import snapshots
 from datalake.query.cursors import NOT_A_CURSOR
 from datalake.query.grammar import parse_row_query
@@ -44,9 +45,12 @@ from lineage.writer import flush as flush_request_log
 
 
 @data_path("the resource named in the URL; the catalog: every resource's privileges")
-class ResourceViewSet(ExportErrorsAsJson, viewsets.GenericViewSet):
+class ResourceViewSet(replicas.ReplicaReads, ExportErrorsAsJson, viewsets.GenericViewSet):
     """Every resource of the lake: PostgreSQL tables and folders of raw files."""
 
+    # Read from a replica when one has replayed the caller's writes (the access log: the
+    # primary's, it is written by every request).
+    replica_actions = frozenset({"list", "retrieve", "rows", "versions", "version_rows"})
     lookup_field = "name"
     lookup_value_regex = r"[A-Za-z0-9_\-]+"
     permission_classes = [ResourcePrivilege]
@@ -200,7 +204,11 @@ class ResourceViewSet(ExportErrorsAsJson, viewsets.GenericViewSet):
         terms = Conditional(request, [state.label], restriction.fingerprint())
         if terms.unchanged():
             return terms.not_modified(state.label)
-        queryset = Version.objects.filter(resource__name=entry.name).order_by("-version")
+        queryset = (
+            Version.objects.using(replicas.read_alias())
+            .filter(resource__name=entry.name)
+            .order_by("-version")
+        )
         paginator = PagePagination()
         page = paginator.paginate_queryset(queryset, request, view=self)
         hide_counts = restriction.rows is not None  # as the catalog's row_count

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from django.db import connection
-
 from accounts.access import Access
 from datalake.catalog import Entry, get_entry, list_entries
 from datalake.catalog.rawfiles import file_row_count
 from datalake.catalog.sync import sync_resources
 from datalake.lake import followers
 from datalake.models import Resource
+from datalake.platform import replicas
 
 ESTIMATE_ABOVE = 100_000  # rows: past this, pg_class's estimate instead of a count
 
@@ -20,7 +19,8 @@ def table_row_counts(entries: list[Entry]) -> dict[str, int]:
     tables = {e.name: e.model._meta.db_table for e in entries}
     if not tables:
         return {}
-    with connection.cursor() as cursor:
+    db = replicas.reads()
+    with db.cursor() as cursor:
         cursor.execute(
             "SELECT relname, reltuples::bigint FROM pg_class WHERE oid = ANY(%s::regclass[])",
             [list(tables.values())],
@@ -33,7 +33,7 @@ def table_row_counts(entries: list[Entry]) -> dict[str, int]:
         }
         small = [e for e in entries if e.name not in counts]
         if small:
-            quote = connection.ops.quote_name
+            quote = db.ops.quote_name
             cursor.execute(
                 " UNION ALL ".join(
                     f"SELECT %s, count(*) FROM {quote(e.model._meta.db_table)}"

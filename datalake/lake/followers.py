@@ -39,6 +39,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from datalake.platform import replicas
+
 logger = logging.getLogger(__name__)
 
 CHANNEL = "lake_versions"  # NOTIFY channel: the payload is the resource's name
@@ -94,6 +96,14 @@ def following(resource: str) -> list[Follower]:
 
 def _fetch(sql: str, params) -> list[tuple]:
     with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _read(sql: str, params) -> list[tuple]:
+    """A request's read of the followers' state: on the replica its data comes from, if
+    any (its position then matches that data), else the primary."""
+    with replicas.reads().cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
 
@@ -249,7 +259,7 @@ def states_of(name: str, resources: Iterable[str]) -> dict[str, State]:
     wanted = list(resources)
     found = {
         resource: State(name, resource, position, current, max(0.0, float(lag or 0)))
-        for resource, current, position, lag in _fetch(STATE_SQL, [name, wanted])
+        for resource, current, position, lag in _read(STATE_SQL, [name, wanted])
     }
     return {r: found.get(r, State(name, r, 0, 0, 0.0)) for r in wanted}
 
@@ -268,7 +278,7 @@ def positions(resources: Iterable[str]) -> dict[str, dict[str, int]]:
     wanted = list(resources)
     stored = {
         (name, resource): through
-        for name, resource, through in _fetch(
+        for name, resource, through in _read(
             "SELECT p.follower, r.name, p.derived_through_version FROM lake_follower_position p "
             "JOIN datalake_resource r ON r.id = p.resource_id WHERE r.name = ANY(%s)",
             [wanted],

@@ -29,18 +29,19 @@ class PreparingCursor(ServerBindingCursor):
         return super().execute(query, params, prepare=True, binary=binary)
 
 
-def prepared_cursor():
+def prepared_cursor(db=None):
     """A Django cursor (health check, error wrapping, execute wrappers) that prepares.
 
     What `connection.cursor()` does, with a preparing psycopg cursor in place of
-    Django's client-side binding one.
+    Django's client-side binding one. `db`: another connection (a read replica's).
     """
+    db = db or connection
     if not settings.DB_PREPARED_STATEMENTS:
-        return connection.cursor()
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    with connection.wrap_database_errors:
-        return connection._prepare_cursor(PreparingCursor(connection.connection))
+        return db.cursor()
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    with db.wrap_database_errors:
+        return db._prepare_cursor(PreparingCursor(db.connection))
 
 
 def first_row(sql: str, params) -> tuple | None:

@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 
 import duckdb
 from django.conf import settings
-from django.db import connection
 from django.db.models import BigIntegerField, Expression, F, Q, QuerySet
 from django_filters.constants import EMPTY_VALUES
 
 from accounts.access.masking import ORDER_HEX_DIGITS, column_key, hmac_pads, order_hash
 from datalake.catalog import Entry
 from datalake.catalog.rawfiles import loaded_folder
+from datalake.platform import replicas
 from datalake.query import guard, snapshots
 from datalake.query.compiled import Compiled, ShapeCache, checked, planned, prepared, run
 from datalake.query.grammar import RowQuery
@@ -245,7 +245,7 @@ class TableBackend:
         if estimate > settings.LAKE_EXACT_COUNT_LIMIT:
             result = (estimate, True)
         else:
-            with connection.cursor() as cursor:
+            with replicas.reads().cursor() as cursor:
                 cursor.execute(f"SELECT count(*) FROM ({compiled.sql}) counted", params)
                 result = (cursor.fetchone()[0], False)
         if len(_counts) > 4096:

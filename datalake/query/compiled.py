@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from django.db import connection
 from django.utils.datastructures import OrderedSet
 
+from datalake.platform import replicas
+
 logger = logging.getLogger(__name__)
 
 NO_PARAM_OPS = frozenset({"isnull", "notnull"})
@@ -126,14 +128,15 @@ def checked(cache: ShapeCache, shape, mirrored: tuple, build) -> tuple[Compiled,
 def planned(sql: str, params) -> dict:
     """The planner's top node for `sql` (EXPLAIN without ANALYZE: nothing runs):
     `Plan Rows` (the rows expected), `Total Cost` (in the planner's units)..."""
-    with connection.cursor() as cursor:
+    with replicas.reads().cursor() as cursor:
         cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
         return cursor.fetchone()[0][0]["Plan"]
 
 
 def run(compiled: Compiled, params, suffix: str = "", suffix_params: tuple = ()) -> list[dict]:
     """Execute and return dicts, with the ORM's converters applied (as `.values()`)."""
-    with connection.cursor() as cursor:
+    db = replicas.reads()
+    with db.cursor() as cursor:
         cursor.execute(compiled.sql + suffix, (*params, *suffix_params))
         rows = cursor.fetchall()
     names, converters = compiled.names, compiled.converters
@@ -144,6 +147,6 @@ def run(compiled: Compiled, params, suffix: str = "", suffix_params: tuple = ())
         row = list(row)
         for i, functions, expression in converters:
             for function in functions:
-                row[i] = function(row[i], expression, connection)
+                row[i] = function(row[i], expression, db)
         out.append(dict(zip(names, row, strict=True)))
     return out

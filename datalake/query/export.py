@@ -32,8 +32,9 @@ from collections.abc import Callable, Iterator
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import connections
 
+from datalake.platform import replicas
 from datalake.query.backends import FileBackend, backend_for, ident
 from datalake.query.grammar import RowQuery
 
@@ -94,8 +95,9 @@ class Export:
 
     def _begin(self, version: int | None) -> None:
         """Its own connection: the request's (with what middleware writes after the view)
-        stays out of the export's long read-only transaction."""
-        self._db = connections.create_connection(DEFAULT_DB_ALIAS)
+        stays out of the export's long read-only transaction. To the database the request
+        reads from (a replica's, datalake.platform.replicas)."""
+        self._db = connections.create_connection(replicas.read_alias())
         self._db.ensure_connection()
         pg = self._db.connection
         pg.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")

@@ -30,7 +30,7 @@ from django.core.cache import cache
 from datalake.catalog import Entry
 from datalake.catalog.rawfiles import folder_signature
 from datalake.errors import Gone, Unavailable
-from datalake.platform import piggyback
+from datalake.platform import piggyback, replicas
 from datalake.platform.db import prepared_cursor
 
 VERSION_SQL = (
@@ -87,7 +87,7 @@ def current(entry: Entry, *, fresh: bool = False) -> DataVersion:
     if entry.kind != "table":
         return folder_state(entry, folder_signature(entry.folder))
     if not entry.versioning:
-        with prepared_cursor() as cursor:
+        with prepared_cursor(replicas.reads()) as cursor:
             cursor.execute(STAMP_SQL, [entry.model._meta.db_table])
             row = cursor.fetchone()
         return DataVersion("stamp", row[0] if row else 0)
@@ -103,12 +103,15 @@ def ask_current(entry: Entry | None) -> None:
 
 def at_version(entry: Entry, number: int | None, *, fresh: bool = False) -> DataVersion | None:
     """Version `number` of a versioned table (None: the current one); None if unknown."""
-    ridden = number is None and not fresh
+    # What rode on the token lookup is the primary's: a replica's reads ask the replica.
+    ridden = number is None and not fresh and replicas.on_primary()
     row = piggyback.take(("version", entry.name)) if ridden else piggyback.MISSING
     if row is piggyback.MISSING:
-        with prepared_cursor() as cursor:
+        with prepared_cursor(replicas.reads()) as cursor:
             cursor.execute(VERSION_SQL, [number, entry.name])
             row = cursor.fetchone()
+    if number is not None and (row is None or row[1] is None) and not replicas.on_primary():
+        raise replicas.Behind(f"{entry.name} version {number}")  # the primary answers
     if row is None:
         return None
     if number is None:

@@ -20,6 +20,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from datalake.platform import replicas
 from datalake.runs.models import FINAL_STATES, Run, RunStatus
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,9 @@ def finish(run: Run, status: str, /, **fields) -> bool:
     if not done.update(**fields):
         return False
     _set(run, fields)
+    # Its requester's next reads see what it wrote (a replica that has replayed it, or
+    # the primary: datalake.platform.replicas).
+    replicas.wrote(getattr(run, "requested_by_id", None))
     return True
 
 

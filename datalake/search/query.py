@@ -35,9 +35,10 @@ import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 
 from accounts.access.masking import column_key, hmac_pads
+from datalake.platform import replicas
 from datalake.search.index import ID_CONFIG, SPECS, doc_sql
 
 PER_RESOURCE = 10
@@ -67,7 +68,7 @@ class ResourceMatches:
 def lexemes(q: str) -> list[str]:
     """The text's lexemes, compounds whole (`HX-9f3a-0001`, not its parts): an id is
     indexed whole, and a compound word of a text is indexed whole too."""
-    with connection.cursor() as cursor:
+    with replicas.reads().cursor() as cursor:
         cursor.execute(f"SELECT lexeme FROM unnest(to_tsvector('{ID_CONFIG}', %s))", [q])
         return [row[0] for row in cursor.fetchall()]
 
@@ -107,7 +108,7 @@ def check_prefixes(words: list[str], matching) -> None:
     limit = settings.SEARCH_PREFIX_MAX_MATCHES
     for word in filter(is_prefix, words):
         sql, params = matching(tsquery([word]))
-        with transaction.atomic(), connection.cursor() as cursor:
+        with transaction.atomic(using=replicas.read_alias()), replicas.reads().cursor() as cursor:
             _force_bitmap(cursor)
             cursor.execute(
                 f"SELECT count(*) FROM (SELECT 1 {sql} LIMIT %s) m", [*params, limit + 1]
@@ -120,7 +121,7 @@ def _frequencies() -> tuple[dict[str, float], float]:
     """The index's most common lexemes and their share of entries (cached a minute)."""
     now = time.monotonic()
     if now - _stats["at"] > _STATS_TTL:
-        with connection.cursor() as cursor:
+        with replicas.reads().cursor() as cursor:
             cursor.execute(
                 "SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats "
                 "WHERE tablename = 'search_entries' AND attname = 'doc'"
@@ -207,7 +208,7 @@ def _bitmap(scopes, query: str, start: dt.datetime, q: str) -> list[ResourceMatc
         "(PARTITION BY s.name ORDER BY e.key = %s DESC, e.at DESC, e.key) AS rank "
         f"{matching}) m WHERE rank <= %s ORDER BY name, rank LIMIT %s"
     )
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(using=replicas.read_alias()), replicas.reads().cursor() as cursor:
         _force_bitmap(cursor)
         cursor.execute(sql, [q, *params, PER_RESOURCE, PER_RESOURCE * len(scopes)])
         rows = cursor.fetchall()
@@ -219,7 +220,7 @@ def _bitmap(scopes, query: str, start: dt.datetime, q: str) -> list[ResourceMatc
 
 
 def _walk(name: str, cond: str, param: str, query: str, start, q: str) -> ResourceMatches:
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(using=replicas.read_alias()), replicas.reads().cursor() as cursor:
         cursor.execute("SET LOCAL enable_bitmapscan = off")
         cursor.execute(
             "SELECT e.key, e.at, e.raw_file, e.raw_line FROM search_entries e "
@@ -300,7 +301,7 @@ def search_restricted(
         outer, inner = hmac_pads(column_key(name, "\0search order"))
         order = "e.key = %s DESC, sha256(%s || sha256(%s || convert_to(e.key, 'UTF8')))"
         order_params = [q, outer, inner]
-    with connection.cursor() as cursor:
+    with replicas.reads().cursor() as cursor:
         cursor.execute(
             f"SELECT e.key, e.at, e.raw_file, e.raw_line {sql} ORDER BY {order} LIMIT %s",
             [*params, *order_params, PER_RESOURCE],

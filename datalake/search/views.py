@@ -11,7 +11,6 @@ import datetime as dt
 from urllib.parse import urlencode
 
 import orjson
-from django.db import connection
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers
@@ -26,6 +25,7 @@ from datalake.api.freshness import FreshnessParams
 from datalake.catalog.rawfiles import records_at
 from datalake.lake import followers
 from datalake.models import Resource
+from datalake.platform import replicas
 from datalake.search import query
 from datalake.search.index import SPECS, versioned_tables
 
@@ -154,7 +154,7 @@ def records(table: str, keys: list[str]) -> dict[str, dict]:
     """The current rows of `table` with these keys, as JSON-ready dicts."""
     spec = SPECS[table]
     current = "AND t.valid_to IS NULL" if spec.versioned else ""
-    with connection.cursor() as cursor:
+    with replicas.reads().cursor() as cursor:
         cursor.execute(
             f"SELECT {spec.key}, to_jsonb(t) - 'id' - 'valid_from' - 'valid_to' "
             f"FROM {table} t WHERE {spec.key} = ANY(%s) {current}",
@@ -170,7 +170,7 @@ def key_column(table: str) -> str | None:
 
 
 @data_path("every resource the user reads (`Access.resources_with`), each under its restriction")
-class SearchView(APIView):
+class SearchView(replicas.ReplicaReads, APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(

@@ -32,6 +32,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from datalake.lake.merge import MergeConflict, MergeResult, merge_transaction_rows
+from datalake.platform import replicas
 from datalake.platform.db import vacuum_stale
 from datalake.runs.models import RunStatus
 from ingestion.models import PipelineOffset, PipelineReject, RepushJob, RepushRequest
@@ -288,10 +289,12 @@ class PipelineConsumer:
             ],
             ignore_conflicts=True,
         )
+        requesters = set()  # their next reads see these re-pushes (datalake.platform.replicas)
         if batch.repush_ok:
-            RepushRequest.objects.filter(pk__in=batch.repush_ok).update(
-                status=RunStatus.SUCCEEDED, finished_at=now, version=version
-            )
+            done = RepushRequest.objects.filter(pk__in=batch.repush_ok)
+            done.update(status=RunStatus.SUCCEEDED, finished_at=now, version=version)
+            if replicas.aliases():
+                requesters.update(done.values_list("requested_by_id", flat=True))
         for pk, reason in batch.repush_failed.items():
             RepushRequest.objects.filter(pk=pk).update(
                 status=RunStatus.FAILED, finished_at=now, error=reason
@@ -300,12 +303,17 @@ class PipelineConsumer:
             RepushJob.objects.filter(pk=job).update(
                 processed=F("processed") + processed, failed=F("failed") + failed
             )
-            RepushJob.objects.filter(
+            completed = RepushJob.objects.filter(
                 pk=job,
                 status=RunStatus.RUNNING,
                 pushed=F("total"),
                 processed__gte=F("total") - F("failed"),
             ).update(status=RunStatus.SUCCEEDED, finished_at=now)
+            if completed and replicas.aliases():
+                requesters.update(
+                    RepushJob.objects.filter(pk=job).values_list("requested_by_id", flat=True)
+                )
+        replicas.wrote(*requesters)
         for (topic, partition), next_offset in batch.next_offsets.items():
             PipelineOffset.objects.update_or_create(
                 topic=topic,

@@ -17,6 +17,7 @@ from datalake.api.conditional import Conditional
 from datalake.api.filtering import reject_unknown_params
 from datalake.api.pagination import PagePagination
 from datalake.catalog.selectors import resource_entry
+from datalake.platform import replicas
 from datalake.query import snapshots
 from metrics import scopes, selectors
 from metrics.api import serializers as s
@@ -49,7 +50,7 @@ def _integer_schema(field: IntegerField) -> dict:
     "`resource` (transactions): figures over the rows and columns the caller's `read` "
     "grant shows (metrics.scopes); the sales metric over every row, so `read` unrestricted"
 )
-class MetricView(APIView):
+class MetricView(replicas.ReplicaReads, APIView):
     """A metric: figures of `resource` answered from what the `follower` derived, as of
     its position (`as_of_version`, `lag_seconds`; `?min_version=` waits for a version),
     over the rows the caller's grant lets through (a row filter is a scope of its own
@@ -102,6 +103,16 @@ class MetricView(APIView):
     def get_resource_name(self) -> str:
         return self.resource
 
+    ranked_over_ranges = False  # its ranking over a range is kept (metrics.ranges)
+
+    def replica_allowed(self, request) -> bool:
+        """A row filter's scope is built on its first use and a ranking over a range is
+        kept: both write, so those requests read the primary; the rest, a replica."""
+        if Access.of(request).restriction(self.resource).rows is not None:
+            return False
+        ranged = {"since", "until"} & set(request.query_params)
+        return not (self.ranked_over_ranges and ranged)
+
     def check_permissions(self, request):
         super().check_permissions(request)
         if self.follower is None:
@@ -146,6 +157,7 @@ class SpentLastMinutesView(MetricView):
 
 class SpentPerUserTypeView(MetricView):
     metric = "spent-per-user-type"
+    ranked_over_ranges = True
 
     @extend_schema(
         description="Total spent (completed, EUR) per user and transaction type between "
@@ -213,6 +225,7 @@ def paginator_response(request, paginator, rows, count, page, size):
 
 class TopProductsView(MetricView):
     metric = "top-products"
+    ranked_over_ranges = True
 
     @extend_schema(
         description="The `x` products bought most (sum of quantities of completed "
