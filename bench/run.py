@@ -49,6 +49,7 @@ ORDER = [
     "conditional",
     "guard",
     "export",
+    "replica",
 ]
 
 
