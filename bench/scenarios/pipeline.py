@@ -71,7 +71,8 @@ def add_arguments(group) -> None:
         help="--messages N (1,000,000), --repushes N (50), --batch-sizes 10000,50000, "
         "--consumers 1,2, --poll-experiment S (0.05; 0 skips), --no-profile (no py-spy "
         "drain), --no-table-limit, --no-followers (the consumers alone: no run_followers "
-        "beside them), --seed N (5)",
+        "beside them), --followers-after (with --no-followers: then the followers alone, "
+        "timed until they hold every version), --seed N (5)",
     )
 
 
@@ -86,6 +87,7 @@ def own_options(extra: str) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--no-table-limit", dest="table_limit", action="store_false")
     parser.add_argument("--no-followers", dest="followers", action="store_false")
+    parser.add_argument("--followers-after", action="store_true")
     return parser.parse_args(shlex.split(extra or ""))
 
 

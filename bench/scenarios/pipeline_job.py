@@ -537,6 +537,7 @@ def drain(
     profile: Path | None = None,
     consumers: int = 1,
     followers: bool = True,
+    followers_after: bool = False,
 ) -> tuple[dict, list[Pipeline]]:
     """Run the consumers (one group) on the backlog from a clean database until every
     message is merged.
@@ -633,6 +634,25 @@ def drain(
     pg_cpu = cpu_sum(pg_pids)
     broker1 = cpu_seconds(broker_pid)
     busy1 = machine_busy()
+    alone = None
+    if follower is None and followers_after:  # the followers alone: what deriving costs
+        alone = Followers(env, log)
+        alone.start()
+        running.append(alone)
+        t_alone = now()
+        while True:
+            lags = follower_lags(conn)
+            if len(lags) == 2 and all(v == 0 for v, _ in lags.values()):
+                break
+            if not alone.alive():
+                raise RuntimeError(f"run_followers exited early; see {log}")
+            if now() > deadline:
+                raise RuntimeError(f"the followers did not catch up in an hour; see {log}")
+            time.sleep(0.1)
+        alone_s = now() - t_alone
+        alone = {"seconds": round(alone_s, 3), "messages_per_s": round(target_offsets / alone_s)}
+        log_line = f"followers alone: derived {target_offsets:,} messages in {alone_s:.1f} s"
+        print(log_line, flush=True)
     stats1 = table_stats(conn)
     current = conn.execute("SELECT count(*) FROM transactions WHERE valid_to IS NULL").fetchone()[0]
     versions = conn.execute("SELECT count(*) FROM lineage_version").fetchone()[0]
@@ -720,6 +740,8 @@ def drain(
         "followers_caught_up_s_from_first_merge": round(t_caught_up - t_first, 3)
         if t_caught_up
         else None,
+        # --no-followers: the followers started after the drain, alone on the machine
+        "followers_alone": alone,
     }
     return result, pipelines + ([follower] if follower is not None else [])
 
@@ -1045,6 +1067,7 @@ def main(options: dict) -> dict:
                 profile if profiled else None,
                 consumers,
                 getattr(args, "followers", True),
+                getattr(args, "followers_after", False),
             )
             result["drains"].append(figures)
             print(

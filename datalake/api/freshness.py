@@ -18,6 +18,7 @@ from rest_framework import serializers
 from datalake.api.bounds import WholeNumberField
 from datalake.errors import Conflict, Unavailable
 from datalake.lake import followers
+from datalake.platform import replicas
 
 MIN_VERSION_HELP = (
     "Answer only once this version of the data is included (waits up to "
@@ -33,6 +34,9 @@ def require(follower: str, resource: str, min_version: int | None) -> followers.
     """The follower's state, once it has derived `min_version` (if given)."""
     if min_version is not None:
         now = followers.state(follower, resource)
+        if now.derived_through_version < min_version and not replicas.on_primary():
+            # A replica not there yet: the primary answers (and waits, if it must).
+            raise replicas.Behind(f"{resource} version {min_version}")
         if min_version > now.current_version:
             raise Conflict(
                 f"Version {min_version} of {resource} does not exist yet (its current "

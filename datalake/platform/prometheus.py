@@ -294,6 +294,29 @@ def _follower_metrics():
     return [versions, seconds, through]
 
 
+def _replica_metrics():
+    """Each read replica (DATABASE_REPLICA_URLS): up, and its replay lag."""
+    from datalake.platform import replicas
+
+    up = GaugeMetricFamily(
+        "datalake_replica_up",
+        "1 when a read replica answers as a standby, else 0 (its reads go to the primary).",
+        labels=["replica"],
+    )
+    lag = GaugeMetricFamily(
+        "datalake_replica_lag_seconds",
+        "A read replica's replay lag (0: it replayed all it received); past "
+        "DATABASE_REPLICA_MAX_LAG_SECONDS its reads go to the primary.",
+        labels=["replica"],
+    )
+    for alias in replicas.aliases():
+        state = replicas.state(alias, fresh=True)
+        up.add_metric([alias], 1 if state.up and state.standby else 0)
+        if state.lag_seconds is not None:
+            lag.add_metric([alias], state.lag_seconds)
+    return [up, lag]
+
+
 class LakeCollector:
     """What the database and the broker say, at scrape time."""
 
@@ -304,6 +327,7 @@ class LakeCollector:
             ("pipeline", _lag_metrics),
             ("audit", _audit_metrics),
             ("followers", _follower_metrics),
+            ("replicas", _replica_metrics),
         ):
             try:
                 yield from metrics()

@@ -30,6 +30,7 @@ again at once when a client needs a newer position than the one known.
 from __future__ import annotations
 
 import contextlib
+import logging
 import random
 import threading
 import time
@@ -41,6 +42,7 @@ from django.core.cache import cache
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
 
 PREFIX = "replica_"
+logger = logging.getLogger(__name__)
 
 
 class Behind(Exception):
@@ -223,7 +225,7 @@ def wrote(*user_ids) -> None:
     """Users `user_ids` caused a write: their next reads need the primary's position now
     (after the caller's commit: inside a transaction, recorded once it commits)."""
     users = {u for u in user_ids if u is not None}
-    if not users or not aliases():
+    if not users:  # recorded even where this process reads no replica: the web's may
         return
     if connection.in_atomic_block:
         transaction.on_commit(lambda: _record(users))
@@ -232,12 +234,17 @@ def wrote(*user_ids) -> None:
 
 
 def _record(users) -> None:
-    position = primary_lsn()
-    for user_id in users:
-        key = _key(user_id)
-        known = cache.get(key)
-        if known is None or known < position:
-            cache.set(key, position, settings.DATABASE_REPLICA_RYW_SECONDS)
+    """Never fails its caller (a run's outcome, a batch's commit): a position not
+    recorded only sends the user's reads to a replica sooner (logged)."""
+    try:
+        position = primary_lsn()
+        for user_id in users:
+            key = _key(user_id)
+            known = cache.get(key)
+            if known is None or known < position:
+                cache.set(key, position, settings.DATABASE_REPLICA_RYW_SECONDS)
+    except Exception:  # the database or the cache away: the write itself stands
+        logger.warning("replicas: the write position of %s was not recorded", users, exc_info=True)
 
 
 def needed(user_id) -> int | None:
@@ -277,6 +284,12 @@ class ReplicaReads:
     that fails on the replica is answered again by the primary."""
 
     replica_actions: frozenset[str] | None = None
+
+    def dispatch(self, request, *args, **kwargs):
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        finally:  # even past an uncaught error: the thread's next request starts on primary
+            self._unroute()
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
@@ -335,8 +348,7 @@ class ReadYourWritesMiddleware:
         if request.method not in SAFE and response.status_code < 500 and aliases():
             user = getattr(request, "user", None)
             if user is not None and getattr(user, "is_authenticated", False):
-                with contextlib.suppress(DatabaseError):
-                    wrote(user.pk)
+                wrote(user.pk)
         return response
 
 

@@ -293,8 +293,7 @@ class PipelineConsumer:
         if batch.repush_ok:
             done = RepushRequest.objects.filter(pk__in=batch.repush_ok)
             done.update(status=RunStatus.SUCCEEDED, finished_at=now, version=version)
-            if replicas.aliases():
-                requesters.update(done.values_list("requested_by_id", flat=True))
+            requesters.update(done.values_list("requested_by_id", flat=True))
         for pk, reason in batch.repush_failed.items():
             RepushRequest.objects.filter(pk=pk).update(
                 status=RunStatus.FAILED, finished_at=now, error=reason
@@ -309,7 +308,7 @@ class PipelineConsumer:
                 pushed=F("total"),
                 processed__gte=F("total") - F("failed"),
             ).update(status=RunStatus.SUCCEEDED, finished_at=now)
-            if completed and replicas.aliases():
+            if completed:
                 requesters.update(
                     RepushJob.objects.filter(pk=job).values_list("requested_by_id", flat=True)
                 )

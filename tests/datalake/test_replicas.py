@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from rest_framework.test import APIClient
 
 from datalake.models import Resource
 from ingestion.models import RepushRequest
@@ -79,6 +80,9 @@ def test_data_reads_come_from_the_replica_and_show_what_it_replayed(
     pinned = read_api.get(f"/api/v1/resources/transactions/versions/{old + 1}/rows/")
     assert pinned.status_code == 200 and pinned["X-Read-From"] == "primary"
     assert pinned.json()["count"] == 6
+    fresh = read_api.get("/api/v1/metrics/top-products/", {"x": 1, "min_version": old + 1})
+    assert fresh.status_code == 200 and fresh["X-Read-From"] == "primary"
+    assert fresh.json()["results"][0]["product_id"] == "P-NEW"
 
     replica.resume_replay()
     replica.caught_up()
@@ -87,6 +91,14 @@ def test_data_reads_come_from_the_replica_and_show_what_it_replayed(
     assert (rows["X-Data-Version"], rows.json()["count"]) == (str(old + 1), 6)
     top = read_api.get("/api/v1/metrics/top-products/", {"x": 1}).json()
     assert top["results"][0]["product_id"] == "P-NEW" and top["as_of_version"] == old + 1
+
+
+def scrape(settings) -> str:
+    """The Prometheus exposition, as a scraper with the token gets it."""
+    settings.METRICS_TOKEN = "metrics-s3cret"
+    response = APIClient().get("/metrics", HTTP_AUTHORIZATION="Bearer metrics-s3cret")
+    assert response.status_code == 200
+    return response.content.decode()
 
 
 def replica_dbname() -> str:
@@ -165,6 +177,7 @@ def test_a_replica_behind_or_stopped_is_skipped_and_the_health_check_says_so(
     assert read_api.get(ROWS)["X-Read-From"] == "replica"
     health = anon.get("/healthz").json()
     assert health["replicas"][ALIAS]["up"] and health["replicas"][ALIAS]["used"]
+    assert f'datalake_replica_up{{replica="{ALIAS}"}} 1.0' in scrape(settings)
 
     replica.pause_replay()
     merge([row(4)])
@@ -187,5 +200,6 @@ def test_a_replica_behind_or_stopped_is_skipped_and_the_health_check_says_so(
     health = anon.get("/healthz")
     assert health.status_code == 200 and health.json()["status"] == "ok"
     assert health.json()["replicas"][ALIAS]["up"] is False
+    assert f'datalake_replica_up{{replica="{ALIAS}"}} 0.0' in scrape(settings)
     replica.start_server()
     wait_until(lambda: read_api.get(ROWS)["X-Read-From"] == "replica", timeout=60, what="back")
