@@ -106,19 +106,38 @@ DATABASE_REPLICA_CHECK_SECONDS = env.float("DATABASE_REPLICA_CHECK_SECONDS", def
 DATABASE_REPLICA_RETRY_SECONDS = env.float("DATABASE_REPLICA_RETRY_SECONDS", default=5.0)
 # How long a client's last write (its primary LSN) is remembered for read-your-writes.
 DATABASE_REPLICA_RYW_SECONDS = env.int("DATABASE_REPLICA_RYW_SECONDS", default=600)
-for _number, _url in enumerate(DATABASE_REPLICA_URLS, start=1):
-    _replica = env.db_url_config(_url)
-    _replica["ENGINE"] = "django.db.backends.postgresql"
-    _replica["CONN_MAX_AGE"] = DATABASES["default"]["CONN_MAX_AGE"]
-    _replica["CONN_HEALTH_CHECKS"] = True
-    _options = _replica.setdefault("OPTIONS", {})
-    _options.setdefault("connect_timeout", 2)
+
+
+def replica_database(url: str) -> dict:
+    """The DATABASES entry of a replica at `url` (the tests build theirs here too)."""
+    replica = env.db_url_config(url)
+    replica["ENGINE"] = "django.db.backends.postgresql"
+    replica["CONN_MAX_AGE"] = DATABASES["default"]["CONN_MAX_AGE"]
+    replica["CONN_HEALTH_CHECKS"] = True
+    options = replica.setdefault("OPTIONS", {})
+    options.setdefault("connect_timeout", 2)
+    # A replica host gone without a word (powered off, cut off) must not hold the web's
+    # threads for the kernel's 15 minutes of retransmissions: 3 s unacknowledged, and
+    # keepalives on an idle connection.
+    options.setdefault("tcp_user_timeout", 3000)
+    options.setdefault("keepalives", 1)
+    options.setdefault("keepalives_idle", 5)
+    options.setdefault("keepalives_interval", 2)
+    options.setdefault("keepalives_count", 2)
     if DB_PREPARED_STATEMENTS:
-        _options.setdefault("prepare_threshold", 2**31 - 1)
-    if API_STATEMENT_TIMEOUT_MS:  # only the API's reads use a replica
-        _options.setdefault("options", f"-c statement_timeout={API_STATEMENT_TIMEOUT_MS}")
-    _replica["TEST"] = {"MIRROR": "default"}  # a test database is made on the primary only
-    DATABASES[f"replica_{_number}"] = _replica
+        options.setdefault("prepare_threshold", 2**31 - 1)
+    # Only the API's reads use a replica: its time limit, and no wait on a lock that the
+    # replay holds (a table truncated by vacuum, DDL): the primary answers instead.
+    limits = "-c lock_timeout=200"
+    if API_STATEMENT_TIMEOUT_MS:
+        limits += f" -c statement_timeout={API_STATEMENT_TIMEOUT_MS}"
+    options.setdefault("options", limits)
+    replica["TEST"] = {"MIRROR": "default"}  # a test database is made on the primary only
+    return replica
+
+
+for _number, _url in enumerate(DATABASE_REPLICA_URLS, start=1):
+    DATABASES[f"replica_{_number}"] = replica_database(_url)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")

@@ -6,9 +6,10 @@ from a replica (DATABASE_REPLICA_URLS) and for the tests and benchmarks that nee
 
 It prints the `DATABASE_REPLICA_URLS` to set, and runs until Ctrl-C (then it stops the
 standby and deletes its directory, unless `--keep`). What it does, as one would by hand
-(docs/DEPLOY.md): lets replication connections from 127.0.0.1 in the primary's
-`pg_hba.conf` (once; then reloads it), copies the primary with `pg_basebackup -R -X stream`
-(a standby.signal and the primary's conninfo), writes the standby's own
+(docs/DEPLOY.md): lets the `postgres` system user replicate over the primary's Unix
+socket (`local replication postgres peer` in its `pg_hba.conf`, once; then a reload),
+copies the primary with `pg_basebackup -R -X stream` (a standby.signal and the primary's
+conninfo, through that socket), writes the standby's own
 `postgresql.conf` and `pg_hba.conf`, and starts it with `pg_ctl` as the `postgres`
 system user when run by root (PostgreSQL refuses to run as root). The copy is of the
 whole primary: every database, so it takes as long as the primary is large.
@@ -30,7 +31,9 @@ from pathlib import Path
 
 import psycopg
 
-REPLICATION_RULE = "host replication all 127.0.0.1/32 trust"
+# Replication over the Unix socket by the `postgres` system user only (peer: no password,
+# and no other local user or process may copy the cluster).
+REPLICATION_RULE = "local replication postgres peer"
 # Settings a hot standby must hold at least as high as its primary.
 AT_LEAST_PRIMARY = (
     "max_connections",
@@ -98,13 +101,15 @@ class LocalReplica:
         )
 
     def allow_replication(self) -> None:
-        """Replication connections from 127.0.0.1 in the primary's pg_hba.conf (idempotent:
-        added once, after the rules already there; then the primary reloads it)."""
+        """Replication by the `postgres` system user over the primary's Unix socket
+        (idempotent: a rule added once, after those already there; then a reload)."""
         with self.connect_primary() as conn:
             rules = conn.execute(
                 "SELECT count(*) FROM pg_hba_file_rules WHERE 'replication' = ANY(database) "
-                "AND auth_method = 'trust' AND (type = 'local' OR address = '127.0.0.1')"
+                "AND type = 'local' AND auth_method IN ('peer', 'trust')"
             ).fetchone()[0]
+            self.socket_dir = conn.execute("SHOW unix_socket_directories").fetchone()[0]
+            self.socket_dir = self.socket_dir.split(",")[0].strip()
             if rules:
                 return
             hba = Path(conn.execute("SHOW hba_file").fetchone()[0])
@@ -119,10 +124,11 @@ class LocalReplica:
             user = pwd.getpwnam(self.system_user)
             os.chown(self.directory, user.pw_uid, user.pw_gid)
         self.directory.chmod(0o700)
-        url = psycopg.conninfo.conninfo_to_dict(self.primary)
+        if self.system_user is None and pwd.getpwuid(os.geteuid()).pw_name != "postgres":
+            raise SystemExit("run as root or as the postgres system user (peer replication)")
+        port = psycopg.conninfo.conninfo_to_dict(self.primary).get("port", 5432)
         self._run(
-            self.bin / "pg_basebackup", "-h", url.get("host", "127.0.0.1"),
-            "-p", url.get("port", 5432), "-U", url.get("user", "postgres"),
+            self.bin / "pg_basebackup", "-h", self.socket_dir, "-p", port, "-U", "postgres",
             "-D", self.directory, "-X", "stream", "-R", "-c", "fast", "--no-sync",
         )  # fmt: skip
         self._write("pg_hba.conf", "local all all trust\nhost all all 127.0.0.1/32 trust\n")

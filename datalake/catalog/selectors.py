@@ -48,7 +48,12 @@ def table_row_counts(entries: list[Entry]) -> dict[str, int]:
 
 def describe_resources(request, entries: list[Entry]) -> list[dict]:
     """The catalog view of each entry: columns, version, row count and the caller's access."""
-    rows = {r.name: r for r in Resource.objects.filter(name__in=[e.name for e in entries])}
+    # The resources' versions from the server the counts and the followers' positions
+    # come from (a replica's, datalake.platform.replicas): one state in one entry.
+    names = [e.name for e in entries]
+    rows = {r.name: r for r in Resource.objects.using(replicas.read_alias()).filter(name__in=names)}
+    if len(rows) < len(set(names)) and not replicas.on_primary():
+        raise replicas.Behind("a resource registered since the replica's position")
     policy = Access.of(request)
     access = policy.privileges_on([e.name for e in entries])
     restrictions = (

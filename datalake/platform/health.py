@@ -60,9 +60,10 @@ def healthz(request):
     """Each dependency's state, `ok` or `error`; the errors themselves are logged only.
 
     `followers`: how far behind the committed versions each follower is (in versions and
-    seconds). Open to anyone, so lags only: the version numbers are in the catalog entry
-    (`derived_through_version`) and the Prometheus gauges. A follower behind is no
-    outage: reads answer at its position and say so."""
+    seconds); `replicas`: each read replica's state and lag. Open to anyone, so lags
+    only: the version numbers are in the catalog entry (`derived_through_version`) and the
+    Prometheus gauges. A follower behind is no outage: reads answer at its position and
+    say so."""
     checks, failing = {}, []
     for name, check in CHECKS.items():
         try:
@@ -78,7 +79,18 @@ def healthz(request):
             lags = follower_lags()
         except Exception:
             logger.warning("healthz: the followers' positions could not be read", exc_info=True)
+    extra = {"followers": lags, **replica_states()}
     if failing:
-        body = {"status": "unavailable", "failing": failing, "checks": checks, "followers": lags}
+        body = {"status": "unavailable", "failing": failing, "checks": checks, **extra}
         return JsonResponse(body, status=503)
-    return JsonResponse({"status": "ok", "checks": checks, "followers": lags})
+    return JsonResponse({"status": "ok", "checks": checks, **extra})
+
+
+def replica_states() -> dict:
+    """`replicas` (when DATABASE_REPLICA_URLS names any): each one's `up`, `standby`,
+    `lag_seconds`, `replay_paused` and whether reads may go to it now (`usable`); never
+    the database's error text. A replica down or behind is no outage: the primary
+    answers its reads."""
+    from datalake.platform import replicas
+
+    return {"replicas": replicas.health()} if replicas.aliases() else {}

@@ -34,11 +34,11 @@ import logging
 import random
 import threading
 import time
+from collections import deque
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
 
 PREFIX = "replica_"
@@ -54,10 +54,8 @@ _route: ContextVar[str] = ContextVar("datalake_read_alias", default=DEFAULT_DB_A
 
 STATE_SQL = (
     "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text, "
-    "CASE WHEN pg_last_wal_receive_lsn() IS NULL "
-    "OR pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0 "
-    "ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END, "
-    "pg_is_in_recovery() AND pg_is_wal_replay_paused()"
+    "pg_is_in_recovery() AND pg_is_wal_replay_paused(), "
+    "extract(epoch FROM now() - pg_last_xact_replay_timestamp())"
 )
 
 
@@ -110,10 +108,10 @@ class State:
     replay_lsn: int | None = None
     lag_seconds: float | None = None
     paused: bool = False
-    error: str = ""
+    error: str = ""  # a fixed reason (the database's own text goes to the log)
     checked: float = 0.0  # time.monotonic() of the check
     down_until: float = 0.0
-    used: int = field(default=0)  # requests this process routed to it
+    probing: bool = False  # a thread is asking it now (the others keep what is known)
 
     def usable(self) -> bool:
         lag = self.lag_seconds if self.lag_seconds is not None else float("inf")
@@ -125,76 +123,104 @@ class State:
             "standby": self.standby,
             "lag_seconds": None if self.lag_seconds is None else round(self.lag_seconds, 3),
             "replay_paused": self.paused,
-            "used": self.usable(),
+            "usable": self.usable(),
             **({"error": self.error} if self.error else {}),
         }
 
 
 _states: dict[str, State] = {}
 _lock = threading.Lock()
+# The primary's WAL position as this process saw it, (time.monotonic(), lsn), oldest
+# first: a replica's lag is how long ago the primary had written what it has not replayed.
+_primary: deque[tuple[float, int]] = deque(maxlen=4096)
+
+
+def _sample_primary() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_wal_lsn()::text")
+        position = lsn(cursor.fetchone()[0])
+    with _lock:
+        _primary.append((time.monotonic(), position))
+
+
+def _lag(replayed: int | None, now: float) -> float | None:
+    """Seconds since the primary first held a position past `replayed` (0: the replica
+    has replayed all the primary had written when last sampled; None: unknown)."""
+    if replayed is None:
+        return None
+    with _lock:
+        for at, position in _primary:
+            if position > replayed:
+                return max(0.0, now - at)
+        return 0.0 if _primary else None
 
 
 def state(alias: str, *, fresh: bool = False) -> State:
     """What `alias` last said (asked again past DATABASE_REPLICA_CHECK_SECONDS, or when
-    `fresh`); a replica that could not be reached is not asked before its retry time."""
+    `fresh`); a replica that could not be reached is not asked before its retry time,
+    and one thread at a time asks it (the others answer with what is known).
+
+    The lag is measured against the primary, not by the replica's own clock: the
+    primary's position is sampled first, then the replica's replay position; a replica
+    cut off from the primary (its WAL receiver stopped) falls behind as soon as the
+    primary writes, whatever it says of itself."""
     now = time.monotonic()
     with _lock:
         known = _states.setdefault(alias, State(alias))
-        if known.down_until > now:
+        recent = known.checked and now - known.checked < settings.DATABASE_REPLICA_CHECK_SECONDS
+        if known.down_until > now or known.probing or (recent and not fresh):
             return known
-        if (
-            not fresh
-            and known.checked
-            and now - known.checked < settings.DATABASE_REPLICA_CHECK_SECONDS
-        ):
-            return known
-    db = connections[alias]
+        known.probing = True
     try:
-        with db.cursor() as cursor:
+        _sample_primary()
+        with connections[alias].cursor() as cursor:
             cursor.execute(STATE_SQL)
-            standby, replay, lag, paused = cursor.fetchone()
+            standby, replay, paused, replay_age = cursor.fetchone()
     except DatabaseError as exc:
-        _down(alias, exc)
-        return _states[alias]
-    with _lock:
-        known.up, known.standby, known.paused, known.error = True, bool(standby), bool(paused), ""
-        known.replay_lsn = lsn(replay)
-        known.lag_seconds = float(lag or 0) if standby else None
-        known.checked, known.down_until = time.monotonic(), 0.0
-        if not standby:
-            known.error = "not in recovery (a primary): not used for reads"
+        _down(known, exc)
         return known
-
-
-def _down(alias: str, exc: BaseException) -> None:
-    """Leave `alias` alone for DATABASE_REPLICA_RETRY_SECONDS; close its connection."""
-    with contextlib.suppress(Exception):
-        connections[alias].close()
+    finally:
+        known.probing = False
+    at = time.monotonic()
     with _lock:
-        known = _states.setdefault(alias, State(alias))
-        known.up, known.error = (
-            False,
-            str(exc).strip().splitlines()[0][:200] if str(exc) else type(exc).__name__,
-        )
+        known.up, known.standby, known.paused = True, bool(standby), bool(paused)
+        known.replay_lsn = lsn(replay)
+        known.checked, known.down_until = at, 0.0
+        known.error = "" if standby else "not in recovery (a primary): not used for reads"
+    lag = _lag(known.replay_lsn, at) if standby else None
+    if lag and replay_age is not None:  # behind: its last replayed commit's age bounds it too
+        lag = max(lag, float(replay_age))  # (a process's first samples are only this recent)
+    known.lag_seconds = lag
+    return known
+
+
+def _down(known: State, exc: BaseException) -> None:
+    """Leave the replica alone for DATABASE_REPLICA_RETRY_SECONDS; close its connection.
+    The database's text (hosts, roles) goes to the log, never to /healthz."""
+    logger.warning("replicas: %s is unavailable: %s", known.alias, exc)
+    with contextlib.suppress(Exception):
+        connections[known.alias].close()
+    with _lock:
+        known.up, known.error = False, "unreachable"
         known.checked = time.monotonic()
         known.down_until = known.checked + settings.DATABASE_REPLICA_RETRY_SECONDS
 
 
 def _replica_failure(alias: str, exc: BaseException) -> bool:
-    """Whether `exc`, raised while reading from replica `alias`, is the replica's fault (it
-    stopped, or cancelled the read in a conflict with recovery): then the primary answers,
-    and a replica that is gone is left alone for a while. A statement past the API's time
-    limit is the query's fault, not the replica's: it is answered as it is."""
-    from django.db import InterfaceError, OperationalError
+    """Whether `exc`, raised while reading from replica `alias`, is the replica's fault:
+    then the primary answers. Any database error qualifies (it stopped, it cancelled the
+    read in a conflict with recovery or waited past `lock_timeout` on a lock that replay
+    holds, it has not replayed a migration yet), except a statement past the API's time
+    limit, the query's own fault, answered as it is. A replica that is gone is left
+    alone for a while."""
     from psycopg import errors
 
-    if not isinstance(exc, OperationalError | InterfaceError):
-        return False
-    cause = exc.__cause__
-    if isinstance(cause, errors.QueryCanceled):
+    if not isinstance(exc, DatabaseError) or isinstance(exc.__cause__, errors.QueryCanceled):
         return False
     if not connections[alias].is_usable():
-        _down(alias, exc)
+        with _lock:
+            known = _states.setdefault(alias, State(alias))
+        _down(known, exc)
     return True
 
 
@@ -213,6 +239,28 @@ def states() -> list[State]:
 
 def _key(user_id) -> str:
     return f"datalake:replicas:wrote:{user_id}"
+
+
+# Set the key to ARGV[1] unless it holds a larger position already (two writes of one
+# user racing from two processes never move it back), for ARGV[2] seconds.
+_RAISE = """
+local known = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if known < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+end
+return 1
+"""
+_client: list = []
+
+
+def _redis():
+    """The shared cache's Redis (CACHE_URL), for the users' write positions."""
+    if not _client:
+        import redis
+
+        location = settings.CACHES["default"]["LOCATION"]
+        _client.append(redis.Redis.from_url(location, socket_timeout=1, socket_connect_timeout=1))
+    return _client[0]
 
 
 def primary_lsn() -> int:
@@ -238,18 +286,28 @@ def _record(users) -> None:
     recorded only sends the user's reads to a replica sooner (logged)."""
     try:
         position = primary_lsn()
+        client = _redis()
         for user_id in users:
-            key = _key(user_id)
-            known = cache.get(key)
-            if known is None or known < position:
-                cache.set(key, position, settings.DATABASE_REPLICA_RYW_SECONDS)
+            ttl = settings.DATABASE_REPLICA_RYW_SECONDS
+            client.eval(_RAISE, 1, _key(user_id), position, ttl)
     except Exception:  # the database or the cache away: the write itself stands
         logger.warning("replicas: the write position of %s was not recorded", users, exc_info=True)
 
 
+class Unknown(Exception):
+    """What a user wrote last cannot be read (the cache is away)."""
+
+
 def needed(user_id) -> int | None:
-    """The primary position `user_id`'s reads must see (their last write), if any."""
-    return cache.get(_key(user_id)) if user_id is not None else None
+    """The primary position `user_id`'s reads must see (their last write), if any;
+    `Unknown` if the cache cannot say."""
+    if user_id is None:
+        return None
+    try:
+        found = _redis().get(_key(user_id))
+    except Exception as exc:  # only the primary is sure to hold what they wrote
+        raise Unknown from exc
+    return int(found) if found is not None else None
 
 
 def choose(user_id) -> str:
@@ -258,7 +316,11 @@ def choose(user_id) -> str:
     candidates = aliases()
     if not candidates:
         return DEFAULT_DB_ALIAS
-    need = needed(user_id)
+    try:
+        need = needed(user_id)
+    except Unknown:
+        logger.warning("replicas: the cache is away; reads go to the primary")
+        return DEFAULT_DB_ALIAS
     random.shuffle(candidates)
     for alias in candidates:
         found = state(alias)
@@ -268,7 +330,6 @@ def choose(user_id) -> str:
             found = state(alias, fresh=True)  # perhaps replayed since it was asked
             if not found.usable() or (found.replay_lsn or 0) < need:
                 continue
-        found.used += 1
         return alias
     return DEFAULT_DB_ALIAS
 

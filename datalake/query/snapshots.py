@@ -153,6 +153,7 @@ def pinned(entry: Entry, sealed: list) -> tuple[DataVersion, frozenset[str] | No
         # Rows written outside any merge (no version yet): the walk reads them while
         # no version is made.
         if not current(entry).same_state(DataVersion("version", value)):
+            _behind_on_replica(entry)
             raise _expired(entry, "a version was made since the walk began")
         return DataVersion("version", value), None
     if kind == "version" and isinstance(value, int) and entry.versioning:
@@ -162,6 +163,7 @@ def pinned(entry: Entry, sealed: list) -> tuple[DataVersion, frozenset[str] | No
         return found, None
     if kind == "stamp" and entry.kind == "table" and not entry.versioning:
         if not current(entry).same_state(DataVersion("stamp", value)):
+            _behind_on_replica(entry)
             raise _expired(entry, "the table changed and keeps no versions")
         return DataVersion("stamp", value), None
     if kind == "files" and entry.kind != "table":
@@ -180,6 +182,13 @@ def pinned(entry: Entry, sealed: list) -> tuple[DataVersion, frozenset[str] | No
     # Sealed by this server for this query, yet of another kind: the resource changed
     # kind (versioning switched) since the walk began.
     raise _expired(entry, "the resource changed how it keeps its versions")
+
+
+def _behind_on_replica(entry: Entry) -> None:
+    """A walk's state that a replica does not show may be one it has not replayed yet (or
+    one it replayed and another server has not): the primary says whether it is gone."""
+    if not replicas.on_primary():
+        raise replicas.Behind(f"{entry.name}: the walk's state")
 
 
 def moved(state: DataVersion) -> DataVersion:

@@ -14,6 +14,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from datalake.models import Resource
+from datalake.platform import replicas
 from ingestion.models import RepushRequest
 from tests.support.factories import client_for, give, make_user
 from tests.support.lake import merge, row
@@ -167,7 +168,7 @@ def test_read_your_writes_after_a_repush_processed_while_replay_is_paused(
 
 
 def test_a_replica_behind_or_stopped_is_skipped_and_the_health_check_says_so(
-    replica, read_api, anon, settings
+    replica, read_api, anon, settings, broker
 ):
     settings.DATABASE_REPLICA_MAX_LAG_SECONDS = 0.5
     settings.DATABASE_REPLICA_CHECK_SECONDS = 0
@@ -176,7 +177,7 @@ def test_a_replica_behind_or_stopped_is_skipped_and_the_health_check_says_so(
     replica.caught_up()
     assert read_api.get(ROWS)["X-Read-From"] == "replica"
     health = anon.get("/healthz").json()
-    assert health["replicas"][ALIAS]["up"] and health["replicas"][ALIAS]["used"]
+    assert health["replicas"][ALIAS]["up"] and health["replicas"][ALIAS]["usable"]
     assert f'datalake_replica_up{{replica="{ALIAS}"}} 1.0' in scrape(settings)
 
     replica.pause_replay()
@@ -186,17 +187,24 @@ def test_a_replica_behind_or_stopped_is_skipped_and_the_health_check_says_so(
         timeout=30,
         what="the replica's lag past the limit",
     )
-    assert behind["replay_paused"] and not behind["used"]
+    assert behind["replay_paused"] and not behind["usable"]
     rows = read_api.get(ROWS)
     assert rows.status_code == 200 and rows["X-Read-From"] == "primary"
     assert rows.json()["count"] == 4
     replica.resume_replay()
     wait_until(lambda: read_api.get(ROWS)["X-Read-From"] == "replica", timeout=30, what="used")
 
+    # Stopped after it was found usable: this process still trusts what it last saw, so
+    # the next read starts on the replica, fails there, and the primary answers it.
+    settings.DATABASE_REPLICA_CHECK_SECONDS = 3600
+    assert read_api.get(ROWS)["X-Read-From"] == "replica"
     replica.stop_server()
-    for _ in range(3):  # its connection is gone: never a failed request
+    for _ in range(3):  # never a failed request
         rows = read_api.get(ROWS)
         assert rows.status_code == 200 and rows["X-Read-From"] == "primary"
+        assert rows.json()["count"] == 4
+    assert replicas.read_alias() == "default"  # no route outlives its request
+    settings.DATABASE_REPLICA_CHECK_SECONDS = 0
     health = anon.get("/healthz")
     assert health.status_code == 200 and health.json()["status"] == "ok"
     assert health.json()["replicas"][ALIAS]["up"] is False

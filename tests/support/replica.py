@@ -10,12 +10,11 @@ a mirror of `default` for Django's test set-up (never flushed: a standby is read
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 from django.db import connections
 
 from datalake.platform import replicas
+from datalake.settings import replica_database
 from scripts.pg_replica import LocalReplica
 
 ALIAS = "replica_1"
@@ -29,10 +28,10 @@ def streaming_replica(django_db_setup, django_db_blocker):
         url = f"postgresql://{primary['USER'] or 'postgres'}@{primary['HOST'] or '127.0.0.1'}"
         url += f":{primary['PORT'] or 5432}/postgres"
         standby = LocalReplica(url).start()
-    config = copy.deepcopy(primary)
-    config.update(HOST="127.0.0.1", PORT=str(standby.port), TEST={"MIRROR": "default"})
-    config["OPTIONS"] = {**config.get("OPTIONS", {}), "connect_timeout": 2}
-    connections.settings[ALIAS] = config
+    # As the settings make a replica of DATABASE_REPLICA_URLS, for the test database.
+    config = replica_database(standby.url(primary["NAME"]))
+    configured = connections.configure_settings({"default": primary, ALIAS: config})
+    connections.settings[ALIAS] = configured[ALIAS]  # with Django's defaults
     replicas.forget()
     try:
         yield standby
