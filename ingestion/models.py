@@ -33,6 +33,15 @@ class IngestionRun(Run):
     rows_changed = models.BigIntegerField(null=True, blank=True)
     version = models.PositiveIntegerField(null=True, blank=True)
     progress = models.JSONField(default=dict, blank=True)
+    spark_master = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        help_text="The Spark master its job ran on (`local[*]`, `spark://host:7077`).",
+    )
+    spark_executors = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The executors its job had; 1 in local mode."
+    )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )

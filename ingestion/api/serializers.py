@@ -33,6 +33,8 @@ class IngestionRunSerializer(serializers.ModelSerializer):
             "rows_changed",
             "version",
             "progress",
+            "spark_master",
+            "spark_executors",
             "checksum",
             "created_at",
             "started_at",
@@ -57,6 +59,14 @@ class IngestionRunSerializer(serializers.ModelSerializer):
             "progress": {
                 "help_text": "What a running run is doing: `phase` (`checksum`, `spark`, "
                 "`merging`, `done`), counts so far, `at`."
+            },
+            "spark_master": {
+                "help_text": "The Spark master its job ran on: `local[*]` (the worker's own "
+                "machine) or a cluster's `spark://host:port`; empty until Spark has staged it."
+            },
+            "spark_executors": {
+                "help_text": "The executors its job had (1 in local mode: the driver's own); "
+                "null until Spark has staged it."
             },
             "checksum": {
                 "allow_null": True,

@@ -33,6 +33,8 @@ RUN_EXAMPLE = {
     "rows_changed": 3,
     "version": 7,
     "progress": {"phase": "done"},
+    "spark_master": "spark://spark-master:7077",
+    "spark_executors": 2,
     "checksum": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
     "created_at": "2026-11-21T02:00:00Z",
     "started_at": "2026-11-21T02:00:01Z",

@@ -247,7 +247,8 @@ def _spark_and_merge(staged: list[tuple[IngestionRun, str]]) -> None:
                 if isinstance(result, Exception):
                     raise result
                 _analyze_stage(stage)
-                _progress(run, phase="merging", **result)
+                counts = {k: v for k, v in result.items() if k not in SPARK_FACTS}
+                _progress(run, phase="merging", **counts)
                 _merge(run, stage, result)
             except RunBusy:
                 logger.warning("Ingestion run %s: another attempt holds it; not merged", run.pk)
@@ -317,13 +318,26 @@ def _header(path: Path) -> list[str]:
         return next(csv.reader(handle), [])
 
 
+SPARK_FACTS = ("spark_master", "spark_executors")  # where the job ran, in its result
+
+
+def _spark_facts(result: dict) -> dict:
+    """The master (without any user or password in its URL) and the executors."""
+    master = str(result.get("spark_master") or "")
+    scheme, sep, rest = master.rpartition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        master = f"{scheme}://{rest.split('@', 1)[1]}"
+    return {"spark_master": master[:200], "spark_executors": result.get("spark_executors")}
+
+
 def _merge(run: IngestionRun, stage: str, result: dict) -> None:
+    spark = _spark_facts(result)
     with transaction.atomic():
         locked = IngestionRun.objects.select_for_update().get(pk=run.pk)
         if locked.claim != run.claim or locked.status != RunStatus.RUNNING:
             raise RunBusy(run.pk)  # this attempt was given up for dead: the other one merges
         if _already_loaded(locked):  # an identical file merged while this one ran
-            _finish(run, RunStatus.SKIPPED, rows_read=0, rows_loaded=0, rows_rejected=0)
+            _finish(run, RunStatus.SKIPPED, rows_read=0, rows_loaded=0, rows_rejected=0, **spark)
             return
         results = MERGES[run.source](stage, f"ingestion:{run.pk}")
         main = results[MAIN_TABLE[run.source]]
@@ -344,6 +358,7 @@ def _merge(run: IngestionRun, stage: str, result: dict) -> None:
             rows_changed=main.changed,
             version=main.version,
             progress={**run.progress, "phase": "done"},
+            **spark,
         )
 
 
@@ -355,11 +370,17 @@ def _create_stage(stage: str, source) -> None:
             f'CREATE UNLOGGED TABLE "{stage}_rejects" '
             "(line bigint, raw text, reason text, fields text)"
         )
+        # The partitions staged, each in the transaction of its COPY: a Spark task run
+        # again (an executor lost) stages nothing twice (ingestion/jobs/spark_job.py).
+        cursor.execute(
+            f'CREATE UNLOGGED TABLE "{stage}_parts" '
+            "(part integer PRIMARY KEY, good bigint NOT NULL, bad bigint NOT NULL)"
+        )
 
 
 def _drop_stage(stage: str) -> None:
     with connection.cursor() as cursor:
-        cursor.execute(f'DROP TABLE IF EXISTS "{stage}", "{stage}_rejects"')
+        cursor.execute(f'DROP TABLE IF EXISTS "{stage}", "{stage}_rejects", "{stage}_parts"')
 
 
 def _dsn() -> str:

@@ -1,9 +1,12 @@
 """Launching a run's PySpark job as a `spark-submit` subprocess.
 
 The JVM never lives in the Celery worker: the job is a child process (killed
-with the worker if the worker dies) that a cluster could run as well
-(`SPARK_MASTER`). Its executors import `ingestion.sources`, shipped with
-`--py-files` so that a cluster's executors have it too.
+with the worker if the worker dies), the driver of a Spark application in client mode,
+in local mode (`local[*]`) or on a cluster (`SPARK_MASTER=spark://...`). What a
+cluster's executors need does not come from the worker's environment, which they do
+not see: `ingestion` (its pure-Python modules) goes with `--py-files`, their Python
+with `spark.pyspark.python` (SPARK_EXECUTOR_PYTHON, by default the worker's own), the
+input at its lake path (shared) and PostgreSQL through the job's DSN.
 """
 
 from __future__ import annotations
@@ -49,6 +52,24 @@ def _die_with_parent():  # runs in the child before exec
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: the job dies if the worker dies
 
 
+def spark_conf() -> dict[str, str]:
+    """The `--conf`s of every job: the driver's Python and the executors' (the same path
+    unless SPARK_EXECUTOR_PYTHON says otherwise: a cluster's executors do not inherit the
+    worker's PYSPARK_PYTHON), then the deployment's own (SPARK_SUBMIT_CONF, e.g.
+    `spark.cores.max=4`), which win."""
+    conf = {
+        "spark.ui.enabled": "false",
+        "spark.pyspark.driver.python": sys.executable,
+        "spark.pyspark.python": settings.SPARK_EXECUTOR_PYTHON or sys.executable,
+    }
+    for item in settings.SPARK_SUBMIT_CONF:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"SPARK_SUBMIT_CONF: {item!r} is no key=value")
+        conf[key.strip()] = value.strip()
+    return conf
+
+
 def spark_submit_command(args: dict) -> list[str]:
     submit = Path(sys.executable).parent / "spark-submit"
     command = [
@@ -59,10 +80,10 @@ def spark_submit_command(args: dict) -> list[str]:
         settings.SPARK_DRIVER_MEMORY,
         "--py-files",
         py_files(),
-        "--conf",
-        "spark.ui.enabled=false",
-        str(JOB),
     ]
+    for key, value in spark_conf().items():
+        command += ["--conf", f"{key}={value}"]
+    command.append(str(JOB))
     for name, value in args.items():
         command += [f"--{name}", str(value)]
     return command

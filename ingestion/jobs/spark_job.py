@@ -12,8 +12,16 @@ worker merges it while the next file is read.
 It reads every line with its number, validates it with the source's parser (the
 same code the Kafka consumer uses), drops in-file duplicates (the last one wins),
 and COPYs, from each partition, the good rows into `<stage>` and the rejected
-lines into `<stage>_rejects`. It prints one JSON line with the counts. The merge
-into the real table happens afterwards, in one transaction, in the worker.
+lines into `<stage>_rejects`. It prints one JSON line with the counts, the master and
+the executors. The merge into the real table happens afterwards, in one transaction,
+in the worker.
+
+Nothing here assumes local mode: the executors (on other machines, with a standalone
+master) read the input at its path (the lake, shared), import `ingestion` from the
+`--py-files` zip and write to PostgreSQL through the DSN. A partition's COPY is
+recorded in `<stage>_parts` in its own transaction: a task run again (its executor was
+lost after the commit, or its map output with it) finds its partition done and reports
+the counts stored, so no row is staged twice.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import sys
 
 import pyarrow as pa
@@ -90,29 +99,58 @@ def _pg_array(values) -> str | None:
 
 
 def copy_batches(source, dsn: str, stage: str, batches):
-    """mapInArrow: COPY good rows into the stage and rejects into <stage>_rejects."""
-    import psycopg
+    """mapInArrow: COPY good rows into the stage and rejects into <stage>_rejects, once.
 
+    The partition's counts go into `<stage>_parts` in the same transaction: another
+    attempt of the same partition (a retried task, a map stage computed again after an
+    executor was lost) stages nothing more and reports the counts of the one that
+    committed. Two attempts at once: the second waits on the first's key."""
+    import psycopg
+    from pyspark import TaskContext
+
+    part = TaskContext.get().partitionId()
     names = [n for n, _ in source.columns]
     arrays = [n for n, t in source.columns if t.endswith("[]")]
-    good = bad = 0
-    with psycopg.connect(dsn) as conn:
-        for batch in batches:
-            table = pa.Table.from_batches([batch])
-            ok = pc.is_null(table.column("reason"))
-            rows = table.filter(ok).select(["line", *names])
-            for name in arrays:
-                index = rows.schema.get_field_index(name)
-                literal = pa.array(
-                    [_pg_array(v) for v in rows.column(name).to_pylist()], pa.string()
-                )
-                rows = rows.set_column(index, name, literal)
-            rejects = reject_fields(table.filter(pc.invert(ok)), names)
-            _copy(conn, f'"{stage}"', ["line", *names], rows)
-            _copy(conn, f'"{stage}_rejects"', ["line", "raw", "reason", "fields"], rejects)
-            good, bad = good + rows.num_rows, bad + rejects.num_rows
-        conn.commit()
-    yield pa.record_batch([pa.array([good]), pa.array([bad])], names=["good", "bad"])
+    # pg_stat_activity's application_name: which process (on client_addr's machine) writes
+    # which partition of which stage.
+    name = f"datalake pid {os.getpid()} part {part} {stage}"[:63]
+    with psycopg.connect(dsn, application_name=name) as conn:
+        done = _part_done(conn, stage, part)
+        if done is None:
+            good = bad = 0
+            for batch in batches:
+                table = pa.Table.from_batches([batch])
+                ok = pc.is_null(table.column("reason"))
+                rows = table.filter(ok).select(["line", *names])
+                for column in arrays:
+                    index = rows.schema.get_field_index(column)
+                    literal = pa.array(
+                        [_pg_array(v) for v in rows.column(column).to_pylist()], pa.string()
+                    )
+                    rows = rows.set_column(index, column, literal)
+                rejects = reject_fields(table.filter(pc.invert(ok)), names)
+                _copy(conn, f'"{stage}"', ["line", *names], rows)
+                _copy(conn, f'"{stage}_rejects"', ["line", "raw", "reason", "fields"], rejects)
+                good, bad = good + rows.num_rows, bad + rejects.num_rows
+            recorded = conn.execute(
+                f'INSERT INTO "{stage}_parts" (part, good, bad) VALUES (%s, %s, %s) '
+                "ON CONFLICT (part) DO NOTHING",
+                [part, good, bad],
+            ).rowcount
+            if recorded:
+                conn.commit()
+                done = (good, bad)
+            else:  # another attempt committed this partition meanwhile: ours is undone
+                conn.rollback()
+                done = _part_done(conn, stage, part)
+    for _ in batches:  # an attempt that found its partition done still reads its input
+        pass
+    yield pa.record_batch([pa.array([done[0]]), pa.array([done[1]])], names=["good", "bad"])
+
+
+def _part_done(conn, stage: str, part: int) -> tuple[int, int] | None:
+    row = conn.execute(f'SELECT good, bad FROM "{stage}_parts" WHERE part = %s', [part])
+    return row.fetchone()
 
 
 def _json_value(value) -> str:
@@ -234,6 +272,17 @@ def run(spark, job: dict, dsn: str) -> dict:
     }
 
 
+def cluster_facts(spark, seen: int = 0) -> dict:
+    """The master the job ran on and its executors: those registered now (or `seen`
+    earlier, if more); in local mode 1, the driver's own."""
+    sc = spark.sparkContext
+    if sc.master.startswith("local"):
+        executors = 1
+    else:  # the driver's block manager is in the map too
+        executors = max(sc._jsc.sc().getExecutorMemoryStatus().size() - 1, seen)
+    return {"spark_master": sc.master, "spark_executors": executors}
+
+
 def _spark_schema(schema: pa.Schema) -> str:
     names = {
         pa.string(): "string",
@@ -256,7 +305,8 @@ def _spark_schema(schema: pa.Schema) -> str:
 def main(argv=None) -> int:
     """One run (--source, --input, --stage, --rates, --run-id), or several in one Spark
     session (--jobs: a JSON file of such objects), in order; a line per run on stdout:
-    `INGEST_RESULT {"run-id": ..., counts}` or `INGEST_FAILED {"run-id": ..., "error"}`."""
+    `INGEST_RESULT {"run-id": ..., counts, "spark_master", "spark_executors"}` or
+    `INGEST_FAILED {"run-id": ..., "error"}`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for name in ("source", "input", "stage", "rates", "run-id"):
         parser.add_argument(f"--{name}")
@@ -274,7 +324,9 @@ def main(argv=None) -> int:
     spark = spark_session(f"ingest-{jobs[0]['source']}-{jobs[0]['run-id']}", args.partitions)
     for job in jobs:
         try:
+            seen = cluster_facts(spark)["spark_executors"]
             result = run(spark, job, args.dsn)
+            result.update(cluster_facts(spark, seen))
         except Exception as exc:  # this file failed; the next ones still go
             error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             print("INGEST_FAILED " + json.dumps({"run-id": job["run-id"], "error": error[:2000]}),

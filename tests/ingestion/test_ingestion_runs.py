@@ -112,8 +112,8 @@ def _test_database_env(lake: Path) -> dict:
 def _stage_rows(run_id: int) -> int:
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT relname FROM pg_class WHERE relname LIKE %s AND relname NOT LIKE %s",
-            [f"ingest_stage_{run_id}_%", "%rejects"],
+            "SELECT relname FROM pg_class WHERE relname ~ %s",  # not its _rejects, _parts
+            [f"^ingest_stage_{run_id}_[0-9a-f]{{8}}$"],
         )
         tables = [r[0] for r in cursor.fetchall()]
         if not tables:
