@@ -1,7 +1,8 @@
 """`GET /healthz`: 200 when PostgreSQL, Redis and the pipeline broker answer, else 503.
 
 Open to anyone (load balancers, compose): it answers names and states only. Why a check
-failed (exception texts carry hosts, users, broker addresses) goes to the log.
+failed (exception texts carry hosts, users, broker addresses) goes to the log. `spark`:
+where ingestion jobs run, local mode or a cluster's state (datalake/platform/spark.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from django.db import connection
 from django.http import JsonResponse
 
 from accounts.access import serves_no_data
+from datalake.platform import spark
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +81,7 @@ def healthz(request):
             lags = follower_lags()
         except Exception:
             logger.warning("healthz: the followers' positions could not be read", exc_info=True)
-    extra = {"followers": lags, **replica_states()}
+    extra = {"followers": lags, **replica_states(), "spark": spark.health(request)}
     if failing:
         body = {"status": "unavailable", "failing": failing, "checks": checks, **extra}
         return JsonResponse(body, status=503)

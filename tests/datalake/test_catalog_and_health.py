@@ -79,6 +79,7 @@ def test_healthz_ok_with_every_dependency(broker):
     assert response.status_code == 200, response.content
     body = response.json()
     followers = body.pop("followers")
+    assert body.pop("spark") == {"mode": "local"}  # a cluster: test_spark_cluster.py
     assert body == {"status": "ok", "checks": {"database": "ok", "redis": "ok", "broker": "ok"}}
     assert followers["metrics"] == {"transactions": {"lag_versions": 0, "lag_seconds": 0}}
     assert followers["search"]["sales"] == {"lag_versions": 0, "lag_seconds": 0}

@@ -38,6 +38,7 @@ def test_healthz_tells_anonymous_callers_names_and_states_only(settings):
     assert response.status_code == 503
     body = response.json()
     followers = body.pop("followers")
+    assert body.pop("spark") == {"mode": "local"}  # a cluster's master: to staff only
     assert body == {
         "status": "unavailable",
         "failing": ["redis", "broker"],
