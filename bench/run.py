@@ -41,6 +41,7 @@ ORDER = [
     "search",
     "search_bound",
     "ingest",
+    "spark_cluster",
     "pipeline",
     "load_mixed",
     "profile_rows",
