@@ -11,8 +11,8 @@ replica's lag.
 Routing (`choose`), per request, after authentication:
 
 - a replica is used only if it is in recovery (a standby), reachable, and behind by at
-  most `DATABASE_REPLICA_MAX_LAG_SECONDS` (0 when it has replayed all it received; else
-  the age of the last transaction it replayed);
+  most `DATABASE_REPLICA_MAX_LAG_SECONDS`, measured against the primary (`state`: how
+  long ago the primary first held a WAL position the replica has not replayed);
 - read-your-writes: each write a client causes records the primary's WAL position after
   its commit (`wrote`, keyed by the user in the shared cache for
   `DATABASE_REPLICA_RYW_SECONDS`): by the request itself (any unsafe method,
@@ -23,8 +23,10 @@ Routing (`choose`), per request, after authentication:
 - a replica that cannot be reached, or fails during a request, is left alone for
   `DATABASE_REPLICA_RETRY_SECONDS`, and the request is answered by the primary.
 
-A replica's state is kept per process for `DATABASE_REPLICA_CHECK_SECONDS` and asked
-again at once when a client needs a newer position than the one known.
+A replica's state is kept per process for `DATABASE_REPLICA_CHECK_SECONDS`, asked by one
+thread at a time, and asked again at once when a client needs a newer position than the
+one known. The settings give replica connections keepalives, a TCP user timeout,
+`lock_timeout` and the API's `statement_timeout` (`replica_database`).
 """
 
 from __future__ import annotations
