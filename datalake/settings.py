@@ -113,7 +113,10 @@ def replica_database(url: str) -> dict:
     replica = env.db_url_config(url)
     replica["ENGINE"] = "django.db.backends.postgresql"
     replica["CONN_MAX_AGE"] = DATABASES["default"]["CONN_MAX_AGE"]
-    replica["CONN_HEALTH_CHECKS"] = True
+    # No `SELECT 1` before each request's first read (Django's health check): a replica
+    # connection that died fails its read, which the primary then answers (replicas.py),
+    # and the replica's state is asked every DATABASE_REPLICA_CHECK_SECONDS anyway.
+    replica["CONN_HEALTH_CHECKS"] = False
     options = replica.setdefault("OPTIONS", {})
     options.setdefault("connect_timeout", 2)
     # A replica host gone without a word (powered off, cut off) must not hold the web's
