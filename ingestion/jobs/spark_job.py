@@ -230,6 +230,10 @@ def spark_session(app_name: str, partitions: int):
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
         .config("spark.sql.shuffle.partitions", str(partitions))
+        # How a file is split must not depend on how many executor cores have registered
+        # when a query is planned: `numbered_lines` plans the scan twice (the partitions'
+        # sizes, then the lines) and both must cut the file the same way.
+        .config("spark.sql.leafNodeDefaultParallelism", str(partitions))
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
@@ -264,12 +268,32 @@ def run(spark, job: dict, dsn: str) -> dict:
     )
     read = total - (1 if source.has_header else 0)
     rejected = int(counts[1] or 0)
+    check_every_line_staged(dsn, stage, read)
     return {
         "rows_read": read,
         "rows_loaded": read - rejected,
         "rows_rejected": rejected,
         "rows_staged": int(counts[0] or 0),
     }
+
+
+def check_every_line_staged(dsn: str, stage: str, read: int) -> None:
+    """Every line of the file is in the stage or its rejects, or the run fails (a rerun
+    stages it anew). On a cluster a task can end as if its input were complete when the
+    input was cut (an executor lost upstream): its partition would be recorded short,
+    and a retry would find it done. Here that is a clean failure, never a short load."""
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        found = conn.execute(
+            f'SELECT count(DISTINCT line) FROM (SELECT line FROM "{stage}" '
+            f'UNION ALL SELECT line FROM "{stage}_rejects") staged'
+        ).fetchone()[0]
+    if found != read:
+        raise RuntimeError(
+            f"{found:,} of the file's {read:,} lines were staged: a task's input was cut "
+            "short (an executor lost); the run failed, run it again"
+        )
 
 
 def cluster_facts(spark, seen: int = 0) -> dict:

@@ -217,3 +217,22 @@ def test_a_worker_killed_during_the_job_ends_right_or_fails_cleanly(lake, on_clu
     finally:
         if killer.killed is not None:
             on_cluster.restart_worker(killer.killed)
+
+
+def test_a_file_whose_lines_are_not_all_staged_fails_the_run_instead_of_loading_short():
+    """A task that ends as if its input were complete when it was cut short (an executor
+    lost upstream) leaves lines out of the stage: the job's check fails the run."""
+    from ingestion.jobs.spark_job import check_every_line_staged
+
+    with connection.cursor() as cursor:
+        cursor.execute('CREATE TABLE "stage_check" (line bigint)')
+        cursor.execute('CREATE TABLE "stage_check_rejects" (line bigint)')
+        cursor.execute('INSERT INTO "stage_check" VALUES (2), (3), (3), (5)')  # 3: two rows
+        cursor.execute('INSERT INTO "stage_check_rejects" VALUES (4)')
+    try:
+        check_every_line_staged(_dsn(), "stage_check", 4)  # lines 2-5 of a file with a header
+        with pytest.raises(RuntimeError, match="4 of the file's 5 lines were staged"):
+            check_every_line_staged(_dsn(), "stage_check", 5)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute('DROP TABLE "stage_check", "stage_check_rejects"')
