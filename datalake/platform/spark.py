@@ -9,6 +9,8 @@ the master's URL (it names a host) is shown to staff only.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from urllib.parse import urlsplit
 
 import httpx
@@ -16,7 +18,7 @@ from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
-TIMEOUT_S = 2.0  # /healthz answers load balancers: a master that hangs costs this, at most
+TIMEOUT_S = httpx.Timeout(2.0, connect=1.0)  # a master that hangs costs this, at most
 
 
 def master_ui_url(master: str) -> str:
@@ -27,7 +29,32 @@ def master_ui_url(master: str) -> str:
     return f"http://{host}:8080"
 
 
+CACHE_SECONDS = 10.0  # /healthz is open to anyone: the master is asked this often at most
+_known: dict = {}
+CHECKING = {"state": "checking"}  # the first answer is on its way
+_lock = threading.Lock()
+
+
 def state(master: str) -> dict:
+    """`state_now(master)`, asked once per CACHE_SECONDS by one thread at a time (the others,
+    and anonymous pollers of /healthz, get the last answer: they never hold web workers on
+    a master that hangs)."""
+    now, key = time.monotonic(), (master, settings.SPARK_MASTER_UI_URL)
+    with _lock:
+        found = _known.get(key)
+        if found and (now - found[0] < CACHE_SECONDS or found[2]):
+            return dict(found[1])
+        _known[key] = (found[0] if found else 0.0, found[1] if found else CHECKING, True)
+    answer = {}
+    try:
+        answer = state_now(master)
+    finally:
+        with _lock:
+            _known[key] = (time.monotonic(), answer, False)
+    return dict(answer)
+
+
+def state_now(master: str) -> dict:
     """`mode`: `local` (the worker's own machine: nothing to ask), `standalone` (`state`
     ok with the master's alive `workers`, their `cores` and `cores_used`; error when the
     master does not answer, or is no active master) or `other` (YARN, Kubernetes: not

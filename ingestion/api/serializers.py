@@ -62,7 +62,8 @@ class IngestionRunSerializer(serializers.ModelSerializer):
             },
             "spark_master": {
                 "help_text": "The Spark master its job ran on: `local[*]` (the worker's own "
-                "machine) or a cluster's `spark://host:port`; empty until Spark has staged it."
+                "machine) or a cluster's `spark://host:port` (to staff; `spark://` to others); "
+                "empty until Spark has staged it."
             },
             "spark_executors": {
                 "help_text": "The executors its job had (1 in local mode: the driver's own); "
@@ -86,6 +87,10 @@ class IngestionRunSerializer(serializers.ModelSerializer):
         dictionary oracle on the file's hidden and masked values); under a row filter, no
         counts, in the progress neither (they are over the whole file)."""
         body = super().to_representation(instance)
+        user = getattr(self.context.get("request"), "user", None)
+        cluster = (body.get("spark_master") or "").startswith("spark://")
+        if cluster and not getattr(user, "is_staff", False):
+            body["spark_master"] = "spark://"  # a host and port: to staff only, as /healthz
         limit = self.context.get("limits", {}).get(instance.source)
         if limit is not None:
             body["error"] = body["error"].split(":", 1)[0]
