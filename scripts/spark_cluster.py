@@ -34,6 +34,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pyspark
+
 ROOT = Path(__file__).resolve().parent.parent
 SPARK_CLASS = Path(sys.executable).parent / "spark-class"
 # What the portal's processes set for a Spark driver: a worker elsewhere has none of it.
@@ -90,6 +92,9 @@ class LocalCluster:
 
     def _env(self, name: str) -> dict:
         env = {k: v for k, v in os.environ.items() if k not in DRIVER_ONLY}
+        # spark-class finds Spark with `python3 -c 'import pyspark'` unless SPARK_HOME says:
+        # the `python3` on PATH may be another interpreter (CI, cron) than this one.
+        env.setdefault("SPARK_HOME", str(Path(pyspark.__file__).parent))
         local = self.work_dir / name / "local"  # executors' scratch space (shuffle, spill)
         local.mkdir(parents=True, exist_ok=True)
         return {**env, "SPARK_LOCAL_IP": self.host, "SPARK_LOCAL_DIRS": str(local)}

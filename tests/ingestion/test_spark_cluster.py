@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from scripts.spark_cluster import LocalCluster
 from tests.support.factories import make_user
 from tests.support.lake import ingest, ingest_all, tx, write_lines
 from tests.support.net import free_port
+from tests.support.polling import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -162,7 +162,10 @@ class WorkerKiller(threading.Thread):
 
     def run(self) -> None:
         with psycopg.connect(self.dsn, autocommit=True) as conn:
-            while not self.stopping.is_set():
+
+            def killed_one() -> bool:
+                if self.stopping.is_set():
+                    return True
                 copying = conn.execute(
                     "SELECT application_name FROM pg_stat_activity WHERE application_name LIKE %s",
                     ["datalake pid %"],
@@ -172,8 +175,10 @@ class WorkerKiller(threading.Thread):
                     if index is not None:
                         self.cluster.kill_worker(index)
                         self.killed = index
-                        return
-                time.sleep(0.02)
+                        return True
+                return False
+
+            wait_until(killed_one, timeout=600, what="an executor staging rows", interval=0.02)
 
 
 def stage_tables(run_id: int) -> list[str]:
