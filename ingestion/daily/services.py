@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import secrets
 import traceback
 import uuid
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from datalake.errors import Invalid
@@ -115,6 +116,7 @@ def recover_stalled_runs() -> list[int]:
     that message too). The old message, redelivered by the broker much later, finds
     them finished or held and does nothing twice.
     """
+    drop_dead_stages()
     with transaction.atomic():
         stalled = list(IngestionRun.stalled().select_for_update(skip_locked=True))
         if not stalled:
@@ -215,6 +217,7 @@ def _start(run: IngestionRun) -> str | None:
         if _already_loaded(run):
             _finish(run, RunStatus.SKIPPED, rows_read=0, rows_loaded=0, rows_rejected=0)
             return None
+        drop_dead_stages(run.pk)  # what an earlier attempt of this run left
         stage = f"ingest_stage_{run.pk}_{secrets.token_hex(4)}"
         _create_stage(stage, SOURCES[run.source])
         return stage
@@ -381,6 +384,53 @@ def _create_stage(stage: str, source) -> None:
 def _drop_stage(stage: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute(f'DROP TABLE IF EXISTS "{stage}", "{stage}_rejects", "{stage}_parts"')
+
+
+STAGE = re.compile(r"^ingest_stage_([0-9]+)_[0-9a-f]{8}$")
+
+
+def drop_dead_stages(claimed: int | None = None) -> list[str]:
+    """Drop the stages no attempt will use again; the ones dropped.
+
+    An attempt drops its own stage whatever its outcome, but a worker killed (or its
+    machine lost) cannot: its unlogged tables would stay for good. Dead: the stages of
+    a run that is not running (finished, or queued again after its worker was given up
+    for dead), or with `claimed`, every stage of that run, which this attempt has just
+    claimed and not yet staged into. A dead attempt that still runs (a paused machine)
+    loses its stage and fails; it never merges. A drop that waits on a lock for more
+    than 2 s is left for the next sweep (beat's recovery, every INGESTION_RECOVER_SECONDS).
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname FROM pg_class WHERE relkind = 'r' AND relname ~ %s"
+            " AND pg_table_is_visible(oid)",
+            [STAGE.pattern],
+        )
+        stages = {name: int(STAGE.match(name)[1]) for (name,) in cursor.fetchall()}
+    if claimed is None:
+        live = set(
+            IngestionRun.objects.filter(
+                pk__in=set(stages.values()), status=RunStatus.RUNNING
+            ).values_list("pk", flat=True)
+        )
+        dead = [name for name, run_id in stages.items() if run_id not in live]
+    else:
+        dead = [name for name, run_id in stages.items() if run_id == claimed]
+    dropped = []
+    for stage in sorted(dead):
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '2s'")
+                cursor.execute(
+                    f'DROP TABLE IF EXISTS "{stage}", "{stage}_rejects", "{stage}_parts"'
+                )
+        except DatabaseError:
+            logger.warning("The dead ingestion stage %s is still locked: left", stage)
+            continue
+        dropped.append(stage)
+    if dropped:
+        logger.warning("Dropped the stages of dead ingestion attempts: %s", dropped)
+    return dropped
 
 
 def _dsn() -> str:

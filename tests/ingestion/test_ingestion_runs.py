@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from datalake.models import Resource, Transaction
 from ingestion.daily.services import (
     RunBusy,
     _finish,
+    drop_dead_stages,
     ingestion_run_execute,
     ingestion_runs_execute,
     recover_stalled_runs,
@@ -109,6 +111,21 @@ def _test_database_env(lake: Path) -> dict:
     }
 
 
+def _stages(run_id: int) -> list[str]:
+    """The run's stages; each with its _rejects and _parts (or the test says which not)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname FROM pg_class WHERE relname ~ %s ORDER BY relname",
+            [f"^ingest_stage_{run_id}_"],
+        )
+        names = [r[0] for r in cursor.fetchall()]
+    stages = [n for n in names if re.fullmatch(rf"ingest_stage_{run_id}_[0-9a-f]{{8}}", n)]
+    assert names == sorted(
+        n for s in stages for n in (s, f"{s}_parts", f"{s}_parts_pkey", f"{s}_rejects")
+    ), names
+    return stages
+
+
 def _stage_rows(run_id: int) -> int:
     with connection.cursor() as cursor:
         cursor.execute(
@@ -166,6 +183,9 @@ def test_a_worker_killed_mid_load_leaves_nothing_and_the_rerun_completes(
     assert Resource.objects.get(name="transactions").current_version == 0
     run.refresh_from_db()
     assert run.status == "running"  # as a crashed worker leaves it, its heartbeat still fresh
+    dead_stage = _stages(run.pk)
+    assert len(dead_stage) == 1  # the killed attempt could not drop it
+    assert drop_dead_stages() == []  # its run looks alive: its stage is kept
     with pytest.raises(RunBusy):  # a redelivered task does not take it from a live-looking one
         ingestion_run_execute(run.pk)
     # Its heartbeat stops: beat's recovery queues it again (eager: the batch runs here).
@@ -177,6 +197,37 @@ def test_a_worker_killed_mid_load_leaves_nothing_and_the_rerun_completes(
     assert run.status == "succeeded", run.error
     assert Transaction.objects.filter(valid_to__isnull=True).count() == 100_000
     assert run.heartbeat_at > run.started_at  # it beat while Spark ran
+    assert _stages(run.pk) == []  # the rerun dropped the dead attempt's stage, then its own
+
+
+def test_the_stages_of_dead_attempts_are_dropped_and_a_live_ones_kept(lake):
+    """What a killed worker leaves (its unlogged stage) goes at beat's next recovery
+    once its run is no longer running; a running run's stage stays."""
+    from ingestion.daily.services import _create_stage
+    from ingestion.sources import SOURCES
+
+    source = SOURCES["transactions"]
+    finished = IngestionRun.objects.create(source="transactions", path="a", status="failed")
+    queued = IngestionRun.objects.create(source="transactions", path="b")
+    running = IngestionRun.objects.create(
+        source="transactions", path="c", status="running", heartbeat_at=timezone.now()
+    )
+    for run in (finished, queued, running):
+        _create_stage(f"ingest_stage_{run.pk}_0123abcd", source)
+    gone = f"ingest_stage_{running.pk + 1000}_fedc4321"  # its run was deleted
+    _create_stage(gone, source)
+    with connection.cursor() as cursor:
+        cursor.execute('CREATE TABLE "ingest_stage_not_a_run" (line bigint)')  # not ours
+
+    assert recover_stalled_runs() == []
+    assert _stages(finished.pk) == _stages(queued.pk) == _stages(running.pk + 1000) == []
+    assert _stages(running.pk) == [f"ingest_stage_{running.pk}_0123abcd"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass('ingest_stage_not_a_run') IS NOT NULL")
+        assert cursor.fetchone() == (True,)
+        cursor.execute('DROP TABLE "ingest_stage_not_a_run"')
+    assert drop_dead_stages(running.pk) == [f"ingest_stage_{running.pk}_0123abcd"]  # claimed
+    assert _stages(running.pk) == []
 
 
 def test_a_run_held_by_a_live_attempt_is_never_taken_twice(lake, settings, eager):
