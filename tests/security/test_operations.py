@@ -280,6 +280,28 @@ def test_ingestion_runs_by_status_and_age_of_the_newest_success(db):
     assert ("datalake_ingestion_last_success_age_seconds", (("source", "rates"),)) not in samples
 
 
+def test_a_runs_spark_master_is_shown_to_staff_only(alice, staff):
+    """Where a run's job ran: a cluster's host and port are for operators, as /healthz."""
+    give(alice, "transactions", "read")
+    runs = [
+        IngestionRun.objects.create(
+            source="transactions",
+            path="landing/transactions/x.jsonl",
+            status="succeeded",
+            spark_master=master,
+            spark_executors=executors,
+        )  # fmt: skip
+        for master, executors in (("spark://spark-master.internal:7077", 4), ("local[*]", 1))
+    ]
+    for user, shown in ((alice, "spark://"), (staff, "spark://spark-master.internal:7077")):
+        api = client_for(user)
+        one = api.get(f"/api/v1/ingestion/runs/{runs[0].pk}/").json()
+        assert (one["spark_master"], one["spark_executors"]) == (shown, 4)
+        listed = api.get("/api/v1/ingestion/runs/", {"source": "transactions"}).json()
+        masters = sorted(r["spark_master"] for r in listed["results"])
+        assert masters == ["local[*]", shown]
+
+
 def lag_of(samples: dict, topic: str) -> dict[int, float]:
     return {
         int(dict(labels)["partition"]): value
