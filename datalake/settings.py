@@ -148,6 +148,10 @@ LAKE_ROOT = Path(env("LAKE_ROOT", default=str(BASE_DIR / "lake"))).resolve()
 SPARK_MASTER = env("SPARK_MASTER", default="local[*]")
 SPARK_DRIVER_MEMORY = env("SPARK_DRIVER_MEMORY", default="2g")
 SPARK_JOB_TIMEOUT = env.int("SPARK_JOB_TIMEOUT", default=3600)
+# A worker keeps its Spark driver (JVM, session) between batches and stops it after this many
+# seconds without one (ingestion/daily/spark.py); 0: a spark-submit for every batch. On a
+# cluster the driver holds its executors' cores meanwhile.
+SPARK_DRIVER_IDLE_SECONDS = env.float("SPARK_DRIVER_IDLE_SECONDS", default=300.0)
 # A standalone cluster (SPARK_MASTER=spark://host:7077, docs/DEPLOY.md): the master's web UI,
 # whose /json/ /healthz reads (alive workers, cores); empty: http://<the master's host>:8080.
 SPARK_MASTER_UI_URL = env("SPARK_MASTER_UI_URL", default="")

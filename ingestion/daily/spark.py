@@ -7,13 +7,23 @@ cluster's executors need does not come from the worker's environment, which they
 not see: `ingestion` (its pure-Python modules) goes with `--py-files`, their Python
 with `spark.pyspark.python` (SPARK_EXECUTOR_PYTHON, by default the worker's own), the
 input at its lake path (shared) and PostgreSQL through the job's DSN.
+
+The driver stays between batches (SPARK_DRIVER_IDLE_SECONDS): a JVM and a Spark session
+take ~10 s to start, more than a day's small file takes to stage. One resident driver per
+worker process, used by one batch at a time (another thread meanwhile gets a driver of
+its own for its batch, as before), started again when the settings that make its
+command change, when it died, after MAX_BATCHES batches, and stopped once idle for
+SPARK_DRIVER_IDLE_SECONDS. A batch given up half-way (its caller failed, or the watchdog
+fired) kills the driver: what it was still doing would be mistaken for the next batch.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -26,6 +36,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[2]
 JOB = ROOT / "ingestion" / "jobs" / "spark_job.py"
@@ -99,13 +111,24 @@ def _env() -> dict:
 
 
 def run_spark_jobs(jobs: list[dict], dsn: str, work: Path, log_path: Path):
-    """Stage several runs in one `spark-submit` (one JVM), in order.
+    """Stage several runs in one Spark session, in order: the resident driver's (see
+    the module's docstring), or a `spark-submit` of their own.
 
     Yields `(run id, counts)` as each run is staged, or `(run id, SparkJobFailed)`; runs
     the job never reported (it died, or timed out: SPARK_JOB_TIMEOUT a run) come last
     as failed, with the tail of the log. The caller merges each run as it comes, while
     Spark reads the next file.
     """
+    if settings.SPARK_DRIVER_IDLE_SECONDS > 0 and _resident_lock.acquire(blocking=False):
+        try:
+            yield from _resident_jobs(jobs, dsn, work, log_path)
+        finally:
+            _resident_lock.release()
+        return
+    yield from _one_shot_jobs(jobs, dsn, work, log_path)
+
+
+def _one_shot_jobs(jobs: list[dict], dsn: str, work: Path, log_path: Path):
     jobs_file = work / f"{jobs[0]['run-id']}-jobs.json"
     jobs_file.write_text(json.dumps(jobs))
     pending = [job["run-id"] for job in jobs]
@@ -145,6 +168,178 @@ def run_spark_jobs(jobs: list[dict], dsn: str, work: Path, log_path: Path):
         failure = SparkJobFailed(f"The Spark job failed: {_summary(log_path, process.returncode)}")
         for run_id in pending:
             yield run_id, failure
+
+
+MAX_BATCHES = 100  # then a new driver: what a long-lived JVM and session accumulate goes
+
+_resident_lock = threading.Lock()  # one batch at a time on the resident driver
+_resident: _Driver | None = None
+
+
+class _Driver:
+    """A resident `spark_job.py --serve PIPE`: each batch written to a file named on the
+    pipe, results out on stdout, its log in one file (each batch's part copied to the
+    batch's own log)."""
+
+    def __init__(self, key: tuple, command: list[str], env: dict, work: Path):
+        self.key, self.owner = key, os.getpid()
+        self.log_path = work / f"spark-driver-{self.owner}.log"
+        self.batch_path = work / f"spark-driver-{self.owner}.json"
+        self.batches, self.last_used = 0, time.monotonic()
+        self.pipe_path = work / f"spark-driver-{self.owner}.pipe"
+        self.pipe_path.unlink(missing_ok=True)
+        os.mkfifo(self.pipe_path, 0o600)
+        # Read-write: opening never waits for the driver, a line written before it reads
+        # waits in the pipe, and the driver sees the pipe's end when this process closes
+        # it (or dies). A line is a file's name: it never fills the pipe.
+        self.pipe = os.open(self.pipe_path, os.O_RDWR)
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [*command, "--serve", str(self.pipe_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                env=env,
+                cwd=ROOT,
+                preexec_fn=_die_with_parent,
+            )
+
+    def usable(self, key: tuple) -> bool:
+        return self.key == key and self.process.poll() is None and self.batches < MAX_BATCHES
+
+    def send(self, batch: dict) -> None:
+        self.batches += 1
+        self.batch_path.write_text(json.dumps(batch))
+        os.chmod(self.batch_path, 0o600)  # the DSN
+        os.write(self.pipe, f"{self.batch_path}\n".encode())
+
+    def log_size(self) -> int:
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    def copy_log(self, start: int, to: Path) -> None:
+        with contextlib.suppress(OSError), open(self.log_path, "rb") as log:
+            log.seek(start)
+            to.write_bytes(log.read())
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Let it end its session (the pipe closed); killed if it does not in `grace` s."""
+        self._close_pipe()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(grace)
+        self.kill()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self._close_pipe()
+        self.process.stdout.close()
+        for path in (self.pipe_path, self.batch_path):
+            path.unlink(missing_ok=True)
+
+    def _close_pipe(self) -> None:
+        if self.pipe is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.pipe)
+            self.pipe = None
+
+
+def _driver_for(work: Path) -> _Driver:
+    """The resident driver for the current settings (the lock held), started if need be."""
+    global _resident
+    command, env = spark_submit_command({}), _env()
+    key = (tuple(command), tuple(sorted(env.items())))
+    driver = _resident
+    if driver is not None and driver.owner != os.getpid():
+        driver = None  # the parent's, inherited through a fork: not ours to use or stop
+    elif driver is not None and not driver.usable(key):
+        driver.stop()
+        driver = None
+    if driver is None:
+        driver = _Driver(key, command, env, work)
+        _start_reaper()
+    _resident = driver
+    return driver
+
+
+def _resident_jobs(jobs: list[dict], dsn: str, work: Path, log_path: Path):
+    global _resident
+    driver = _driver_for(work)
+    pending = [job["run-id"] for job in jobs]
+    start, done = driver.log_size(), False
+    watchdog = _Watchdog(driver.process, settings.SPARK_JOB_TIMEOUT)
+    try:
+        driver.send({"dsn": dsn, "jobs": jobs})
+        for raw in driver.process.stdout:
+            line = raw.decode(errors="replace").strip()
+            kind, _, payload = line.partition(" ")
+            if kind == "INGEST_BATCH_DONE":
+                done = True
+                break
+            if kind not in ("INGEST_RESULT", "INGEST_FAILED"):
+                continue
+            result = json.loads(payload)
+            run_id = result.pop("run-id")
+            pending.remove(run_id)
+            if kind == "INGEST_FAILED":
+                result = SparkJobFailed(f"The Spark job failed: {result['error']}")
+            with watchdog.paused():
+                yield run_id, result
+    except OSError:  # it died before it read the batch (a broken pipe)
+        logger.warning("The resident Spark driver was gone", exc_info=True)
+    finally:
+        watchdog.stop()
+        driver.last_used = time.monotonic()
+        if not done:  # died, timed out, or the caller gave up on the rest of the batch
+            driver.kill()
+            _resident = None
+        driver.copy_log(start, log_path)
+    if pending:
+        failure = SparkJobFailed(
+            f"The Spark job failed: {_summary(log_path, driver.process.returncode)}"
+        )
+        for run_id in pending:
+            yield run_id, failure
+
+
+_reaper_started = False
+
+
+def _start_reaper() -> None:
+    """Once per process: a thread that stops the resident driver once it has been idle
+    for SPARK_DRIVER_IDLE_SECONDS, and its stop at the process's exit."""
+    global _reaper_started
+    if _reaper_started:
+        return
+    _reaper_started = True
+    threading.Thread(target=_reap, daemon=True, name="spark-driver-reaper").start()
+    atexit.register(stop_resident_driver)
+
+
+def _reap() -> None:
+    while True:
+        time.sleep(1.0)
+        with contextlib.suppress(Exception):  # the reaper never dies of one bad look
+            stop_resident_driver(idle_for=settings.SPARK_DRIVER_IDLE_SECONDS, blocking=False)
+
+
+def stop_resident_driver(*, idle_for: float | None = None, blocking: bool = True) -> bool:
+    """Stop this process's resident driver, if any, not busy (else False) and, with
+    `idle_for`, unused for that many seconds."""
+    global _resident
+    if not _resident_lock.acquire(blocking=blocking):
+        return False
+    try:
+        driver = _resident
+        if driver is None or driver.owner != os.getpid():
+            return True
+        if idle_for is not None and time.monotonic() - driver.last_used < idle_for:
+            return True
+        _resident = None
+        driver.stop()
+        return True
+    finally:
+        _resident_lock.release()
 
 
 class _Watchdog:

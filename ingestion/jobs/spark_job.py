@@ -7,7 +7,10 @@
 
 A batch of runs (the daily scan's files of one source) shares one Spark session, so
 that the JVM starts once; each run prints its line as soon as it is staged, and the
-worker merges it while the next file is read.
+worker merges it while the next file is read. With `--serve PIPE` the driver stays: each
+line of the named pipe names a batch's file (`{"dsn": ..., "jobs": [...]}`), answered as
+above and ended by `INGEST_BATCH_DONE`, until the pipe closes (ingestion/daily/spark.py
+keeps one such driver per worker process: a batch does not pay the JVM's start).
 
 It reads every line with its number, validates it with the source's parser (the
 same code the Kafka consumer uses), drops in-file duplicates (the last one wins),
@@ -335,21 +338,53 @@ def main(argv=None) -> int:
     for name in ("source", "input", "stage", "rates", "run-id"):
         parser.add_argument(f"--{name}")
     parser.add_argument("--jobs", help="a JSON file: a list of runs")
-    parser.add_argument("--dsn", required=True)
+    parser.add_argument("--dsn", help="required, except with --serve (each batch has its own)")
     parser.add_argument("--header", default="")
     parser.add_argument("--options", default="", help="JSON options of the source's parser")
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--serve", metavar="PIPE", help="batches' files named on this pipe")
     args = parser.parse_args(argv)
+    if args.serve:
+        return serve(args.serve, args.partitions)
+    if not args.dsn:
+        parser.error("--dsn is required")
     if args.jobs:
         with open(args.jobs) as handle:
             jobs = json.load(handle)
     else:
-        jobs = [{k.replace("_", "-"): v for k, v in vars(args).items() if k not in ("jobs", "dsn")}]
+        omit = ("jobs", "dsn", "serve")
+        jobs = [{k.replace("_", "-"): v for k, v in vars(args).items() if k not in omit}]
     spark = spark_session(f"ingest-{jobs[0]['source']}-{jobs[0]['run-id']}", args.partitions)
+    run_batch(spark, jobs, args.dsn)
+    spark.stop()
+    return 0
+
+
+def serve(requests: str, partitions: int) -> int:
+    """A resident driver: one Spark session for batch after batch. Each line of the
+    `requests` pipe names a file holding a batch (spark-submit does not hand its stdin
+    to a Python application); the pipe's end (the worker let go, or died) stops it."""
+    spark = spark_session("datalake-ingest", partitions)
+    with open(requests) as pipe:
+        while line := pipe.readline():
+            if not line.strip():
+                continue
+            with open(line.strip()) as handle:
+                batch = json.load(handle)
+            run_batch(spark, batch["jobs"], batch["dsn"])
+            print("INGEST_BATCH_DONE", flush=True)
+            if spark.sparkContext._jsc.sc().isStopped():  # e.g. the master was lost for good
+                return 1  # the worker starts another driver for the next batch
+    spark.stop()
+    return 0
+
+
+def run_batch(spark, jobs: list[dict], dsn: str) -> None:
+    """Each run of the batch in turn, its line printed as soon as it is staged."""
     for job in jobs:
         try:
             seen = cluster_facts(spark)["spark_executors"]
-            result = run(spark, job, args.dsn)
+            result = run(spark, job, dsn)
             result.update(cluster_facts(spark, seen))
         except Exception as exc:  # this file failed; the next ones still go
             error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
@@ -357,8 +392,6 @@ def main(argv=None) -> int:
                   flush=True)  # fmt: skip
             continue
         print("INGEST_RESULT " + json.dumps({"run-id": job["run-id"], **result}), flush=True)
-    spark.stop()
-    return 0
 
 
 if __name__ == "__main__":

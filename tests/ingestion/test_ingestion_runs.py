@@ -185,7 +185,7 @@ def test_a_worker_killed_mid_load_leaves_nothing_and_the_rerun_completes(
     assert run.status == "running"  # as a crashed worker leaves it, its heartbeat still fresh
     dead_stage = _stages(run.pk)
     assert len(dead_stage) == 1  # the killed attempt could not drop it
-    assert drop_dead_stages() == []  # its run looks alive: its stage is kept
+    assert dead_stage[0] not in drop_dead_stages()  # its run looks alive: kept
     with pytest.raises(RunBusy):  # a redelivered task does not take it from a live-looking one
         ingestion_run_execute(run.pk)
     # Its heartbeat stops: beat's recovery queues it again (eager: the batch runs here).
@@ -217,7 +217,7 @@ def test_the_stages_of_dead_attempts_are_dropped_and_a_live_ones_kept(lake):
     gone = f"ingest_stage_{running.pk + 1000}_fedc4321"  # its run was deleted
     _create_stage(gone, source)
     with connection.cursor() as cursor:
-        cursor.execute('CREATE TABLE "ingest_stage_not_a_run" (line bigint)')  # not ours
+        cursor.execute('CREATE TABLE IF NOT EXISTS "ingest_stage_not_a_run" (line bigint)')
 
     assert recover_stalled_runs() == []
     assert _stages(finished.pk) == _stages(queued.pk) == _stages(running.pk + 1000) == []
@@ -271,3 +271,76 @@ def test_a_run_held_by_a_live_attempt_is_never_taken_twice(lake, settings, eager
     stale.claim = "live"
     assert _finish(stale, RunStatus.SUCCEEDED, rows_read=1) is False
     assert IngestionRun.objects.get(pk=held.pk).status == "failed"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def test_the_resident_driver_serves_batch_after_batch_and_goes_when_given_up_or_idle(
+    lake, settings
+):
+    """One JVM for the batches of a worker process: the second batch finds the driver
+    the first started. A batch given up half-way kills it (its later output must not
+    be read as the next batch's), and the next batch starts another; idle for
+    SPARK_DRIVER_IDLE_SECONDS, it ends its session and exits."""
+    import json as _json
+
+    from ingestion.daily import services, spark
+    from ingestion.rates import RateTable
+
+    settings.SPARK_DRIVER_IDLE_SECONDS = 300
+    spark.stop_resident_driver()  # what earlier tests left: this test starts its own
+    days = [
+        write_lines(lake / f"landing/transactions/2026-11-2{n}.jsonl",
+                    [tx(i, transaction_id=f"TX-D{n}{i:03d}") for i in range(20)])
+        for n in range(5)
+    ]  # fmt: skip
+
+    first = ingestion_run_execute(
+        IngestionRun.objects.create(source="transactions", path=str(days[0])).pk
+    )
+    driver = spark._resident
+    assert first.status == "succeeded" and driver is not None, first.error
+    second = ingestion_run_execute(
+        IngestionRun.objects.create(source="transactions", path=str(days[1])).pk
+    )
+    assert (second.status, second.rows_loaded, second.version) == ("succeeded", 20, 2)
+    assert spark._resident is driver and _alive(driver.process.pid)  # the same JVM
+    assert (
+        "INFO SparkContext: Running Spark"
+        not in (lake / f"work/runs/{second.pk}-spark.log").read_text()
+    )
+
+    # A batch of two given up after the first run's result: the driver is killed.
+    runs = [IngestionRun.objects.create(source="transactions", path=str(d)) for d in days[2:4]]
+    stages = [services._start(run) for run in runs]
+    rates = lake / "work/runs/rates.json"
+    rates.write_text(_json.dumps(RateTable.from_database().as_data()))
+    jobs = [services._job(run, stage, rates) for run, stage in zip(runs, stages, strict=True)]
+    batch = spark.run_spark_jobs(
+        jobs, services._dsn(), lake / "work/runs", lake / "work/runs/x.log"
+    )
+    run_id, counts = next(batch)
+    assert (run_id, counts["rows_loaded"]) == (runs[0].pk, 20)
+    batch.close()
+    assert spark._resident is None and not _alive(driver.process.pid)
+    for stage in stages:
+        services._drop_stage(stage)
+
+    # The next batch starts a driver of its own, and loads right.
+    again = ingestion_run_execute(runs[1].pk)
+    assert (again.status, again.rows_loaded, again.version) == ("succeeded", 20, 3), again.error
+    restarted = spark._resident
+    assert restarted is not None and restarted.process.pid != driver.process.pid
+    assert sorted(
+        Transaction.objects.filter(valid_to__isnull=True).values_list("transaction_id", flat=True)
+    ) == sorted(f"TX-D{n}{i:03d}" for n in (0, 1, 3) for i in range(20))
+
+    settings.SPARK_DRIVER_IDLE_SECONDS = 0.5  # the reaper stops it: its session ends cleanly
+    wait_until(lambda: not restarted.pipe_path.exists(), timeout=60, what="the idle driver gone")
+    assert restarted.process.returncode == 0 and spark._resident is None

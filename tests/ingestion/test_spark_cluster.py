@@ -23,6 +23,7 @@ from django.test import Client
 
 from datalake.models import ExchangeRate, Resource, Transaction
 from ingestion.daily.services import _dsn
+from ingestion.daily.spark import stop_resident_driver
 from ingestion.models import IngestionRun
 from lineage.models import Version
 from scripts.spark_cluster import LocalCluster
@@ -39,7 +40,10 @@ def cluster(tmp_path_factory):
     """A master and 2 workers (1 core, 1g each) on free ports; every JVM, executor and
     Python worker killed at the end."""
     with LocalCluster(2, 1, "1g", work_dir=tmp_path_factory.mktemp("spark-cluster")) as started:
-        yield started
+        try:
+            yield started
+        finally:  # the resident driver on this master goes with it (it holds its cores)
+            stop_resident_driver()
 
 
 @pytest.fixture
