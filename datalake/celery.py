@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import setup_logging, worker_process_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "datalake.settings")
 
@@ -56,3 +56,12 @@ def _django_logging(**kwargs):
     from datalake.platform.logging import configure_celery_logging
 
     configure_celery_logging(**kwargs)
+
+
+@worker_process_shutdown.connect(weak=False)
+def _stop_spark_driver(**kwargs):
+    """A pool child ends without atexit (os._exit): its resident Spark driver ends its
+    session first (ingestion/daily/spark.py), its private folder removed."""
+    from ingestion.daily.spark import stop_resident_driver
+
+    stop_resident_driver(blocking=False)

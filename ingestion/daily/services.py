@@ -116,7 +116,10 @@ def recover_stalled_runs() -> list[int]:
     that message too). The old message, redelivered by the broker much later, finds
     them finished or held and does nothing twice.
     """
-    drop_dead_stages()
+    try:
+        drop_dead_stages()
+    except Exception:  # housekeeping: the stalled runs are queued again all the same
+        logger.exception("The sweep of dead ingestion stages failed")
     with transaction.atomic():
         stalled = list(IngestionRun.stalled().select_for_update(skip_locked=True))
         if not stalled:
@@ -400,11 +403,12 @@ def drop_dead_stages(claimed: int | None = None) -> list[str]:
     loses its stage and fails; it never merges. A drop that waits on a lock for more
     than 2 s is left for the next sweep (beat's recovery, every INGESTION_RECOVER_SECONDS).
     """
+    prefix = "ingest\\_stage\\_" + (f"{claimed}\\_" if claimed is not None else "")
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT relname FROM pg_class WHERE relkind = 'r' AND relname ~ %s"
-            " AND pg_table_is_visible(oid)",
-            [STAGE.pattern],
+            "SELECT relname FROM pg_class WHERE relkind = 'r' AND relname LIKE %s"
+            " AND relname ~ %s AND pg_table_is_visible(oid)",
+            [prefix + "%", STAGE.pattern],
         )
         stages = {name: int(STAGE.match(name)[1]) for (name,) in cursor.fetchall()}
     if claimed is None:
@@ -424,6 +428,7 @@ def drop_dead_stages(claimed: int | None = None) -> list[str]:
                 cursor.execute(
                     f'DROP TABLE IF EXISTS "{stage}", "{stage}_rejects", "{stage}_parts"'
                 )
+                cursor.execute("SET LOCAL lock_timeout = DEFAULT")  # a caller's transaction
         except DatabaseError:
             logger.warning("The dead ingestion stage %s is still locked: left", stage)
             continue

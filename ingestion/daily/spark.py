@@ -25,6 +25,7 @@ import ctypes
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -119,9 +120,10 @@ def run_spark_jobs(jobs: list[dict], dsn: str, work: Path, log_path: Path):
     as failed, with the tail of the log. The caller merges each run as it comes, while
     Spark reads the next file.
     """
-    if settings.SPARK_DRIVER_IDLE_SECONDS > 0 and _resident_lock.acquire(blocking=False):
+    # A short wait: the reaper holds the lock for a moment when it looks at an idle driver.
+    if keeps_driver() and _resident_lock.acquire(timeout=0.5):
         try:
-            yield from _resident_jobs(jobs, dsn, work, log_path)
+            yield from _resident_jobs(jobs, dsn, log_path)
         finally:
             _resident_lock.release()
         return
@@ -171,28 +173,51 @@ def _one_shot_jobs(jobs: list[dict], dsn: str, work: Path, log_path: Path):
 
 
 MAX_BATCHES = 100  # then a new driver: what a long-lived JVM and session accumulate goes
+# The environment a driver keeps from its start: another value of these, another driver
+# (not of the rest: e.g. PYTEST_CURRENT_TEST changes at every test).
+DRIVER_ENV = ("SPARK", "PYSPARK", "JAVA", "HADOOP", "PYTHON", "PATH", "LD_", "TZ", "LANG", "LC_")
 
 _resident_lock = threading.Lock()  # one batch at a time on the resident driver
 _resident: _Driver | None = None
 
 
+def keeps_driver() -> bool:
+    """Whether this batch may use (and leave) a resident driver.
+
+    Not on a standalone master unless the deployment caps each application's cores
+    (`spark.cores.max`) or lets idle executors go (dynamic allocation): a driver kept
+    idle would hold every core of the cluster and the other workers' drivers would get
+    no executor. Only from the main thread: a driver dies with the thread that started
+    it (PR_SET_PDEATHSIG), and a pool's thread may end at any time.
+    """
+    if settings.SPARK_DRIVER_IDLE_SECONDS <= 0:
+        return False
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    if settings.SPARK_MASTER.startswith("local"):
+        return True
+    conf = spark_conf()
+    return "spark.cores.max" in conf or conf.get("spark.dynamicAllocation.enabled") == "true"
+
+
 class _Driver:
     """A resident `spark_job.py --serve PIPE`: each batch written to a file named on the
-    pipe, results out on stdout, its log in one file (each batch's part copied to the
-    batch's own log)."""
+    pipe (the driver deletes it once read: it holds the DSN), results out on stdout,
+    its log in one file (each batch's part copied to the batch's own log). Its files
+    are in a folder of its own, private to this user on this machine (never the shared
+    lake: other hosts' workers have the same process ids)."""
 
-    def __init__(self, key: tuple, command: list[str], env: dict, work: Path):
+    def __init__(self, key: tuple, command: list[str], env: dict):
         self.key, self.owner = key, os.getpid()
-        self.log_path = work / f"spark-driver-{self.owner}.log"
-        self.batch_path = work / f"spark-driver-{self.owner}.json"
+        self.folder = Path(tempfile.mkdtemp(prefix="datalake-spark-driver-"))  # 0700
+        self.log_path = self.folder / "driver.log"
+        self.pipe_path = self.folder / "batches.pipe"
         self.batches, self.last_used = 0, time.monotonic()
-        self.pipe_path = work / f"spark-driver-{self.owner}.pipe"
-        self.pipe_path.unlink(missing_ok=True)
         os.mkfifo(self.pipe_path, 0o600)
         # Read-write: opening never waits for the driver, a line written before it reads
         # waits in the pipe, and the driver sees the pipe's end when this process closes
         # it (or dies). A line is a file's name: it never fills the pipe.
-        self.pipe = os.open(self.pipe_path, os.O_RDWR)
+        self.pipe: int | None = os.open(self.pipe_path, os.O_RDWR)
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [*command, "--serve", str(self.pipe_path)],
@@ -209,9 +234,12 @@ class _Driver:
 
     def send(self, batch: dict) -> None:
         self.batches += 1
-        self.batch_path.write_text(json.dumps(batch))
-        os.chmod(self.batch_path, 0o600)  # the DSN
-        os.write(self.pipe, f"{self.batch_path}\n".encode())
+        self.last_used = time.monotonic()
+        path = self.folder / f"batch-{self.batches}.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(batch, handle)
+        os.write(self.pipe, f"{path}\n".encode())
 
     def log_size(self) -> int:
         return self.log_path.stat().st_size if self.log_path.exists() else 0
@@ -234,8 +262,7 @@ class _Driver:
         self.process.wait()
         self._close_pipe()
         self.process.stdout.close()
-        for path in (self.pipe_path, self.batch_path):
-            path.unlink(missing_ok=True)
+        shutil.rmtree(self.folder, ignore_errors=True)
 
     def _close_pipe(self) -> None:
         if self.pipe is not None:
@@ -244,56 +271,63 @@ class _Driver:
             self.pipe = None
 
 
-def _driver_for(work: Path) -> _Driver:
-    """The resident driver for the current settings (the lock held), started if need be."""
+def _driver_for(*, fresh: bool = False) -> tuple[_Driver, bool]:
+    """The resident driver for the current settings (the lock held), started if need be
+    (or, `fresh`, in any case); and whether it served batches before."""
     global _resident
     command, env = spark_submit_command({}), _env()
-    key = (tuple(command), tuple(sorted(env.items())))
+    key = (tuple(command), tuple(sorted(i for i in env.items() if i[0].startswith(DRIVER_ENV))))
     driver = _resident
-    if driver is not None and driver.owner != os.getpid():
-        driver = None  # the parent's, inherited through a fork: not ours to use or stop
-    elif driver is not None and not driver.usable(key):
+    if driver is not None and (fresh or not driver.usable(key)):
+        _resident = None
         driver.stop()
         driver = None
-    if driver is None:
-        driver = _Driver(key, command, env, work)
-        _start_reaper()
-    _resident = driver
-    return driver
+    if driver is not None:
+        return driver, True
+    driver = _resident = _Driver(key, command, env)
+    _start_reaper()
+    return driver, False
 
 
-def _resident_jobs(jobs: list[dict], dsn: str, work: Path, log_path: Path):
+def _resident_jobs(jobs: list[dict], dsn: str, log_path: Path):
     global _resident
-    driver = _driver_for(work)
     pending = [job["run-id"] for job in jobs]
-    start, done = driver.log_size(), False
-    watchdog = _Watchdog(driver.process, settings.SPARK_JOB_TIMEOUT)
-    try:
-        driver.send({"dsn": dsn, "jobs": jobs})
-        for raw in driver.process.stdout:
-            line = raw.decode(errors="replace").strip()
-            kind, _, payload = line.partition(" ")
-            if kind == "INGEST_BATCH_DONE":
-                done = True
-                break
-            if kind not in ("INGEST_RESULT", "INGEST_FAILED"):
-                continue
-            result = json.loads(payload)
-            run_id = result.pop("run-id")
-            pending.remove(run_id)
-            if kind == "INGEST_FAILED":
-                result = SparkJobFailed(f"The Spark job failed: {result['error']}")
-            with watchdog.paused():
-                yield run_id, result
-    except OSError:  # it died before it read the batch (a broken pipe)
-        logger.warning("The resident Spark driver was gone", exc_info=True)
-    finally:
-        watchdog.stop()
-        driver.last_used = time.monotonic()
-        if not done:  # died, timed out, or the caller gave up on the rest of the batch
-            driver.kill()
-            _resident = None
-        driver.copy_log(start, log_path)
+    fresh = False
+    while True:
+        driver, reused = _driver_for(fresh=fresh)
+        start, done, answered = driver.log_size(), False, False
+        watchdog = _Watchdog(driver.process, settings.SPARK_JOB_TIMEOUT)
+        try:
+            driver.send({"dsn": dsn, "jobs": jobs})
+            for raw in driver.process.stdout:
+                line = raw.decode(errors="replace").strip()
+                kind, _, payload = line.partition(" ")
+                if kind == "INGEST_BATCH_DONE":
+                    done = True
+                    break
+                if kind not in ("INGEST_RESULT", "INGEST_FAILED"):
+                    continue
+                result = json.loads(payload)
+                run_id = result.pop("run-id")
+                pending.remove(run_id)
+                answered = True
+                if kind == "INGEST_FAILED":
+                    result = SparkJobFailed(f"The Spark job failed: {result['error']}")
+                with watchdog.paused():
+                    yield run_id, result
+        finally:
+            watchdog.stop()
+            driver.last_used = time.monotonic()
+            if not done:  # died, timed out, or the caller gave up on the rest of the batch
+                _resident = None
+                driver.kill()
+            driver.copy_log(start, log_path)
+        if done or answered or not reused:
+            break
+        # A driver kept from earlier batches ended without a word on this one (its session
+        # had stopped: a master lost while it was idle): once more, on a new driver.
+        logger.warning("The resident Spark driver ended before its batch: starting another")
+        fresh = True
     if pending:
         failure = SparkJobFailed(
             f"The Spark job failed: {_summary(log_path, driver.process.returncode)}"
@@ -307,7 +341,8 @@ _reaper_started = False
 
 def _start_reaper() -> None:
     """Once per process: a thread that stops the resident driver once it has been idle
-    for SPARK_DRIVER_IDLE_SECONDS, and its stop at the process's exit."""
+    for SPARK_DRIVER_IDLE_SECONDS, and its stop at the process's exit (a Celery pool
+    child ends without atexit: `datalake.celery` stops it at worker_process_shutdown)."""
     global _reaper_started
     if _reaper_started:
         return
@@ -319,8 +354,11 @@ def _start_reaper() -> None:
 def _reap() -> None:
     while True:
         time.sleep(1.0)
+        idle, driver = settings.SPARK_DRIVER_IDLE_SECONDS, _resident
+        if driver is None or time.monotonic() - driver.last_used < idle:
+            continue  # not idle long enough: no need to take the lock to know it
         with contextlib.suppress(Exception):  # the reaper never dies of one bad look
-            stop_resident_driver(idle_for=settings.SPARK_DRIVER_IDLE_SECONDS, blocking=False)
+            stop_resident_driver(idle_for=idle, blocking=False)
 
 
 def stop_resident_driver(*, idle_for: float | None = None, blocking: bool = True) -> bool:
@@ -331,7 +369,7 @@ def stop_resident_driver(*, idle_for: float | None = None, blocking: bool = True
         return False
     try:
         driver = _resident
-        if driver is None or driver.owner != os.getpid():
+        if driver is None:
             return True
         if idle_for is not None and time.monotonic() - driver.last_used < idle_for:
             return True
@@ -342,6 +380,20 @@ def stop_resident_driver(*, idle_for: float | None = None, blocking: bool = True
         _resident_lock.release()
 
 
+def _forget_parents_driver() -> None:
+    """In a forked child (a Celery pool child): the parent's driver, its lock's state and
+    its reaper are the parent's. The inherited end of its pipe is closed here, or the
+    parent's driver would never see the pipe's end."""
+    global _resident, _resident_lock, _reaper_started
+    if _resident is not None and _resident.pipe is not None:
+        with contextlib.suppress(OSError):
+            os.close(_resident.pipe)
+    _resident, _resident_lock, _reaper_started = None, threading.Lock(), False
+
+
+os.register_at_fork(after_in_child=_forget_parents_driver)
+
+
 class _Watchdog:
     """Kills the job when one run takes more than `timeout` s of Spark's own time."""
 
@@ -349,7 +401,8 @@ class _Watchdog:
         self.process, self.timeout = process, timeout
         self.deadline = time.monotonic() + timeout
         self.stopping = threading.Event()
-        threading.Thread(target=self._watch, daemon=True, name="spark-watchdog").start()
+        self.thread = threading.Thread(target=self._watch, daemon=True, name="spark-watchdog")
+        self.thread.start()
 
     def _watch(self) -> None:
         while not self.stopping.wait(1.0):
@@ -366,16 +419,7 @@ class _Watchdog:
 
     def stop(self) -> None:
         self.stopping.set()
-
-
-def run_spark_job(args: dict, log_path: Path) -> dict:
-    """One run alone: its counts, or SparkJobFailed with the log's tail."""
-    job = {k: v for k, v in args.items() if k != "dsn"}
-    for _run_id, result in run_spark_jobs([job], args["dsn"], log_path.parent, log_path):
-        if isinstance(result, Exception):
-            raise result
-        return result
-    raise SparkJobFailed("The Spark job reported nothing")
+        self.thread.join()  # no kill after this: the driver may serve the next batch
 
 
 def _summary(log_path: Path, returncode) -> str:

@@ -371,10 +371,11 @@ def serve(requests: str, partitions: int) -> int:
                 continue
             with open(line.strip()) as handle:
                 batch = json.load(handle)
+            os.unlink(line.strip())  # it holds the DSN: read once, gone
+            if spark.sparkContext._jsc.sc().isStopped():  # e.g. its master lost while idle
+                return 1  # not a word on this batch: the worker sends it to a new driver
             run_batch(spark, batch["jobs"], batch["dsn"])
             print("INGEST_BATCH_DONE", flush=True)
-            if spark.sparkContext._jsc.sc().isStopped():  # e.g. the master was lost for good
-                return 1  # the worker starts another driver for the next batch
     spark.stop()
     return 0
 

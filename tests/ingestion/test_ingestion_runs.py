@@ -273,6 +273,14 @@ def test_a_run_held_by_a_live_attempt_is_never_taken_twice(lake, settings, eager
     assert IngestionRun.objects.get(pk=held.pk).status == "failed"
 
 
+def _children(pid: int) -> list[int]:
+    return [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -316,6 +324,14 @@ def test_the_resident_driver_serves_batch_after_batch_and_goes_when_given_up_or_
         not in (lake / f"work/runs/{second.pk}-spark.log").read_text()
     )
 
+    # Its Python application killed while it waits (its session gone, the JVM perhaps not
+    # yet): the next batch is answered all the same, by a new driver.
+    (application,) = [
+        pid
+        for pid in _children(driver.process.pid)  # the Python workers' daemon too
+        if b"spark_job.py" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+    os.kill(application, signal.SIGKILL)
     # A batch of two given up after the first run's result: the driver is killed.
     runs = [IngestionRun.objects.create(source="transactions", path=str(d)) for d in days[2:4]]
     stages = [services._start(run) for run in runs]
@@ -327,8 +343,10 @@ def test_the_resident_driver_serves_batch_after_batch_and_goes_when_given_up_or_
     )
     run_id, counts = next(batch)
     assert (run_id, counts["rows_loaded"]) == (runs[0].pk, 20)
+    revived = spark._resident
+    assert revived is not None and revived is not driver and not _alive(driver.process.pid)
     batch.close()
-    assert spark._resident is None and not _alive(driver.process.pid)
+    assert spark._resident is None and not _alive(revived.process.pid)
     for stage in stages:
         services._drop_stage(stage)
 
@@ -336,7 +354,7 @@ def test_the_resident_driver_serves_batch_after_batch_and_goes_when_given_up_or_
     again = ingestion_run_execute(runs[1].pk)
     assert (again.status, again.rows_loaded, again.version) == ("succeeded", 20, 3), again.error
     restarted = spark._resident
-    assert restarted is not None and restarted.process.pid != driver.process.pid
+    assert restarted is not None and restarted.process.pid != revived.process.pid
     assert sorted(
         Transaction.objects.filter(valid_to__isnull=True).values_list("transaction_id", flat=True)
     ) == sorted(f"TX-D{n}{i:03d}" for n in (0, 1, 3) for i in range(20))
@@ -344,3 +362,20 @@ def test_the_resident_driver_serves_batch_after_batch_and_goes_when_given_up_or_
     settings.SPARK_DRIVER_IDLE_SECONDS = 0.5  # the reaper stops it: its session ends cleanly
     wait_until(lambda: not restarted.pipe_path.exists(), timeout=60, what="the idle driver gone")
     assert restarted.process.returncode == 0 and spark._resident is None
+
+
+def test_a_driver_is_kept_on_a_cluster_only_when_its_cores_are_capped(settings):
+    """Kept idle, a driver holds its executors: on a standalone master, every core unless
+    the deployment caps an application's (or lets idle executors go)."""
+    from ingestion.daily.spark import keeps_driver
+
+    settings.SPARK_DRIVER_IDLE_SECONDS = 300
+    assert keeps_driver()  # local[*]
+    settings.SPARK_MASTER = "spark://spark-master:7077"
+    assert not keeps_driver()
+    settings.SPARK_SUBMIT_CONF = ["spark.cores.max=2"]
+    assert keeps_driver()
+    settings.SPARK_SUBMIT_CONF = ["spark.dynamicAllocation.enabled=true"]
+    assert keeps_driver()
+    settings.SPARK_DRIVER_IDLE_SECONDS = 0
+    assert not keeps_driver()
