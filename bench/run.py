@@ -42,6 +42,7 @@ ORDER = [
     "search_bound",
     "ingest",
     "spark_cluster",
+    "small_files",
     "pipeline",
     "load_mixed",
     "profile_rows",
