@@ -185,6 +185,10 @@ class WorkerKiller(threading.Thread):
             wait_until(killed_one, timeout=600, what="an executor staging rows", interval=0.02)
 
 
+def _runs_seen() -> list[tuple]:
+    return list(IngestionRun.objects.order_by("pk").values_list("pk", "status", "path"))
+
+
 def stage_tables(run_id: int) -> list[str]:
     with connection.cursor() as cursor:
         cursor.execute(
@@ -209,7 +213,9 @@ def test_a_worker_killed_during_the_job_ends_right_or_fails_cleanly(lake, on_clu
         killer.join()
     try:
         assert killer.killed is not None, "no executor was seen copying: nothing was killed"
-        assert stage_tables(run.pk) == []  # dropped, whatever the outcome
+        # Dropped, whatever the outcome (else: which attempt's, and how it ended).
+        left = stage_tables(run.pk)
+        assert left == [], (left, run.status, run.error[:500], run.progress, _runs_seen())
         if run.status == "failed":  # a clean failure: nothing of it merged; a rerun completes
             assert "Spark job" in run.error, run.error
             assert not Transaction.objects.exists()

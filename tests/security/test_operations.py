@@ -290,7 +290,7 @@ def test_a_runs_spark_master_is_shown_to_staff_only(alice, staff):
             status="succeeded",
             spark_master=master,
             spark_executors=executors,
-        )  # fmt: skip
+        )
         for master, executors in (("spark://spark-master.internal:7077", 4), ("local[*]", 1))
     ]
     for user, shown in ((alice, "spark://"), (staff, "spark://spark-master.internal:7077")):
