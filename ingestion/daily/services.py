@@ -428,7 +428,7 @@ def drop_dead_stages(claimed: int | None = None) -> list[str]:
                 cursor.execute(
                     f'DROP TABLE IF EXISTS "{stage}", "{stage}_rejects", "{stage}_parts"'
                 )
-                cursor.execute("SET LOCAL lock_timeout = DEFAULT")  # a caller's transaction
+                cursor.execute("SET LOCAL lock_timeout = DEFAULT")  # not for a caller's rest
         except DatabaseError:
             logger.warning("The dead ingestion stage %s is still locked: left", stage)
             continue

@@ -322,7 +322,7 @@ def _resident_jobs(jobs: list[dict], dsn: str, log_path: Path):
                 _resident = None
                 driver.kill()
             driver.copy_log(start, log_path)
-        if done or answered or not reused:
+        if done or answered or not reused or watchdog.fired:  # a timeout is not sent again
             break
         # A driver kept from earlier batches ended without a word on this one (its session
         # had stopped: a master lost while it was idle): once more, on a new driver.
@@ -400,13 +400,14 @@ class _Watchdog:
     def __init__(self, process, timeout: float):
         self.process, self.timeout = process, timeout
         self.deadline = time.monotonic() + timeout
-        self.stopping = threading.Event()
+        self.stopping, self.fired = threading.Event(), False
         self.thread = threading.Thread(target=self._watch, daemon=True, name="spark-watchdog")
         self.thread.start()
 
     def _watch(self) -> None:
         while not self.stopping.wait(1.0):
             if time.monotonic() > self.deadline and self.process.poll() is None:
+                self.fired = True
                 self.process.kill()
 
     @contextlib.contextmanager
