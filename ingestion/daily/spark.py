@@ -256,12 +256,16 @@ class _Driver:
             self.process.wait(grace)
         self.kill()
 
-    def kill(self) -> None:
+    def kill(self, *, remove: bool = True) -> None:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
         self._close_pipe()
         self.process.stdout.close()
+        if remove:
+            self.remove()
+
+    def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def _close_pipe(self) -> None:
@@ -320,8 +324,10 @@ def _resident_jobs(jobs: list[dict], dsn: str, log_path: Path):
             driver.last_used = time.monotonic()
             if not done:  # died, timed out, or the caller gave up on the rest of the batch
                 _resident = None
-                driver.kill()
-            driver.copy_log(start, log_path)
+                driver.kill(remove=False)
+            driver.copy_log(start, log_path)  # the batch's log, its last words included
+            if not done:
+                driver.remove()
         if done or answered or not reused or watchdog.fired:  # a timeout is not sent again
             break
         # A driver kept from earlier batches ended without a word on this one (its session
@@ -424,6 +430,9 @@ class _Watchdog:
 
 
 def _summary(log_path: Path, returncode) -> str:
-    tail = log_path.read_text(errors="replace")[-3000:]
+    try:
+        tail = log_path.read_text(errors="replace")[-3000:]
+    except OSError:  # no log: the exit code is all there is to say
+        tail = ""
     errors = [ln for ln in tail.splitlines() if "Error" in ln or "Exception" in ln]
     return errors[-1] if errors else f"exit code {returncode}"
