@@ -379,3 +379,34 @@ def test_a_driver_is_kept_on_a_cluster_only_when_its_cores_are_capped(settings):
     assert keeps_driver()
     settings.SPARK_DRIVER_IDLE_SECONDS = 0
     assert not keeps_driver()
+
+
+def test_a_batch_past_its_time_is_killed_with_its_driver_and_not_sent_again(lake, settings, caplog):
+    """SPARK_JOB_TIMEOUT on a resident driver: the driver is killed, the run fails with
+    the reason, and the batch is not sent to a new driver (that is for a driver which
+    ended without a word, not for a batch too long)."""
+    from ingestion.daily import spark
+
+    settings.SPARK_DRIVER_IDLE_SECONDS = 300
+    small = write_lines(lake / "landing/transactions/2026-11-20.jsonl", [tx(1)])
+    assert (
+        ingestion_run_execute(
+            IngestionRun.objects.create(source="transactions", path=str(small)).pk
+        ).status
+        == "succeeded"
+    )
+    driver = spark._resident
+    assert driver is not None
+
+    settings.SPARK_JOB_TIMEOUT = 1  # the watchdog looks every second
+    lines = [json.dumps(tx(i, transaction_id=f"TX-L{i:07d}")) for i in range(200_000)]
+    big = write_lines(lake / "landing/transactions/2026-11-21.jsonl", lines)
+    caplog.set_level("WARNING", logger="ingestion.daily.spark")
+    run = ingestion_run_execute(
+        IngestionRun.objects.create(source="transactions", path=str(big)).pk
+    )
+    assert run.status == "failed" and "Spark job" in run.error, run.error
+    assert driver.process.returncode is not None and spark._resident is None
+    assert "starting another" not in caplog.text  # not sent again
+    assert _stages(run.pk) == []
+    assert not Transaction.objects.filter(transaction_id__startswith="TX-L").exists()
